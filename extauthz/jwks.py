@@ -47,6 +47,7 @@ class SigningKey:
             return False
         return (self.kty, self.crv) == _KEY_SHAPES.get(algorithm)
 
+
 FetchListener = Callable[[str, bool], None]  # (issuer, ok)
 
 
@@ -150,4 +151,3 @@ class IssuerKeys:
     def _notify(self, ok: bool) -> None:
         if self._on_fetch is not None:
             self._on_fetch(self.config.issuer, ok)
-

@@ -1,0 +1,101 @@
+"""MCP request phase: the JSON-RPC 2.0 body (single message or batch) as plain calls.
+
+Anything that is not well-formed JSON-RPC is refused here, before policy, with the
+JSON-RPC error code a client expects (-32700 parse error, -32600 invalid request).
+When the client sends `Mcp-Method` / `Mcp-Name` headers they must agree with the body:
+a proxy that routed on the header while the server acted on the body would be fooled."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+import orjson
+
+from custos.policy import McpCall
+from extauthz.errors import McpHeaderMismatch, McpRequestInvalid
+
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+
+# Methods whose params name their target, and the param that does.
+_NAMED_TARGET = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
+
+
+@dataclass(frozen=True, slots=True)
+class McpRequest:
+    calls: tuple[McpCall, ...]
+    is_batch: bool
+
+    @property
+    def first_id(self) -> str | int | None:
+        return self.calls[0].id if self.calls else None
+
+
+NO_BODY = McpRequest(calls=(), is_batch=False)
+
+
+def parse_body(body: bytes) -> McpRequest:
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise McpRequestInvalid("body is not JSON", PARSE_ERROR) from exc
+    if isinstance(document, list):
+        if not document:
+            raise McpRequestInvalid("empty JSON-RPC batch")
+        return McpRequest(tuple(_call(m) for m in document), is_batch=True)
+    return McpRequest((_call(document),), is_batch=False)
+
+
+def _call(message: Any) -> McpCall:
+    if not isinstance(message, dict) or message.get("jsonrpc") != "2.0":
+        raise McpRequestInvalid("not a JSON-RPC 2.0 message")
+    has_id = "id" in message
+    msg_id = message.get("id")
+    if has_id and (isinstance(msg_id, bool) or not isinstance(msg_id, str | int)):
+        raise McpRequestInvalid("JSON-RPC id must be a string or an integer")
+    method = message.get("method")
+    if method is None:
+        # A client's answer to a server request (sampling, elicitation): no method.
+        if not has_id or ("result" in message) == ("error" in message):
+            raise McpRequestInvalid("JSON-RPC response needs an id and one of result/error")
+        return McpCall(method="", id=msg_id)
+    if not isinstance(method, str) or not method:
+        raise McpRequestInvalid("JSON-RPC method must be a non-empty string")
+    params = message.get("params", {})
+    if not isinstance(params, dict):
+        raise McpRequestInvalid("MCP params must be an object")
+    return _with_params(McpCall(method=method, id=msg_id, is_notification=not has_id), params)
+
+
+def _with_params(call: McpCall, params: Mapping[str, Any]) -> McpCall:
+    target_param = _NAMED_TARGET.get(call.method)
+    if target_param is None:
+        return call
+    target = params.get(target_param)
+    if not isinstance(target, str) or not target:
+        raise McpRequestInvalid(f"{call.method} needs params.{target_param} as a string")
+    if call.method == "resources/read":
+        return replace(call, uri=target)
+    if call.method == "prompts/get":
+        return replace(call, name=target)
+    arguments = params.get("arguments", {})
+    if not isinstance(arguments, dict):
+        raise McpRequestInvalid("tools/call params.arguments must be an object")
+    return replace(call, tool=target, name=target, arguments=arguments)
+
+
+def check_headers(request: McpRequest, headers: Mapping[str, str]) -> None:
+    """`Mcp-Method` and `Mcp-Name`, when sent, must describe the body exactly."""
+    method = headers.get("mcp-method")
+    name = headers.get("mcp-name")
+    if method is None and name is None:
+        return
+    if request.is_batch or len(request.calls) != 1:
+        raise McpHeaderMismatch("Mcp-Method/Mcp-Name headers need a single JSON-RPC message")
+    call = request.calls[0]
+    if method is not None and method != call.method:
+        raise McpHeaderMismatch("Mcp-Method header does not match the body")
+    if name is not None and name != (call.uri or call.name):
+        raise McpHeaderMismatch("Mcp-Name header does not match the body")

@@ -1,0 +1,123 @@
+"""The ext_authz pipeline, in the order it runs:
+
+1. identity — the bearer token must verify (else 401);
+2. MCP request — the body must be JSON-RPC that agrees with its headers (else 400);
+3. policy — every call must be allowed by the CEL rules (else 403);
+4. response — built from the verdict by `extauthz.response`.
+
+Each phase is a plain module; this one only orders them and records the outcome."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from custos.errors import CustosError
+from custos.policy import Decision, HttpRequest, Identity, PolicyInput, decide
+from custos.policy.reloader import PolicyReloader
+from extauthz.errors import McpRequestInvalid, TokenError
+from extauthz.identity import TokenVerifier, bearer_token
+from extauthz.mcp_request import NO_BODY, McpRequest, check_headers, parse_body
+
+log = logging.getLogger(__name__)
+
+# Bodiless MCP traffic: GET opens the server's SSE stream, DELETE ends a session.
+_BODILESS_METHODS = frozenset({"GET", "DELETE", "HEAD", "OPTIONS"})
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    decision_id: str
+    status: int  # 200 allow; 400, 401, 403 or 500 deny
+    code: str  # "allow", "deny" or the error's stable code
+    reason: str  # safe to log: no token, no PHI
+    identity: Identity | None = None
+    mcp: McpRequest = NO_BODY
+    decision: Decision | None = None
+    policy_digest: str = ""
+    error: CustosError | None = None
+    elapsed: float = field(default=0.0, compare=False)
+
+    @property
+    def allowed(self) -> bool:
+        return self.status == 200
+
+    @property
+    def rule(self) -> str:
+        return self.decision.rule if self.decision else ""
+
+
+VerdictListener = Callable[[Verdict], None]
+
+
+class Authorizer:
+    def __init__(
+        self,
+        verifier: TokenVerifier,
+        policy: PolicyReloader,
+        max_token_bytes: int,
+        on_verdict: VerdictListener | None = None,
+    ) -> None:
+        self._verifier = verifier
+        self._policy = policy
+        self._max_token_bytes = max_token_bytes
+        self._on_verdict = on_verdict
+
+    async def authorize(self, request: HttpRequest, body: bytes) -> Verdict:
+        started = time.perf_counter()
+        decision_id = uuid.uuid4().hex
+        try:
+            verdict = await self._run(decision_id, request, body)
+        except CustosError as exc:
+            verdict = _refusal(decision_id, exc)
+        except Exception as exc:  # a bug must deny, and must not leak data into logs
+            log.error("authorization failed internally: %s", type(exc).__name__)
+            verdict = Verdict(decision_id, 500, "internal_error", "internal error")
+        verdict = replace(verdict, elapsed=time.perf_counter() - started)
+        if self._on_verdict is not None:
+            self._on_verdict(verdict)
+        return verdict
+
+    async def _run(self, decision_id: str, request: HttpRequest, body: bytes) -> Verdict:
+        identity = await self._verifier.verify(bearer_token(request.headers, self._max_token_bytes))
+        try:
+            mcp = _mcp_request(request, body)
+        except McpRequestInvalid as exc:
+            return Verdict(decision_id, 400, exc.code, str(exc), identity, error=exc)
+        policy = self._policy.policy
+        visible = HttpRequest(
+            method=request.method,
+            path=request.path,
+            headers={k: v for k, v in request.headers.items() if k != "authorization"},
+            source_address=request.source_address,
+            id=request.id,
+        )
+        decision = decide(policy, PolicyInput(identity, visible, mcp.calls, mcp.is_batch))
+        return Verdict(
+            decision_id,
+            200 if decision.allowed else 403,
+            decision.effect,
+            f"rule {decision.rule}",
+            identity,
+            mcp,
+            decision,
+            policy.digest,
+        )
+
+
+def _mcp_request(request: HttpRequest, body: bytes) -> McpRequest:
+    if request.method in _BODILESS_METHODS and not body:
+        return NO_BODY
+    if request.method != "POST":
+        raise McpRequestInvalid(f"{request.method} with a body is not MCP")
+    mcp = parse_body(body)
+    check_headers(mcp, request.headers)
+    return mcp
+
+
+def _refusal(decision_id: str, exc: CustosError) -> Verdict:
+    status = 401 if isinstance(exc, TokenError) else 500
+    return Verdict(decision_id, status, exc.code, str(exc), error=exc)
