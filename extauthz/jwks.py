@@ -68,6 +68,10 @@ class IssuerKeys:
         self._attempted_at: float | None = None  # last attempt, successful or not
         self._lock = asyncio.Lock()
 
+    async def warm(self) -> None:
+        """Fetch the keys now; failures are logged and counted, never raised."""
+        await self._refresh(force=True)
+
     async def key(self, kid: str, algorithm: str) -> SigningKey:
         if self._stale():
             await self._refresh(force=False)

@@ -7,7 +7,9 @@ names no internal detail, only the decision id an operator can look up."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
+from dataclasses import replace
 
 import orjson
 from envoy.config.core.v3 import base_pb2
@@ -16,9 +18,12 @@ from envoy.type.v3 import http_status_pb2
 from google.protobuf import struct_pb2
 from google.rpc import code_pb2, status_pb2
 
+from custos.errors import ConfigError
 from extauthz.config import IdentityHeaders
 from extauthz.pipeline import Verdict
 from extauthz.upstream_credential import CredentialSource
+
+log = logging.getLogger(__name__)
 
 _OVERWRITE = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
 
@@ -48,17 +53,22 @@ class ResponseBuilder:
         self._credential = credential
 
     def build(self, verdict: Verdict) -> authz.CheckResponse:
-        metadata = _metadata(verdict)
         if verdict.allowed:
-            return authz.CheckResponse(
-                status=status_pb2.Status(code=code_pb2.OK),
-                ok_response=self._ok(verdict),
-                dynamic_metadata=metadata,
-            )
+            try:
+                ok = self._ok(verdict)
+            except ConfigError as exc:  # the upstream credential went missing
+                log.error("cannot build the upstream request: %s", exc)
+                verdict = replace(verdict, status=500, code=exc.code, reason=str(exc), error=exc)
+            else:
+                return authz.CheckResponse(
+                    status=status_pb2.Status(code=code_pb2.OK),
+                    ok_response=ok,
+                    dynamic_metadata=_metadata(verdict),
+                )
         return authz.CheckResponse(
             status=status_pb2.Status(code=code_pb2.PERMISSION_DENIED),
             denied_response=self._denied(verdict),
-            dynamic_metadata=metadata,
+            dynamic_metadata=_metadata(verdict),
         )
 
     def _ok(self, verdict: Verdict) -> authz.OkHttpResponse:
