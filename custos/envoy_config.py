@@ -1,0 +1,49 @@
+"""Rendering the Envoy bootstrap in envoy/ from validated settings."""
+
+from __future__ import annotations
+
+import json
+import string
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ENVOY_DIR = Path(__file__).resolve().parent.parent / "envoy"
+BOOTSTRAP = ENVOY_DIR / "bootstrap.yaml"
+
+Port = int  # 0 lets the kernel choose, where Envoy allows it
+
+
+class EnvoySettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    listen_address: str = "127.0.0.1"
+    listen_port: int = Field(default=8080, ge=0, le=65535)
+    admin_port: int = Field(default=9901, ge=0, le=65535)
+    authz_address: str = "127.0.0.1"
+    authz_port: int = Field(default=9001, ge=1, le=65535)
+    upstream_address: str = "127.0.0.1"
+    upstream_port: int = Field(default=9101, ge=1, le=65535)
+    mcp_path: str = Field(default="/mcp", pattern=r"^/[A-Za-z0-9/_.-]*$")
+    max_request_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
+    authz_timeout_ms: int = Field(default=2000, ge=10, le=60_000)
+    stream_idle_timeout_s: int = Field(default=300, ge=1)
+    # What clients call: the resource in the RFC 9728 document.
+    public_url: str = Field(default="http://127.0.0.1:8080", pattern=r"^https?://")
+    authorization_servers: tuple[str, ...] = ()
+
+    def resource_metadata(self) -> dict[str, object]:
+        return {
+            "resource": self.public_url.rstrip("/") + self.mcp_path,
+            "authorization_servers": list(self.authorization_servers),
+            "bearer_methods_supported": ["header"],
+        }
+
+
+def render_bootstrap(settings: EnvoySettings, template: Path = BOOTSTRAP) -> str:
+    values = settings.model_dump()
+    values["authz_timeout"] = f"{settings.authz_timeout_ms / 1000}s"
+    values["stream_idle_timeout"] = f"{settings.stream_idle_timeout_s}s"
+    # A JSON string is a valid YAML double-quoted scalar: the document is embedded as-is.
+    values["resource_metadata_json"] = json.dumps(json.dumps(settings.resource_metadata()))
+    return string.Template(template.read_text()).substitute(values)
