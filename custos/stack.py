@@ -88,7 +88,17 @@ class LocalStack:
         bootstrap.write_text(render_bootstrap(self.envoy_settings()))
         await self._spawn(
             "envoy",
-            [envoy_binary(), "-c", str(bootstrap), "--log-level", "warn", "--disable-hot-restart"],
+            [
+                envoy_binary(),
+                "-c",
+                str(bootstrap),
+                "--log-level",
+                "warn",
+                "--disable-hot-restart",
+                # Access log lines reach the terminal within a second, not ten.
+                "--file-flush-interval-msec",
+                "500",
+            ],
             port=self.ports.envoy,
         )
 

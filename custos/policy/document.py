@@ -46,17 +46,8 @@ class RuleSpec(BaseModel):
 class PolicySpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    # Unique names are checked in parse_policy, where the duplicate's line is known.
     rules: list[RuleSpec] = Field(min_length=1)
-
-    @field_validator("rules")
-    @classmethod
-    def _unique_names(cls, rules: list[RuleSpec]) -> list[RuleSpec]:
-        seen: set[str] = set()
-        for rule in rules:
-            if rule.name in seen:
-                raise ValueError(f"rule name {rule.name!r} is used twice")
-            seen.add(rule.name)
-        return rules
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,15 +90,21 @@ def parse_policy(text: bytes | str, source: str = "<policy>") -> Policy:
         data = yaml.safe_load(raw)
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise PolicyError(f"{source}: not valid YAML: {exc}") from exc
+    lines = _rule_lines(node)
     try:
         spec = PolicySpec.model_validate(data)
     except ValidationError as exc:
-        raise PolicyError(f"{source}: {_validation_message(exc)}") from exc
-    lines = _when_lines(node)
+        raise PolicyError(_validation_message(exc, source, lines, data)) from exc
     errors: list[str] = []
     rules: list[Rule] = []
+    seen: set[str] = set()
     for index, rule in enumerate(spec.rules):
-        where = f"{source}:{lines.get(index, 0)}"
+        if rule.name in seen:
+            line = lines.get(index, {}).get("name", 0)
+            errors.append(f"{source}:{line}: rule {rule.name!r}: rule name is used twice")
+            continue
+        seen.add(rule.name)
+        where = f"{source}:{lines.get(index, {}).get('when', 0)}"
         try:
             expression = ENV.compile(rule.when)
         except RuntimeError as exc:
@@ -126,12 +123,27 @@ def parse_policy(text: bytes | str, source: str = "<policy>") -> Policy:
     return Policy(source=source, digest=hashlib.sha256(raw).hexdigest(), rules=tuple(rules))
 
 
-def _validation_message(exc: ValidationError) -> str:
+def _validation_message(
+    exc: ValidationError, source: str, lines: dict[int, dict[str, int]], data: Any
+) -> str:
+    """Pydantic says `rules.3.priority`; an operator wants the line and the rule's name."""
     parts = []
     for error in exc.errors():
-        location = ".".join(str(p) for p in error["loc"]) or "(top level)"
-        parts.append(f"{location}: {error['msg']}")
-    return "; ".join(parts)
+        loc = error["loc"]
+        message = error["msg"].removeprefix("Value error, ")
+        if len(loc) < 2 or loc[0] != "rules" or not isinstance(loc[1], int):
+            location = ".".join(str(p) for p in loc) or "(top level)"
+            parts.append(f"{source}: {location}: {message}")
+            continue
+        index, field = loc[1], ".".join(str(p) for p in loc[2:])
+        rule_lines = lines.get(index, {})
+        line = rule_lines.get(str(loc[2]) if field else "", rule_lines.get("", 0))
+        raw = data["rules"]  # a list, or a set from `!!set`: pydantic takes both
+        raw = raw[index] if isinstance(raw, list) else None
+        name = raw.get("name") if isinstance(raw, dict) else None
+        rule = f"rule {name!r}" if isinstance(name, str) else f"rule #{index + 1}"
+        parts.append(f"{source}:{line}: {rule}: {field + ': ' if field else ''}{message}")
+    return "\n".join(parts)
 
 
 def _cel_message(message: str) -> str:
@@ -141,18 +153,20 @@ def _cel_message(message: str) -> str:
     return message.replace("<input>:", "when ", 1)
 
 
-def _when_lines(root: Any) -> dict[int, int]:
-    """1-based file line of each rule's `when` value, by rule index."""
-    lines: dict[int, int] = {}
+def _rule_lines(root: Any) -> dict[int, dict[str, int]]:
+    """1-based file lines of each rule, by rule index: "" the rule itself, every key's
+    value (`when` is where a CEL position counts from)."""
+    lines: dict[int, dict[str, int]] = {}
     if not isinstance(root, yaml.MappingNode):
         return lines
     for key, value in root.value:
         if key.value != "rules" or not isinstance(value, yaml.SequenceNode):
             continue
         for index, item in enumerate(value.value):
+            lines[index] = {"": item.start_mark.line + 1}
             if not isinstance(item, yaml.MappingNode):
                 continue
             for rule_key, rule_value in item.value:
-                if rule_key.value == "when":
-                    lines[index] = rule_value.start_mark.line + 1
+                if isinstance(rule_key, yaml.ScalarNode):
+                    lines[index][rule_key.value] = rule_value.start_mark.line + 1
     return lines

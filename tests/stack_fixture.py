@@ -1,0 +1,90 @@
+"""Helpers shared by the tests that run the whole stack: real Envoy, ext_authz, the
+development issuer and the demo MCP server, on loopback ports chosen per run."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import httpx2
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+from custos.stack import LocalStack, Ports
+
+MCP_HEADERS = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
+
+
+@contextlib.asynccontextmanager
+async def running_stack(run_dir: Path) -> AsyncIterator[LocalStack]:
+    stack = LocalStack(run_dir=run_dir, ports=Ports.free(), quiet=True)
+    try:
+        await stack.start()
+        yield stack
+    except BaseException:
+        print("\n".join(stack.output))  # shown by pytest only when the test fails
+        raise
+    finally:
+        await stack.stop()
+
+
+async def token(stack: LocalStack, subject: str, groups: list[str], **extra: Any) -> str:
+    async with httpx.AsyncClient() as client:
+        response = await client.post(
+            f"{stack.issuer_url}/token", json={"sub": subject, "groups": groups, **extra}
+        )
+        response.raise_for_status()
+        return str(response.json()["access_token"])
+
+
+@contextlib.asynccontextmanager
+async def mcp_client(
+    stack: LocalStack, bearer: str | None, mode: str = "legacy"
+) -> AsyncIterator[Client]:
+    """The real MCP SDK client, talking to Envoy with the given bearer token (or none)."""
+    headers = {"authorization": f"Bearer {bearer}"} if bearer is not None else {}
+    async with (
+        httpx2.AsyncClient(headers=headers) as http,
+        Client(
+            streamable_http_client(stack.mcp_url, http_client=http),
+            mode=mode,  # type: ignore[arg-type]
+            read_timeout_seconds=10,
+        ) as client,
+    ):
+        yield client
+
+
+async def post_jsonrpc(
+    stack: LocalStack, body: Any, bearer: str | None, headers: dict[str, str] | None = None
+) -> httpx.Response:
+    """A raw POST, for what the SDK client hides: status codes, headers, error bodies."""
+    sent = dict(MCP_HEADERS)
+    if bearer is not None:
+        sent["authorization"] = f"Bearer {bearer}"
+    sent.update(headers or {})
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    async with httpx.AsyncClient() as client:
+        return await client.post(stack.mcp_url, content=content, headers=sent, timeout=10)
+
+
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "custos-tests", "version": "1"},
+    },
+}
+
+
+def upstream_requests(stack: LocalStack) -> list[dict[str, Any]]:
+    if not stack.header_log.exists():
+        return []
+    lines = stack.header_log.read_text().splitlines()
+    return [json.loads(line) for line in lines]

@@ -1,0 +1,236 @@
+"""The spine, end to end: real Envoy in front of the demo MCP server, ext_authz deciding
+with OIDC and CEL, driven by the real MCP SDK client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+import pytest_asyncio
+from mcp.shared.exceptions import MCPError
+
+from custos.stack import LocalStack
+from tests.stack_fixture import (
+    INITIALIZE,
+    mcp_client,
+    post_jsonrpc,
+    running_stack,
+    token,
+    upstream_requests,
+)
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+CHALLENGE_PREFIX = 'Bearer error="invalid_token", resource_metadata="http://127.0.0.1:'
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LocalStack]:
+    async with running_stack(tmp_path_factory.mktemp("stack")) as running:
+        yield running
+
+
+def tool_call(name: str, arguments: dict[str, object], call_id: int = 1) -> dict[str, object]:
+    return {
+        "jsonrpc": "2.0",
+        "id": call_id,
+        "method": "tools/call",
+        "params": {"name": name, "arguments": arguments},
+    }
+
+
+async def test_reader_initializes_lists_and_calls_tools(stack: LocalStack) -> None:
+    bearer = await token(stack, "alice", ["phi-readers"])
+    async with mcp_client(stack, bearer) as client:
+        tools = {tool.name for tool in (await client.list_tools()).tools}
+        assert {"search_patients", "get_patient_record", "delete_patient"} <= tools
+        found = await client.call_tool("search_patients", {"query": ""})
+        assert not found.is_error
+        record = await client.call_tool("get_patient_record", {"patient_id": "pt-0001"})
+        assert not record.is_error
+        assert record.structured_content is not None
+        assert record.structured_content["patient_id"] == "pt-0001"
+
+
+async def test_default_client_mode_passes_header_checks(stack: LocalStack) -> None:
+    # The SDK's default (stateless) mode sends Mcp-Method / Mcp-Name headers, which
+    # ext_authz checks against the body: agreeing headers must pass.
+    bearer = await token(stack, "alice", ["phi-readers"])
+    async with mcp_client(stack, bearer, mode="auto") as client:
+        record = await client.call_tool("get_patient_record", {"patient_id": "pt-0002"})
+        assert not record.is_error
+
+
+async def test_reader_cannot_delete_a_patient(stack: LocalStack) -> None:
+    bearer = await token(stack, "alice", ["phi-readers"])
+    async with mcp_client(stack, bearer) as client:
+        with pytest.raises(MCPError):
+            await client.call_tool("delete_patient", {"patient_id": "pt-0003"})
+    response = await post_jsonrpc(
+        stack, tool_call("delete_patient", {"patient_id": "pt-0003"}), bearer
+    )
+    assert response.status_code == 403
+    body = response.json()
+    assert body["jsonrpc"] == "2.0" and body["id"] == 1
+    assert body["error"]["code"] == -32003
+    assert "delete-requires-admin" not in response.text  # no internal detail to the client
+    # The patient is still there: the MCP server never saw a delete.
+    async with mcp_client(stack, bearer) as client:
+        record = await client.call_tool("get_patient_record", {"patient_id": "pt-0003"})
+        assert not record.is_error
+
+
+async def test_admin_may_delete_a_patient(stack: LocalStack) -> None:
+    bearer = await token(stack, "bob", ["phi-admins"])
+    async with mcp_client(stack, bearer) as client:
+        result = await client.call_tool("delete_patient", {"patient_id": "pt-0006"})
+        assert not result.is_error
+
+
+@pytest.mark.parametrize("case", ["missing", "expired", "garbage", "wrong-audience"])
+async def test_unauthenticated_gets_401_with_resource_metadata(
+    stack: LocalStack, case: str
+) -> None:
+    bearer: str | None = {
+        "missing": None,
+        "garbage": "not-a-jwt",
+    }.get(case, "")
+    if case == "expired":
+        bearer = await token(stack, "alice", ["phi-readers"], expires_in=-3600)
+    if case == "wrong-audience":
+        bearer = await token(stack, "alice", ["phi-readers"], aud="another-service")
+    response = await post_jsonrpc(
+        stack, {"jsonrpc": "2.0", "id": 5, "method": "tools/list"}, bearer
+    )
+    assert response.status_code == 401
+    challenge = response.headers["www-authenticate"]
+    assert challenge.startswith(CHALLENGE_PREFIX)
+    assert challenge.endswith('/.well-known/oauth-protected-resource"')
+    assert response.json()["error"]["code"] == -32001
+
+
+async def test_real_client_without_token_is_refused(stack: LocalStack) -> None:
+    with pytest.raises(Exception) as raised:  # the SDK surfaces the 401 its own way
+        async with mcp_client(stack, None) as client:
+            await client.list_tools()
+    assert "401" in repr(raised.value) or "Unauthorized" in repr(raised.value)
+
+
+async def test_protected_resource_metadata_needs_no_token(stack: LocalStack) -> None:
+    async with httpx.AsyncClient() as client:
+        response = await client.get(
+            f"http://127.0.0.1:{stack.ports.envoy}/.well-known/oauth-protected-resource"
+        )
+    assert response.status_code == 200
+    document = response.json()
+    assert document["resource"] == stack.mcp_url
+    assert document["authorization_servers"] == [stack.issuer_url]
+
+
+async def test_upstream_never_sees_the_client_token(stack: LocalStack) -> None:
+    bearer = await token(stack, "carol", ["phi-readers"], email="carol@example.org")
+    sent = {"x-custos-subject": "admin", "x-custos-groups": "phi-admins"}  # forged by the client
+    response = await post_jsonrpc(stack, INITIALIZE, bearer, headers=sent)
+    assert response.status_code == 200
+    seen = [r for r in upstream_requests(stack) if r["headers"].get("x-custos-subject") == "carol"]
+    assert seen, "the MCP server saw no request from carol"
+    for request in upstream_requests(stack):
+        assert bearer not in json.dumps(request)
+    headers = seen[-1]["headers"]
+    assert headers["authorization"] == f"Bearer {stack.upstream_token}"
+    assert headers["x-custos-groups"] == "phi-readers"
+    assert headers["x-custos-email"] == "carol@example.org"
+    assert len(headers["x-custos-decision-id"]) == 32
+    assert headers["x-request-id"]
+
+
+async def test_batch_with_one_denied_call_is_denied_whole(stack: LocalStack) -> None:
+    bearer = await token(stack, "alice", ["phi-readers"])
+    before = len(upstream_requests(stack))
+    batch = [
+        tool_call("search_patients", {"query": "a"}, 1),
+        tool_call("delete_patient", {"patient_id": "pt-0001"}, 2),
+    ]
+    response = await post_jsonrpc(stack, batch, bearer)
+    assert response.status_code == 403
+    assert len(upstream_requests(stack)) == before
+
+
+async def test_header_body_disagreement_is_refused(stack: LocalStack) -> None:
+    bearer = await token(stack, "alice", ["phi-readers"])
+    body = tool_call("search_patients", {"query": "a"})
+    headers = {"mcp-method": "tools/call", "mcp-name": "delete_patient"}
+    response = await post_jsonrpc(stack, body, bearer, headers=headers)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == -32600
+
+
+async def test_malformed_json_is_a_parse_error(stack: LocalStack) -> None:
+    bearer = await token(stack, "alice", ["phi-readers"])
+    response = await post_jsonrpc(stack, b'{"jsonrpc": "2.0", "method": ', bearer)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == -32700
+
+
+async def test_oversized_body_is_refused_with_413(stack: LocalStack) -> None:
+    bearer = await token(stack, "alice", ["phi-readers"])
+    huge = tool_call("search_patients", {"query": "x" * (2 * 1024 * 1024)})
+    before = len(upstream_requests(stack))
+    response = await post_jsonrpc(stack, huge, bearer)
+    assert response.status_code == 413
+    assert len(upstream_requests(stack)) == before
+
+
+async def test_access_log_links_request_id_and_decision(stack: LocalStack) -> None:
+    bearer = await token(stack, "alice", ["phi-readers"])
+    response = await post_jsonrpc(stack, tool_call("delete_patient", {"patient_id": "x"}), bearer)
+    decision_id = response.json()["error"]["data"]["decision_id"]
+    entry = await access_log_entry(stack, decision_id)
+    assert entry["decision"] == "deny"
+    assert entry["rule"] == "delete-requires-admin"
+    assert entry["subject"] == "alice"
+    assert entry["status"] == 403
+    assert entry["request_id"]
+
+
+async def access_log_entry(stack: LocalStack, decision_id: str) -> dict[str, object]:
+    """Envoy flushes its access log on an interval: wait for the line, a bounded time."""
+    for _ in range(50):
+        for line in stack.output:
+            if line.startswith("envoy") and decision_id in line:
+                return dict(json.loads(line.split("| ", 1)[1]))
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no access log line for decision {decision_id}")
+
+
+async def test_unrouted_paths_are_404_without_reaching_upstream(stack: LocalStack) -> None:
+    async with httpx.AsyncClient() as client:
+        response = await client.get(f"http://127.0.0.1:{stack.ports.envoy}/admin")
+    assert response.status_code == 404
+
+
+async def test_metrics_count_decisions(stack: LocalStack) -> None:
+    async with httpx.AsyncClient() as client:
+        response = await client.get(f"http://127.0.0.1:{stack.ports.authz_metrics}/metrics")
+    text = response.text
+    assert (
+        'custos_authz_decisions_total{code="deny",effect="deny",rule="delete-requires-admin"}'
+        in text
+    )
+    assert "custos_authz_decision_seconds_bucket" in text
+    assert 'custos_jwks_fetches_total{issuer="' in text
+
+
+async def test_ext_authz_down_means_envoy_refuses(tmp_path: Path) -> None:
+    async with running_stack(tmp_path) as stack:
+        bearer = await token(stack, "alice", ["phi-readers"])
+        assert (await post_jsonrpc(stack, INITIALIZE, bearer)).status_code == 200
+        await stack.stop_child("ext_authz")
+        before = len(upstream_requests(stack))
+        response = await post_jsonrpc(stack, INITIALIZE, bearer)
+        assert response.status_code == 503
+        assert len(upstream_requests(stack)) == before
