@@ -1,0 +1,1 @@
+"""The ext_authz gRPC service: OIDC identity, MCP request parsing, CEL policy, response."""
