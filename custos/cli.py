@@ -37,6 +37,9 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run the whole local stack (make run)")
     run.add_argument("--policy", type=Path, help="policy file (default: the example)")
     run.add_argument("--run-dir", type=Path, default=Path("run"), help="generated configs")
+    run.add_argument(
+        "--free-ports", action="store_true", help="any free loopback ports instead of 8080 etc."
+    )
     run.set_defaults(handler=_run)
 
     token = commands.add_parser("token", help="print a bearer token from the dev issuer")
@@ -76,7 +79,7 @@ def _parser() -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace) -> int:
     from custos.run_command import run_stack
 
-    return run_stack(args.run_dir, args.policy)
+    return run_stack(args.run_dir, args.policy, free_ports=args.free_ports)
 
 
 def _token(args: argparse.Namespace) -> int:

@@ -6,7 +6,7 @@ import asyncio
 import signal
 from pathlib import Path
 
-from custos.stack import EXAMPLE_POLICY, LocalStack
+from custos.stack import EXAMPLE_POLICY, LocalStack, Ports
 
 BANNER = """
 Custos is ready (development stack: not for production).
@@ -23,8 +23,9 @@ Ctrl-C stops everything.
 """
 
 
-def run_stack(run_dir: Path, policy: Path | None) -> int:
-    return asyncio.run(_run(LocalStack(run_dir=run_dir, policy=policy or EXAMPLE_POLICY)))
+def run_stack(run_dir: Path, policy: Path | None, free_ports: bool = False) -> int:
+    ports = Ports.free() if free_ports else Ports()
+    return asyncio.run(_run(LocalStack(run_dir, ports, policy or EXAMPLE_POLICY)))
 
 
 async def _run(stack: LocalStack) -> int:
