@@ -14,14 +14,14 @@ import httpx2
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from custos.stack import LocalStack, Ports
+from custos.stack import EXAMPLE_POLICY, LocalStack, Ports
 
 MCP_HEADERS = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
 
 
 @contextlib.asynccontextmanager
-async def running_stack(run_dir: Path) -> AsyncIterator[LocalStack]:
-    stack = LocalStack(run_dir=run_dir, ports=Ports.free(), quiet=True)
+async def running_stack(run_dir: Path, policy: Path | None = None) -> AsyncIterator[LocalStack]:
+    stack = LocalStack(run_dir, Ports.free(), policy or EXAMPLE_POLICY, quiet=True)
     try:
         await stack.start()
         yield stack

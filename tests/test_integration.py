@@ -8,12 +8,14 @@ import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import grpc
 import httpx
 import pytest
 import pytest_asyncio
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from mcp.shared.exceptions import MCPError
 
-from custos.stack import LocalStack
+from custos.stack import EXAMPLE_POLICY, LocalStack
 from tests.stack_fixture import (
     INITIALIZE,
     mcp_client,
@@ -223,6 +225,65 @@ async def test_metrics_count_decisions(stack: LocalStack) -> None:
     )
     assert "custos_authz_decision_seconds_bucket" in text
     assert 'custos_jwks_fetches_total{issuer="' in text
+
+
+async def test_get_and_delete_are_judged_by_the_policy(stack: LocalStack) -> None:
+    outsider = await token(stack, "mallory", ["contractors"])
+    reader = await token(stack, "alice", ["phi-readers"])
+    async with httpx.AsyncClient(timeout=10) as client:
+        for method in ("GET", "DELETE"):
+            denied = await client.request(
+                method, stack.mcp_url, headers={"authorization": f"Bearer {outsider}"}
+            )
+            assert denied.status_code == 403, method
+            # Allowed through to the MCP server, which wants a session id: its own 400.
+            allowed = await client.request(
+                method, stack.mcp_url, headers={"authorization": f"Bearer {reader}"}
+            )
+            assert allowed.status_code == 400, method
+            assert "session" in allowed.text.lower()
+
+
+async def test_ext_authz_reports_serving_on_grpc_health(stack: LocalStack) -> None:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{stack.ports.authz}") as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        for service in ("", "envoy.service.auth.v3.Authorization"):
+            reply = await stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
+            assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_policy_edits_apply_live_and_a_broken_file_keeps_the_last_good(
+    tmp_path: Path,
+) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(EXAMPLE_POLICY.read_text())
+    async with running_stack(tmp_path / "run", policy=policy) as stack:
+        bearer = await token(stack, "alice", ["phi-readers"])
+        search = tool_call("search_patients", {"query": "a"})
+        assert (await post_jsonrpc(stack, search, bearer)).status_code != 403
+
+        # The operator forbids search: the running sidecar follows within the reload interval.
+        policy.write_text(
+            EXAMPLE_POLICY.read_text()
+            + "\n  - name: no-search\n    when: mcp.tool == 'search_patients'\n    effect: deny\n"
+        )
+        assert await eventually_status(stack, search, bearer, 403)
+
+        # A broken edit is refused; the last good policy (search denied) keeps deciding.
+        policy.write_text("rules:\n  - name: broken\n    when: identity.grups\n    effect: allow\n")
+        await asyncio.sleep(2.5)
+        assert (await post_jsonrpc(stack, search, bearer)).status_code == 403
+        assert any("policy reload refused" in line for line in stack.output)
+
+
+async def eventually_status(
+    stack: LocalStack, body: dict[str, object], bearer: str, status: int
+) -> bool:
+    for _ in range(50):
+        if (await post_jsonrpc(stack, body, bearer)).status_code == status:
+            return True
+        await asyncio.sleep(0.1)
+    return False
 
 
 async def test_ext_authz_down_means_envoy_refuses(tmp_path: Path) -> None:
