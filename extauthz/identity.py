@@ -93,7 +93,9 @@ class TokenVerifier:
             unverified = jwt.decode(token, options={"verify_signature": False})
         except jwt.PyJWTError as exc:
             raise TokenMalformed("bearer token does not decode") from exc
-        keys = self._issuers.get(unverified.get("iss"))  # type: ignore[arg-type]
+        issuer = unverified.get("iss")
+        # A list or object `iss` is unhashable: refuse it here, not with a TypeError.
+        keys = self._issuers.get(issuer) if isinstance(issuer, str) else None
         if keys is None:
             raise UnknownIssuer("token issuer is not configured")
         config = keys.config

@@ -79,6 +79,12 @@ class IssuerKeys:
         if found is None and self._may_refetch():
             await self._refresh(force=True)
             found = self._keys.get(kid)
+        elif found is None and self._lock.locked():
+            # Another request's fetch is in flight (first fetch, or a refetch for a rotated
+            # kid): wait for its keys rather than refuse a token they may well verify.
+            async with self._lock:
+                pass
+            found = self._keys.get(kid)
         if found is None:
             if not self._keys and self._fetched_at is None:
                 raise KeysUnavailable(f"no signing keys for issuer {self.config.issuer}")
