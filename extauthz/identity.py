@@ -83,6 +83,10 @@ class TokenVerifier:
         self._issuers = dict(issuers)
         self._cache = cache
 
+    async def aclose(self) -> None:
+        for keys in self._issuers.values():
+            await keys.aclose()
+
     async def verify(self, token: str) -> Identity:
         digest = self._cache.digest(token)
         cached = self._cache.get(digest)

@@ -7,6 +7,7 @@ unreachable the keys already cached keep working."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -67,6 +68,7 @@ class IssuerKeys:
         self._fetched_at: float | None = None  # last successful fetch
         self._attempted_at: float | None = None  # last attempt, successful or not
         self._lock = asyncio.Lock()
+        self._background: asyncio.Task[None] | None = None
 
     async def warm(self) -> None:
         """Fetch the keys now; failures are logged and counted, never raised."""
@@ -74,7 +76,12 @@ class IssuerKeys:
 
     async def key(self, kid: str, algorithm: str) -> SigningKey:
         if self._stale():
-            await self._refresh(force=False)
+            if self._keys:
+                # Stale keys keep serving while fresh ones are fetched: a slow IdP must not
+                # stall every request behind its timeout.
+                self._refresh_in_background()
+            else:
+                await self._refresh(force=False)
         found = self._keys.get(kid)
         if found is None and self._may_refetch():
             await self._refresh(force=True)
@@ -92,6 +99,17 @@ class IssuerKeys:
         if not found.fits(algorithm):
             raise UnknownKey(f"key {kid!r} is not a {algorithm} key")
         return found
+
+    async def aclose(self) -> None:
+        """Stop a background refresh still waiting on the IdP."""
+        if self._background is not None and not self._background.done():
+            self._background.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._background
+
+    def _refresh_in_background(self) -> None:
+        if self._background is None or self._background.done():
+            self._background = asyncio.create_task(self._refresh(force=False))
 
     def _stale(self) -> bool:
         if self._fetched_at is None:

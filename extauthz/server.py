@@ -73,6 +73,7 @@ async def serve(config: AuthzConfig) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
         await server.stop(grace=5)
+        await verifier.aclose()
 
 
 async def _warm(issuers: Iterable[IssuerKeys]) -> None:
