@@ -1,0 +1,324 @@
+"""What ext_authz costs: bare Envoy against Envoy + ext_authz, in one run (`make bench`).
+
+Starts, on loopback: the development OIDC issuer, a trivial upstream (an Envoy that
+answers 200 itself), ext_authz with the example policy grown by seven rules (10 at
+least), and two front Envoys rendered from the project's bootstrap: one as shipped, one
+with only the ext_authz filter removed. Both fronts proxy to the same upstream and
+receive the same tools/call with a valid token. Each is measured at maximum load with
+wrk and at a fixed rate with an open-loop generator; then the throughput ratio and the
+p99 added are judged against the targets of issue 2 (>= 60 % of bare throughput,
+<= 1 ms p99 added at 500 req/s).
+
+`--profile` runs ext_authz under cProfile and prints where its time goes."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import pstats
+import resource
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import yaml
+from children import Children
+from fixtures import (
+    TOOL_CALL_BODY,
+    UPSTREAM_RESULT,
+    authz_bootstrap,
+    bare_bootstrap,
+    request_headers,
+    upstream_bootstrap,
+    write_policy,
+    wrk_script,
+)
+from openloop import Target, run_open_loop, send_one
+from prometheus_client.parser import text_string_to_metric_families
+from report import GENERATOR, MAIN_THREAD, Setup, TargetRun, render, save, to_json
+from wrkrun import WrkFailed, run_wrk, wrk_binary
+
+from custos.envoy_config import envoy_binary
+from custos.net import free_port
+from custos.stack import UPSTREAM_TOKEN_ENV, LocalStack, Ports
+
+BENCH_DIR = Path(__file__).resolve().parent
+RESULTS_DIR = BENCH_DIR / "results"
+MCP_PATH = "/mcp"
+WARMUP_SECONDS = 2
+SETTLE_SECONDS = 1.0  # let sockets and queues drain between one load and the next
+OPEN_LOOP_CONNECTIONS = 8
+# Every Envoy gets one worker thread: on two CPUs, more workers would only compete with
+# each other, the load generator and ext_authz, and blur the comparison.
+ENVOY_FLAGS = ["--concurrency", "1", "--disable-hot-restart", "--log-level", "warn"]
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Front:
+    """One front Envoy under test."""
+
+    name: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{MCP_PATH}"
+
+
+@dataclass(frozen=True)
+class Bench:
+    work: Path
+    stack: LocalStack  # for its ports and the ext_authz / Envoy settings it derives
+    token: str
+    bare: Front
+    authz: Front
+    wrk_script: Path
+    rules: int  # in the grown policy
+
+    def target(self, front: Front, with_token: bool = True) -> Target:
+        headers = request_headers(self.token)
+        if not with_token:
+            del headers["authorization"]
+        return Target("127.0.0.1", front.port, MCP_PATH, headers, TOOL_CALL_BODY)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds per measurement")
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections")
+    parser.add_argument("--rate", type=float, default=500, help="fixed rate, req/s")
+    parser.add_argument(
+        "--profile", action="store_true", help="run ext_authz under cProfile and print its top"
+    )
+    parser.add_argument(
+        "--no-save", action="store_true", help=f"do not write JSON figures to {RESULTS_DIR}"
+    )
+    args = parser.parse_args(argv)
+    if args.duration < 1 or args.connections < 1 or args.rate <= 0:
+        parser.error("--duration, --connections and --rate must be positive")
+    return args
+
+
+async def start(children: Children, work: Path, profile: Path | None) -> Bench:
+    """Every service, started in dependency order and checked ready."""
+    ports = Ports.free()  # `mcp` goes to the trivial upstream, in the MCP server's place
+    policy = work / "policy.yaml"
+    rules = write_policy(policy)
+    stack = LocalStack(run_dir=work, ports=ports, policy=policy, quiet=True)
+    python = sys.executable
+
+    await children.spawn(
+        "issuer", [python, "-m", "custos", "dev-issuer", "--port", str(ports.issuer)], ports.issuer
+    )
+    token = await fetch_token(stack.issuer_url)
+
+    upstream = work / "upstream.yaml"
+    upstream.write_text(upstream_bootstrap(ports.mcp))
+    await children.spawn("upstream", [envoy_binary(), "-c", str(upstream), *ENVOY_FLAGS], ports.mcp)
+
+    config = work / "extauthz.yaml"
+    config.write_text(yaml.safe_dump(stack.authz_config(), sort_keys=False))
+    service = ["-m", "custos", "extauthz", "--config", str(config)]
+    profiler = ["-m", "cProfile", "-o", str(profile)] if profile else []
+    await children.spawn(
+        "ext_authz",
+        [python, *profiler, *service],
+        ports.authz,
+        env={UPSTREAM_TOKEN_ENV: stack.upstream_token},
+    )
+
+    settings = stack.envoy_settings()
+    bare = Front("envoy-bare", free_port())
+    bare_settings = settings.model_copy(update={"listen_port": bare.port, "admin_port": 0})
+    authz = Front("envoy-authz", ports.envoy)
+    await spawn_envoy(children, work, bare, bare_bootstrap(bare_settings))
+    await spawn_envoy(children, work, authz, authz_bootstrap(settings))
+
+    script = work / "tools_call.lua"
+    wrk_script(script, request_headers(token), TOOL_CALL_BODY)
+    return Bench(work, stack, token, bare, authz, script, rules)
+
+
+async def fetch_token(issuer_url: str) -> str:
+    async with httpx.AsyncClient(timeout=10) as client:
+        response = await client.post(
+            f"{issuer_url}/token", json={"sub": "alice", "groups": ["phi-readers"]}
+        )
+    response.raise_for_status()
+    return str(response.json()["access_token"])
+
+
+async def spawn_envoy(children: Children, work: Path, front: Front, bootstrap: str) -> None:
+    path = work / f"{front.name}.yaml"
+    path.write_text(bootstrap)
+    await children.spawn(front.name, [envoy_binary(), "-c", str(path), *ENVOY_FLAGS], front.port)
+
+
+async def check_paths(bench: Bench) -> None:
+    """Before measuring: both fronts answer the call with the upstream's 200, and the
+    ext_authz front really consults ext_authz (no token: 401) while the bare one does not."""
+    expectations = [
+        (bench.target(bench.bare), 200),
+        (bench.target(bench.authz), 200),
+        (bench.target(bench.bare, with_token=False), 200),
+        (bench.target(bench.authz, with_token=False), 401),
+    ]
+    for target, expected in expectations:
+        status, body = await send_one(target)
+        if status != expected:
+            raise BenchError(
+                f"port {target.port}: expected {expected}, got {status}: {body[:300]!r}"
+            )
+        if expected == 200 and body.decode() != UPSTREAM_RESULT:
+            raise BenchError(
+                f"port {target.port}: the answer is not the upstream's: {body[:300]!r}"
+            )
+
+
+async def measure(
+    bench: Bench, children: Children, front: Front, args: argparse.Namespace
+) -> TargetRun:
+    print(
+        f"measuring {front.name}: warm-up, wrk for {args.duration} s, then {args.rate:g} req/s "
+        f"for {args.duration} s",
+        flush=True,
+    )
+    await run_wrk(front.url, bench.wrk_script, args.connections, WARMUP_SECONDS)
+    metrics_before, cpu_before = await authz_metrics(bench), cpu_snapshot(children)
+    wrk = await run_wrk(front.url, bench.wrk_script, args.connections, args.duration)
+    metrics_after, cpu_after = await authz_metrics(bench), cpu_snapshot(children)
+    cpu_max = {**_difference(cpu_after, cpu_before), "wrk": wrk.cpu_seconds}
+
+    await asyncio.sleep(SETTLE_SECONDS)
+    cpu_before = cpu_snapshot(children)
+    open_loop = await run_open_loop(
+        bench.target(front), args.rate, args.duration, OPEN_LOOP_CONNECTIONS
+    )
+    cpu_fixed = _difference(cpu_snapshot(children), cpu_before)
+
+    decisions = _difference(metrics_after, metrics_before)
+    count, seconds = decisions.pop("count", 0.0), decisions.pop("seconds", 0.0)
+    return TargetRun(
+        name=front.name,
+        wrk=wrk,
+        open_loop=open_loop,
+        cpu_max=cpu_max,
+        cpu_fixed=cpu_fixed,
+        authz_decisions={k: v for k, v in decisions.items() if v},
+        authz_mean_decision_ms=seconds / count * 1e3 if count else None,
+    )
+
+
+def cpu_snapshot(children: Children) -> dict[str, float]:
+    """CPU seconds so far of every service, of ext_authz's main thread (where every Check
+    runs, under the GIL) and of this script (the open-loop generator)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {
+        **children.cpu_seconds(),
+        MAIN_THREAD: children.started["ext_authz"].main_thread_cpu_seconds(),
+        GENERATOR: usage.ru_utime + usage.ru_stime,
+    }
+
+
+def _difference(after: dict[str, float], before: dict[str, float]) -> dict[str, float]:
+    return {name: value - before.get(name, 0.0) for name, value in after.items()}
+
+
+async def authz_metrics(bench: Bench) -> dict[str, float]:
+    """ext_authz's decision counters by effect/rule, and its latency histogram's sum and
+    count: the pipeline's own view of the time it spends per decision."""
+    url = f"http://127.0.0.1:{bench.stack.ports.authz_metrics}/metrics"
+    async with httpx.AsyncClient(timeout=10) as client:
+        response = await client.get(url)
+    response.raise_for_status()
+    figures: dict[str, float] = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            if sample.name == "custos_authz_decisions_total":
+                key = f"{sample.labels['effect']}:{sample.labels['rule']}"
+                figures[key] = figures.get(key, 0.0) + sample.value
+            elif sample.name == "custos_authz_decision_seconds_sum":
+                figures["seconds"] = sample.value
+            elif sample.name == "custos_authz_decision_seconds_count":
+                figures["count"] = sample.value
+    return figures
+
+
+def print_profile(path: Path, limit: int = 25) -> None:
+    if not path.exists():
+        raise BenchError(f"ext_authz wrote no profile to {path}")
+    stats = pstats.Stats(str(path), stream=sys.stdout)
+    stats.strip_dirs()
+    print(f"\next_authz profile ({path}); start-up and both loads included")
+    print("--- by cumulative time ---")
+    stats.sort_stats(pstats.SortKey.CUMULATIVE).print_stats(limit)
+    print("--- by own time ---")
+    stats.sort_stats(pstats.SortKey.TIME).print_stats(limit)
+
+
+async def run(args: argparse.Namespace) -> int:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    profile = RESULTS_DIR / f"extauthz-{stamp}.prof" if args.profile else None
+    if profile:
+        profile.parent.mkdir(parents=True, exist_ok=True)
+    wrk_binary()  # fail before starting anything when wrk is missing
+    with tempfile.TemporaryDirectory(prefix="custos-bench-") as tmp:
+        children = Children(Path(tmp))
+        try:
+            bench = await start(children, Path(tmp), profile)
+            await check_paths(bench)
+            bare = await measure(bench, children, bench.bare, args)
+            authz = await measure(bench, children, bench.authz, args)
+        except Exception:  # an interruption needs no post-mortem
+            print(
+                f"benchmark failed; last output of each process:\n{children.tails()}",
+                file=sys.stderr,
+            )
+            raise
+        finally:
+            await children.stop_all()
+    setup = Setup(
+        cpus=os.cpu_count() or 0,
+        rules=bench.rules,
+        duration=args.duration,
+        connections=args.connections,
+        rate=args.rate,
+        open_loop_connections=OPEN_LOOP_CONNECTIONS,
+        profiled=profile is not None,
+    )
+    print()
+    print(render(setup, bare, authz))
+    if not args.no_save:
+        path = RESULTS_DIR / f"authz_overhead-{stamp}.json"
+        save(path, to_json(setup, bare, authz))
+        print(f"\nfigures written to {path}")
+    if profile:
+        print_profile(profile)
+    invalid = bare.open_loop.non_200 + authz.open_loop.non_200
+    if invalid:
+        print(f"\nINVALID: {invalid} responses at the fixed rate were not 200", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main() -> int:
+    args = parse_args()
+    try:
+        return asyncio.run(run(args))
+    except KeyboardInterrupt:
+        return 130
+    except (BenchError, WrkFailed) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
