@@ -70,6 +70,14 @@ class Policy:
         return tuple(r for r in self.rules if r.effect == "deny")
 
     @cached_property
+    def any_deny(self) -> cel.Expression | None:
+        """All deny rules OR-ed, to rule out a denial in one evaluation."""
+        if not self.deny_rules:
+            return None
+        # The newline ends any `//` comment a rule's expression closes with.
+        return ENV.compile(" || ".join(f"({rule.when}\n)" for rule in self.deny_rules))
+
+    @cached_property
     def allow_rules(self) -> tuple[Rule, ...]:
         return tuple(r for r in self.rules if r.effect == "allow")
 
@@ -120,7 +128,9 @@ def parse_policy(text: bytes | str, source: str = "<policy>") -> Policy:
         rules.append(Rule(rule.name, rule.description, rule.effect, rule.when, expression))
     if errors:
         raise PolicyError("\n".join(errors))
-    return Policy(source=source, digest=hashlib.sha256(raw).hexdigest(), rules=tuple(rules))
+    policy = Policy(source=source, digest=hashlib.sha256(raw).hexdigest(), rules=tuple(rules))
+    _ = policy.any_deny  # compiled now, not on the first request
+    return policy
 
 
 def _validation_message(

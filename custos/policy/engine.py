@@ -31,7 +31,7 @@ class RuleResult:
 class CallDecision:
     effect: Effect
     rule: str
-    results: tuple[RuleResult, ...]  # every rule when explaining, else those evaluated
+    results: tuple[RuleResult, ...] = ()  # every rule's outcome, when explaining
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,35 +66,48 @@ def decide(policy: Policy, inp: PolicyInput, *, explain: bool = False) -> Decisi
 
 
 def _decide_call(policy: Policy, activation: cel.Activation, explain: bool) -> CallDecision:
-    results: list[RuleResult] = []
-    denied_by = allowed_by = ""
-    for rule in policy.deny_rules:
-        result = _evaluate(rule, activation)
-        results.append(result)
-        if result.outcome != "no-match":
-            denied_by = denied_by or rule.name
-            if not explain:
-                break
-    if explain or not denied_by:
-        for rule in policy.allow_rules:
-            result = _evaluate(rule, activation)
-            results.append(result)
-            if result.outcome == "match":
-                allowed_by = allowed_by or rule.name
-                if not explain:
-                    break
-    if denied_by:
-        return CallDecision("deny", denied_by, tuple(results))
-    if allowed_by:
-        return CallDecision("allow", allowed_by, tuple(results))
-    return CallDecision("deny", DEFAULT_DENY, tuple(results))
+    if explain:
+        return _explain_call(policy, activation)
+    # Usually nothing denies: one evaluation of all deny rules OR-ed answers that. CEL's
+    # `||` is true if any side is, an error if none is true and one errs: either way the
+    # rules are then evaluated one by one to name the one that fired.
+    any_deny = policy.any_deny
+    if any_deny is not None and not _is_false(any_deny.eval(activation)):
+        for rule in policy.deny_rules:
+            if _outcome(rule, activation) != "no-match":
+                return CallDecision("deny", rule.name, ())
+    for rule in policy.allow_rules:
+        if _outcome(rule, activation) == "match":
+            return CallDecision("allow", rule.name, ())
+    return CallDecision("deny", DEFAULT_DENY, ())
 
 
-def _evaluate(rule: Rule, activation: cel.Activation) -> RuleResult:
+def _explain_call(policy: Policy, activation: cel.Activation) -> CallDecision:
+    """Every rule evaluated and reported, the same precedence applied."""
+    results = tuple(RuleResult(r.name, r.effect, *_evaluate(r, activation)) for r in policy.rules)
+    denied = [r.rule for r in results if r.effect == "deny" and r.outcome != "no-match"]
+    allowed = [r.rule for r in results if r.effect == "allow" and r.outcome == "match"]
+    if denied:
+        return CallDecision("deny", denied[0], results)
+    if allowed:
+        return CallDecision("allow", allowed[0], results)
+    return CallDecision("deny", DEFAULT_DENY, results)
+
+
+def _is_false(value: cel.Value) -> bool:
+    return value.type() == cel.Type.BOOL and value.value() is False
+
+
+def _outcome(rule: Rule, activation: cel.Activation) -> Outcome:
+    return _evaluate(rule, activation)[0]
+
+
+def _evaluate(rule: Rule, activation: cel.Activation) -> tuple[Outcome, str]:
+    """The rule's outcome, and the error text when it failed."""
     try:
         value = rule.expression.eval(activation)
     except RuntimeError as exc:  # the runtime raises for some failures, returns others
-        return RuleResult(rule.name, rule.effect, "error", str(exc))
+        return "error", str(exc)
     if value.type() != cel.Type.BOOL:
-        return RuleResult(rule.name, rule.effect, "error", str(value.value()))
-    return RuleResult(rule.name, rule.effect, "match" if value.value() else "no-match")
+        return "error", str(value.value())
+    return ("match" if value.value() else "no-match"), ""
