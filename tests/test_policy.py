@@ -446,9 +446,9 @@ def test_explain_evaluates_every_rule_and_reports_each_outcome() -> None:
     call = _tool("search_patients")
     quick = decide(policy, _input(call))
     explained = decide(policy, _input(call), explain=True)
-    # Same verdict either way; only explain keeps going after the deciding rule.
+    # Same verdict either way; only explain evaluates and reports every rule.
     assert (quick.effect, quick.rule) == (explained.effect, explained.rule) == ("deny", "cap-limit")
-    assert len(quick.calls[0].results) == 1
+    assert quick.calls[0].results == ()
     assert [(r.rule, r.effect, r.outcome) for r in explained.calls[0].results] == [
         ("cap-limit", "deny", "error"),
         ("no-delete", "deny", "no-match"),
