@@ -558,3 +558,16 @@ async def test_watch_picks_up_a_change(tmp_path: Path) -> None:
     finally:
         watcher.cancel()
     assert [r.name for r in reloader.policy.rules] == ["nobody"]
+
+
+def test_deny_rules_ending_in_a_comment_still_deny() -> None:
+    # Deny rules are also evaluated OR-ed together; a trailing CEL comment must not
+    # swallow what follows it there.
+    policy = _policy(
+        ("no-delete", "mcp.tool == 'delete_patient' // destructive", "deny"),
+        ("no-export", "mcp.tool == 'export' // bulk PHI", "deny"),
+        ALLOW_ALL,
+    )
+    assert decide(policy, _input(_tool("export"))).rule == "no-export"
+    assert decide(policy, _input(_tool("delete_patient"))).rule == "no-delete"
+    assert decide(policy, _input(_tool("search_patients"))).rule == "everyone"
