@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -17,12 +18,21 @@ Algorithm = Literal["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256
 HeaderName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$")]
 
 
+def is_trusted_url(url: str) -> bool:
+    """Keys fetched over plain HTTP could be swapped by anyone on the path, letting them
+    mint any identity; only loopback (the development issuer) may skip TLS."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return True
+    return parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1")
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class IssuerConfig(_Strict):
-    issuer: str = Field(pattern=r"^https?://")
+    issuer: str
     audience: str = Field(min_length=1)
     # Discovery normally lives under the issuer; override for split-horizon setups.
     discovery_url: str | None = None
@@ -32,8 +42,15 @@ class IssuerConfig(_Strict):
     leeway_seconds: float = Field(default=30, ge=0, le=300)
     jwks_ttl_seconds: float = Field(default=300, gt=0)
     # An unknown `kid` refetches the JWKS at most once per this interval.
-    jwks_refetch_interval_seconds: float = Field(default=30, ge=0)
+    jwks_refetch_interval_seconds: float = Field(default=30, ge=1)
     http_timeout_seconds: float = Field(default=5, gt=0, le=60)
+
+    @field_validator("issuer", "discovery_url")
+    @classmethod
+    def _trusted_transport(cls, url: str | None) -> str | None:
+        if url is not None and not is_trusted_url(url):
+            raise ValueError("must be https (plain http only on loopback, for development)")
+        return url
 
     @property
     def discovery(self) -> str:
@@ -76,6 +93,9 @@ class AuthzConfig(_Strict):
     upstream_credential: UpstreamCredential | None = None
     identity_headers: IdentityHeaders = IdentityHeaders()
     token_cache_size: int = Field(default=10_000, ge=0)
+    max_batch_size: int = Field(default=32, ge=1, le=1000)
+    # CEL cannot bind input nested much deeper; MCP arguments rarely pass 5 levels.
+    max_json_depth: int = Field(default=32, ge=4, le=32)
     max_token_bytes: int = Field(default=16_384, ge=256)
 
     @field_validator("issuers")
@@ -103,6 +123,17 @@ def load_config(path: str | Path) -> AuthzConfig:
             for e in exc.errors()
         )
         raise ConfigError(f"{path}: {problems}") from exc
+    return _relative_to(config, path.parent)
+
+
+def _relative_to(config: AuthzConfig, base: Path) -> AuthzConfig:
+    """Relative paths in the file are relative to the file, not to the working directory."""
+    updates: dict[str, object] = {}
     if not config.policy.is_absolute():
-        config = config.model_copy(update={"policy": path.parent / config.policy})
-    return config
+        updates["policy"] = base / config.policy
+    credential = config.upstream_credential
+    if credential is not None and credential.file is not None and not credential.file.is_absolute():
+        updates["upstream_credential"] = credential.model_copy(
+            update={"file": base / credential.file}
+        )
+    return config.model_copy(update=updates)

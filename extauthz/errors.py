@@ -8,12 +8,14 @@ from custos.errors import CustosError
 
 class AuthzError(CustosError):
     code = "authz_error"
+    http_status = 500  # what the client is answered
 
 
 class TokenError(AuthzError):
     """The bearer token is missing or does not verify: the answer is 401."""
 
     code = "token_invalid"
+    http_status = 401
 
 
 class TokenMissing(TokenError):
@@ -56,16 +58,19 @@ class ClaimInvalid(TokenError):
     code = "claim_invalid"
 
 
-class KeysUnavailable(TokenError):
-    """No key could be had: the IdP is unreachable and nothing is cached."""
+class KeysUnavailable(AuthzError):
+    """No key could be had: the IdP is unreachable and nothing is cached. Not the
+    token's fault, so not 401: a client would throw a good token away."""
 
     code = "keys_unavailable"
+    http_status = 503
 
 
 class McpRequestInvalid(AuthzError):
     """The body is not valid JSON-RPC 2.0 / MCP: the answer is 400."""
 
     code = "mcp_request_invalid"
+    http_status = 400
 
     def __init__(self, message: str, jsonrpc_code: int = -32600) -> None:
         super().__init__(message)

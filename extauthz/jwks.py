@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import jwt
 
-from extauthz.config import IssuerConfig
+from extauthz.config import IssuerConfig, is_trusted_url
 from extauthz.errors import KeysUnavailable, UnknownKey
 
 log = logging.getLogger(__name__)
@@ -151,7 +151,10 @@ class IssuerKeys:
         discovery = await self._get_json(self.config.discovery)
         if discovery.get("issuer") != self.config.issuer:
             raise ValueError("discovery document names another issuer")
-        jwks = await self._get_json(str(discovery["jwks_uri"]))
+        jwks_uri = str(discovery["jwks_uri"])
+        if not is_trusted_url(jwks_uri):
+            raise ValueError("discovery names a jwks_uri that is not https")
+        jwks = await self._get_json(jwks_uri)
         keys: dict[str, SigningKey] = {}
         for entry in jwks["keys"]:
             if not isinstance(entry, dict) or entry.get("use", "sig") != "sig":

@@ -3,15 +3,20 @@
 Anything that is not well-formed JSON-RPC is refused here, before policy, with the
 JSON-RPC error code a client expects (-32700 parse error, -32600 invalid request).
 When the client sends `Mcp-Method` / `Mcp-Name` headers they must agree with the body:
-a proxy that routed on the header while the server acted on the body would be fooled."""
+a proxy that routed on the header while the server acted on the body would be fooled.
+
+The same holds inside the body: a JSON object with a key twice is refused, because
+parsers disagree on which value wins and the MCP server's parser is not ours. That check
+needs the standard library's parser (a few microseconds more than orjson on a typical
+call). Batch size and nesting depth are bounded so that one request cannot hold the
+single-threaded service for long, nor nest deeper than CEL evaluates."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
-
-import orjson
 
 from custos.policy import McpCall
 from extauthz.errors import McpHeaderMismatch, McpRequestInvalid
@@ -21,6 +26,15 @@ INVALID_REQUEST = -32600
 
 # Methods whose params name their target, and the param that does.
 _NAMED_TARGET = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
+
+
+@dataclass(frozen=True, slots=True)
+class McpLimits:
+    max_batch_size: int = 32
+    max_depth: int = 32  # CEL cannot bind activations nested much deeper than this
+
+
+DEFAULT_LIMITS = McpLimits()
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,16 +50,47 @@ class McpRequest:
 NO_BODY = McpRequest(calls=(), is_batch=False)
 
 
-def parse_body(body: bytes) -> McpRequest:
+def parse_body(body: bytes, limits: McpLimits = DEFAULT_LIMITS) -> McpRequest:
     try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
+        document = json.loads(body, object_pairs_hook=_unique_keys)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeError too
         raise McpRequestInvalid("body is not JSON", PARSE_ERROR) from exc
+    except _DuplicateKey as exc:
+        raise McpRequestInvalid("a JSON object has the same key twice") from exc
+    if _too_deep(document, limits.max_depth):
+        raise McpRequestInvalid(f"JSON nested deeper than {limits.max_depth} levels")
     if isinstance(document, list):
         if not document:
             raise McpRequestInvalid("empty JSON-RPC batch")
+        if len(document) > limits.max_batch_size:
+            raise McpRequestInvalid(f"batch of more than {limits.max_batch_size} messages")
         return McpRequest(tuple(_call(m) for m in document), is_batch=True)
     return McpRequest((_call(document),), is_batch=False)
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise _DuplicateKey
+    return obj
+
+
+def _too_deep(document: Any, limit: int) -> bool:
+    level: list[Any] = [document]
+    for _ in range(limit):
+        level = [
+            child
+            for value in level
+            if isinstance(value, dict | list)
+            for child in (value.values() if isinstance(value, dict) else value)
+        ]
+        if not level:
+            return False
+    return any(isinstance(value, dict | list) for value in level)
 
 
 def _call(message: Any) -> McpCall:

@@ -15,12 +15,20 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from custos.errors import CustosError
+from custos.errors import ConfigError, CustosError
 from custos.policy import Decision, HttpRequest, Identity, PolicyInput, decide
 from custos.policy.reloader import PolicyReloader
-from extauthz.errors import McpRequestInvalid, TokenError
+from extauthz.errors import AuthzError, McpRequestInvalid
 from extauthz.identity import TokenVerifier, bearer_token
-from extauthz.mcp_request import NO_BODY, McpRequest, check_headers, parse_body
+from extauthz.mcp_request import (
+    DEFAULT_LIMITS,
+    NO_BODY,
+    McpLimits,
+    McpRequest,
+    check_headers,
+    parse_body,
+)
+from extauthz.upstream_credential import CredentialSource
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +39,7 @@ _BODILESS_METHODS = frozenset({"GET", "DELETE", "HEAD", "OPTIONS"})
 @dataclass(frozen=True, slots=True)
 class Verdict:
     decision_id: str
-    status: int  # 200 allow; 400, 401, 403 or 500 deny
+    status: int  # 200 allow; 400, 401, 403, 500 or 503 deny
     code: str  # "allow", "deny" or the error's stable code
     reason: str  # safe to log: no token, no PHI
     identity: Identity | None = None
@@ -39,6 +47,8 @@ class Verdict:
     decision: Decision | None = None
     policy_digest: str = ""
     error: CustosError | None = None
+    # The header value that replaces the client's token upstream; never logged.
+    upstream_credential: str = field(default="", repr=False)
     elapsed: float = field(default=0.0, compare=False)
 
     @property
@@ -59,32 +69,39 @@ class Authorizer:
         verifier: TokenVerifier,
         policy: PolicyReloader,
         max_token_bytes: int,
+        limits: McpLimits = DEFAULT_LIMITS,
+        credential: CredentialSource | None = None,
         on_verdict: VerdictListener | None = None,
     ) -> None:
         self._verifier = verifier
         self._policy = policy
         self._max_token_bytes = max_token_bytes
+        self._limits = limits
+        self._credential = credential
         self._on_verdict = on_verdict
 
     async def authorize(self, request: HttpRequest, body: bytes) -> Verdict:
         started = time.perf_counter()
         decision_id = uuid.uuid4().hex
+        verdict = Verdict(decision_id, 503, "cancelled", "Envoy gave up waiting")
         try:
             verdict = await self._run(decision_id, request, body)
-        except CustosError as exc:
-            verdict = _refusal(decision_id, exc)
+        except AuthzError as exc:
+            verdict = Verdict(decision_id, exc.http_status, exc.code, str(exc), error=exc)
         except Exception as exc:  # a bug must deny, and must not leak data into logs
             log.error("authorization failed internally: %s", type(exc).__name__)
             verdict = Verdict(decision_id, 500, "internal_error", "internal error")
-        verdict = replace(verdict, elapsed=time.perf_counter() - started)
-        if self._on_verdict is not None:
-            self._on_verdict(verdict)
+        finally:
+            # Recorded even when Envoy cancels the call: every decision is counted.
+            verdict = replace(verdict, elapsed=time.perf_counter() - started)
+            if self._on_verdict is not None:
+                self._on_verdict(verdict)
         return verdict
 
     async def _run(self, decision_id: str, request: HttpRequest, body: bytes) -> Verdict:
         identity = await self._verifier.verify(bearer_token(request.headers, self._max_token_bytes))
         try:
-            mcp = _mcp_request(request, body)
+            mcp = _mcp_request(request, body, self._limits)
         except McpRequestInvalid as exc:
             return Verdict(decision_id, 400, exc.code, str(exc), identity, error=exc)
         policy = self._policy.policy
@@ -96,7 +113,7 @@ class Authorizer:
             id=request.id,
         )
         decision = decide(policy, PolicyInput(identity, visible, mcp.calls, mcp.is_batch))
-        return Verdict(
+        verdict = Verdict(
             decision_id,
             200 if decision.allowed else 403,
             decision.effect,
@@ -106,18 +123,21 @@ class Authorizer:
             decision,
             policy.digest,
         )
+        if decision.allowed and self._credential is not None:
+            try:
+                credential = self._credential.header_value()
+            except ConfigError as exc:  # allowed, but the MCP server could not be called
+                log.error("upstream credential unavailable: %s", exc)
+                return replace(verdict, status=500, code=exc.code, reason=str(exc), error=exc)
+            return replace(verdict, upstream_credential=credential)
+        return verdict
 
 
-def _mcp_request(request: HttpRequest, body: bytes) -> McpRequest:
+def _mcp_request(request: HttpRequest, body: bytes, limits: McpLimits) -> McpRequest:
     if request.method in _BODILESS_METHODS and not body:
         return NO_BODY
     if request.method != "POST":
         raise McpRequestInvalid(f"{request.method} with a body is not MCP")
-    mcp = parse_body(body)
+    mcp = parse_body(body, limits)
     check_headers(mcp, request.headers)
     return mcp
-
-
-def _refusal(decision_id: str, exc: CustosError) -> Verdict:
-    status = 401 if isinstance(exc, TokenError) else 500
-    return Verdict(decision_id, status, exc.code, str(exc), error=exc)

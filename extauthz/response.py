@@ -7,9 +7,8 @@ names no internal detail, only the decision id an operator can look up."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
-from dataclasses import replace
+from urllib.parse import quote
 
 import orjson
 from envoy.config.core.v3 import base_pb2
@@ -18,12 +17,8 @@ from envoy.type.v3 import http_status_pb2
 from google.protobuf import struct_pb2
 from google.rpc import code_pb2, status_pb2
 
-from custos.errors import ConfigError
 from extauthz.config import IdentityHeaders
 from extauthz.pipeline import Verdict
-from extauthz.upstream_credential import CredentialSource
-
-log = logging.getLogger(__name__)
 
 _OVERWRITE = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
 
@@ -44,27 +39,21 @@ class ResponseBuilder:
         self,
         identity_headers: IdentityHeaders,
         resource_metadata_url: str,
-        credential: CredentialSource | None = None,
+        credential_header: str | None = None,  # None: no upstream credential configured
     ) -> None:
         self._headers = identity_headers
         self._challenge = (
             f'Bearer error="invalid_token", resource_metadata="{resource_metadata_url}"'
         )
-        self._credential = credential
+        self._credential_header = credential_header
 
     def build(self, verdict: Verdict) -> authz.CheckResponse:
         if verdict.allowed:
-            try:
-                ok = self._ok(verdict)
-            except ConfigError as exc:  # the upstream credential went missing
-                log.error("cannot build the upstream request: %s", exc)
-                verdict = replace(verdict, status=500, code=exc.code, reason=str(exc), error=exc)
-            else:
-                return authz.CheckResponse(
-                    status=status_pb2.Status(code=code_pb2.OK),
-                    ok_response=ok,
-                    dynamic_metadata=_metadata(verdict),
-                )
+            return authz.CheckResponse(
+                status=status_pb2.Status(code=code_pb2.OK),
+                ok_response=self._ok(verdict),
+                dynamic_metadata=_metadata(verdict),
+            )
         return authz.CheckResponse(
             status=status_pb2.Status(code=code_pb2.PERMISSION_DENIED),
             denied_response=self._denied(verdict),
@@ -74,13 +63,11 @@ class ResponseBuilder:
     def _ok(self, verdict: Verdict) -> authz.OkHttpResponse:
         set_headers: list[base_pb2.HeaderValueOption] = []
         remove: list[str] = []
-        if self._credential is None:
+        header = self._credential_header
+        if header is not None and verdict.upstream_credential:
+            set_headers.append(_header(header, verdict.upstream_credential))
+        if header != "authorization" or not verdict.upstream_credential:
             remove.append("authorization")
-        else:
-            header = self._credential.config.header
-            set_headers.append(_header(header, self._credential.header_value()))
-            if header != "authorization":
-                remove.append("authorization")
         for name, value in self._identity_values(verdict):
             # A header the client sent under one of our names must never reach upstream.
             if value:
@@ -91,12 +78,14 @@ class ResponseBuilder:
 
     def _identity_values(self, verdict: Verdict) -> Iterator[tuple[str, str]]:
         identity = verdict.identity
-        assert identity is not None
+        if identity is None:  # an allow always has one; refuse to guess otherwise
+            raise ValueError("an allowed verdict without an identity")
         values = {
-            "subject": identity.subject,
-            "issuer": identity.issuer,
-            "email": identity.email,
-            "groups": ",".join(identity.groups),
+            "subject": _header_safe(identity.subject),
+            "issuer": _header_safe(identity.issuer),
+            "email": _header_safe(identity.email),
+            # Each group encoded on its own, so a group named "a,b" stays one group.
+            "groups": ",".join(_header_safe(g, also=",") for g in identity.groups),
             "decision_id": verdict.decision_id,
         }
         for field, value in values.items():
@@ -129,6 +118,15 @@ class ResponseBuilder:
             headers=headers,
             body=orjson.dumps(body).decode(),
         )
+
+
+def _header_safe(value: str, also: str = "") -> str:
+    """Claims are the IdP's text, not ours: anything outside printable ASCII (and `%`,
+    and `also`) is percent-encoded, so a value can neither break nor forge a header."""
+    if value.isascii() and value.isprintable() and "%" not in value and not set(also) & set(value):
+        return value
+    safe = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) not in "%" + also)
+    return quote(value, safe=safe)
 
 
 def _header(name: str, value: str) -> base_pb2.HeaderValueOption:

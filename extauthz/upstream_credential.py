@@ -27,15 +27,19 @@ class CredentialSource:
             if not value:
                 raise ConfigError(f"upstream credential variable {self.config.env} is empty")
             return value
-        assert self.config.file is not None
+        path = self.config.file
+        if path is None:  # the config validator makes this impossible
+            raise ConfigError("upstream credential has neither file nor env")
         try:
-            st = os.stat(self.config.file)
+            st = os.stat(path)
             stamp = (st.st_ino, st.st_mtime_ns)
             if stamp != self._stamp:
-                self._value = self.config.file.read_text().strip()
+                self._value = path.read_text(encoding="ascii").strip()
                 self._stamp = stamp
         except OSError as exc:
             raise ConfigError(f"cannot read upstream credential file: {exc.strerror}") from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError("upstream credential file is not ASCII text") from exc
         if not self._value:
             raise ConfigError("upstream credential file is empty")
         return self._value

@@ -75,7 +75,11 @@ class Policy:
         if not self.deny_rules:
             return None
         # The newline ends any `//` comment a rule's expression closes with.
-        return ENV.compile(" || ".join(f"({rule.when}\n)" for rule in self.deny_rules))
+        combined = " || ".join(f"({rule.when}\n)" for rule in self.deny_rules)
+        try:
+            return ENV.compile(combined)
+        except RuntimeError:  # past CEL's size limits: deny rules are then evaluated alone
+            return None
 
     @cached_property
     def allow_rules(self) -> tuple[Rule, ...]:
@@ -98,6 +102,8 @@ def parse_policy(text: bytes | str, source: str = "<policy>") -> Policy:
         data = yaml.safe_load(raw)
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise PolicyError(f"{source}: not valid YAML: {exc}") from exc
+    except RecursionError as exc:
+        raise PolicyError(f"{source}: nested too deeply to be a policy") from exc
     lines = _rule_lines(node)
     try:
         spec = PolicySpec.model_validate(data)

@@ -72,7 +72,7 @@ def _decide_call(policy: Policy, activation: cel.Activation, explain: bool) -> C
     # `||` is true if any side is, an error if none is true and one errs: either way the
     # rules are then evaluated one by one to name the one that fired.
     any_deny = policy.any_deny
-    if any_deny is not None and not _is_false(any_deny.eval(activation)):
+    if any_deny is None or not _is_false(any_deny.eval(activation)):
         for rule in policy.deny_rules:
             if _outcome(rule, activation) != "no-match":
                 return CallDecision("deny", rule.name, ())

@@ -45,6 +45,14 @@ class PolicyReloader:
             log.error("policy reload refused, keeping %s: %s", self.policy.digest[:12], exc)
             self._notify(False)
             return False
+        except Exception as exc:  # whatever else a file can provoke, the watcher lives on
+            log.error(
+                "policy reload refused, keeping %s: unexpected %s",
+                self.policy.digest[:12],
+                type(exc).__name__,
+            )
+            self._notify(False)
+            return False
         if policy.digest == self.policy.digest:
             return False
         self.policy = policy
