@@ -18,6 +18,7 @@ from custos.policy.reloader import PolicyReloader
 from extauthz.config import AuthzConfig
 from extauthz.identity import TokenCache, TokenVerifier
 from extauthz.jwks import IssuerKeys
+from extauthz.mcp_request import McpLimits
 from extauthz.metrics import AuthzMetrics
 from extauthz.pipeline import Authorizer
 from extauthz.response import ResponseBuilder
@@ -41,9 +42,18 @@ async def serve(config: AuthzConfig) -> None:
             for i in config.issuers
         }
         verifier = TokenVerifier(issuers, TokenCache(config.token_cache_size))
-        authorizer = Authorizer(verifier, reloader, config.max_token_bytes, metrics.record_verdict)
+        authorizer = Authorizer(
+            verifier,
+            reloader,
+            config.max_token_bytes,
+            McpLimits(config.max_batch_size, config.max_json_depth),
+            credential,
+            metrics.record_verdict,
+        )
         responses = ResponseBuilder(
-            config.identity_headers, config.resource_metadata_url, credential
+            config.identity_headers,
+            config.resource_metadata_url,
+            credential.config.header if credential else None,
         )
         server = grpc.aio.server()
         authz_grpc.add_AuthorizationServicer_to_server(
