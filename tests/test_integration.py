@@ -210,21 +210,25 @@ async def access_log_entry(stack: LocalStack, decision_id: str) -> dict[str, obj
 
 
 async def test_unrouted_paths_are_404_without_reaching_upstream(stack: LocalStack) -> None:
+    before = len(upstream_requests(stack))
     async with httpx.AsyncClient() as client:
         response = await client.get(f"http://127.0.0.1:{stack.ports.envoy}/admin")
     assert response.status_code == 404
+    assert len(upstream_requests(stack)) == before
 
 
 async def test_metrics_count_decisions(stack: LocalStack) -> None:
+    bearer = await token(stack, "alice", ["phi-readers"])
+    denied = await post_jsonrpc(stack, tool_call("delete_patient", {"patient_id": "x"}), bearer)
+    assert denied.status_code == 403
     async with httpx.AsyncClient() as client:
         response = await client.get(f"http://127.0.0.1:{stack.ports.authz_metrics}/metrics")
     text = response.text
-    assert (
-        'custos_authz_decisions_total{code="deny",effect="deny",rule="delete-requires-admin"}'
-        in text
-    )
+    denials = 'custos_authz_decisions_total{code="deny",effect="deny",rule="delete-requires-admin"}'
+    assert denials in text
     assert "custos_authz_decision_seconds_bucket" in text
     assert 'custos_jwks_fetches_total{issuer="' in text
+    assert bearer not in text  # labels carry rule names and codes, never request data
 
 
 async def test_get_and_delete_are_judged_by_the_policy(stack: LocalStack) -> None:
