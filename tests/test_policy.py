@@ -571,3 +571,75 @@ def test_deny_rules_ending_in_a_comment_still_deny() -> None:
     assert decide(policy, _input(_tool("export"))).rule == "no-export"
     assert decide(policy, _input(_tool("delete_patient"))).rule == "no-delete"
     assert decide(policy, _input(_tool("search_patients"))).rule == "everyone"
+
+
+# --- size and nesting limits -------------------------------------------------------------
+
+# Each deny rule compiles alone, but OR-ed together they pass CEL's 100,000-codepoint
+# expression limit, so the one-evaluation shortcut cannot be built for this policy.
+LONG_LITERAL_LENGTH = 60_000
+LONG_DENY_RULES = (
+    ("no-export", f"mcp.tool == '{'a' * LONG_LITERAL_LENGTH}' || mcp.tool == 'export'", "deny"),
+    (
+        "no-delete",
+        f"mcp.tool == '{'b' * LONG_LITERAL_LENGTH}' || mcp.tool == 'delete_patient'",
+        "deny",
+    ),
+    ALLOW_ALL,
+)
+
+
+def _policy_text(*rules: tuple[str, str, str]) -> str:
+    """The YAML `_policy` parses, for tests that need it in a file."""
+    return "rules:\n" + "".join(
+        f"  - name: {name}\n    when: {when!r}\n    effect: {effect}\n"
+        for name, when, effect in rules
+    )
+
+
+def _assert_long_deny_rules_decide(policy: Policy) -> None:
+    assert decide(policy, _input(_tool("delete_patient"))).rule == "no-delete"
+    assert decide(policy, _input(_tool("export"))).rule == "no-export"
+    assert decide(policy, _input(_tool("b" * LONG_LITERAL_LENGTH))).rule == "no-delete"
+    search = decide(policy, _input(_tool("search_patients")))
+    assert (search.effect, search.rule) == ("allow", "everyone")
+
+
+def test_deny_rules_too_long_to_combine_are_evaluated_one_by_one(tmp_path: Path) -> None:
+    assert sum(len(when) for _, when, effect in LONG_DENY_RULES if effect == "deny") > 100_000
+    path = tmp_path / "policy.yaml"
+    path.write_text(_policy_text(*LONG_DENY_RULES))
+
+    policy = load_policy(path)
+
+    # Proves the fallback is what decides below, not the combined expression.
+    assert policy.any_deny is None
+    _assert_long_deny_rules_decide(policy)
+
+
+def test_policy_nested_past_the_parser_stack_is_a_policy_error(tmp_path: Path) -> None:
+    # A RecursionError escaping here would crash `custos policy check`; in the reloader
+    # it would be logged as "unexpected" instead of naming the file's problem.
+    text = "rules: " + "[" * 100_000
+    with pytest.raises(PolicyError, match=r"^deep\.yaml: nested too deeply"):
+        parse_policy(text, source="deep.yaml")
+
+    path = tmp_path / "policy.yaml"
+    path.write_text(text)
+    with pytest.raises(PolicyError, match=r"policy\.yaml: "):
+        load_policy(path)
+
+
+def test_reloader_moves_onto_deny_rules_too_long_to_combine(tmp_path: Path) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text(GOOD_V1)
+    events: list[bool] = []
+    reloader = PolicyReloader(path, on_reload=events.append)
+
+    _rewrite(path, _policy_text(*LONG_DENY_RULES))
+
+    assert reloader.check() is True
+    assert events == [True]
+    assert [r.name for r in reloader.policy.rules] == ["no-export", "no-delete", "everyone"]
+    _assert_long_deny_rules_decide(reloader.policy)
+    assert reloader.check() is False  # unchanged since
