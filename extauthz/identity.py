@@ -18,6 +18,7 @@ from typing import Any
 import jwt
 
 from custos.policy import Identity
+from custos.policy.environment import MAX_INPUT_DEPTH, too_deep
 from extauthz.config import IssuerConfig
 from extauthz.errors import (
     AlgorithmNotAllowed,
@@ -142,6 +143,9 @@ def _decode(token: str, key: Any, algorithm: str, config: IssuerConfig) -> dict[
 
 
 def _identity(claims: Mapping[str, Any], config: IssuerConfig) -> Identity:
+    # Claims sit two levels down in the policy's `identity` variable.
+    if too_deep(claims, MAX_INPUT_DEPTH - 2):
+        raise ClaimInvalid("token claims are nested too deeply")
     subject = claims["sub"]
     if not isinstance(subject, str) or not subject:
         raise ClaimInvalid("token subject is not a string")

@@ -67,85 +67,80 @@ class IssuerKeys:
         self._keys: dict[str, SigningKey] = {}
         self._fetched_at: float | None = None  # last successful fetch
         self._attempted_at: float | None = None  # last attempt, successful or not
-        self._lock = asyncio.Lock()
-        self._background: asyncio.Task[None] | None = None
+        self._inflight: asyncio.Task[None] | None = None
 
     async def warm(self) -> None:
         """Fetch the keys now; failures are logged and counted, never raised."""
-        await self._refresh(force=True)
+        await asyncio.shield(self._start_fetch())
+
+    async def aclose(self) -> None:
+        """Stop a fetch still waiting on the IdP."""
+        task = self._inflight
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def key(self, kid: str, algorithm: str) -> SigningKey:
-        if self._stale():
-            if self._keys:
-                # Stale keys keep serving while fresh ones are fetched: a slow IdP must not
-                # stall every request behind its timeout.
-                self._refresh_in_background()
-            else:
-                await self._refresh(force=False)
+        if not self._keys:
+            if self._fetching() or self._may_refetch():
+                await self._await_fetch()
+        elif self._stale():
+            # Stale keys keep serving while fresh ones are fetched: a slow IdP must not
+            # stall every request behind its timeout.
+            self._start_fetch()
         found = self._keys.get(kid)
-        if found is None and self._may_refetch():
-            await self._refresh(force=True)
-            found = self._keys.get(kid)
-        elif found is None and self._lock.locked():
-            # Another request's fetch is in flight (first fetch, or a refetch for a rotated
-            # kid): wait for its keys rather than refuse a token they may well verify.
-            async with self._lock:
-                pass
+        if found is None and (self._fetching() or self._may_refetch()):
+            await self._await_fetch()  # the IdP may have rotated its keys
             found = self._keys.get(kid)
         if found is None:
-            if not self._keys and self._fetched_at is None:
+            if self._fetched_at is None:
                 raise KeysUnavailable(f"no signing keys for issuer {self.config.issuer}")
             raise UnknownKey(f"no key {kid!r} at issuer {self.config.issuer}")
         if not found.fits(algorithm):
             raise UnknownKey(f"key {kid!r} is not a {algorithm} key")
         return found
 
-    async def aclose(self) -> None:
-        """Stop a background refresh still waiting on the IdP."""
-        if self._background is not None and not self._background.done():
-            self._background.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._background
-
-    def _refresh_in_background(self) -> None:
-        if self._background is None or self._background.done():
-            self._background = asyncio.create_task(self._refresh(force=False))
-
     def _stale(self) -> bool:
         if self._fetched_at is None:
-            return self._may_refetch()
-        return self._clock() - self._fetched_at >= self.config.jwks_ttl_seconds and (
-            self._may_refetch()
-        )
+            return True
+        age = self._clock() - self._fetched_at
+        return age >= self.config.jwks_ttl_seconds and self._may_refetch()
 
     def _may_refetch(self) -> bool:
         if self._attempted_at is None:
             return True
         return self._clock() - self._attempted_at >= self.config.jwks_refetch_interval_seconds
 
-    async def _refresh(self, force: bool) -> None:
-        started = self._clock()
-        async with self._lock:
-            # Another task refreshed while we waited for the lock.
-            if self._attempted_at is not None and self._attempted_at >= started:
-                return
-            if not force and not self._stale():
-                return
-            self._attempted_at = self._clock()
-            try:
-                keys = await self._fetch()
-            except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
-                log.warning(
-                    "JWKS fetch for %s failed (%s); %d cached keys stay in use",
-                    self.config.issuer,
-                    type(exc).__name__,
-                    len(self._keys),
-                )
-                self._notify(False)
-                return
-            self._keys = keys
-            self._fetched_at = self._clock()
-            self._notify(True)
+    def _fetching(self) -> bool:
+        return self._inflight is not None and not self._inflight.done()
+
+    def _start_fetch(self) -> asyncio.Task[None]:
+        """One fetch at a time, in a task of its own: every request that needs it waits
+        for the same one, and a request Envoy gives up on does not cancel it."""
+        if self._inflight is None or self._inflight.done():
+            self._inflight = asyncio.create_task(self._refresh())
+        return self._inflight
+
+    async def _await_fetch(self) -> None:
+        await asyncio.shield(self._start_fetch())
+
+    async def _refresh(self) -> None:
+        self._attempted_at = self._clock()
+        try:
+            keys = await self._fetch()
+        except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+            log.warning(
+                "JWKS fetch for %s failed (%s); %d cached keys stay in use",
+                self.config.issuer,
+                type(exc).__name__,
+                len(self._keys),
+            )
+            self._notify(False)
+            return
+        self._keys = keys
+        self._fetched_at = self._clock()
+        self._notify(True)
 
     async def _fetch(self) -> dict[str, SigningKey]:
         discovery = await self._get_json(self.config.discovery)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from custos.policy import McpCall
+from custos.policy.environment import MAX_INPUT_DEPTH, too_deep
 from extauthz.errors import McpHeaderMismatch, McpRequestInvalid
 
 PARSE_ERROR = -32700
@@ -31,7 +32,7 @@ _NAMED_TARGET = {"tools/call": "name", "prompts/get": "name", "resources/read": 
 @dataclass(frozen=True, slots=True)
 class McpLimits:
     max_batch_size: int = 32
-    max_depth: int = 32  # CEL cannot bind activations nested much deeper than this
+    max_depth: int = MAX_INPUT_DEPTH
 
 
 DEFAULT_LIMITS = McpLimits()
@@ -57,7 +58,7 @@ def parse_body(body: bytes, limits: McpLimits = DEFAULT_LIMITS) -> McpRequest:
         raise McpRequestInvalid("body is not JSON", PARSE_ERROR) from exc
     except _DuplicateKey as exc:
         raise McpRequestInvalid("a JSON object has the same key twice") from exc
-    if _too_deep(document, limits.max_depth):
+    if too_deep(document, limits.max_depth):
         raise McpRequestInvalid(f"JSON nested deeper than {limits.max_depth} levels")
     if isinstance(document, list):
         if not document:
@@ -77,20 +78,6 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     if len(obj) != len(pairs):
         raise _DuplicateKey
     return obj
-
-
-def _too_deep(document: Any, limit: int) -> bool:
-    level: list[Any] = [document]
-    for _ in range(limit):
-        level = [
-            child
-            for value in level
-            if isinstance(value, dict | list)
-            for child in (value.values() if isinstance(value, dict) else value)
-        ]
-        if not level:
-            return False
-    return any(isinstance(value, dict | list) for value in level)
 
 
 def _call(message: Any) -> McpCall:

@@ -6,6 +6,7 @@ prove that a forged `kid` or a foreign `iss` did (or did not) reach the IdP."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -29,11 +30,14 @@ class _CountingApp:
         # Incremented on the server thread, read on the test thread: guard it.
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
+        self.delay_seconds = 0.0  # > 0: a slow IdP, answering correctly but late
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             with self._lock:
                 self._counts[scope["path"]] += 1
+            if self.delay_seconds:
+                await asyncio.sleep(self.delay_seconds)
         await self._app(scope, receive, send)
 
     def counts(self) -> Counter[str]:
@@ -65,6 +69,9 @@ class IssuerServer:
             target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
         )
         self.port = 0
+
+    def slow_down(self, seconds: float) -> None:
+        self._app.delay_seconds = seconds
 
     def start(self) -> IssuerServer:
         self._thread.start()

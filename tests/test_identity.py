@@ -519,8 +519,17 @@ async def test_not_yet_valid_beyond_leeway_is_refused(
         pytest.param(lambda c: without(c, "aud"), id="missing-aud"),
         pytest.param(lambda c: {**c, "sub": ""}, id="empty-sub"),
         pytest.param(lambda c: {**c, "sub": 1234}, id="numeric-sub"),
+        # Deeper than CEL can bind: every rule would fail for this user, unexplained.
+        pytest.param(lambda c: {**c, "deep": nested(40)}, id="claims-nested-too-deeply"),
     ],
 )
+def nested(depth: int) -> Any:
+    value: Any = "x"
+    for _ in range(depth):
+        value = {"k": value}
+    return value
+
+
 async def test_missing_or_invalid_required_claim_is_refused(
     idp: tuple[DevIssuer, IssuerServer],
     client: httpx.AsyncClient,
@@ -743,6 +752,24 @@ async def test_unresponsive_idp_does_not_stall_requests_while_keys_are_cached(
             identity = await verifier.verify(issuer.mint("bob"))
         await verifier.aclose()  # the refresh is still waiting on the silent IdP
     assert identity.subject == "bob"
+
+
+async def test_a_request_envoy_gives_up_on_does_not_cancel_the_key_fetch(
+    own_idp: tuple[DevIssuer, IssuerServer], client: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    # Envoy's ext_authz timeout can be shorter than a slow IdP's answer. The abandoned
+    # request must not take the fetch down with it, or the issuer would be refused for a
+    # whole refetch interval.
+    issuer, server = own_idp
+    server.slow_down(0.3)
+    verifier = make_verifier(issuer, client, clock)
+    first = asyncio.create_task(verifier.verify(issuer.mint("alice")))
+    await asyncio.sleep(0.1)
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert (await verifier.verify(issuer.mint("bob"))).subject == "bob"
+    assert server.jwks_requests == 1
 
 
 async def test_idp_down_and_never_reached_is_keys_unavailable(

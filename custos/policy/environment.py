@@ -6,6 +6,7 @@ every field: `identity.grups` fails when the policy loads, not at request time."
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from cel_expr_python import cel
 
@@ -17,6 +18,10 @@ VARIABLES: dict[str, str] = {
     "request": "custos.policy.v1.Request",
     "mcp": "custos.policy.v1.Mcp",
 }
+
+# CEL cannot bind an activation nested much deeper than this (rules then fail to
+# evaluate), so inputs from clients and IdPs are bounded by it before they get here.
+MAX_INPUT_DEPTH = 32
 
 ENV = cel.NewEnv(
     variables={
@@ -77,3 +82,18 @@ def activations(inp: PolicyInput) -> Iterator[cel.Activation]:
                 "now": inp.now,
             }
         )
+
+
+def too_deep(document: Any, limit: int) -> bool:
+    """True when lists and objects nest more than `limit` levels deep."""
+    level: list[Any] = [document]
+    for _ in range(limit):
+        level = [
+            child
+            for value in level
+            if isinstance(value, dict | list)
+            for child in (value.values() if isinstance(value, dict) else value)
+        ]
+        if not level:
+            return False
+    return any(isinstance(value, dict | list) for value in level)
