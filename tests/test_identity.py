@@ -511,6 +511,13 @@ async def test_not_yet_valid_beyond_leeway_is_refused(
 # --- claims -------------------------------------------------------------------------------
 
 
+def nested(depth: int) -> Any:
+    value: Any = "x"
+    for _ in range(depth):
+        value = {"k": value}
+    return value
+
+
 @pytest.mark.parametrize(
     "change",
     [
@@ -523,13 +530,6 @@ async def test_not_yet_valid_beyond_leeway_is_refused(
         pytest.param(lambda c: {**c, "deep": nested(40)}, id="claims-nested-too-deeply"),
     ],
 )
-def nested(depth: int) -> Any:
-    value: Any = "x"
-    for _ in range(depth):
-        value = {"k": value}
-    return value
-
-
 async def test_missing_or_invalid_required_claim_is_refused(
     idp: tuple[DevIssuer, IssuerServer],
     client: httpx.AsyncClient,
