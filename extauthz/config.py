@@ -6,10 +6,9 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from custos.errors import ConfigError
+from custos.config_file import load_model
 
 # Asymmetric signatures only: `none` and HMAC (whose "key" would be the public key) are
 # never accepted, whatever a configuration says.
@@ -109,21 +108,7 @@ class AuthzConfig(_Strict):
 
 def load_config(path: str | Path) -> AuthzConfig:
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    try:
-        config = AuthzConfig.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}"
-            for e in exc.errors()
-        )
-        raise ConfigError(f"{path}: {problems}") from exc
-    return _relative_to(config, path.parent)
+    return _relative_to(load_model(path, AuthzConfig), path.parent)
 
 
 def _relative_to(config: AuthzConfig, base: Path) -> AuthzConfig:

@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from custos.errors import ConfigError
+from custos.config_file import load_model
 from custos.policy.document import Effect, Policy
 from custos.policy.engine import Decision, decide
 from custos.policy.inputs import HttpRequest, Identity, McpCall, PolicyInput
@@ -108,16 +107,7 @@ class CaseResult:
 
 
 def load_cases(path: str | Path) -> list[Case]:
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-        return CaseFile.model_validate(data).cases
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    except ValidationError as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
+    return load_model(path, CaseFile).cases
 
 
 def run_cases(policy: Policy, cases: list[Case]) -> Iterator[CaseResult]:
