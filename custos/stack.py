@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from custos.envoy_config import EnvoySettings, envoy_binary, render_bootstrap
+from custos.errors import StackError
 from custos.net import free_port, wait_for_port
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -155,9 +156,12 @@ class LocalStack:
         done, _ = await asyncio.wait({waiting, exited}, return_when=asyncio.FIRST_COMPLETED)
         if exited in done:
             waiting.cancel()
-            raise RuntimeError(f"{name} exited with {process.returncode} before it was ready")
+            raise StackError(f"{name} exited with {process.returncode} before it was ready")
         exited.cancel()
-        waiting.result()
+        try:
+            waiting.result()
+        except TimeoutError as exc:
+            raise StackError(f"{name} did not listen on port {port} in {START_TIMEOUT}s") from exc
 
     async def _pump(self, name: str, stream: asyncio.StreamReader) -> None:
         width = 9
@@ -176,12 +180,19 @@ class LocalStack:
             except TimeoutError:
                 child.process.kill()
                 await child.process.wait()
-        with contextlib.suppress(asyncio.CancelledError):
+        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
             await asyncio.wait_for(child.pump, 5)
 
     async def stop(self) -> None:
-        for name in reversed(list(self.children)):
-            await self.stop_child(name)
+        """Last started, first stopped; whatever an interruption leaves running is killed."""
+        try:
+            for name in reversed(list(self.children)):
+                await self.stop_child(name)
+        finally:
+            for child in self.children.values():
+                with contextlib.suppress(ProcessLookupError):
+                    child.process.kill()
+            self.children.clear()
 
     async def wait_any_exit(self) -> str:
         """Return the name of the first child that exits on its own."""
