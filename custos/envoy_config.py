@@ -15,7 +15,9 @@ from custos.errors import ConfigError
 ENVOY_DIR = Path(__file__).resolve().parent.parent / "envoy"
 BOOTSTRAP = ENVOY_DIR / "bootstrap.yaml"
 
-Port = int  # 0 lets the kernel choose, where Envoy allows it
+# The largest body Envoy may hand ext_authz in one CheckRequest (ext_authz sizes its gRPC
+# receive limit from it).
+MAX_BODY_BYTES = 64 * 1_048_576
 
 
 class EnvoySettings(BaseModel):
@@ -29,7 +31,7 @@ class EnvoySettings(BaseModel):
     upstream_address: str = "127.0.0.1"
     upstream_port: int = Field(default=9101, ge=1, le=65535)
     mcp_path: str = Field(default="/mcp", pattern=r"^/[A-Za-z0-9/_.-]*$")
-    max_request_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
+    max_request_bytes: int = Field(default=1_048_576, ge=1024, le=MAX_BODY_BYTES)
     authz_timeout_ms: int = Field(default=2000, ge=10, le=60_000)
     stream_idle_timeout_s: int = Field(default=300, ge=1)
     # What clients call: the resource in the RFC 9728 document.

@@ -49,6 +49,7 @@ class Verdict:
     error: CustosError | None = None
     # The header value that replaces the client's token upstream; never logged.
     upstream_credential: str = field(default="", repr=False)
+    request_id: str = ""  # Envoy's x-request-id: links access log, decision and audit
     elapsed: float = field(default=0.0, compare=False)
 
     @property
@@ -93,7 +94,7 @@ class Authorizer:
             verdict = Verdict(decision_id, 500, "internal_error", "internal error")
         finally:
             # Recorded even when Envoy cancels the call: every decision is counted.
-            verdict = replace(verdict, elapsed=time.perf_counter() - started)
+            verdict = replace(verdict, elapsed=time.perf_counter() - started, request_id=request.id)
             if self._on_verdict is not None:
                 self._on_verdict(verdict)
         return verdict

@@ -142,6 +142,7 @@ def _metadata(verdict: Verdict) -> struct_pb2.Struct:
     metadata.update(
         {
             "decision_id": verdict.decision_id,
+            "request_id": verdict.request_id,
             "effect": "allow" if verdict.allowed else "deny",
             "code": verdict.code,
             "rule": verdict.rule,

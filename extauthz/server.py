@@ -14,6 +14,7 @@ from envoy.service.auth.v3 import external_auth_pb2_grpc as authz_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import start_http_server
 
+from custos.envoy_config import MAX_BODY_BYTES
 from custos.policy.reloader import PolicyReloader
 from extauthz.config import AuthzConfig
 from extauthz.identity import TokenCache, TokenVerifier
@@ -28,6 +29,9 @@ from extauthz.upstream_credential import CredentialSource
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = "envoy.service.auth.v3.Authorization"
+# Above the largest body Envoy may forward, with room for headers: a smaller limit would
+# turn a big request into a 503 instead of a decision.
+MAX_CHECK_REQUEST_BYTES = MAX_BODY_BYTES + 1_048_576
 
 
 async def serve(config: AuthzConfig) -> None:
@@ -55,7 +59,10 @@ async def serve(config: AuthzConfig) -> None:
             config.resource_metadata_url,
             credential.config.header if credential else None,
         )
-        server = grpc.aio.server()
+        # Envoy sends the whole body (up to its own bound) inside one CheckRequest.
+        server = grpc.aio.server(
+            options=[("grpc.max_receive_message_length", MAX_CHECK_REQUEST_BYTES)]
+        )
         authz_grpc.add_AuthorizationServicer_to_server(
             AuthorizationServicer(authorizer, responses), server
         )

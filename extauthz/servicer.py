@@ -20,7 +20,8 @@ def http_request(check: authz.CheckRequest) -> tuple[HttpRequest, bytes]:
         path=http.path,
         headers=dict(http.headers),
         source_address=address,
-        id=http.id,
+        # `http.id` is Envoy's stream counter; the id that links records is the header.
+        id=http.headers.get("x-request-id", ""),
     )
     return request, http.raw_body or http.body.encode()
 

@@ -147,7 +147,9 @@ async def test_upstream_never_sees_the_client_token(stack: LocalStack) -> None:
     assert headers["x-custos-groups"] == "phi-readers"
     assert headers["x-custos-email"] == "carol@example.org"
     assert len(headers["x-custos-decision-id"]) == 32
-    assert headers["x-request-id"]
+    # One id links what the MCP server saw, the decision and Envoy's access log.
+    entry = await access_log_entry(stack, headers["x-custos-decision-id"])
+    assert entry["request_id"] == headers["x-request-id"]
 
 
 async def test_batch_with_one_denied_call_is_denied_whole(stack: LocalStack) -> None:

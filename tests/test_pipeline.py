@@ -247,6 +247,7 @@ async def test_allowed_call_without_credential_strips_the_client_token(
     }
     assert metadata(response) == {
         "decision_id": verdict.decision_id,
+        "request_id": "req-1",  # the x-request-id Envoy set, linking the access log
         "effect": "allow",
         "code": "allow",
         "rule": "readers-read-patients",
