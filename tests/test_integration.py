@@ -149,7 +149,7 @@ async def test_upstream_never_sees_the_client_token(stack: LocalStack) -> None:
     assert len(headers["x-custos-decision-id"]) == 32
     # One id links what the MCP server saw, the decision and Envoy's access log.
     entry = await access_log_entry(stack, headers["x-custos-decision-id"])
-    assert entry["request_id"] == headers["x-request-id"]
+    assert entry["request_id"] == entry["decision_request_id"] == headers["x-request-id"]
 
 
 async def test_batch_with_one_denied_call_is_denied_whole(stack: LocalStack) -> None:
