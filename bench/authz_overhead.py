@@ -26,7 +26,7 @@ from pathlib import Path
 
 import httpx
 import yaml
-from children import Children
+from children import cpu_seconds, main_thread_cpu_seconds, supervisor, tails
 from fixtures import (
     TOOL_CALL_BODY,
     UPSTREAM_RESULT,
@@ -42,6 +42,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from report import GENERATOR, MAIN_THREAD, Setup, TargetRun, render, save, to_json
 from wrkrun import WrkFailed, run_wrk, wrk_binary
 
+from custos.children import Supervisor
 from custos.envoy_config import envoy_binary
 from custos.net import free_port
 from custos.stack import UPSTREAM_TOKEN_ENV, LocalStack, Ports
@@ -107,7 +108,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-async def start(children: Children, work: Path, profile: Path | None) -> Bench:
+async def start(children: Supervisor, work: Path, profile: Path | None) -> Bench:
     """Every service, started in dependency order and checked ready."""
     ports = Ports.free()  # `mcp` goes to the trivial upstream, in the MCP server's place
     policy = work / "policy.yaml"
@@ -156,7 +157,7 @@ async def fetch_token(issuer_url: str) -> str:
     return str(response.json()["access_token"])
 
 
-async def spawn_envoy(children: Children, work: Path, front: Front, bootstrap: str) -> None:
+async def spawn_envoy(children: Supervisor, work: Path, front: Front, bootstrap: str) -> None:
     path = work / f"{front.name}.yaml"
     path.write_text(bootstrap)
     await children.spawn(front.name, [envoy_binary(), "-c", str(path), *ENVOY_FLAGS], front.port)
@@ -184,7 +185,7 @@ async def check_paths(bench: Bench) -> None:
 
 
 async def measure(
-    bench: Bench, children: Children, front: Front, args: argparse.Namespace
+    bench: Bench, children: Supervisor, front: Front, args: argparse.Namespace
 ) -> TargetRun:
     print(
         f"measuring {front.name}: warm-up, wrk for {args.duration} s, then {args.rate:g} req/s "
@@ -217,13 +218,13 @@ async def measure(
     )
 
 
-def cpu_snapshot(children: Children) -> dict[str, float]:
+def cpu_snapshot(children: Supervisor) -> dict[str, float]:
     """CPU seconds so far of every service, of ext_authz's main thread (where every Check
     runs, under the GIL) and of this script (the open-loop generator)."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return {
-        **children.cpu_seconds(),
-        MAIN_THREAD: children.started["ext_authz"].main_thread_cpu_seconds(),
+        **cpu_seconds(children),
+        MAIN_THREAD: main_thread_cpu_seconds(children.children["ext_authz"]),
         GENERATOR: usage.ru_utime + usage.ru_stime,
     }
 
@@ -271,7 +272,7 @@ async def run(args: argparse.Namespace) -> int:
         profile.parent.mkdir(parents=True, exist_ok=True)
     wrk_binary()  # fail before starting anything when wrk is missing
     with tempfile.TemporaryDirectory(prefix="custos-bench-") as tmp:
-        children = Children(Path(tmp))
+        children = supervisor(Path(tmp))
         try:
             bench = await start(children, Path(tmp), profile)
             await check_paths(bench)
@@ -279,7 +280,7 @@ async def run(args: argparse.Namespace) -> int:
             authz = await measure(bench, children, bench.authz, args)
         except Exception:  # an interruption needs no post-mortem
             print(
-                f"benchmark failed; last output of each process:\n{children.tails()}",
+                f"benchmark failed; last output of each process:\n{tails(children)}",
                 file=sys.stderr,
             )
             raise

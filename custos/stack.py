@@ -4,27 +4,22 @@ whose output is shown with a prefix. Stopping the stack stops every child it sta
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import os
 import secrets
-import signal
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
+from custos.children import Supervisor
 from custos.envoy_config import EnvoySettings, envoy_binary, render_bootstrap
-from custos.errors import StackError
-from custos.net import free_port, wait_for_port
+from custos.net import free_port
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEMO_SERVER = PROJECT_ROOT / "examples" / "demo_mcp_server.py"
 EXAMPLE_POLICY = PROJECT_ROOT / "examples" / "policy.yaml"
 AUDIENCE = "custos-local"
 UPSTREAM_TOKEN_ENV = "CUSTOS_UPSTREAM_TOKEN"
-START_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True)
@@ -42,21 +37,17 @@ class Ports:
 
 
 @dataclass
-class Child:
-    name: str
-    process: asyncio.subprocess.Process
-    pump: asyncio.Task[None]
-
-
-@dataclass
 class LocalStack:
     run_dir: Path
     ports: Ports = field(default_factory=Ports)
     policy: Path = EXAMPLE_POLICY
     quiet: bool = False  # tests keep child output out of their own unless it fails
-    children: dict[str, Child] = field(default_factory=dict)
     output: list[str] = field(default_factory=list)
     upstream_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    supervisor: Supervisor = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.supervisor = Supervisor(on_line=self._show)
 
     @property
     def issuer_url(self) -> str:
@@ -73,12 +64,12 @@ class LocalStack:
     async def start(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         python = sys.executable
-        await self._spawn(
+        await self.supervisor.spawn(
             "issuer",
             [python, "-m", "custos", "dev-issuer", "--port", str(self.ports.issuer)],
             port=self.ports.issuer,
         )
-        await self._spawn(
+        await self.supervisor.spawn(
             "mcp",
             [python, str(DEMO_SERVER), "--port", str(self.ports.mcp)],
             port=self.ports.mcp,
@@ -87,7 +78,7 @@ class LocalStack:
         await self.start_authz()
         bootstrap = self.run_dir / "envoy.yaml"
         bootstrap.write_text(render_bootstrap(self.envoy_settings()))
-        await self._spawn(
+        await self.supervisor.spawn(
             "envoy",
             [
                 envoy_binary(),
@@ -106,7 +97,7 @@ class LocalStack:
     async def start_authz(self) -> None:
         config = self.run_dir / "extauthz.yaml"
         config.write_text(yaml.safe_dump(self.authz_config(), sort_keys=False))
-        await self._spawn(
+        await self.supervisor.spawn(
             "ext_authz",
             [sys.executable, "-m", "custos", "extauthz", "--config", str(config)],
             port=self.ports.authz,
@@ -135,69 +126,17 @@ class LocalStack:
             authorization_servers=(self.issuer_url,),
         )
 
-    async def _spawn(
-        self, name: str, argv: list[str], port: int, env: dict[str, str] | None = None
-    ) -> None:
-        process = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
-            start_new_session=True,  # Ctrl-C reaches the stack, which then stops each child
-        )
-        assert process.stdout is not None
-        pump = asyncio.create_task(self._pump(name, process.stdout))
-        self.children[name] = Child(name, process, pump)
-        waiting = asyncio.create_task(
-            asyncio.wait_for(wait_for_port("127.0.0.1", port), START_TIMEOUT)
-        )
-        exited = asyncio.create_task(process.wait())
-        done, _ = await asyncio.wait({waiting, exited}, return_when=asyncio.FIRST_COMPLETED)
-        if exited in done:
-            waiting.cancel()
-            raise StackError(f"{name} exited with {process.returncode} before it was ready")
-        exited.cancel()
-        try:
-            waiting.result()
-        except TimeoutError as exc:
-            raise StackError(f"{name} did not listen on port {port} in {START_TIMEOUT}s") from exc
-
-    async def _pump(self, name: str, stream: asyncio.StreamReader) -> None:
-        width = 9
-        async for raw in stream:
-            line = f"{name:<{width}}| {raw.decode(errors='replace').rstrip()}"
-            self.output.append(line)
-            if not self.quiet:
-                print(line, flush=True)
+    def _show(self, name: str, line: str) -> None:
+        shown = f"{name:<9}| {line}"
+        self.output.append(shown)
+        if not self.quiet:
+            print(shown, flush=True)
 
     async def stop_child(self, name: str) -> None:
-        child = self.children.pop(name)
-        if child.process.returncode is None:
-            child.process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(child.process.wait(), 10)
-            except TimeoutError:
-                child.process.kill()
-                await child.process.wait()
-        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-            await asyncio.wait_for(child.pump, 5)
+        await self.supervisor.stop(name)
 
     async def stop(self) -> None:
-        """Last started, first stopped; whatever an interruption leaves running is killed."""
-        try:
-            for name in reversed(list(self.children)):
-                await self.stop_child(name)
-        finally:
-            for child in self.children.values():
-                with contextlib.suppress(ProcessLookupError):
-                    child.process.kill()
-            self.children.clear()
+        await self.supervisor.stop_all()
 
     async def wait_any_exit(self) -> str:
-        """Return the name of the first child that exits on its own."""
-        waits = {asyncio.create_task(c.process.wait()): name for name, c in self.children.items()}
-        done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        for task in pending:
-            task.cancel()
-        return waits[done.pop()]
+        return await self.supervisor.wait_any_exit()
