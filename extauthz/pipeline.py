@@ -10,8 +10,8 @@ Each phase is a plain module; this one only orders them and records the outcome.
 from __future__ import annotations
 
 import logging
+import random
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -31,6 +31,10 @@ from extauthz.mcp_request import (
 from extauthz.upstream_credential import CredentialSource
 
 log = logging.getLogger(__name__)
+
+# Decision ids must be unique, not secret: a generator seeded once from the OS is enough,
+# and a system call per request for randomness is not.
+_ids = random.Random()
 
 # Bodiless MCP traffic: GET opens the server's SSE stream, DELETE ends a session.
 _BODILESS_METHODS = frozenset({"GET", "DELETE", "HEAD", "OPTIONS"})
@@ -83,7 +87,7 @@ class Authorizer:
 
     async def authorize(self, request: HttpRequest, body: bytes) -> Verdict:
         started = time.perf_counter()
-        decision_id = uuid.uuid4().hex
+        decision_id = f"{_ids.getrandbits(128):032x}"
         verdict = Verdict(decision_id, 503, "cancelled", "Envoy gave up waiting")
         try:
             verdict = await self._run(decision_id, request, body)
@@ -114,7 +118,24 @@ class Authorizer:
             id=request.id,
         )
         decision = decide(policy, PolicyInput(identity, visible, mcp.calls, mcp.is_batch))
-        verdict = Verdict(
+        credential = ""
+        if decision.allowed and self._credential is not None:
+            try:
+                credential = self._credential.header_value()
+            except ConfigError as exc:  # allowed, but the MCP server could not be called
+                log.error("upstream credential unavailable: %s", exc)
+                return Verdict(
+                    decision_id,
+                    500,
+                    exc.code,
+                    str(exc),
+                    identity,
+                    mcp,
+                    decision,
+                    policy.digest,
+                    error=exc,
+                )
+        return Verdict(
             decision_id,
             200 if decision.allowed else 403,
             decision.effect,
@@ -123,15 +144,8 @@ class Authorizer:
             mcp,
             decision,
             policy.digest,
+            upstream_credential=credential,
         )
-        if decision.allowed and self._credential is not None:
-            try:
-                credential = self._credential.header_value()
-            except ConfigError as exc:  # allowed, but the MCP server could not be called
-                log.error("upstream credential unavailable: %s", exc)
-                return replace(verdict, status=500, code=exc.code, reason=str(exc), error=exc)
-            return replace(verdict, upstream_credential=credential)
-        return verdict
 
 
 def _mcp_request(request: HttpRequest, body: bytes, limits: McpLimits) -> McpRequest:
