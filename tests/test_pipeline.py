@@ -245,16 +245,19 @@ async def test_allowed_call_without_credential_strips_the_client_token(
         "x-custos-groups": "phi-readers",
         "x-custos-decision-id": verdict.decision_id,
     }
-    assert metadata(response) == {
-        "decision_id": verdict.decision_id,
-        "request_id": "req-1",  # the x-request-id Envoy set, linking the access log
-        "effect": "allow",
-        "code": "allow",
-        "rule": "readers-read-patients",
-        "policy": hashlib.sha256(EXAMPLE_POLICY.read_bytes()).hexdigest()[:12],
-        "issuer": idp.url,
-        "subject": "alice",
-    }
+    assert (
+        metadata(response)
+        == {
+            "decision_id": verdict.decision_id,
+            "request_id": "req-1",  # the x-request-id Envoy set, linking the access log
+            "effect": "allow",
+            "code": "allow",
+            "rule": "readers-read-patients",
+            "policy": hashlib.sha256(EXAMPLE_POLICY.read_bytes()).hexdigest()[:12],
+            "issuer": idp.url,
+            "subject": "alice",
+        }
+    )
 
 
 async def test_env_credential_overwrites_the_authorization_header(
