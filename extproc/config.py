@@ -1,0 +1,113 @@
+"""Masking configuration: a YAML file next to the policy, validated on load."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from custos.config_file import load_model
+from custos.errors import ConfigError
+from extproc.actions import Action
+from extproc.fields import parse_path
+
+Entity = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FieldRule(_Strict):
+    """A JSON key or path whose value is PHI whatever it looks like.
+
+    `ssn` or `*.ssn`: that key at any depth. `$.result.structuredContent.patients[*].dob`:
+    that path from the root, `*` matching any key and `[*]` any list index."""
+
+    path: str = Field(min_length=1)
+    entity: Entity
+
+    @field_validator("path")
+    @classmethod
+    def _parses(cls, path: str) -> str:
+        if path.startswith("$"):
+            parse_path(path)  # raises ValueError naming the path
+        return path
+
+
+class PatternRule(_Strict):
+    entity: Entity
+    regex: str = Field(min_length=1)
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, regex: str) -> str:
+        try:
+            re.compile(regex)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from exc
+        return regex
+
+
+class PseudonymKey(_Strict):
+    """The HMAC key for pseudonyms, from a mounted secret or an environment variable."""
+
+    file: Path | None = None
+    env: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> PseudonymKey:
+        if (self.file is None) == (self.env is None):
+            raise ValueError("set exactly one of 'file' or 'env'")
+        return self
+
+    def read(self) -> bytes:
+        if self.env is not None:
+            value = os.environ.get(self.env, "").encode()
+        elif self.file is None:  # the validator makes this impossible
+            raise ConfigError("the pseudonym key has neither file nor env")
+        else:
+            try:
+                value = self.file.read_bytes().strip()
+            except OSError as exc:
+                raise ConfigError(f"cannot read the pseudonym key: {exc.strerror}") from exc
+        if len(value) < 16:
+            raise ConfigError("the pseudonym key must be at least 16 bytes")
+        return value
+
+
+class MaskingConfig(_Strict):
+    default_action: Action = "redact"
+    actions: dict[Entity, Action] = {}
+    fields: tuple[FieldRule, ...] = ()
+    patterns: tuple[PatternRule, ...] = ()
+    words: dict[Entity, tuple[str, ...]] = {}
+    detectors: frozenset[str] | None = None  # built-in detectors to use; None = all
+    # Accept SSNs in the never-issued 9xx areas, which fake and test data use.
+    ssn_test_areas: bool = False
+    pseudonym_key: PseudonymKey | None = None
+    max_body_bytes: int = Field(default=4 * 1_048_576, ge=1024)
+
+    @model_validator(mode="after")
+    def _key_for_pseudonyms(self) -> MaskingConfig:
+        uses = self.default_action == "pseudonym" or "pseudonym" in self.actions.values()
+        if uses and self.pseudonym_key is None:
+            raise ValueError("the 'pseudonym' action needs a pseudonym_key")
+        return self
+
+    def action_for(self, entity: str) -> Action:
+        return self.actions.get(entity, self.default_action)
+
+
+def load_masking_config(path: str | Path) -> MaskingConfig:
+    path = Path(path)
+    config = load_model(path, MaskingConfig)
+    key = config.pseudonym_key
+    if key is not None and key.file is not None and not key.file.is_absolute():
+        config = config.model_copy(
+            update={"pseudonym_key": key.model_copy(update={"file": path.parent / key.file})}
+        )
+    return config
