@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -65,6 +66,12 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--case", type=Path, required=True, help="a cases file")
     explain.add_argument("--name", help="the case to explain (default: every case)")
     explain.set_defaults(handler=_policy_explain)
+
+    mask = commands.add_parser("mask", help="mask a JSON or SSE document offline")
+    mask.add_argument("file", help="a JSON-RPC response or an SSE stream; - for stdin")
+    mask.add_argument("--config", type=Path, required=True, help="masking rules (YAML)")
+    mask.add_argument("--report", action="store_true", help="list what was masked on stderr")
+    mask.set_defaults(handler=_mask)
 
     authz = commands.add_parser("extauthz", help="serve the ext_authz gRPC service")
     authz.add_argument("--config", type=Path, required=True)
@@ -148,6 +155,17 @@ def _policy_explain(args: argparse.Namespace) -> int:
         return 1
     for case in cases:
         print(render(case.name, decide(policy, case.to_input(), explain=True)))
+    return 0
+
+
+def _mask(args: argparse.Namespace) -> int:
+    from extproc.offline import mask_document
+
+    raw = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
+    masked, report = mask_document(args.config, raw)
+    sys.stdout.buffer.write(masked)
+    if args.report:
+        print(json.dumps(report, indent=2), file=sys.stderr)
     return 0
 
 

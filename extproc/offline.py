@@ -1,0 +1,20 @@
+"""`custos mask`: the engine run on a saved response, for operators tuning their rules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from extproc.config import load_masking_config
+from extproc.engine import Masker, MaskReport
+from extproc.sse import SseRewriter
+
+
+def mask_document(config_path: Path, raw: bytes) -> tuple[bytes, dict[str, Any]]:
+    """A JSON document or an SSE stream, masked, and the report of what was masked."""
+    masker = Masker(load_masking_config(config_path))
+    report = MaskReport()
+    if raw.lstrip()[:1] in (b"{", b"["):
+        return masker.mask_body(raw, report), report.as_dict()
+    rewriter = SseRewriter(lambda data: masker.mask_json_text(data, report))
+    return rewriter.feed(raw) + rewriter.finish(), report.as_dict()

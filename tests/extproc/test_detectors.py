@@ -1,0 +1,368 @@
+"""Free-text detectors: published check-digit vectors, a table of what each entity is and is
+not, the demo server's formats, how overlaps are settled, operators' patterns and word lists,
+and properties that hold for any text (never raises, spans sorted, disjoint, in bounds)."""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from examples.demo_mcp_server import PatientRecord, fake_patients
+from extproc import validators as v
+from extproc.detectors import BUILTIN_ENTITIES, PatternSpec, Scanner, ScannerSpec
+from extproc.findings import Finding
+
+SCANNER = Scanner()
+TEST_AREAS = Scanner(ScannerSpec(ssn_test_areas=True))
+
+
+def found(text: str, scanner: Scanner = SCANNER) -> list[tuple[str, str]]:
+    return [(f.entity, text[f.start : f.end]) for f in scanner.scan(text)]
+
+
+# --- validators, with published vectors ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "number",
+    ["4111111111111111", "5555555555554444", "378282246310005", "6011111111111117", "79927398713"],
+)
+def test_luhn_accepts_published_test_numbers(number: str) -> None:
+    assert v.luhn_valid(number)
+
+
+@pytest.mark.parametrize(
+    "number", ["4111111111111112", "79927398710", "", "4111-1111", "\uff14\uff11"]
+)
+def test_luhn_refuses_wrong_check_digits_and_anything_but_ascii_digits(number: str) -> None:
+    assert not v.luhn_valid(number)
+
+
+def test_npi_check_digit_uses_the_80840_prefix() -> None:
+    assert v.npi_valid("1234567893")  # the CMS example
+    assert not v.npi_valid("1234567890")
+    assert not v.npi_valid("3234567893")  # an NPI starts with 1 or 2
+    assert not v.npi_valid("123456789")
+
+
+@pytest.mark.parametrize(
+    ("ssn", "test_areas", "possible"),
+    [
+        ("078051120", False, True),
+        ("000123456", False, False),  # area 000
+        ("666123456", False, False),  # area 666
+        ("900123456", False, False),  # 9xx: never issued ...
+        ("900123456", True, True),  # ... but what fake and test data use
+        ("123001234", True, False),  # group 00
+        ("123450000", True, False),  # serial 0000
+        ("12345678", False, False),
+        ("12345678a", False, False),
+    ],
+)
+def test_ssn_possible(ssn: str, test_areas: bool, possible: bool) -> None:
+    assert v.ssn_possible(ssn, test_areas=test_areas) is possible
+
+
+def test_vin_check_digit() -> None:
+    assert v.vin_check_digit_valid("1M8GDM9AXKP042788")  # the classic example, check digit X
+    assert v.vin_check_digit_valid("11111111111111111")
+    assert not v.vin_check_digit_valid("1M8GDM9A1KP042788")
+    assert not v.vin_check_digit_valid("1M8GDM9AXKP04278O")  # O is not a VIN character
+    assert not v.vin_check_digit_valid("1M8GDM9AXKP04278")
+
+
+@pytest.mark.parametrize(
+    ("address", "valid"),
+    [("192.168.0.1", True), ("255.255.255.255", True), ("256.1.1.1", False), ("1.2.3", False)],
+)
+def test_ipv4_valid(address: str, valid: bool) -> None:
+    assert v.ipv4_valid(address) is valid
+
+
+@pytest.mark.parametrize(
+    ("address", "valid"),
+    [("2001:db8::1", True), ("::1", True), ("::ffff:192.0.2.1", True), ("10:30:00", False)],
+)
+def test_ipv6_valid(address: str, valid: bool) -> None:
+    assert v.ipv6_valid(address) is valid
+
+
+@pytest.mark.parametrize(
+    ("ymd", "valid"),
+    [((2024, 2, 29), True), ((2023, 2, 29), False), ((2024, 13, 1), False), ((2024, 4, 31), False)],
+)
+def test_date_valid(ymd: tuple[int, int, int], valid: bool) -> None:
+    assert v.date_valid(*ymd) is valid
+
+
+# --- what each entity is ------------------------------------------------------------------
+
+POSITIVE = [
+    ("ssn", "SSN on file: 078-05-1120.", "078-05-1120"),
+    ("ssn", "ssn 078 05 1120", "078 05 1120"),
+    ("ssn", "Social security number: 078051120", "078051120"),
+    ("npi", "Attending NPI 1234567893", "1234567893"),
+    ("card", "paid with 4111 1111 1111 1111", "4111 1111 1111 1111"),
+    ("card", "card 5555-5555-5555-4444 on file", "5555-5555-5555-4444"),
+    ("card", "amex 378282246310005", "378282246310005"),
+    ("card", "amex 3782 822463 10005", "3782 822463 10005"),
+    ("vin", "vehicle VIN 1M8GDM9AXKP042788 towed", "1M8GDM9AXKP042788"),
+    ("email", "write to alice.fakenham@example.com.", "alice.fakenham@example.com"),
+    ("url", "see https://portal.example.org/p?id=7).", "https://portal.example.org/p?id=7"),
+    ("url", "or www.example.net, today", "www.example.net"),
+    ("ip", "from 192.168.10.21 at noon", "192.168.10.21"),
+    ("ip", "host 2001:db8:85a3::8a2e:370:7334 up", "2001:db8:85a3::8a2e:370:7334"),
+    ("ip", "loopback ::1 only", "::1"),
+    ("phone", "call (555) 010-0142 today", "(555) 010-0142"),
+    ("phone", "call 555-010-0142", "555-010-0142"),
+    ("phone", "call 555.010.0142", "555.010.0142"),
+    ("phone", "call +1 555 010 0142", "+1 555 010 0142"),
+    ("phone", "call 1-555-010-0142", "1-555-010-0142"),
+    ("phone", "London +44 20 7946 0958", "+44 20 7946 0958"),
+    ("phone", "E.164 +442079460958", "+442079460958"),
+    ("fax", "Fax: (555) 010-0199", "(555) 010-0199"),
+    ("fax", "fax no. 555-010-0199", "555-010-0199"),
+    ("date", "DOB 1984-03-12", "1984-03-12"),
+    ("date", "seen 03/05/2024", "03/05/2024"),
+    ("date", "seen 3/5/24", "3/5/24"),
+    ("date", "admitted March 5, 2024", "March 5, 2024"),
+    ("date", "admitted Sept. 3rd 2021", "Sept. 3rd 2021"),
+    ("date", "discharged 5 March 2024", "5 March 2024"),
+    ("date", "died in March 2024", "March 2024"),
+    ("date", "born 2024-02-29T10:00", "2024-02-29"),
+    ("age_over_89", "age 92, stable", "92"),
+    ("age_over_89", "Age: 101", "101"),
+    ("age_over_89", "aged 95", "95"),
+    ("age_over_89", "a 92-year-old man", "92-year-old"),
+    ("age_over_89", "a 91 y/o woman", "91 y/o"),
+    ("age_over_89", "is 90 years old", "90 years old"),
+    ("street_address", "lives at 221 Baker Street now", "221 Baker Street"),
+    ("street_address", "at 456 W 5th Ave. Apt 3B", "456 W 5th Ave. Apt 3B"),
+    (
+        "street_address",
+        "1 Lorem Ipsum Plaza, Brockway, ZZ 00006",
+        "1 Lorem Ipsum Plaza, Brockway, ZZ 00006",
+    ),
+    ("zip", "ZIP code: 02139", "02139"),
+    ("zip", "Cambridge MA 02139-4307", "02139-4307"),
+    ("zip", "Springfield, ZZ 00001", "00001"),
+    ("mrn", "MRN: 12345678", "12345678"),
+    ("mrn", "record MRN-100001 reviewed", "MRN-100001"),
+    ("mrn", "medical record number A1234567", "A1234567"),
+    ("name", "seen by Dr. Ana Lucia Alvarez today", "Ana Lucia Alvarez"),
+    ("name", "Mrs. O'Brien called", "O'Brien"),
+    ("name", "Patient: Alice Fakenham", "Alice Fakenham"),
+    ("name", "Pt. John Q. Public", "John Q. Public"),
+]
+
+
+@pytest.mark.parametrize(("entity", "text", "value"), POSITIVE)
+def test_each_entity_is_found(entity: str, text: str, value: str) -> None:
+    assert (entity, value) in found(text)
+
+
+NEGATIVE = [
+    ("ssn", "000-12-3456"),  # area 000
+    ("ssn", "666-12-3456"),  # area 666
+    ("ssn", "900-12-3456"),  # 9xx, not allowed by default
+    ("ssn", "123-00-4567"),  # group 00
+    ("ssn", "123-45-0000"),  # serial 0000
+    ("ssn", "order 078051120"),  # 9 bare digits with nothing saying SSN
+    ("ssn", "078-05-1120-7"),  # part of a longer number
+    ("npi", "NPI 1234567890"),  # Luhn fails
+    ("card", "4111 1111 1111 1112"),  # Luhn fails
+    ("card", "1234567812345678"),
+    ("vin", "1M8GDM9A1KP042788"),  # wrong check digit
+    ("vin", "12345678901234567"),  # digits only: a number, not a VIN
+    ("ip", "256.1.1.1"),  # octet over 255
+    ("ip", "1.2.3.4.5"),
+    ("ip", "at 10:30:00"),
+    ("ip", "std::vector"),
+    ("date", "13/05/2024"),  # month 13
+    ("date", "2024-13-05"),
+    ("date", "Feb 30, 2024"),
+    ("date", "2023-02-29"),
+    ("age_over_89", "age 89"),
+    ("age_over_89", "an 89-year-old"),
+    ("age_over_89", "stage 92 tumour"),
+    ("zip", "room 02139"),  # five digits with no address context
+    ("mrn", "MRN pending"),
+    ("mrn", "mRNA-1273 vaccine"),
+    ("name", "the patient. He reports"),
+    ("email", "user@localhost"),
+    ("phone", "5550100142"),  # no separators: too many other numbers look like this
+    ("url", "example.com"),
+]
+
+
+@pytest.mark.parametrize(("entity", "text"), NEGATIVE)
+def test_lookalikes_are_not_that_entity(entity: str, text: str) -> None:
+    assert entity not in [e for e, _ in found(text)]
+
+
+def test_every_built_in_entity_has_positive_examples() -> None:
+    assert {entity for entity, _, _ in POSITIVE} == BUILTIN_ENTITIES
+
+
+# --- the demo server's data --------------------------------------------------------------
+
+
+def test_the_demo_ssns_are_ssns_only_with_test_areas() -> None:
+    assert ("ssn", "900-12-3456") in found("SSN 900-12-3456", TEST_AREAS)
+    assert "ssn" not in [e for e, _ in found("SSN 900-12-3456")]
+
+
+@pytest.mark.parametrize("patient", fake_patients().values(), ids=lambda p: p.patient_id)
+def test_every_identifier_of_every_demo_patient_is_found(patient: PatientRecord) -> None:
+    record = patient.model_dump()
+    text = " ; ".join(f"{key}: {value}" for key, value in record.items())
+    values = {value for _, value in found(text, TEST_AREAS)}
+    assert record["ssn"] in values
+    assert record["phone"] in values
+    assert record["email"] in values
+    assert record["mrn"] in values
+    assert record["date_of_birth"] in values
+    assert record["address"] in values
+    # The note repeats the phone and the date of birth in prose.
+    note = record["clinical_note"]
+    assert {(e, x) for e, x in found(note, TEST_AREAS)} >= {
+        ("phone", record["phone"]),
+        ("date", record["date_of_birth"]),
+    }
+
+
+# --- overlaps ----------------------------------------------------------------------------
+
+
+def test_a_tie_goes_to_the_more_specific_entity() -> None:
+    assert found("Fax (555) 010-0142") == [("fax", "(555) 010-0142")]  # not "phone"
+
+
+def test_the_longest_candidate_wins() -> None:
+    text = "12 Imaginary Lane, Springfield, MA 00001"  # the ZIP is inside the address
+    assert found(text) == [("street_address", text)]
+
+
+def test_operators_patterns_lose_ties_to_validated_identifiers_but_win_over_zip() -> None:
+    scanner = Scanner(ScannerSpec(custom=(PatternSpec("account", r"[0-9]{3}-[0-9]{2}-[0-9]{4}"),)))
+    assert found("078-05-1120", scanner) == [("ssn", "078-05-1120")]
+    assert found("078-05-1120 but 000-05-1120", scanner)[1] == ("account", "000-05-1120")
+    zip_too = Scanner(ScannerSpec(custom=(PatternSpec("plan", r"[0-9]{5}"),)))
+    assert found("zip 02139", zip_too) == [("plan", "02139")]
+
+
+def test_a_rejected_candidate_leaves_room_for_one_inside_it() -> None:
+    # Card-shaped digit runs that fail Luhn are dropped, and the scan goes on inside them.
+    assert found("1234 5678 9012 3456 555-010-0142") == [("phone", "555-010-0142")]
+    assert found("9999999999999999 1234567893") == [("npi", "1234567893")]
+
+
+def test_findings_are_sorted_and_disjoint_in_a_dense_text() -> None:
+    text = " ".join(f"{p.clinical_note} {p.ssn} {p.email}" for p in fake_patients().values())
+    findings = TEST_AREAS.scan(text)
+    assert findings == sorted(findings, key=lambda f: f.start)
+    assert all(a.end <= b.start for a, b in itertools.pairwise(findings))
+
+
+# --- operators' patterns and word lists ---------------------------------------------------
+
+
+def test_custom_patterns_find_operators_formats() -> None:
+    scanner = Scanner(
+        ScannerSpec(
+            custom=(
+                PatternSpec("health_plan", r"HP-[0-9]{8}"),
+                PatternSpec("licence", r"(?i)licen[cs]e\s*#?\s*(?P<v>[A-Z][0-9]{6})"),
+                PatternSpec("device_id", r"SN:[A-F0-9]{10}"),
+            )
+        )
+    )
+    text = "plan HP-12345678, LICENSE # D123456, pump SN:0A1B2C3D4E"
+    assert found(text, scanner) == [
+        ("health_plan", "HP-12345678"),
+        ("licence", "D123456"),  # the group `v` is what gets masked
+        ("device_id", "SN:0A1B2C3D4E"),
+    ]
+
+
+def test_word_lists_match_whole_words_case_insensitively() -> None:
+    scanner = Scanner(ScannerSpec(words={"name": ("Alvarez", "Mary  Ann", "#vip")}))
+    assert found("ALVAREZ and alvarez, not Alvarezes; mary ann; a #vip", scanner) == [
+        ("name", "ALVAREZ"),
+        ("name", "alvarez"),
+        ("name", "mary ann"),
+        ("name", "#vip"),
+    ]
+    assert found("x#vip", scanner) == []
+
+
+def test_built_in_detectors_can_be_chosen() -> None:
+    only_email = Scanner(ScannerSpec(builtin=frozenset({"email"})))
+    assert found("a@example.com 078-05-1120", only_email) == [("email", "a@example.com")]
+    nothing = Scanner(ScannerSpec(builtin=frozenset()))
+    assert found("a@example.com 078-05-1120", nothing) == []
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        (ScannerSpec(custom=(PatternSpec("plan_id", "HP-[0-9"),)), "entity 'plan_id'"),
+        (ScannerSpec(custom=(PatternSpec("plan_id", r"(\d)\1"),)), "backreferences"),
+        (ScannerSpec(custom=(PatternSpec("plan_id", r"[0-9]*"),)), "empty string"),
+        (ScannerSpec(custom=(PatternSpec("Plan ID", "x"),)), "entity must match"),
+        (
+            ScannerSpec(custom=(PatternSpec("a", "(?P<id>x)"), PatternSpec("b", "(?P<id>y)"))),
+            "conflict",
+        ),
+        (ScannerSpec(words={"name": "Alvarez"}), "not a string"),  # type: ignore[dict-item]
+        (ScannerSpec(words={"name": ("Alvarez", " ")}), "empty word"),
+        (ScannerSpec(builtin=frozenset({"ssn", "dna"})), "unknown built-in detectors: dna"),
+    ],
+)
+def test_bad_configuration_is_refused_with_a_message_naming_it(
+    spec: ScannerSpec, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        Scanner(spec)
+
+
+# --- properties --------------------------------------------------------------------------
+
+# Text made of the characters identifiers are made of, so candidates are frequent.
+DENSE = st.text(alphabet="0123456789-./:()+@ ,#\nSNMRaxgeDr", max_size=200)
+SCANNERS = [
+    TEST_AREAS,
+    Scanner(
+        ScannerSpec(
+            custom=(
+                PatternSpec("mrn", r"MRN-[0-9]{6}"),
+                PatternSpec("plan", r"(?=[0-9])\d*"),
+                PatternSpec("nothing", r"(?=S)"),  # matches, but only the empty string
+            ),
+            words={"name": ("Dr", "ann", "#x")},
+        )
+    ),
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.one_of(st.text(max_size=200), DENSE), which=st.sampled_from([0, 1]))
+def test_scan_never_raises_and_returns_sorted_disjoint_spans(text: str, which: int) -> None:
+    findings = SCANNERS[which].scan(text)
+    assert all(isinstance(f, Finding) and 0 <= f.start < f.end <= len(text) for f in findings)
+    assert all(a.end <= b.start for a, b in itertools.pairwise(findings))
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["a." * 20000, "mrn-" * 10000, "fax" + " " * 40000, "1 " * 20000, "a:" * 20000, "+1 " * 13000],
+    ids=["dots", "mrn", "spaces", "numbers", "colons", "plus"],
+)
+def test_hostile_text_takes_linear_time(text: str) -> None:
+    started = time.perf_counter()
+    SCANNER.scan(text)
+    assert time.perf_counter() - started < 1.0  # quadratic would be tens of seconds
