@@ -1,0 +1,154 @@
+"""One HTTP exchange as ext_proc sees it: a plain state machine from Envoy's
+ProcessingRequests to ProcessingResponses, with no server in it.
+
+- request headers: `accept-encoding` is removed, so the MCP server answers uncompressed
+  and nothing can slip past the masker inside a compressed body;
+- response headers: the body mode is chosen from the content type (buffered for JSON,
+  streamed for `text/event-stream`, so SSE events reach the client as they come); the
+  length goes, since masking changes it; an encoding is decoded (gzip) or refused;
+- response body: masked, whole or event by event;
+- anything that cannot be masked ends the exchange with a 502 carrying no body of the
+  MCP server's, and an unknown message is an error, never a pass-through."""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+
+import orjson
+from envoy.config.core.v3 import base_pb2
+from envoy.extensions.filters.http.ext_proc.v3 import processing_mode_pb2 as modes
+from envoy.service.ext_proc.v3 import external_processor_pb2 as ext_proc
+from envoy.type.v3 import http_status_pb2
+from google.protobuf import struct_pb2
+
+from custos.errors import CustosError
+from extproc.engine import Masker, MaskingError, MaskReport
+from extproc.sse import SseRewriter
+
+Mode = modes.ProcessingMode
+
+
+class ExchangeError(CustosError):
+    """A message out of order or of an unknown kind: the stream is broken off."""
+
+    code = "exchange_invalid"
+
+
+@dataclass
+class Exchange:
+    masker: Masker
+    report: MaskReport = field(default_factory=MaskReport)
+    _sse: SseRewriter | None = None
+    _gzip: bool = False
+    _buffered: bytearray = field(default_factory=bytearray)
+
+    def handle(self, request: ext_proc.ProcessingRequest) -> ext_proc.ProcessingResponse:
+        kind = request.WhichOneof("request")
+        try:
+            if kind == "request_headers":
+                return _request_headers()
+            if kind == "response_headers":
+                return self._response_headers(request.response_headers)
+            if kind == "response_body":
+                return self._response_body(request.response_body)
+        except CustosError as exc:
+            return _refusal(exc)
+        raise ExchangeError(f"unexpected ext_proc message {kind!r}")
+
+    def _response_headers(self, headers: ext_proc.HttpHeaders) -> ext_proc.ProcessingResponse:
+        values = {
+            h.key.lower(): h.raw_value.decode("latin-1") or h.value for h in headers.headers.headers
+        }
+        encoding = values.get("content-encoding", "identity").strip().lower()
+        if encoding == "gzip":
+            self._gzip = True
+        elif encoding != "identity":
+            raise MaskingError(f"cannot mask a body with content-encoding {encoding!r}")
+        content_type = values.get("content-type", "").split(";")[0].strip().lower()
+        streamed = content_type == "text/event-stream" and not self._gzip
+        if streamed:
+            self._sse = SseRewriter(lambda data: self.masker.mask_json_text(data, self.report))
+        mutation = ext_proc.HeaderMutation(remove_headers=["content-length", "content-encoding"])
+        body_mode = Mode.STREAMED if streamed else Mode.BUFFERED
+        return ext_proc.ProcessingResponse(
+            response_headers=ext_proc.HeadersResponse(
+                response=ext_proc.CommonResponse(header_mutation=mutation)
+            ),
+            mode_override=Mode(response_body_mode=body_mode),
+        )
+
+    def _response_body(self, body: ext_proc.HttpBody) -> ext_proc.ProcessingResponse:
+        if self._sse is not None:
+            out = self._sse.feed(body.body)
+            if body.end_of_stream:
+                out += self._sse.finish()
+            return _body_response(out, self.report if body.end_of_stream else None)
+        self._buffered += body.body
+        if not body.end_of_stream:  # buffered mode sends one message; be safe if not
+            return _body_response(b"", None)
+        raw = bytes(self._buffered)
+        if self._gzip:
+            raw = _gunzip(raw, self.masker.config.max_body_bytes)
+        return _body_response(self.masker.mask_body(raw, self.report), self.report)
+
+
+def _request_headers() -> ext_proc.ProcessingResponse:
+    mutation = ext_proc.HeaderMutation(remove_headers=["accept-encoding"])
+    return ext_proc.ProcessingResponse(
+        request_headers=ext_proc.HeadersResponse(
+            response=ext_proc.CommonResponse(header_mutation=mutation)
+        )
+    )
+
+
+def _body_response(body: bytes, report: MaskReport | None) -> ext_proc.ProcessingResponse:
+    response = ext_proc.ProcessingResponse(
+        response_body=ext_proc.BodyResponse(
+            response=ext_proc.CommonResponse(body_mutation=ext_proc.BodyMutation(body=body))
+        )
+    )
+    if report is not None:
+        # For the access log and the audit record: what was masked, never the values.
+        masked = {entity: float(count) for entity, count in report.counts.items()}
+        metadata = struct_pb2.Struct()
+        metadata.update({"masked": masked})
+        response.dynamic_metadata.CopyFrom(metadata)
+    return response
+
+
+def _refusal(exc: CustosError) -> ext_proc.ProcessingResponse:
+    body = {
+        "jsonrpc": "2.0",
+        "id": None,
+        "error": {"code": -32603, "message": "the response could not be made safe to show"},
+    }
+    return ext_proc.ProcessingResponse(
+        immediate_response=ext_proc.ImmediateResponse(
+            status=http_status_pb2.HttpStatus(code=http_status_pb2.BadGateway),
+            headers=ext_proc.HeaderMutation(
+                set_headers=[
+                    base_pb2.HeaderValueOption(
+                        header=base_pb2.HeaderValue(
+                            key="content-type", raw_value=b"application/json"
+                        )
+                    )
+                ]
+            ),
+            body=orjson.dumps(body),
+            details=exc.code,
+        )
+    )
+
+
+def _gunzip(raw: bytes, limit: int) -> bytes:
+    """Decompressed, with the size bound applied to the output (a small bomb of a body
+    must not become gigabytes)."""
+    inflater = zlib.decompressobj(wbits=31)
+    try:
+        out = inflater.decompress(raw, limit + 1)
+    except zlib.error as exc:
+        raise MaskingError("gzip body does not decompress") from exc
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise MaskingError(f"decompressed body exceeds {limit} bytes")
+    return out

@@ -1,0 +1,114 @@
+"""The ext_proc state machine on Envoy's real protobuf messages, without a server."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+from envoy.config.core.v3 import base_pb2
+from envoy.extensions.filters.http.ext_proc.v3 import processing_mode_pb2 as modes
+from envoy.service.ext_proc.v3 import external_processor_pb2 as ext_proc
+
+from custos.stack import PROJECT_ROOT
+from extproc.config import load_masking_config
+from extproc.engine import Masker
+from extproc.exchange import Exchange, ExchangeError
+from tests.extproc.demo_data import PATIENTS, record_response
+
+Mode = modes.ProcessingMode
+
+
+@pytest.fixture
+def exchange(monkeypatch: pytest.MonkeyPatch) -> Exchange:
+    monkeypatch.setenv("CUSTOS_PSEUDONYM_KEY", "exchange-test-key-0123456789")
+    return Exchange(Masker(load_masking_config(PROJECT_ROOT / "examples" / "masking.yaml")))
+
+
+def headers(kind: str, **values: str) -> ext_proc.ProcessingRequest:
+    header_map = base_pb2.HeaderMap(
+        headers=[
+            base_pb2.HeaderValue(key=k.replace("_", "-"), raw_value=v.encode())
+            for k, v in values.items()
+        ]
+    )
+    return ext_proc.ProcessingRequest(**{kind: ext_proc.HttpHeaders(headers=header_map)})
+
+
+def body(data: bytes, end: bool) -> ext_proc.ProcessingRequest:
+    return ext_proc.ProcessingRequest(response_body=ext_proc.HttpBody(body=data, end_of_stream=end))
+
+
+def test_the_upstream_is_asked_not_to_compress(exchange: Exchange) -> None:
+    response = exchange.handle(headers("request_headers", accept_encoding="gzip, br"))
+    mutation = response.request_headers.response.header_mutation
+    assert list(mutation.remove_headers) == ["accept-encoding"]
+
+
+def test_a_json_response_is_buffered_and_masked_whole(exchange: Exchange) -> None:
+    started = exchange.handle(
+        headers("response_headers", content_type="application/json", content_length="999")
+    )
+    assert started.mode_override.response_body_mode == Mode.BUFFERED
+    removed = started.response_headers.response.header_mutation.remove_headers
+    assert "content-length" in removed
+    done = exchange.handle(body(record_response("pt-0001"), end=True))
+    masked = done.response_body.response.body_mutation.body
+    assert PATIENTS["pt-0001"].ssn not in masked.decode()
+    assert json.loads(masked)["result"]["structuredContent"]["ssn"] == "***-**-3456"
+    counts = done.dynamic_metadata.fields["masked"].struct_value.fields
+    assert counts["ssn"].number_value == 2
+
+
+def test_sse_is_streamed_event_by_event_across_chunk_boundaries(exchange: Exchange) -> None:
+    started = exchange.handle(headers("response_headers", content_type="text/event-stream"))
+    assert started.mode_override.response_body_mode == Mode.STREAMED
+    event = b"event: message\ndata: " + record_response("pt-0002") + b"\n\n"
+    stream = event + event
+    cut = len(event) + 40  # the second event arrives in two pieces
+    first = exchange.handle(body(stream[:cut], end=False)).response_body
+    second = exchange.handle(body(stream[cut:], end=True)).response_body
+    out_first = first.response.body_mutation.body
+    out_second = second.response.body_mutation.body
+    assert out_first.count(b"\n\n") == 1  # the first event went out at once
+    whole = (out_first + out_second).decode()
+    assert PATIENTS["pt-0002"].ssn not in whole and PATIENTS["pt-0002"].name not in whole
+    assert whole.count("event: message\n") == 2
+
+
+def test_a_gzip_response_is_decompressed_and_masked(exchange: Exchange) -> None:
+    started = exchange.handle(
+        headers("response_headers", content_type="application/json", content_encoding="gzip")
+    )
+    assert "content-encoding" in started.response_headers.response.header_mutation.remove_headers
+    done = exchange.handle(body(gzip.compress(record_response("pt-0003")), end=True))
+    masked = done.response_body.response.body_mutation.body
+    assert PATIENTS["pt-0003"].ssn not in masked.decode()
+    assert json.loads(masked)["id"] == 2
+
+
+@pytest.mark.parametrize("payload", [b"{not json", gzip.compress(b"x" * 10_000_000)])
+def test_what_cannot_be_masked_becomes_a_502_without_upstream_bytes(
+    exchange: Exchange, payload: bytes
+) -> None:
+    exchange.handle(
+        headers("response_headers", content_type="application/json", content_encoding="gzip")
+        if payload[:2] == b"\x1f\x8b"
+        else headers("response_headers", content_type="application/json")
+    )
+    refused = exchange.handle(body(payload, end=True)).immediate_response
+    assert refused.status.code == 502
+    assert b"not json" not in refused.body and b"xxxx" not in refused.body
+    assert json.loads(refused.body)["error"]["code"] == -32603
+
+
+def test_an_unknown_encoding_is_refused(exchange: Exchange) -> None:
+    refused = exchange.handle(
+        headers("response_headers", content_type="application/json", content_encoding="br")
+    )
+    assert refused.immediate_response.status.code == 502
+
+
+def test_an_unexpected_message_is_an_error_not_a_pass_through(exchange: Exchange) -> None:
+    with pytest.raises(ExchangeError):
+        exchange.handle(ext_proc.ProcessingRequest())
