@@ -77,6 +77,11 @@ def _parser() -> argparse.ArgumentParser:
     authz.add_argument("--config", type=Path, required=True)
     authz.set_defaults(handler=_extauthz)
 
+    proc = commands.add_parser("extproc", help="serve the ext_proc (PHI masking) gRPC service")
+    proc.add_argument("--masking", type=Path, required=True, help="masking rules (YAML)")
+    proc.add_argument("--listen", default="127.0.0.1:9003")
+    proc.set_defaults(handler=_extproc)
+
     issuer = commands.add_parser("dev-issuer", help="serve a development OIDC issuer")
     issuer.add_argument("--port", type=int, default=9100)
     issuer.set_defaults(handler=_dev_issuer)
@@ -174,6 +179,13 @@ def _extauthz(args: argparse.Namespace) -> int:
     from extauthz.server import serve
 
     asyncio.run(serve(load_config(args.config)))
+    return 0
+
+
+def _extproc(args: argparse.Namespace) -> int:
+    from extproc.server import serve
+
+    asyncio.run(serve(args.masking, args.listen))
     return 0
 
 

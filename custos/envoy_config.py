@@ -28,6 +28,9 @@ class EnvoySettings(BaseModel):
     admin_port: int = Field(default=9901, ge=0, le=65535)
     authz_address: str = "127.0.0.1"
     authz_port: int = Field(default=9001, ge=1, le=65535)
+    extproc_address: str = "127.0.0.1"
+    extproc_port: int = Field(default=9003, ge=1, le=65535)
+    extproc_timeout_ms: int = Field(default=5000, ge=10, le=60_000)
     upstream_address: str = "127.0.0.1"
     upstream_port: int = Field(default=9101, ge=1, le=65535)
     mcp_path: str = Field(default="/mcp", pattern=r"^/[A-Za-z0-9/_.-]*$")
@@ -49,6 +52,7 @@ class EnvoySettings(BaseModel):
 def render_bootstrap(settings: EnvoySettings, template: Path = BOOTSTRAP) -> str:
     values = settings.model_dump()
     values["authz_timeout"] = f"{settings.authz_timeout_ms / 1000}s"
+    values["extproc_timeout"] = f"{settings.extproc_timeout_ms / 1000}s"
     values["stream_idle_timeout"] = f"{settings.stream_idle_timeout_s}s"
     # A JSON string is a valid YAML double-quoted scalar: the document is embedded as-is.
     values["resource_metadata_json"] = json.dumps(json.dumps(settings.resource_metadata()))

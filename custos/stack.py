@@ -1,5 +1,5 @@
 """The local stack behind `make run` and the integration tests: a development OIDC
-issuer, the demo MCP server, ext_authz and Envoy, all on loopback, each a child process
+issuer, the demo MCP server, ext_authz, ext_proc and Envoy, all on loopback, each a child process
 whose output is shown with a prefix. Stopping the stack stops every child it started."""
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from custos.net import free_port
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEMO_SERVER = PROJECT_ROOT / "examples" / "demo_mcp_server.py"
 EXAMPLE_POLICY = PROJECT_ROOT / "examples" / "policy.yaml"
+EXAMPLE_MASKING = PROJECT_ROOT / "examples" / "masking.yaml"
+PSEUDONYM_KEY_ENV = "CUSTOS_PSEUDONYM_KEY"
 AUDIENCE = "custos-local"
 UPSTREAM_TOKEN_ENV = "CUSTOS_UPSTREAM_TOKEN"
 
@@ -30,10 +32,11 @@ class Ports:
     authz_metrics: int = 9002
     issuer: int = 9100
     mcp: int = 9101
+    extproc: int = 9003
 
     @classmethod
     def free(cls) -> Ports:
-        return cls(*(free_port() for _ in range(6)))
+        return cls(*(free_port() for _ in range(7)))
 
 
 @dataclass
@@ -44,6 +47,9 @@ class LocalStack:
     quiet: bool = False  # tests keep child output out of their own unless it fails
     output: list[str] = field(default_factory=list)
     upstream_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    masking: Path = EXAMPLE_MASKING
+    # A fresh key per start: pseudonyms are stable for one run of the local stack.
+    pseudonym_key: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     supervisor: Supervisor = field(init=False)
 
     def __post_init__(self) -> None:
@@ -76,6 +82,13 @@ class LocalStack:
             env={"DEMO_MCP_HEADER_LOG": str(self.header_log)},
         )
         await self.start_authz()
+        listen = f"127.0.0.1:{self.ports.extproc}"
+        await self.supervisor.spawn(
+            "ext_proc",
+            [python, "-m", "custos", "extproc", "--masking", str(self.masking), "--listen", listen],
+            port=self.ports.extproc,
+            env={PSEUDONYM_KEY_ENV: self.pseudonym_key},
+        )
         bootstrap = self.run_dir / "envoy.yaml"
         bootstrap.write_text(render_bootstrap(self.envoy_settings()))
         await self.supervisor.spawn(
@@ -121,6 +134,7 @@ class LocalStack:
             listen_port=self.ports.envoy,
             admin_port=self.ports.envoy_admin,
             authz_port=self.ports.authz,
+            extproc_port=self.ports.extproc,
             upstream_port=self.ports.mcp,
             public_url=f"http://127.0.0.1:{self.ports.envoy}",
             authorization_servers=(self.issuer_url,),

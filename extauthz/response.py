@@ -149,6 +149,8 @@ def _metadata(verdict: Verdict) -> struct_pb2.Struct:
             "policy": verdict.policy_digest[:12],
             "issuer": identity.issuer if identity else "",
             "subject": identity.subject if identity else "",
+            # ext_proc masks what these methods return (and passes protocol-only ones).
+            "mcp_methods": ",".join(sorted({call.method for call in verdict.mcp.calls})),
         }
     )
     return metadata

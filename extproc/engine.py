@@ -29,6 +29,8 @@ _NAME_ENTITIES = frozenset({"name"})
 
 # JSON-RPC's own members: never PHI, and masking them would break the protocol.
 _ENVELOPE = frozenset({"jsonrpc", "id", "method"})
+# The initialize result's protocol members: a protocol version looks like a date.
+_HANDSHAKE = frozenset({"protocolVersion", "capabilities", "serverInfo"})
 _DROPPED = object()
 
 
@@ -75,13 +77,19 @@ class Masker:
 
     def mask_body(self, body: bytes, report: MaskReport) -> bytes:
         """A whole JSON body (a response or a batch of them)."""
+        return self.mask_json_text(self._decoded(body), report).encode()
+
+    def _decoded(self, body: bytes) -> str:
         if len(body) > self.config.max_body_bytes:
             raise MaskingError(f"body of {len(body)} bytes exceeds {self.config.max_body_bytes}")
         try:
-            text = body.decode("utf-8")
+            return body.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise MaskingError("body is not UTF-8") from exc
-        return self.mask_json_text(text, report).encode()
+
+    def mask_text_body(self, body: bytes, report: MaskReport) -> bytes:
+        """A body that is not JSON, scanned as text."""
+        return self.mask_text(self._decoded(body), (), report).encode()
 
     def mask_json_text(self, text: str, report: MaskReport) -> str:
         try:
@@ -107,7 +115,21 @@ class Masker:
             if key in _ENVELOPE:
                 out[key] = value
                 continue
+            if key == "result" and isinstance(value, dict):
+                out[key] = self._result(value, walk)
+                continue
             masked = self._value(value, (key,), walk)
+            if masked is not _DROPPED:
+                out[key] = masked
+        return out
+
+    def _result(self, result: dict[str, Any], walk: _Walk) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in result.items():
+            if key in _HANDSHAKE:
+                out[key] = value
+                continue
+            masked = self._value(value, ("result", key), walk)
             if masked is not _DROPPED:
                 out[key] = masked
         return out

@@ -28,6 +28,19 @@ from extproc.sse import SseRewriter
 
 Mode = modes.ProcessingMode
 
+AUTHZ_NAMESPACE = "envoy.filters.http.ext_authz"
+PROTOCOL_METHODS = frozenset(
+    {
+        "initialize",
+        "ping",
+        "server/discover",
+        "tools/list",
+        "resources/list",
+        "resources/templates/list",
+        "prompts/list",
+    }
+)
+
 
 class ExchangeError(CustosError):
     """A message out of order or of an unknown kind: the stream is broken off."""
@@ -41,9 +54,13 @@ class Exchange:
     report: MaskReport = field(default_factory=MaskReport)
     _sse: SseRewriter | None = None
     _gzip: bool = False
+    _methods: frozenset[str] = frozenset()
+    _json: bool = True
     _buffered: bytearray = field(default_factory=bytearray)
 
     def handle(self, request: ext_proc.ProcessingRequest) -> ext_proc.ProcessingResponse:
+        if request.HasField("metadata_context"):
+            self._remember_methods(request.metadata_context)
         kind = request.WhichOneof("request")
         try:
             if kind == "request_headers":
@@ -56,7 +73,24 @@ class Exchange:
             return _refusal(exc)
         raise ExchangeError(f"unexpected ext_proc message {kind!r}")
 
+    def _remember_methods(self, metadata: base_pb2.Metadata) -> None:
+        decision = metadata.filter_metadata.get(AUTHZ_NAMESPACE)
+        if decision is not None and "mcp_methods" in decision.fields:
+            methods = decision.fields["mcp_methods"].string_value
+            self._methods = frozenset(m for m in methods.split(",") if m)
+
+    def _protocol_only(self) -> bool:
+        """Answers to handshakes and listings carry no patient data, and masking their
+        schemas and versions would break the protocol. Anything else, and anything
+        unknown (no decision seen, a GET stream, a client's reply), is masked."""
+        return bool(self._methods) and self._methods <= PROTOCOL_METHODS
+
     def _response_headers(self, headers: ext_proc.HttpHeaders) -> ext_proc.ProcessingResponse:
+        if self._protocol_only():
+            return ext_proc.ProcessingResponse(
+                response_headers=ext_proc.HeadersResponse(),
+                mode_override=Mode(response_body_mode=Mode.NONE),
+            )
         values = {
             h.key.lower(): h.raw_value.decode("latin-1") or h.value for h in headers.headers.headers
         }
@@ -66,6 +100,9 @@ class Exchange:
         elif encoding != "identity":
             raise MaskingError(f"cannot mask a body with content-encoding {encoding!r}")
         content_type = values.get("content-type", "").split(";")[0].strip().lower()
+        # JSON is walked as JSON; anything else (Envoy's own local replies are text/plain)
+        # is scanned as text, and refused if it is not text at all.
+        self._json = content_type == "application/json" or content_type.endswith("+json")
         streamed = content_type == "text/event-stream" and not self._gzip
         if streamed:
             self._sse = SseRewriter(lambda data: self.masker.mask_json_text(data, self.report))
@@ -90,7 +127,11 @@ class Exchange:
         raw = bytes(self._buffered)
         if self._gzip:
             raw = _gunzip(raw, self.masker.config.max_body_bytes)
-        return _body_response(self.masker.mask_body(raw, self.report), self.report)
+        if self._json:
+            masked = self.masker.mask_body(raw, self.report)
+        else:
+            masked = self.masker.mask_text_body(raw, self.report)
+        return _body_response(masked, self.report)
 
 
 def _request_headers() -> ext_proc.ProcessingResponse:

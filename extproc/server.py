@@ -1,0 +1,46 @@
+"""Assembling and running the ext_proc gRPC service."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+
+import grpc
+from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as ext_proc_grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from custos.envoy_config import MAX_BODY_BYTES
+from extproc.config import load_masking_config
+from extproc.engine import Masker
+from extproc.servicer import ExternalProcessorServicer
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = "envoy.service.ext_proc.v3.ExternalProcessor"
+
+
+async def serve(masking: Path, listen: str) -> None:
+    masker = Masker(load_masking_config(masking))
+    # Envoy may send a buffered body as large as its own bound in one message.
+    server = grpc.aio.server(
+        options=[("grpc.max_receive_message_length", MAX_BODY_BYTES + 1_048_576)]
+    )
+    ext_proc_grpc.add_ExternalProcessorServicer_to_server(ExternalProcessorServicer(masker), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    port = server.add_insecure_port(listen)
+    await server.start()
+    for name in ("", SERVICE_NAME):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    log.info("ext_proc listening on %s:%d", listen.rpartition(":")[0], port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("ext_proc stopping")
+    for name in ("", SERVICE_NAME):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    await server.stop(grace=5)
