@@ -1,0 +1,87 @@
+"""PHI masking end to end: real Envoy, ext_authz and ext_proc in front of the demo MCP
+server, driven by the real MCP SDK client."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from custos.stack import LocalStack
+from tests.extproc.demo_data import PATIENTS
+from tests.stack_fixture import mcp_client, post_jsonrpc, running_stack, token, upstream_requests
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LocalStack]:
+    async with running_stack(tmp_path_factory.mktemp("masking")) as running:
+        yield running
+
+
+def leaked(patient_id: str, text: str) -> list[str]:
+    record = PATIENTS[patient_id]
+    first, last = record.name.split()
+    forms = [record.name, first, last, record.ssn, record.ssn[:6], record.mrn]
+    forms += [record.date_of_birth, record.phone, record.email, record.address]
+    found = [form for form in forms if form in text]
+    if re.sub(r"\D", "", record.ssn) in re.sub(r"\D", "", text):
+        found.append("ssn digits")
+    return found
+
+
+@pytest.mark.parametrize("patient_id", ["pt-0001", "pt-0004"])
+async def test_a_record_reaches_the_client_without_its_phi(
+    stack: LocalStack, patient_id: str
+) -> None:
+    # The SDK's default (legacy) session answers tools/call as an SSE stream.
+    bearer = await token(stack, "alice", ["phi-readers"])
+    async with mcp_client(stack, bearer) as client:
+        result = await client.call_tool("get_patient_record", {"patient_id": patient_id})
+    assert not result.is_error
+    seen = json.dumps(result.structured_content) + "".join(
+        getattr(block, "text", "") for block in result.content
+    )
+    assert leaked(patient_id, seen) == []
+    assert result.structured_content is not None
+    assert result.structured_content["patient_id"] == patient_id  # tools can still use it
+    assert result.structured_content["ssn"].endswith(PATIENTS[patient_id].ssn[-4:])
+
+
+async def test_a_json_response_is_masked_too(stack: LocalStack) -> None:
+    # The stateless protocol answers with plain application/json.
+    bearer = await token(stack, "alice", ["phi-readers"])
+    async with mcp_client(stack, bearer, mode="auto") as client:
+        result = await client.call_tool("get_patient_record", {"patient_id": "pt-0002"})
+    assert leaked("pt-0002", json.dumps(result.structured_content)) == []
+
+
+async def test_search_results_are_masked(stack: LocalStack) -> None:
+    bearer = await token(stack, "alice", ["phi-readers"])
+    async with mcp_client(stack, bearer) as client:
+        result = await client.call_tool("search_patients", {"query": ""})
+    text = json.dumps(result.structured_content)
+    for patient_id in PATIENTS:
+        assert PATIENTS[patient_id].name not in text
+        assert PATIENTS[patient_id].date_of_birth not in text
+
+
+async def test_ext_proc_down_means_an_error_and_no_patient_data(tmp_path: Path) -> None:
+    async with running_stack(tmp_path) as stack:
+        bearer = await token(stack, "alice", ["phi-readers"])
+        await stack.stop_child("ext_proc")
+        call = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "tools/call",
+            "params": {"name": "get_patient_record", "arguments": {"patient_id": "pt-0003"}},
+        }
+        response = await post_jsonrpc(stack, call, bearer)
+        assert response.status_code >= 500
+        assert leaked("pt-0003", response.text) == []
+        assert upstream_requests(stack) == []  # refused before the MCP server was asked
