@@ -82,10 +82,10 @@ class LocalStack:
             env={"DEMO_MCP_HEADER_LOG": str(self.header_log)},
         )
         await self.start_authz()
-        listen = f"127.0.0.1:{self.ports.extproc}"
+        extproc = ["extproc", "--masking", str(self.masking), "--policy", str(self.policy)]
         await self.supervisor.spawn(
             "ext_proc",
-            [python, "-m", "custos", "extproc", "--masking", str(self.masking), "--listen", listen],
+            [python, "-m", "custos", *extproc, "--listen", f"127.0.0.1:{self.ports.extproc}"],
             port=self.ports.extproc,
             env={PSEUDONYM_KEY_ENV: self.pseudonym_key},
         )

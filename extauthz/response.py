@@ -153,4 +153,17 @@ def _metadata(verdict: Verdict) -> struct_pb2.Struct:
             "mcp_methods": ",".join(sorted({call.method for call in verdict.mcp.calls})),
         }
     )
+    if identity is not None:
+        # For ext_proc, which judges tools/list entries with the same policy.
+        metadata.update(
+            {
+                "identity": {
+                    "issuer": identity.issuer,
+                    "subject": identity.subject,
+                    "email": identity.email,
+                    "groups": list(identity.groups),
+                    "claims": dict(identity.claims),
+                }
+            }
+        )
     return metadata

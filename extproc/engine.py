@@ -77,9 +77,9 @@ class Masker:
 
     def mask_body(self, body: bytes, report: MaskReport) -> bytes:
         """A whole JSON body (a response or a batch of them)."""
-        return self.mask_json_text(self._decoded(body), report).encode()
+        return self.mask_json_text(self.decoded(body), report).encode()
 
-    def _decoded(self, body: bytes) -> str:
+    def decoded(self, body: bytes) -> str:
         if len(body) > self.config.max_body_bytes:
             raise MaskingError(f"body of {len(body)} bytes exceeds {self.config.max_body_bytes}")
         try:
@@ -89,7 +89,7 @@ class Masker:
 
     def mask_text_body(self, body: bytes, report: MaskReport) -> bytes:
         """A body that is not JSON, scanned as text."""
-        return self.mask_text(self._decoded(body), (), report).encode()
+        return self.mask_text(self.decoded(body), (), report).encode()
 
     def mask_json_text(self, text: str, report: MaskReport) -> str:
         try:

@@ -13,6 +13,7 @@ ProcessingRequests to ProcessingResponses, with no server in it.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import orjson
@@ -23,8 +24,10 @@ from envoy.type.v3 import http_status_pb2
 from google.protobuf import struct_pb2
 
 from custos.errors import CustosError
+from custos.policy import Identity
 from extproc.engine import Masker, MaskingError, MaskReport
 from extproc.sse import SseRewriter
+from extproc.tool_filter import ToolFilter, identity_from
 
 Mode = modes.ProcessingMode
 
@@ -54,13 +57,16 @@ class Exchange:
     report: MaskReport = field(default_factory=MaskReport)
     _sse: SseRewriter | None = None
     _gzip: bool = False
+    tools: ToolFilter | None = None
     _methods: frozenset[str] = frozenset()
+    _identity: Identity | None = None
     _json: bool = True
+    _json_rewrite: Callable[[str], str] = str
     _buffered: bytearray = field(default_factory=bytearray)
 
     def handle(self, request: ext_proc.ProcessingRequest) -> ext_proc.ProcessingResponse:
         if request.HasField("metadata_context"):
-            self._remember_methods(request.metadata_context)
+            self._remember_decision(request.metadata_context)
         kind = request.WhichOneof("request")
         try:
             if kind == "request_headers":
@@ -73,11 +79,22 @@ class Exchange:
             return _refusal(exc)
         raise ExchangeError(f"unexpected ext_proc message {kind!r}")
 
-    def _remember_methods(self, metadata: base_pb2.Metadata) -> None:
+    def _remember_decision(self, metadata: base_pb2.Metadata) -> None:
         decision = metadata.filter_metadata.get(AUTHZ_NAMESPACE)
         if decision is not None and "mcp_methods" in decision.fields:
             methods = decision.fields["mcp_methods"].string_value
             self._methods = frozenset(m for m in methods.split(",") if m)
+            self._identity = identity_from(decision)
+
+    def _rewrite(self) -> Callable[[str], str] | None:
+        """What the answer's JSON goes through: the tools filter for a listing of tools,
+        nothing for other protocol answers, the masker for everything else."""
+        if self._methods == {"tools/list"} and self.tools is not None:
+            tools = self.tools
+            return lambda text: tools.filter(text, self._identity)
+        if self._protocol_only():
+            return None
+        return lambda text: self.masker.mask_json_text(text, self.report)
 
     def _protocol_only(self) -> bool:
         """Answers to handshakes and listings carry no patient data, and masking their
@@ -86,11 +103,13 @@ class Exchange:
         return bool(self._methods) and self._methods <= PROTOCOL_METHODS
 
     def _response_headers(self, headers: ext_proc.HttpHeaders) -> ext_proc.ProcessingResponse:
-        if self._protocol_only():
+        rewrite = self._rewrite()
+        if rewrite is None:
             return ext_proc.ProcessingResponse(
                 response_headers=ext_proc.HeadersResponse(),
                 mode_override=Mode(response_body_mode=Mode.NONE),
             )
+        self._json_rewrite = rewrite
         values = {
             h.key.lower(): h.raw_value.decode("latin-1") or h.value for h in headers.headers.headers
         }
@@ -105,7 +124,7 @@ class Exchange:
         self._json = content_type == "application/json" or content_type.endswith("+json")
         streamed = content_type == "text/event-stream" and not self._gzip
         if streamed:
-            self._sse = SseRewriter(lambda data: self.masker.mask_json_text(data, self.report))
+            self._sse = SseRewriter(rewrite)
         mutation = ext_proc.HeaderMutation(remove_headers=["content-length", "content-encoding"])
         body_mode = Mode.STREAMED if streamed else Mode.BUFFERED
         return ext_proc.ProcessingResponse(
@@ -128,7 +147,7 @@ class Exchange:
         if self._gzip:
             raw = _gunzip(raw, self.masker.config.max_body_bytes)
         if self._json:
-            masked = self.masker.mask_body(raw, self.report)
+            masked = self._json_rewrite(self.masker.decoded(raw)).encode()
         else:
             masked = self.masker.mask_text_body(raw, self.report)
         return _body_response(masked, self.report)

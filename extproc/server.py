@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from pathlib import Path
@@ -12,22 +13,28 @@ from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as ext_proc_gr
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from custos.envoy_config import MAX_BODY_BYTES
+from custos.policy.reloader import PolicyReloader
 from extproc.config import load_masking_config
 from extproc.engine import Masker
 from extproc.servicer import ExternalProcessorServicer
+from extproc.tool_filter import ToolFilter
 
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = "envoy.service.ext_proc.v3.ExternalProcessor"
 
 
-async def serve(masking: Path, listen: str) -> None:
+async def serve(masking: Path, listen: str, policy: Path | None = None) -> None:
     masker = Masker(load_masking_config(masking))
+    reloader = PolicyReloader(policy) if policy is not None else None
+    tools = ToolFilter(reloader) if reloader is not None else None
     # Envoy may send a buffered body as large as its own bound in one message.
     server = grpc.aio.server(
         options=[("grpc.max_receive_message_length", MAX_BODY_BYTES + 1_048_576)]
     )
-    ext_proc_grpc.add_ExternalProcessorServicer_to_server(ExternalProcessorServicer(masker), server)
+    ext_proc_grpc.add_ExternalProcessorServicer_to_server(
+        ExternalProcessorServicer(masker, tools), server
+    )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     port = server.add_insecure_port(listen)
@@ -35,6 +42,7 @@ async def serve(masking: Path, listen: str) -> None:
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("ext_proc listening on %s:%d", listen.rpartition(":")[0], port)
+    watcher = asyncio.create_task(reloader.watch()) if reloader is not None else None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -43,4 +51,8 @@ async def serve(masking: Path, listen: str) -> None:
     log.info("ext_proc stopping")
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    if watcher is not None:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
     await server.stop(grace=5)

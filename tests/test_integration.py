@@ -49,7 +49,7 @@ async def test_reader_initializes_lists_and_calls_tools(stack: LocalStack) -> No
     bearer = await token(stack, "alice", ["phi-readers"])
     async with mcp_client(stack, bearer) as client:
         tools = {tool.name for tool in (await client.list_tools()).tools}
-        assert {"search_patients", "get_patient_record", "delete_patient"} <= tools
+        assert {"search_patients", "get_patient_record"} <= tools
         found = await client.call_tool("search_patients", {"query": ""})
         assert not found.is_error
         record = await client.call_tool("get_patient_record", {"patient_id": "pt-0001"})

@@ -85,3 +85,14 @@ async def test_ext_proc_down_means_an_error_and_no_patient_data(tmp_path: Path) 
         assert response.status_code >= 500
         assert leaked("pt-0003", response.text) == []
         assert upstream_requests(stack) == []  # refused before the MCP server was asked
+
+
+async def test_tools_list_hides_what_the_callers_policy_refuses(stack: LocalStack) -> None:
+    reader = await token(stack, "alice", ["phi-readers"])
+    admin = await token(stack, "bob", ["phi-admins"])
+    async with mcp_client(stack, reader) as client:
+        offered = {tool.name for tool in (await client.list_tools()).tools}
+    assert offered == {"search_patients", "get_patient_record"}
+    async with mcp_client(stack, admin) as client:
+        offered = {tool.name for tool in (await client.list_tools()).tools}
+    assert "delete_patient" in offered

@@ -257,8 +257,16 @@ async def test_allowed_call_without_credential_strips_the_client_token(
             "issuer": idp.url,
             "subject": "alice",
             "mcp_methods": "tools/call",  # tells ext_proc what the answer will be
+            "identity": {  # lets ext_proc judge tools/list entries with the same policy
+                "issuer": idp.url,
+                "subject": "alice",
+                "email": "alice@clinic.example",
+                "groups": ["phi-readers"],
+                "claims": metadata(response)["identity"]["claims"],
+            },
         }
     )
+    assert metadata(response)["identity"]["claims"]["sub"] == "alice"
 
 
 async def test_env_credential_overwrites_the_authorization_header(

@@ -1,0 +1,58 @@
+"""`tools/list` filtering: tools the caller's policy would refuse are taken out of the
+list, so an agent is not offered what it cannot call.
+
+A tool stays when the policy allows a `tools/call` of it, with no arguments, by this
+caller. A rule that looks at arguments cannot be judged without them; it fails closed
+(an erroring allow does not match), so such a tool may be hidden though some calls of
+it would be allowed: an agent can still call it by name, and ext_authz decides."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from google.protobuf import struct_pb2
+from google.protobuf.json_format import MessageToDict
+
+from custos.policy import HttpRequest, Identity, McpCall, PolicyInput, decide
+from custos.policy.reloader import PolicyReloader
+from extproc.engine import MaskingError
+
+
+def identity_from(decision: struct_pb2.Struct | None) -> Identity | None:
+    """The caller as ext_authz verified it, from the decision it left in metadata."""
+    if decision is None or "identity" not in decision.fields:
+        return None
+    data: dict[str, Any] = MessageToDict(decision.fields["identity"].struct_value)
+    return Identity(
+        issuer=str(data.get("issuer", "")),
+        subject=str(data.get("subject", "")),
+        email=str(data.get("email", "")),
+        groups=tuple(str(g) for g in data.get("groups", [])),
+        claims=data.get("claims", {}),
+    )
+
+
+class ToolFilter:
+    def __init__(self, policy: PolicyReloader) -> None:
+        self._policy = policy
+
+    def filter(self, text: str, identity: Identity | None) -> str:
+        try:
+            document = json.loads(text)
+        except ValueError as exc:
+            raise MaskingError("tools/list answer is not JSON") from exc
+        result = document.get("result") if isinstance(document, dict) else None
+        tools = result.get("tools") if isinstance(result, dict) else None
+        if not isinstance(tools, list):
+            return text  # an error answer, or not a listing: nothing to filter
+        result["tools"] = [t for t in tools if self._allowed(t, identity)]
+        return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+
+    def _allowed(self, tool: Any, identity: Identity | None) -> bool:
+        if identity is None or not isinstance(tool, dict) or not isinstance(tool.get("name"), str):
+            return False  # no verified caller, or no name to judge: show nothing
+        call = McpCall(method="tools/call", tool=tool["name"], name=tool["name"])
+        request = HttpRequest(method="POST", path="/mcp")
+        inp = PolicyInput(identity, request, (call,), is_batch=False)
+        return decide(self._policy.policy, inp).allowed

@@ -1,0 +1,72 @@
+"""`tools/list` filtering on its own: the policy judges each tool for this caller."""
+
+from __future__ import annotations
+
+import json
+
+from google.protobuf import struct_pb2
+
+from custos.policy import Identity
+from custos.policy.reloader import PolicyReloader
+from custos.stack import EXAMPLE_POLICY
+from extproc.tool_filter import ToolFilter, identity_from
+
+LISTING = json.dumps(
+    {
+        "jsonrpc": "2.0",
+        "id": 3,
+        "result": {
+            "tools": [
+                {"name": "search_patients", "inputSchema": {"type": "object"}},
+                {"name": "get_patient_record", "inputSchema": {"type": "object"}},
+                {"name": "delete_patient", "inputSchema": {"type": "object"}},
+                {"description": "a tool without a name"},
+            ]
+        },
+    }
+)
+FILTER = ToolFilter(PolicyReloader(EXAMPLE_POLICY))
+
+
+def names(text: str) -> list[str]:
+    return [tool["name"] for tool in json.loads(text)["result"]["tools"]]
+
+
+def test_readers_are_not_offered_delete() -> None:
+    reader = Identity("https://idp.example", "alice", groups=("phi-readers",))
+    assert names(FILTER.filter(LISTING, reader)) == ["search_patients", "get_patient_record"]
+
+
+def test_admins_are_offered_every_named_tool() -> None:
+    admin = Identity("https://idp.example", "bob", groups=("phi-admins",))
+    assert "delete_patient" in names(FILTER.filter(LISTING, admin))
+
+
+def test_no_verified_caller_is_offered_nothing() -> None:
+    assert names(FILTER.filter(LISTING, None)) == []
+
+
+def test_an_error_answer_passes_unchanged() -> None:
+    error = '{"jsonrpc":"2.0","id":3,"error":{"code":-32601,"message":"nope"}}'
+    assert FILTER.filter(error, None) == error
+
+
+def test_the_caller_comes_from_ext_authz_metadata() -> None:
+    decision = struct_pb2.Struct()
+    decision.update(
+        {
+            "mcp_methods": "tools/list",
+            "identity": {
+                "issuer": "https://idp.example",
+                "subject": "alice",
+                "email": "alice@example.com",
+                "groups": ["phi-readers"],
+                "claims": {"sub": "alice", "acr": "mfa"},
+            },
+        }
+    )
+    identity = identity_from(decision)
+    assert identity is not None
+    assert (identity.subject, identity.groups) == ("alice", ("phi-readers",))
+    assert identity.claims["acr"] == "mfa"
+    assert identity_from(struct_pb2.Struct()) is None
