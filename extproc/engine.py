@@ -24,6 +24,7 @@ from extproc.detectors import PatternSpec, Scanner, ScannerSpec
 from extproc.fields import FieldRules, Path, render
 from extproc.findings import Finding
 
+_WORD = re.compile(r"\w+")
 _MIN_LITERAL = 3  # shorter marked values ("Al", "12") would mask ordinary words
 _NAME_ENTITIES = frozenset({"name"})
 
@@ -208,31 +209,48 @@ class _Walk:
 
 
 def _literal_finder(known: dict[str, set[str]]) -> LiteralFinder | None:
-    """Whole-word, case-insensitive search for marked values, and for the parts of names
-    (a note may say just "Alice")."""
-    terms: dict[str, str] = {}
+    """Find marked values, and the parts of names (a note may say just "Alice"), as runs
+    of whole words in any case. Matching word by word (not one regex per document, whose
+    compilation would cost more than the masking) also finds a value written with other
+    separators: `555 010 0101` for `(555) 010-0101`."""
+    terms: dict[tuple[str, ...], str] = {}
     for entity, values in known.items():
         for value in values:
             if len(value.strip()) >= _MIN_LITERAL:
-                terms.setdefault(value.strip().casefold(), entity)
+                terms.setdefault(_words(value), entity)
             if entity in _NAME_ENTITIES:
                 for part in value.split():
                     if len(part) >= _MIN_LITERAL and part[0].isupper():
-                        terms.setdefault(part.casefold(), entity)
+                        terms.setdefault(_words(part), entity)
+    terms.pop((), None)
     if not terms:
         return None
-    # Longest first, so a full name wins over its parts.
-    alternatives = "|".join(re.escape(t) for t in sorted(terms, key=len, reverse=True))
-    pattern = re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)
+    # Candidates by their first word, longest first: most words start no term at all.
+    by_first: dict[str, list[tuple[tuple[str, ...], str]]] = defaultdict(list)
+    for term, entity in sorted(terms.items(), key=lambda item: -len(item[0])):
+        by_first[term[0]].append((term, entity))
 
     def find(text: str) -> list[Finding]:
-        return [
-            Finding(terms[m.group().casefold()], m.start(), m.end())
-            for m in pattern.finditer(text)
-            if m.group().casefold() in terms
-        ]
+        tokens = [(m.group().casefold(), m.start(), m.end()) for m in _WORD.finditer(text)]
+        words = [t[0] for t in tokens]
+        found: list[Finding] = []
+        i = 0
+        while i < len(tokens):
+            for term, entity in by_first.get(words[i], ()):
+                end = i + len(term)
+                if tuple(words[i:end]) == term:
+                    found.append(Finding(entity, tokens[i][1], tokens[end - 1][2]))
+                    i = end
+                    break
+            else:
+                i += 1
+        return found
 
     return find
+
+
+def _words(value: str) -> tuple[str, ...]:
+    return tuple(m.group().casefold() for m in _WORD.finditer(value))
 
 
 def _merge(first: list[Finding], second: list[Finding]) -> list[Finding]:
