@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from custos.config_file import load_model
 from custos.errors import ConfigError
+from custos.policy.document import compile_condition
 from extproc.actions import Action
 from extproc.fields import parse_path
 
@@ -52,6 +53,21 @@ class PatternRule(_Strict):
         return regex
 
 
+class MaskingException(_Strict):
+    """Who may see which entities unmasked: a CEL condition over the policy's variables
+    (`identity`, `request`, `mcp`, `now`), e.g. members of `phi-unmasked` see SSNs."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+    when: str = Field(min_length=1)
+    entities: tuple[Entity, ...] = Field(min_length=1)
+
+    @field_validator("when")
+    @classmethod
+    def _compiles(cls, when: str) -> str:
+        compile_condition(when)  # ValueError with the CEL position
+        return when
+
+
 class PseudonymKey(_Strict):
     """The HMAC key for pseudonyms, from a mounted secret or an environment variable."""
 
@@ -89,6 +105,7 @@ class MaskingConfig(_Strict):
     # Accept SSNs in the never-issued 9xx areas, which fake and test data use.
     ssn_test_areas: bool = False
     pseudonym_key: PseudonymKey | None = None
+    exceptions: tuple[MaskingException, ...] = ()
     max_body_bytes: int = Field(default=4 * 1_048_576, ge=1024)
 
     @model_validator(mode="after")

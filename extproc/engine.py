@@ -17,7 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from cel_expr_python import cel
+
 from custos.errors import CustosError
+from custos.policy import PolicyInput
+from custos.policy.document import compile_condition
+from custos.policy.environment import activations
 from extproc.actions import apply
 from extproc.config import MaskingConfig
 from extproc.detectors import PatternSpec, Scanner, ScannerSpec
@@ -75,10 +80,26 @@ class Masker:
         )
         self._fields = FieldRules((rule.path, rule.entity) for rule in config.fields)
         self._key = config.pseudonym_key.read() if config.pseudonym_key else b""
+        self._exceptions = [(e, compile_condition(e.when)) for e in config.exceptions]
 
-    def mask_body(self, body: bytes, report: MaskReport) -> bytes:
+    def unmasked_for(self, inp: PolicyInput | None) -> frozenset[str]:
+        """The entities this caller may see unmasked, by the configured exceptions. An
+        exception that fails to evaluate grants nothing."""
+        if inp is None:
+            return frozenset()
+        granted: set[str] = set()
+        for activation in activations(inp):
+            for exception, condition in self._exceptions:
+                value = condition.eval(activation)
+                if value.type() == cel.Type.BOOL and value.value() is True:
+                    granted.update(exception.entities)
+        return frozenset(granted)
+
+    def mask_body(
+        self, body: bytes, report: MaskReport, keep: frozenset[str] = frozenset()
+    ) -> bytes:
         """A whole JSON body (a response or a batch of them)."""
-        return self.mask_json_text(self.decoded(body), report).encode()
+        return self.mask_json_text(self.decoded(body), report, keep).encode()
 
     def decoded(self, body: bytes) -> str:
         if len(body) > self.config.max_body_bytes:
@@ -92,7 +113,9 @@ class Masker:
         """A body that is not JSON, scanned as text."""
         return self.mask_text(self.decoded(body), (), report).encode()
 
-    def mask_json_text(self, text: str, report: MaskReport) -> str:
+    def mask_json_text(
+        self, text: str, report: MaskReport, keep: frozenset[str] = frozenset()
+    ) -> str:
         try:
             document = json.loads(text)
         except (ValueError, RecursionError) as exc:
@@ -101,7 +124,9 @@ class Masker:
         try:
             known: dict[str, set[str]] = defaultdict(set)
             self._collect(document, (), known)
-            walk = _Walk(report, _literal_finder(known))
+            for entity in keep:
+                known.pop(entity, None)
+            walk = _Walk(report, _literal_finder(known), keep)
             masked = [self._message(m, walk) for m in messages]
         except RecursionError as exc:
             raise MaskingError("body is nested too deeply to mask") from exc
@@ -137,7 +162,7 @@ class Masker:
 
     def _value(self, value: Any, path: Path, walk: _Walk) -> Any:
         entity = self._fields.entity_at(path) if path else None
-        if entity is not None and value is not None:
+        if entity is not None and value is not None and entity not in walk.keep:
             walk.report.add(entity, path)
             action = self.config.action_for(entity)
             if action == "drop":
@@ -160,7 +185,7 @@ class Masker:
             masked = self._value(embedded, path, walk)
             indent = 2 if "\n" in text else None
             return json.dumps(masked, ensure_ascii=False, indent=indent)
-        return self.mask_text(text, path, walk.report, walk.literals)
+        return self.mask_text(text, path, walk.report, walk.literals, walk.keep)
 
     def _collect(self, value: Any, path: Path, known: dict[str, set[str]]) -> None:
         """Every string a field rule marks, by entity, embedded JSON included."""
@@ -177,11 +202,18 @@ class Masker:
             self._collect(embedded, path, known)
 
     def mask_text(
-        self, text: str, path: Path, report: MaskReport, literals: LiteralFinder | None = None
+        self,
+        text: str,
+        path: Path,
+        report: MaskReport,
+        literals: LiteralFinder | None = None,
+        keep: frozenset[str] = frozenset(),
     ) -> str:
         findings = self._scanner.scan(text)
         if literals is not None:
             findings = _merge(findings, literals(text))
+        if keep:
+            findings = [f for f in findings if f.entity not in keep]
         if not findings:
             return text
         parts: list[str] = []
@@ -206,6 +238,7 @@ class _Walk:
 
     report: MaskReport
     literals: LiteralFinder | None
+    keep: frozenset[str] = frozenset()  # entities this caller may see
 
 
 def _literal_finder(known: dict[str, set[str]]) -> LiteralFinder | None:

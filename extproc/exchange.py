@@ -24,7 +24,7 @@ from envoy.type.v3 import http_status_pb2
 from google.protobuf import struct_pb2
 
 from custos.errors import CustosError
-from custos.policy import Identity
+from custos.policy import HttpRequest, Identity, McpCall, PolicyInput
 from extproc.engine import Masker, MaskingError, MaskReport
 from extproc.sse import SseRewriter
 from extproc.tool_filter import ToolFilter, identity_from
@@ -94,7 +94,15 @@ class Exchange:
             return lambda text: tools.filter(text, self._identity)
         if self._protocol_only():
             return None
-        return lambda text: self.masker.mask_json_text(text, self.report)
+        keep = self.masker.unmasked_for(self._policy_input())
+        return lambda text: self.masker.mask_json_text(text, self.report, keep)
+
+    def _policy_input(self) -> PolicyInput | None:
+        """The caller and what it asked, as masking exceptions see them."""
+        if self._identity is None:
+            return None
+        calls = tuple(McpCall(method=method) for method in sorted(self._methods))
+        return PolicyInput(self._identity, HttpRequest("POST", "/mcp"), calls, len(calls) > 1)
 
     def _protocol_only(self) -> bool:
         """Answers to handshakes and listings carry no patient data, and masking their

@@ -96,3 +96,17 @@ async def test_tools_list_hides_what_the_callers_policy_refuses(stack: LocalStac
     async with mcp_client(stack, admin) as client:
         offered = {tool.name for tool in (await client.list_tools()).tools}
     assert "delete_patient" in offered
+
+
+async def test_an_exception_lets_unmasked_staff_see_ssns_and_nothing_more(
+    stack: LocalStack,
+) -> None:
+    bearer = await token(stack, "carol", ["phi-readers", "phi-unmasked"])
+    async with mcp_client(stack, bearer) as client:
+        result = await client.call_tool("get_patient_record", {"patient_id": "pt-0005"})
+    record = PATIENTS["pt-0005"]
+    assert result.structured_content is not None
+    assert result.structured_content["ssn"] == record.ssn
+    assert result.structured_content["mrn"] == record.mrn
+    seen = json.dumps(result.structured_content)
+    assert record.name not in seen and record.phone not in seen and record.email not in seen

@@ -120,16 +120,9 @@ def parse_policy(text: bytes | str, source: str = "<policy>") -> Policy:
         seen.add(rule.name)
         where = f"{source}:{lines.get(index, {}).get('when', 0)}"
         try:
-            expression = ENV.compile(rule.when)
-        except RuntimeError as exc:
-            errors.append(f"{where}: rule {rule.name!r}: {_cel_message(str(exc))}")
-            continue
-        result = expression.return_type()
-        if result != cel.Type.BOOL:
-            errors.append(
-                f"{where}: rule {rule.name!r}: 'when' must be a bool expression, "
-                f"it is {result.name()}"
-            )
+            expression = compile_condition(rule.when)
+        except ValueError as exc:
+            errors.append(f"{where}: rule {rule.name!r}: {exc}")
             continue
         rules.append(Rule(rule.name, rule.description, rule.effect, rule.when, expression))
     if errors:
@@ -137,6 +130,19 @@ def parse_policy(text: bytes | str, source: str = "<policy>") -> Policy:
     policy = Policy(source=source, digest=hashlib.sha256(raw).hexdigest(), rules=tuple(rules))
     _ = policy.any_deny  # compiled now, not on the first request
     return policy
+
+
+def compile_condition(when: str) -> cel.Expression:
+    """A CEL condition over the policy variables, compiled and checked to be a bool;
+    ValueError says where it is wrong (`when 1:9: undefined field ...`)."""
+    try:
+        expression = ENV.compile(when)
+    except RuntimeError as exc:
+        raise ValueError(_cel_message(str(exc))) from None
+    result = expression.return_type()
+    if result != cel.Type.BOOL:
+        raise ValueError(f"'when' must be a bool expression, it is {result.name()}")
+    return expression
 
 
 def _validation_message(

@@ -175,3 +175,10 @@ def test_arbitrary_json_comes_back_as_json(document: Any) -> None:
 
 
 ENGINE = Masker(MaskingConfig(fields=({"path": "ssn", "entity": "ssn"},)))  # type: ignore[arg-type]
+
+
+def test_a_bad_exception_condition_is_refused_when_the_rules_load() -> None:
+    with pytest.raises(ValueError, match="undefined field 'grups'"):
+        MaskingConfig.model_validate(
+            {"exceptions": [{"name": "x", "when": "'a' in identity.grups", "entities": ["ssn"]}]}
+        )
