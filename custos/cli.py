@@ -81,6 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     proc.add_argument("--masking", type=Path, required=True, help="masking rules (YAML)")
     proc.add_argument("--listen", default="127.0.0.1:9003")
     proc.add_argument("--policy", type=Path, help="hide tools/list entries it would refuse")
+    proc.add_argument("--metrics-listen", help="serve Prometheus metrics here (host:port)")
     proc.set_defaults(handler=_extproc)
 
     issuer = commands.add_parser("dev-issuer", help="serve a development OIDC issuer")
@@ -186,7 +187,7 @@ def _extauthz(args: argparse.Namespace) -> int:
 def _extproc(args: argparse.Namespace) -> int:
     from extproc.server import serve
 
-    asyncio.run(serve(args.masking, args.listen, args.policy))
+    asyncio.run(serve(args.masking, args.listen, args.policy, args.metrics_listen))
     return 0
 
 

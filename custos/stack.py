@@ -33,10 +33,11 @@ class Ports:
     issuer: int = 9100
     mcp: int = 9101
     extproc: int = 9003
+    extproc_metrics: int = 9004
 
     @classmethod
     def free(cls) -> Ports:
-        return cls(*(free_port() for _ in range(7)))
+        return cls(*(free_port() for _ in range(8)))
 
 
 @dataclass
@@ -82,10 +83,14 @@ class LocalStack:
             env={"DEMO_MCP_HEADER_LOG": str(self.header_log)},
         )
         await self.start_authz()
-        extproc = ["extproc", "--masking", str(self.masking), "--policy", str(self.policy)]
+        extproc = [
+            *("extproc", "--masking", str(self.masking), "--policy", str(self.policy)),
+            *("--listen", f"127.0.0.1:{self.ports.extproc}"),
+            *("--metrics-listen", f"127.0.0.1:{self.ports.extproc_metrics}"),
+        ]
         await self.supervisor.spawn(
             "ext_proc",
-            [python, "-m", "custos", *extproc, "--listen", f"127.0.0.1:{self.ports.extproc}"],
+            [python, "-m", "custos", *extproc],
             port=self.ports.extproc,
             env={PSEUDONYM_KEY_ENV: self.pseudonym_key},
         )

@@ -26,6 +26,7 @@ from google.protobuf import struct_pb2
 from custos.errors import CustosError
 from custos.policy import HttpRequest, Identity, McpCall, PolicyInput
 from extproc.engine import Masker, MaskingError, MaskReport
+from extproc.metrics import MaskingMetrics
 from extproc.sse import SseRewriter
 from extproc.tool_filter import ToolFilter, identity_from
 
@@ -58,6 +59,7 @@ class Exchange:
     _sse: SseRewriter | None = None
     _gzip: bool = False
     tools: ToolFilter | None = None
+    metrics: MaskingMetrics | None = None
     _methods: frozenset[str] = frozenset()
     _identity: Identity | None = None
     _json: bool = True
@@ -74,8 +76,13 @@ class Exchange:
             if kind == "response_headers":
                 return self._response_headers(request.response_headers)
             if kind == "response_body":
-                return self._response_body(request.response_body)
+                response = self._response_body(request.response_body)
+                if request.response_body.end_of_stream and self.metrics is not None:
+                    self.metrics.record(self.report)
+                return response
         except CustosError as exc:
+            if self.metrics is not None:
+                self.metrics.record_refusal(exc.code)
             return _refusal(exc)
         raise ExchangeError(f"unexpected ext_proc message {kind!r}")
 

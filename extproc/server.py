@@ -11,11 +11,13 @@ from pathlib import Path
 import grpc
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as ext_proc_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from prometheus_client import start_http_server
 
 from custos.envoy_config import MAX_BODY_BYTES
 from custos.policy.reloader import PolicyReloader
 from extproc.config import load_masking_config
 from extproc.engine import Masker
+from extproc.metrics import MaskingMetrics
 from extproc.servicer import ExternalProcessorServicer
 from extproc.tool_filter import ToolFilter
 
@@ -24,16 +26,22 @@ log = logging.getLogger(__name__)
 SERVICE_NAME = "envoy.service.ext_proc.v3.ExternalProcessor"
 
 
-async def serve(masking: Path, listen: str, policy: Path | None = None) -> None:
+async def serve(
+    masking: Path, listen: str, policy: Path | None = None, metrics_listen: str | None = None
+) -> None:
     masker = Masker(load_masking_config(masking))
     reloader = PolicyReloader(policy) if policy is not None else None
     tools = ToolFilter(reloader) if reloader is not None else None
+    metrics = MaskingMetrics()
+    if metrics_listen is not None:
+        host, _, port_text = metrics_listen.rpartition(":")
+        start_http_server(int(port_text), host, registry=metrics.registry)
     # Envoy may send a buffered body as large as its own bound in one message.
     server = grpc.aio.server(
         options=[("grpc.max_receive_message_length", MAX_BODY_BYTES + 1_048_576)]
     )
     ext_proc_grpc.add_ExternalProcessorServicer_to_server(
-        ExternalProcessorServicer(masker, tools), server
+        ExternalProcessorServicer(masker, tools, metrics), server
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

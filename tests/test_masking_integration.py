@@ -8,6 +8,7 @@ import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 import pytest_asyncio
 
@@ -110,3 +111,13 @@ async def test_an_exception_lets_unmasked_staff_see_ssns_and_nothing_more(
     assert result.structured_content["mrn"] == record.mrn
     seen = json.dumps(result.structured_content)
     assert record.name not in seen and record.phone not in seen and record.email not in seen
+
+
+async def test_metrics_count_what_was_masked_by_entity(stack: LocalStack) -> None:
+    bearer = await token(stack, "alice", ["phi-readers"])
+    async with mcp_client(stack, bearer) as client:
+        await client.call_tool("get_patient_record", {"patient_id": "pt-0006"})
+    async with httpx.AsyncClient() as http:
+        text = (await http.get(f"http://127.0.0.1:{stack.ports.extproc_metrics}/metrics")).text
+    assert re.search(r'custos_masked_values_total\{entity="ssn"\} [1-9]', text)
+    assert PATIENTS["pt-0006"].ssn not in text
