@@ -13,6 +13,7 @@ Custos is ready (development stack: not for production).
   MCP endpoint      {mcp_url}
   OIDC issuer       {issuer}   (development only, fresh key each start)
   ext_authz metrics http://127.0.0.1:{metrics}/metrics
+  ext_proc metrics  http://127.0.0.1:{masking_metrics}/metrics
   Envoy admin       http://127.0.0.1:{admin}
 Get a token and list the tools:
   TOKEN=$(.venv/bin/custos token --sub alice --groups phi-readers)
@@ -40,6 +41,7 @@ async def _run(stack: LocalStack) -> int:
                 mcp_url=stack.mcp_url,
                 issuer=stack.issuer_url,
                 metrics=stack.ports.authz_metrics,
+                masking_metrics=stack.ports.extproc_metrics,
                 admin=stack.ports.envoy_admin,
             ),
             flush=True,
