@@ -20,8 +20,12 @@ MCP_HEADERS = {"content-type": "application/json", "accept": "application/json, 
 
 
 @contextlib.asynccontextmanager
-async def running_stack(run_dir: Path, policy: Path | None = None) -> AsyncIterator[LocalStack]:
+async def running_stack(
+    run_dir: Path, policy: Path | None = None, masking: Path | None = None
+) -> AsyncIterator[LocalStack]:
     stack = LocalStack(run_dir, Ports.free(), policy or EXAMPLE_POLICY, quiet=True)
+    if masking is not None:
+        stack.masking = masking
     try:
         await stack.start()
         yield stack

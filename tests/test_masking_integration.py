@@ -12,7 +12,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from custos.stack import LocalStack
+from custos.stack import EXAMPLE_MASKING, LocalStack
 from tests.extproc.demo_data import PATIENTS
 from tests.stack_fixture import mcp_client, post_jsonrpc, running_stack, token, upstream_requests
 
@@ -121,3 +121,18 @@ async def test_metrics_count_what_was_masked_by_entity(stack: LocalStack) -> Non
         text = (await http.get(f"http://127.0.0.1:{stack.ports.extproc_metrics}/metrics")).text
     assert re.search(r'custos_masked_values_total\{entity="ssn"\} [1-9]', text)
     assert PATIENTS["pt-0006"].ssn not in text
+
+
+async def test_an_answer_over_the_masking_bound_is_refused(tmp_path: Path) -> None:
+    masking = tmp_path / "masking.yaml"
+    masking.write_text(EXAMPLE_MASKING.read_text() + "max_body_bytes: 1024\n")
+    async with running_stack(tmp_path / "run", masking=masking) as small:
+        bearer = await token(small, "alice", ["phi-readers"])
+        async with mcp_client(small, bearer, mode="auto") as client:
+            with pytest.raises(Exception) as refused:  # the record is ~1.5 KB: over the bound
+                await client.call_tool("get_patient_record", {"patient_id": "pt-0001"})
+        assert leaked("pt-0001", repr(refused.value)) == []
+        metrics = f"http://127.0.0.1:{small.ports.extproc_metrics}/metrics"
+        async with httpx.AsyncClient() as http:
+            text = (await http.get(metrics)).text
+        assert re.search(r'custos_masking_refusals_total\{code="masking_failed"\} [1-9]', text)
