@@ -49,6 +49,7 @@ class LocalStack:
     output: list[str] = field(default_factory=list)
     upstream_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     masking: Path = EXAMPLE_MASKING
+    demo_env: dict[str, str] = field(default_factory=dict)  # e.g. to make it misbehave
     # A fresh key per start: pseudonyms are stable for one run of the local stack.
     pseudonym_key: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     supervisor: Supervisor = field(init=False)
@@ -80,7 +81,7 @@ class LocalStack:
             "mcp",
             [python, str(DEMO_SERVER), "--port", str(self.ports.mcp)],
             port=self.ports.mcp,
-            env={"DEMO_MCP_HEADER_LOG": str(self.header_log)},
+            env={"DEMO_MCP_HEADER_LOG": str(self.header_log), **self.demo_env},
         )
         await self.start_authz()
         extproc = [

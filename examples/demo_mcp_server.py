@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gzip
 import json
 import logging
 import os
@@ -29,7 +30,7 @@ import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import uvicorn
 from mcp.server.mcpserver import MCPServer
@@ -40,6 +41,9 @@ from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 HEADER_LOG_ENV = "DEMO_MCP_HEADER_LOG"
+# Set to 1 to gzip every JSON answer whatever the client accepts: an upstream that
+# misbehaves this way must still not get PHI past the sidecar (its tests use this).
+FORCE_GZIP_ENV = "DEMO_MCP_FORCE_GZIP"
 MCP_PATH = "/mcp"
 
 logger = logging.getLogger("demo_mcp_server")
@@ -230,6 +234,52 @@ class HeaderLogMiddleware:
         await self.app(scope, receive, send)
 
 
+class ForcedGzipMiddleware:
+    """Compresses every application/json answer, ignoring Accept-Encoding."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start: dict[str, Any] = {}
+        chunks: list[bytes] = []
+
+        async def capture(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+                return
+            if message["type"] != "http.response.body" or not _is_json(start):
+                if start:  # not JSON: let it through as it was
+                    await send(dict(start))
+                    start.clear()
+                await send(message)
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                body = gzip.compress(b"".join(chunks))
+                headers = [
+                    (k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"
+                ]
+                headers += [
+                    (b"content-encoding", b"gzip"),
+                    (b"content-length", str(len(body)).encode()),
+                ]
+                await send({**start, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+
+        await self.app(scope, receive, capture)
+
+
+def _is_json(start: dict[str, Any]) -> bool:
+    return any(
+        k.lower() == b"content-type" and v.startswith(b"application/json")
+        for k, v in start.get("headers", [])
+    )
+
+
 def build_app(*, header_log: Path | None = None, json_response: bool = False) -> ASGIApp:
     """The ASGI app serving MCP at /mcp; `header_log` defaults to $DEMO_MCP_HEADER_LOG."""
     app: ASGIApp = build_server().streamable_http_app(
@@ -241,6 +291,8 @@ def build_app(*, header_log: Path | None = None, json_response: bool = False) ->
     )
     if header_log is None and (env_path := os.environ.get(HEADER_LOG_ENV)):
         header_log = Path(env_path)
+    if os.environ.get(FORCE_GZIP_ENV) == "1":
+        app = ForcedGzipMiddleware(app)
     if header_log is not None:
         app = HeaderLogMiddleware(app, header_log)
     return app

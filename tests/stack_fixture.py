@@ -21,11 +21,14 @@ MCP_HEADERS = {"content-type": "application/json", "accept": "application/json, 
 
 @contextlib.asynccontextmanager
 async def running_stack(
-    run_dir: Path, policy: Path | None = None, masking: Path | None = None
+    run_dir: Path,
+    policy: Path | None = None,
+    masking: Path | None = None,
+    demo_env: dict[str, str] | None = None,
 ) -> AsyncIterator[LocalStack]:
     stack = LocalStack(run_dir, Ports.free(), policy or EXAMPLE_POLICY, quiet=True)
-    if masking is not None:
-        stack.masking = masking
+    stack.masking = masking or stack.masking
+    stack.demo_env = demo_env or {}
     try:
         await stack.start()
         yield stack

@@ -136,3 +136,18 @@ async def test_an_answer_over_the_masking_bound_is_refused(tmp_path: Path) -> No
         async with httpx.AsyncClient() as http:
             text = (await http.get(metrics)).text
         assert re.search(r'custos_masking_refusals_total\{code="masking_failed"\} [1-9]', text)
+
+
+async def test_a_gzip_answer_from_a_misbehaving_upstream_is_still_masked(tmp_path: Path) -> None:
+    # The upstream compresses although ext_proc removed Accept-Encoding on the way up.
+    async with running_stack(tmp_path, demo_env={"DEMO_MCP_FORCE_GZIP": "1"}) as gzipping:
+        bearer = await token(gzipping, "alice", ["phi-readers"])
+        async with mcp_client(gzipping, bearer, mode="auto") as client:
+            result = await client.call_tool("get_patient_record", {"patient_id": "pt-0001"})
+        assert result.structured_content is not None
+        assert leaked("pt-0001", json.dumps(result.structured_content)) == []
+        assert result.structured_content["ssn"] == "***-**-3456"
+        metrics = f"http://127.0.0.1:{gzipping.ports.extproc_metrics}/metrics"
+        async with httpx.AsyncClient() as http:
+            text = (await http.get(metrics)).text
+        assert re.search(r'custos_masked_values_total\{entity="ssn"\} [1-9]', text)
