@@ -55,11 +55,12 @@ class ExchangeError(CustosError):
 @dataclass
 class Exchange:
     masker: Masker
-    report: MaskReport = field(default_factory=MaskReport)
-    _sse: SseRewriter | None = None
-    _gzip: bool = False
     tools: ToolFilter | None = None
     metrics: MaskingMetrics | None = None
+    report: MaskReport = field(default_factory=MaskReport)
+    # What this exchange has learnt so far, message by message.
+    _sse: SseRewriter | None = None
+    _gzip: bool = False
     _methods: frozenset[str] = frozenset()
     _identity: Identity | None = None
     _json: bool = True
