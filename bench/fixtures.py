@@ -18,6 +18,7 @@ EXT_AUTHZ_FILTER = "envoy.filters.http.ext_authz"
 EXT_PROC_FILTER = "envoy.filters.http.ext_proc"
 HCM_FILTER = "envoy.filters.network.http_connection_manager"
 MIN_RULES = 10
+DIRECT_RESPONSE_DEFAULT_MAX = 4096  # Envoy's default max_direct_response_body_size_bytes
 
 # The call every request makes: allowed for alice (phi-readers) by readers-read-patients,
 # after every deny rule has been evaluated and found not to match.
@@ -133,34 +134,35 @@ def _without(settings: EnvoySettings, filters: set[str]) -> str:
     return yaml.safe_dump(document, sort_keys=False)
 
 
-def upstream_bootstrap(port: int) -> str:
+def upstream_bootstrap(port: int, body: str = UPSTREAM_RESULT) -> str:
     """An Envoy that answers every request itself: an upstream that costs almost nothing
     and behaves the same in both runs. No access log, no admin: nothing to slow it."""
+    route_config: dict[str, Any] = {
+        "name": "upstream",
+        "virtual_hosts": [
+            {
+                "name": "upstream",
+                "domains": ["*"],
+                "routes": [
+                    {
+                        "match": {"prefix": "/"},
+                        "direct_response": {"status": 200, "body": {"inline_string": body}},
+                        "response_headers_to_add": [
+                            {"header": {"key": "content-type", "value": "application/json"}}
+                        ],
+                    }
+                ],
+            }
+        ],
+    }
+    if len(body.encode()) > DIRECT_RESPONSE_DEFAULT_MAX:
+        # Envoy refuses a direct_response body over 4 KB unless the route table allows it.
+        route_config["max_direct_response_body_size_bytes"] = len(body.encode())
     hcm = {
         "@type": "type.googleapis.com/envoy.extensions.filters.network."
         "http_connection_manager.v3.HttpConnectionManager",
         "stat_prefix": "upstream",
-        "route_config": {
-            "name": "upstream",
-            "virtual_hosts": [
-                {
-                    "name": "upstream",
-                    "domains": ["*"],
-                    "routes": [
-                        {
-                            "match": {"prefix": "/"},
-                            "direct_response": {
-                                "status": 200,
-                                "body": {"inline_string": UPSTREAM_RESULT},
-                            },
-                            "response_headers_to_add": [
-                                {"header": {"key": "content-type", "value": "application/json"}}
-                            ],
-                        }
-                    ],
-                }
-            ],
-        },
+        "route_config": route_config,
         "http_filters": [
             {
                 "name": "envoy.filters.http.router",

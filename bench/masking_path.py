@@ -1,0 +1,455 @@
+"""What the full path costs: bare Envoy against Envoy + ext_authz + ext_proc masking a
+16 KB JSON-RPC result, in one run (issue 3, section 5b).
+
+    .venv/bin/python bench/masking_path.py [--duration 10] [--rate 200] [--connections 32]
+
+Starts, on loopback: the development OIDC issuer, a trivial upstream (an Envoy that
+answers every request with the same ~16 KB tools/call result of fake patient records),
+ext_authz with the example policy, ext_proc with the example masking rules, and two front
+Envoys rendered from the project's bootstrap: one as shipped (both filters), one with
+ext_authz and ext_proc removed. Before measuring it checks that the full path's answer is
+really masked (no SSN of the upstream's body left) and the bare one's is not; a benchmark
+of unmasked or failing responses would be worthless. Each front is measured at maximum
+load with wrk and at a fixed rate with the open-loop generator; the p99 added at the
+fixed rate is judged against the target (<= 3 ms at 200 req/s)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import yaml
+from children import cpu_seconds, main_thread_cpu_seconds, supervisor, tails
+from fixtures import bare_bootstrap, request_headers, upstream_bootstrap, wrk_script
+from openloop import Target, run_open_loop, send_one
+from report import GENERATOR, TargetRun, save
+from wrkrun import WrkFailed, run_wrk, wrk_binary
+
+from custos.children import Supervisor
+from custos.envoy_config import envoy_binary, render_bootstrap
+from custos.net import free_port
+from custos.stack import PSEUDONYM_KEY_ENV, UPSTREAM_TOKEN_ENV, LocalStack, Ports
+
+BENCH_DIR = Path(__file__).resolve().parent
+RESULTS_DIR = BENCH_DIR / "results"
+MCP_PATH = "/mcp"
+WARMUP_SECONDS = 2
+SETTLE_SECONDS = 1.0  # let sockets and queues drain between one load and the next
+OPEN_LOOP_CONNECTIONS = 8
+# Same reasoning as authz_overhead.py: one worker per Envoy on a 2-CPU machine.
+ENVOY_FLAGS = ["--concurrency", "1", "--disable-hot-restart", "--log-level", "warn"]
+MAX_P99_ADDED_MS = 3.0  # issue 3, section 5b: at 200 req/s
+RECORDS = 8
+TARGET_BYTES = 16_000
+PYTHON_SERVICES = ("ext_authz", "ext_proc")
+
+# Allowed for alice (phi-readers) by readers-read-patients in examples/policy.yaml.
+TOOL_CALL_BODY = orjson.dumps(
+    {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {"name": "get_patient_record", "arguments": {"patient_id": "pt-0001"}},
+    }
+)
+
+FIRST = ["Alice", "Bruno", "Chen", "Dalia", "Emeka", "Freya", "Goran", "Hana"]
+LAST = ["Fakenham", "Placeholder", "Mockridge", "Sampleton", "Testwood", "Dummett"]
+CONDITIONS = ["asthma", "type 2 diabetes", "hypertension", "migraine", "osteoarthritis"]
+
+
+def fake_record(number: int) -> dict[str, str]:
+    """One record shaped like the demo server's PatientRecord, derived from `number` alone
+    (deterministic). SSNs use the never-issued 9xx areas and phones the 555-01xx fiction
+    range, which the example masking rules accept as test data (ssn_test_areas)."""
+    name = f"{FIRST[number % len(FIRST)]} {LAST[number % len(LAST)]}"
+    dob = f"{1940 + number * 7 % 60}-{number % 12 + 1:02d}-{number * 3 % 28 + 1:02d}"
+    phone = f"(555) 010-01{number:02d}"
+    condition = CONDITIONS[number % len(CONDITIONS)]
+    # The note repeats name, DOB and phone in prose, as the demo's does, and is long
+    # enough that eight records, each sent twice, make about 16 KB.
+    note = (
+        f"{name} (DOB {dob}) was seen today for follow-up of {condition}. Symptoms are "
+        f"stable on the current plan; no new complaints. Vitals within normal limits, "
+        f"medication list reconciled, no adverse events since the last visit. "
+        f"{name.split()[0]} asked to be called back at {phone} with lab results. Plan: "
+        f"continue current therapy, repeat labs in six weeks, return visit in three months. "
+        f"Allergies reviewed: none new. Current medications unchanged since the previous "
+        f"visit; adherence reported as good. Patient education provided on warning signs "
+        f"and when to seek urgent care; {name.split()[0]} verbalised understanding and "
+        f"agreed with the plan. Next appointment to be booked by the front desk."
+    )
+    return {
+        "patient_id": f"pt-{number:04d}",
+        "mrn": f"MRN-{100000 + number}",
+        "name": name,
+        "date_of_birth": dob,
+        "ssn": f"9{number:02d}-{10 + number:02d}-{3456 + number:04d}",
+        "phone": phone,
+        "email": f"{name.split()[0].lower()}.{LAST[number % len(LAST)].lower()}@example.com",
+        "address": f"{10 + number} Imaginary Lane, Springfield, ZZ 0000{number % 10}",
+        "clinical_note": note,
+    }
+
+
+def upstream_result() -> tuple[str, list[str]]:
+    """The upstream's answer (a tools/call result as the MCP SDK shapes it: the records as
+    JSON text and as structuredContent) and the SSNs in it, for the masking check."""
+    records = [fake_record(n) for n in range(1, RECORDS + 1)]
+    content: dict[str, Any] = {"query": "", "count": len(records), "patients": records}
+    result = {
+        "content": [{"type": "text", "text": json.dumps(content, indent=2)}],
+        "structuredContent": content,
+        "isError": False,
+    }
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "result": result})
+    if not 0.9 * TARGET_BYTES <= len(body) <= 1.2 * TARGET_BYTES:
+        raise ValueError(f"the upstream result should be ~{TARGET_BYTES} bytes, is {len(body)}")
+    return body, [r["ssn"] for r in records]
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Front:
+    name: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{MCP_PATH}"
+
+
+@dataclass(frozen=True)
+class Bench:
+    stack: LocalStack
+    token: str
+    bare: Front
+    full: Front
+    wrk_script: Path
+    upstream_body: str
+    ssns: list[str]
+
+    def target(self, front: Front, with_token: bool = True) -> Target:
+        headers = request_headers(self.token)
+        if not with_token:
+            del headers["authorization"]
+        return Target("127.0.0.1", front.port, MCP_PATH, headers, TOOL_CALL_BODY)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds per measurement")
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections")
+    parser.add_argument("--rate", type=float, default=200, help="fixed rate, req/s")
+    parser.add_argument(
+        "--no-save", action="store_true", help=f"do not write JSON figures to {RESULTS_DIR}"
+    )
+    args = parser.parse_args(argv)
+    if args.duration < 1 or args.connections < 1 or args.rate <= 0:
+        parser.error("--duration, --connections and --rate must be positive")
+    return args
+
+
+async def start(children: Supervisor, work: Path) -> Bench:
+    """Every service, started in dependency order and checked listening."""
+    ports = Ports.free()  # `mcp` goes to the trivial upstream, in the MCP server's place
+    # The example policy and masking rules, exactly as `make run` uses them.
+    stack = LocalStack(run_dir=work, ports=ports, quiet=True)
+    python = sys.executable
+
+    issuer = [python, "-m", "custos", "dev-issuer", "--port", str(ports.issuer)]
+    await children.spawn("issuer", issuer, ports.issuer)
+    token = await fetch_token(stack.issuer_url)
+
+    body, ssns = upstream_result()
+    upstream = work / "upstream.yaml"
+    upstream.write_text(upstream_bootstrap(ports.mcp, body))
+    await children.spawn("upstream", [envoy_binary(), "-c", str(upstream), *ENVOY_FLAGS], ports.mcp)
+
+    config = work / "extauthz.yaml"
+    config.write_text(yaml.safe_dump(stack.authz_config(), sort_keys=False))
+    await children.spawn(
+        "ext_authz",
+        [python, "-m", "custos", "extauthz", "--config", str(config)],
+        ports.authz,
+        env={UPSTREAM_TOKEN_ENV: stack.upstream_token},
+    )
+    extproc = [
+        *("extproc", "--masking", str(stack.masking), "--policy", str(stack.policy)),
+        *("--listen", f"127.0.0.1:{ports.extproc}"),
+        *("--metrics-listen", f"127.0.0.1:{ports.extproc_metrics}"),
+    ]
+    await children.spawn(
+        "ext_proc",
+        [python, "-m", "custos", *extproc],
+        ports.extproc,
+        env={PSEUDONYM_KEY_ENV: stack.pseudonym_key},
+    )
+
+    settings = stack.envoy_settings()
+    bare = Front("envoy-bare", free_port())
+    bare_settings = settings.model_copy(update={"listen_port": bare.port, "admin_port": 0})
+    full = Front("envoy-full", ports.envoy)
+    await spawn_envoy(children, work, bare, bare_bootstrap(bare_settings))
+    # The shipped bootstrap, untouched: ext_authz and ext_proc both in the chain.
+    await spawn_envoy(children, work, full, render_bootstrap(settings))
+
+    script = work / "tools_call.lua"
+    wrk_script(script, request_headers(token), TOOL_CALL_BODY)
+    return Bench(stack, token, bare, full, script, body, ssns)
+
+
+async def fetch_token(issuer_url: str) -> str:
+    async with httpx.AsyncClient(timeout=10) as client:
+        response = await client.post(
+            f"{issuer_url}/token", json={"sub": "alice", "groups": ["phi-readers"]}
+        )
+    response.raise_for_status()
+    return str(response.json()["access_token"])
+
+
+async def spawn_envoy(children: Supervisor, work: Path, front: Front, bootstrap: str) -> None:
+    path = work / f"{front.name}.yaml"
+    path.write_text(bootstrap)
+    await children.spawn(front.name, [envoy_binary(), "-c", str(path), *ENVOY_FLAGS], front.port)
+
+
+async def check_paths(bench: Bench) -> int:
+    """Before measuring (and again after): the bare front passes the upstream's bytes
+    through, SSNs and all; the full front answers 200 with a JSON-RPC result in which none
+    of those SSNs is left, and 401 without a token. Returns the masked body's size."""
+    status, body = await send_one(bench.target(bench.bare))
+    if status != 200 or body.decode() != bench.upstream_body:
+        raise BenchError(f"bare front: expected the upstream's 200, got {status}: {body[:300]!r}")
+    if not all(ssn in body.decode() for ssn in bench.ssns):
+        raise BenchError("bare front: the upstream's SSNs are not in its answer")
+
+    status, body = await send_one(bench.target(bench.full))
+    if status != 200:
+        raise BenchError(f"full front: expected 200, got {status}: {body[:300]!r}")
+    text = body.decode()
+    leaked = [ssn for ssn in bench.ssns if ssn in text]
+    if leaked:
+        raise BenchError(f"full front: UNMASKED, SSNs {leaked} reached the client")
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BenchError(f"full front: the answer is not JSON: {body[:300]!r}") from exc
+    if "result" not in document or document["result"].get("isError"):
+        raise BenchError(f"full front: not a successful tools/call result: {body[:300]!r}")
+    if text == bench.upstream_body:
+        raise BenchError("full front: the answer is the upstream's, unchanged")
+    masked_size = len(body)
+
+    status, body = await send_one(bench.target(bench.full, with_token=False))
+    if status != 401:
+        raise BenchError(f"full front without a token: expected 401, got {status}")
+    return masked_size
+
+
+async def measure(
+    bench: Bench, children: Supervisor, front: Front, args: argparse.Namespace
+) -> TargetRun:
+    print(
+        f"measuring {front.name}: warm-up, wrk for {args.duration} s, then {args.rate:g} req/s "
+        f"for {args.duration} s",
+        flush=True,
+    )
+    await run_wrk(front.url, bench.wrk_script, args.connections, WARMUP_SECONDS)
+    cpu_before = cpu_snapshot(children)
+    wrk = await run_wrk(front.url, bench.wrk_script, args.connections, args.duration)
+    cpu_max = {**_difference(cpu_snapshot(children), cpu_before), "wrk": wrk.cpu_seconds}
+
+    await asyncio.sleep(SETTLE_SECONDS)
+    cpu_before = cpu_snapshot(children)
+    open_loop = await run_open_loop(
+        bench.target(front), args.rate, args.duration, OPEN_LOOP_CONNECTIONS
+    )
+    cpu_fixed = _difference(cpu_snapshot(children), cpu_before)
+    return TargetRun(front.name, wrk, open_loop, cpu_max, cpu_fixed, authz_decisions={})
+
+
+def main_thread(name: str) -> str:
+    return f"  of which {name} main thread"
+
+
+def cpu_snapshot(children: Supervisor) -> dict[str, float]:
+    """CPU seconds so far of every service, of each Python service's main thread (the
+    event loop, under the GIL) and of this script (the open-loop generator)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    threads = {
+        main_thread(name): main_thread_cpu_seconds(children.children[name])
+        for name in PYTHON_SERVICES
+    }
+    return {**cpu_seconds(children), **threads, GENERATOR: usage.ru_utime + usage.ru_stime}
+
+
+def _difference(after: dict[str, float], before: dict[str, float]) -> dict[str, float]:
+    return {name: value - before.get(name, 0.0) for name, value in after.items()}
+
+
+def p99_added(bare: TargetRun, full: TargetRun) -> float:
+    return full.open_loop.latency_ms(99) - bare.open_loop.latency_ms(99)
+
+
+def render(
+    args: argparse.Namespace, bare: TargetRun, full: TargetRun, sizes: tuple[int, int]
+) -> str:
+    at = f"at {args.rate:g} req/s"
+
+    def row(label: str, fmt: str, value: Any) -> str:
+        return f"  {label:<38}{format(value(bare), fmt):>12}{format(value(full), fmt):>16}"
+
+    added = p99_added(bare, full)
+    verdict = "MET" if added <= MAX_P99_ADDED_MS else "MISSED"
+    lines = [
+        "Custos benchmark: bare Envoy vs the full path (ext_authz + ext_proc masking)",
+        f"  machine: {os.cpu_count()} CPUs; every Envoy --concurrency 1; nothing pinned",
+        "  request: tools/call get_patient_record, valid token (alice, phi-readers), "
+        "example policy and masking rules",
+        f"  upstream: an Envoy answering {sizes[0]} bytes ({RECORDS} fake records, as text "
+        f"and structuredContent); masked answer: {sizes[1]} bytes",
+        f"  max load: wrk -t1 -c{args.connections} -d{args.duration}s; fixed rate: "
+        f"{args.rate:g} req/s for {args.duration} s, open loop, {OPEN_LOOP_CONNECTIONS} "
+        "connections, latency from scheduled send",
+        "",
+        f"  {'':<38}{'bare Envoy':>12}{'full path':>16}",
+        row("throughput (wrk), req/s", ".0f", lambda r: r.wrk.requests_per_second),
+        row("p50 at max load, ms", ".3f", lambda r: r.wrk.p50_ms),
+        row("p99 at max load, ms", ".3f", lambda r: r.wrk.p99_ms),
+        row(f"p50 {at}, ms", ".3f", lambda r: r.open_loop.latency_ms(50)),
+        row(f"p99 {at}, ms", ".3f", lambda r: r.open_loop.latency_ms(99)),
+        row(f"max {at}, ms", ".3f", lambda r: r.open_loop.latency_ms(100)),
+        row("  service p99 (from actual send), ms", ".3f", lambda r: r.open_loop.service_ms(99)),
+        row("  sender lateness p99, ms", ".3f", lambda r: r.open_loop.late_ms(99)),
+        row("  achieved rate, req/s", ".1f", lambda r: r.open_loop.achieved_rate),
+        row(f"non-200 {at}", "d", lambda r: r.open_loop.non_200),
+        "",
+        f"  p99 added {at}: {added:.3f} ms   target <= {MAX_P99_ADDED_MS:g} ms   {verdict}",
+        *_saturation(args, full),
+        f"  throughput ratio (full/bare): "
+        f"{full.wrk.requests_per_second / bare.wrk.requests_per_second:.2f}",
+        "",
+        f"  CPU per request, us{'':<22}{'bare max':>10}{'full max':>10}"
+        f"{f'bare {at}':>18}{f'full {at}':>18}",
+    ]
+    columns = [bare.cpu_us_max(), full.cpu_us_max(), bare.cpu_us_fixed(), full.cpu_us_fixed()]
+    names = list(dict.fromkeys(name for column in columns for name in column))
+    for name in names:
+        cells = "".join(
+            f"{_us(column.get(name)):>{width}}"
+            for column, width in zip(columns, (10, 10, 18, 18), strict=True)
+        )
+        lines.append(f"    {name:<38}{cells}")
+    totals = [sum(v for n, v in c.items() if "main thread" not in n) for c in columns]
+    lines.append(
+        f"    {'total':<38}"
+        + "".join(f"{_us(t):>{w}}" for t, w in zip(totals, (10, 10, 18, 18), strict=True))
+    )
+    return "\n".join(lines)
+
+
+def _saturation(args: argparse.Namespace, full: TargetRun) -> list[str]:
+    """A fixed rate above what the full path sustains measures a growing queue, not the
+    path's latency: say so rather than let the p99 pass for a per-request cost."""
+    if full.wrk.requests_per_second >= args.rate:
+        return []
+    return [
+        f"  NOTE: the full path's maximum ({full.wrk.requests_per_second:.0f} req/s) is below "
+        f"{args.rate:g} req/s: the fixed-rate latency is mostly queueing"
+    ]
+
+
+def _us(value: float | None) -> str:
+    return "-" if value is None or value < 0.05 else f"{value:.1f}"
+
+
+def to_json(args: argparse.Namespace, bare: TargetRun, full: TargetRun) -> dict[str, object]:
+    def run(r: TargetRun) -> dict[str, object]:
+        loop = r.open_loop
+        return {
+            "wrk_requests_per_second": r.wrk.requests_per_second,
+            "wrk_p50_ms": r.wrk.p50_ms,
+            "wrk_p99_ms": r.wrk.p99_ms,
+            "fixed_rate_p50_ms": loop.latency_ms(50),
+            "fixed_rate_p99_ms": loop.latency_ms(99),
+            "fixed_rate_max_ms": loop.latency_ms(100),
+            "fixed_rate_non_200": loop.non_200,
+            "cpu_us_per_request_max_load": {k.strip(): v for k, v in r.cpu_us_max().items()},
+            "cpu_us_per_request_fixed_rate": {k.strip(): v for k, v in r.cpu_us_fixed().items()},
+        }
+
+    added = p99_added(bare, full)
+    return {
+        "setup": {
+            "cpus": os.cpu_count(),
+            "duration": args.duration,
+            "connections": args.connections,
+            "rate": args.rate,
+        },
+        "bare": run(bare),
+        "full": run(full),
+        "p99_added_ms": added,
+        "p99_added_met": added <= MAX_P99_ADDED_MS,
+    }
+
+
+async def run(args: argparse.Namespace) -> int:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    wrk_binary()  # fail before starting anything when wrk is missing
+    with tempfile.TemporaryDirectory(prefix="custos-bench-") as tmp:
+        children = supervisor(Path(tmp))
+        try:
+            bench = await start(children, Path(tmp))
+            masked_size = await check_paths(bench)
+            bare = await measure(bench, children, bench.bare, args)
+            full = await measure(bench, children, bench.full, args)
+            await check_paths(bench)  # still masking after the load, not failing open
+        except Exception:
+            print(
+                f"benchmark failed; last output of each process:\n{tails(children)}",
+                file=sys.stderr,
+            )
+            raise
+        finally:
+            await children.stop_all()
+    print()
+    print(render(args, bare, full, (len(bench.upstream_body.encode()), masked_size)))
+    if not args.no_save:
+        path = RESULTS_DIR / f"masking_path-{stamp}.json"
+        save(path, to_json(args, bare, full))
+        print(f"\nfigures written to {path}")
+    invalid = bare.open_loop.non_200 + full.open_loop.non_200
+    if invalid:
+        print(f"\nINVALID: {invalid} responses at the fixed rate were not 200", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main() -> int:
+    args = parse_args()
+    try:
+        return asyncio.run(run(args))
+    except KeyboardInterrupt:
+        return 130
+    except (BenchError, WrkFailed) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
