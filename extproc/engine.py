@@ -185,7 +185,16 @@ class Masker:
             masked = self._value(embedded, path, walk)
             indent = 2 if "\n" in text else None
             return json.dumps(masked, ensure_ascii=False, indent=indent)
-        return self.mask_text(text, path, walk.report, walk.literals, walk.keep)
+        # MCP results carry each record twice (JSON text and structuredContent): a string
+        # met again in the same answer is masked once and only counted again.
+        cached = walk.seen.get(text)
+        if cached is None:
+            found = MaskReport()
+            masked = self.mask_text(text, (), found, walk.literals, walk.keep)
+            cached = walk.seen[text] = (masked, tuple(found.counts.elements()))
+        for entity in cached[1]:
+            walk.report.add(entity, path)
+        return cached[0]
 
     def _collect(self, value: Any, path: Path, known: dict[str, set[str]]) -> None:
         """Every string a field rule marks, by entity, embedded JSON included."""
@@ -232,13 +241,14 @@ class Masker:
 LiteralFinder = Callable[[str], list[Finding]]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class _Walk:
     """One document's pass: its report, and the values its field rules marked."""
 
     report: MaskReport
     literals: LiteralFinder | None
     keep: frozenset[str] = frozenset()  # entities this caller may see
+    seen: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
 
 
 def _literal_finder(known: dict[str, set[str]]) -> LiteralFinder | None:
