@@ -180,7 +180,7 @@ class Masker:
         return value
 
     def _string(self, text: str, path: Path, walk: _Walk) -> str:
-        embedded = _embedded_json(text)
+        embedded = embedded_json(text)
         if embedded is not None:
             masked = self._value(embedded, path, walk)
             indent = 2 if "\n" in text else None
@@ -207,7 +207,7 @@ class Masker:
         elif isinstance(value, list):
             for index, item in enumerate(value):
                 self._collect(item, (*path, index), known)
-        elif isinstance(value, str) and (embedded := _embedded_json(value)) is not None:
+        elif isinstance(value, str) and (embedded := embedded_json(value)) is not None:
             self._collect(embedded, path, known)
 
     def mask_text(
@@ -306,7 +306,7 @@ def _merge(first: list[Finding], second: list[Finding]) -> list[Finding]:
     return merged
 
 
-def _embedded_json(text: str) -> Any:
+def embedded_json(text: str) -> Any:
     """The JSON object or array a string holds, or None."""
     stripped = text.lstrip()
     if not stripped or stripped[0] not in "{[":

@@ -25,7 +25,7 @@ from google.protobuf import struct_pb2
 
 from custos.errors import CustosError
 from custos.policy import HttpRequest, Identity, McpCall, PolicyInput
-from extproc.engine import Masker, MaskingError, MaskReport
+from extproc.engine import Masker, MaskingError, MaskReport, embedded_json
 from extproc.metrics import MaskingMetrics
 from extproc.sse import SseRewriter
 from extproc.tool_filter import ToolFilter, identity_from
@@ -33,17 +33,10 @@ from extproc.tool_filter import ToolFilter, identity_from
 Mode = modes.ProcessingMode
 
 AUTHZ_NAMESPACE = "envoy.filters.http.ext_authz"
-PROTOCOL_METHODS = frozenset(
-    {
-        "initialize",
-        "ping",
-        "server/discover",
-        "tools/list",
-        "resources/list",
-        "resources/templates/list",
-        "prompts/list",
-    }
-)
+# Handshakes: their answers carry protocol versions (which look like dates) and no
+# patient data. Listings are masked (resource names may name patients), except that
+# tools/list goes through the tool filter, whose schemas masking would break.
+PROTOCOL_METHODS = frozenset({"initialize", "ping", "server/discover"})
 
 
 class ExchangeError(CustosError):
@@ -63,9 +56,8 @@ class Exchange:
     _gzip: bool = False
     _methods: frozenset[str] = frozenset()
     _identity: Identity | None = None
-    _json: bool = True
-    _json_rewrite: Callable[[str], str] = str
-    _buffered: bytearray = field(default_factory=bytearray)
+    _text_ok: bool = False
+    _json_rewrite: Callable[[str], str] | None = None  # set by the response headers
 
     def handle(self, request: ext_proc.ProcessingRequest) -> ext_proc.ProcessingResponse:
         if request.HasField("metadata_context"):
@@ -97,13 +89,19 @@ class Exchange:
     def _rewrite(self) -> Callable[[str], str] | None:
         """What the answer's JSON goes through: the tools filter for a listing of tools,
         nothing for other protocol answers, the masker for everything else."""
-        if self._methods == {"tools/list"} and self.tools is not None:
-            tools = self.tools
-            return lambda text: tools.filter(text, self._identity)
         if self._protocol_only():
             return None
         keep = self.masker.unmasked_for(self._policy_input())
-        return lambda text: self.masker.mask_json_text(text, self.report, keep)
+        tools = self.tools if self._methods == {"tools/list"} else None
+
+        def rewrite(text: str) -> str:
+            if not text.strip():  # an SSE priming event carries empty data
+                return text
+            if tools is not None and (listing := tools.filter(text, self._identity)):
+                return listing
+            return self.masker.mask_json_text(text, self.report, keep)
+
+        return rewrite
 
     def _policy_input(self) -> PolicyInput | None:
         """The caller and what it asked, as masking exceptions see them."""
@@ -134,11 +132,17 @@ class Exchange:
             self._gzip = True
         elif encoding != "identity":
             raise MaskingError(f"cannot mask a body with content-encoding {encoding!r}")
-        content_type = values.get("content-type", "").split(";")[0].strip().lower()
-        # JSON is walked as JSON; anything else (Envoy's own local replies are text/plain)
-        # is scanned as text, and refused if it is not text at all.
-        self._json = content_type == "application/json" or content_type.endswith("+json")
-        streamed = content_type == "text/event-stream" and not self._gzip
+        raw_type = values.get("content-type", "")
+        if "," in raw_type:  # several types: the client might read it either way
+            raise MaskingError("a response with more than one content-type")
+        content_type = raw_type.split(";")[0].strip().lower()
+        streamed = "event-stream" in content_type
+        if streamed and self._gzip:
+            raise MaskingError("cannot stream-mask a compressed event stream")
+        # Whatever the type, a body that parses as JSON is masked as JSON (a client may
+        # read it as JSON); only text/plain that is not JSON (Envoy's own local replies)
+        # is scanned as text; anything else is refused.
+        self._text_ok = content_type == "text/plain"
         if streamed:
             self._sse = SseRewriter(rewrite)
         mutation = ext_proc.HeaderMutation(remove_headers=["content-length", "content-encoding"])
@@ -156,16 +160,16 @@ class Exchange:
             if body.end_of_stream:
                 out += self._sse.finish()
             return _body_response(out, self.report if body.end_of_stream else None)
-        self._buffered += body.body
-        if not body.end_of_stream:  # buffered mode sends one message; be safe if not
-            return _body_response(b"", None)
-        raw = bytes(self._buffered)
-        if self._gzip:
-            raw = _gunzip(raw, self.masker.config.max_body_bytes)
-        if self._json:
-            masked = self._json_rewrite(self.masker.decoded(raw)).encode()
-        else:
+        if self._json_rewrite is None:
+            raise ExchangeError("a response body before its headers")
+        if not body.end_of_stream:  # buffered mode sends the whole body, or trailers follow
+            raise MaskingError("a buffered response body that does not end")
+        raw = _gunzip(body.body, self.masker.config.max_body_bytes) if self._gzip else body.body
+        text = self.masker.decoded(raw)
+        if self._text_ok and embedded_json(text) is None:
             masked = self.masker.mask_text_body(raw, self.report)
+        else:
+            masked = self._json_rewrite(text).encode()
         return _body_response(masked, self.report)
 
 

@@ -37,7 +37,9 @@ class ToolFilter:
     def __init__(self, policy: PolicyReloader) -> None:
         self._policy = policy
 
-    def filter(self, text: str, identity: Identity | None) -> str:
+    def filter(self, text: str, identity: Identity | None) -> str | None:
+        """The listing without the refused tools; None when `text` is not a tools/list
+        result (an error, a notification on the same stream), for the caller to mask."""
         try:
             document = json.loads(text)
         except ValueError as exc:
@@ -45,7 +47,7 @@ class ToolFilter:
         result = document.get("result") if isinstance(document, dict) else None
         tools = result.get("tools") if isinstance(result, dict) else None
         if not isinstance(tools, list):
-            return text  # an error answer, or not a listing: nothing to filter
+            return None
         result["tools"] = [t for t in tools if self._allowed(t, identity)]
         return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
 

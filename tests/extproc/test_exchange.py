@@ -112,3 +112,54 @@ def test_an_unknown_encoding_is_refused(exchange: Exchange) -> None:
 def test_an_unexpected_message_is_an_error_not_a_pass_through(exchange: Exchange) -> None:
     with pytest.raises(ExchangeError):
         exchange.handle(ext_proc.ProcessingRequest())
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-ndjson"])
+def test_a_json_body_is_masked_as_json_whatever_its_type_says(
+    exchange: Exchange, content_type: str | None
+) -> None:
+    # A client may parse it as JSON anyway: field rules must apply, not a text scan.
+    values = {"content_type": content_type} if content_type else {}
+    exchange.handle(headers("response_headers", **values))
+    done = exchange.handle(body(record_response("pt-0001"), end=True))
+    masked = done.response_body.response.body_mutation.body.decode()
+    assert PATIENTS["pt-0001"].name not in masked
+    assert PATIENTS["pt-0001"].ssn not in masked
+
+
+def test_a_non_json_body_of_an_unknown_type_is_refused(exchange: Exchange) -> None:
+    exchange.handle(headers("response_headers", content_type="application/octet-stream"))
+    refused = exchange.handle(body(b"Alice Fakenham 900-12-3456", end=True))
+    assert refused.immediate_response.status.code == 502
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"content_type": "application/json, text/plain"},
+        {"content_type": "text/event-stream", "content_encoding": "gzip"},
+    ],
+)
+def test_ambiguous_or_unstreamable_answers_are_refused(
+    exchange: Exchange, values: dict[str, str]
+) -> None:
+    refused = exchange.handle(headers("response_headers", **values))
+    assert refused.immediate_response.status.code == 502
+
+
+def test_a_body_before_its_headers_is_refused_not_passed(exchange: Exchange) -> None:
+    refused = exchange.handle(body(record_response("pt-0001"), end=True))
+    assert refused.immediate_response.status.code == 502
+    assert not refused.HasField("response_body")
+
+
+def test_a_buffered_body_that_does_not_end_is_refused(exchange: Exchange) -> None:
+    exchange.handle(headers("response_headers", content_type="application/json"))
+    refused = exchange.handle(body(record_response("pt-0001"), end=False))
+    assert refused.immediate_response.status.code == 502
+
+
+def test_an_sse_priming_event_with_empty_data_passes(exchange: Exchange) -> None:
+    exchange.handle(headers("response_headers", content_type="text/event-stream"))
+    out = exchange.handle(body(b"id: 1\ndata:\n\n", end=False))
+    assert out.response_body.response.body_mutation.body == b"id: 1\ndata:\n\n"
