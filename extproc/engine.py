@@ -268,10 +268,14 @@ def _literal_finder(known: dict[str, set[str]]) -> LiteralFinder | None:
     terms.pop((), None)
     if not terms:
         return None
-    # Candidates by their first word, longest first: most words start no term at all.
-    by_first: dict[str, list[tuple[tuple[str, ...], str]]] = defaultdict(list)
-    for term, entity in sorted(terms.items(), key=lambda item: -len(item[0])):
-        by_first[term[0]].append((term, entity))
+    # The lengths of the terms each word starts, longest first: most words start none,
+    # and a word that starts thousands of names ("John ...") costs one lookup per length.
+    lengths: dict[str, list[int]] = defaultdict(list)
+    for term in terms:
+        if len(term) not in lengths[term[0]]:
+            lengths[term[0]].append(len(term))
+    for sizes in lengths.values():
+        sizes.sort(reverse=True)
 
     def find(text: str) -> list[Finding]:
         tokens = [(m.group().casefold(), m.start(), m.end()) for m in _WORD.finditer(text)]
@@ -279,11 +283,13 @@ def _literal_finder(known: dict[str, set[str]]) -> LiteralFinder | None:
         found: list[Finding] = []
         i = 0
         while i < len(tokens):
-            for term, entity in by_first.get(words[i], ()):
-                end = i + len(term)
-                if tuple(words[i:end]) == term:
-                    found.append(Finding(entity, tokens[i][1], tokens[end - 1][2]))
-                    i = end
+            for size in lengths.get(words[i], ()):
+                if i + size > len(words):  # a shorter slice could equal a shorter term
+                    continue
+                entity = terms.get(tuple(words[i : i + size]))
+                if entity is not None:
+                    found.append(Finding(entity, tokens[i][1], tokens[i + size - 1][2]))
+                    i += size
                     break
             else:
                 i += 1

@@ -182,3 +182,24 @@ def test_a_bad_exception_condition_is_refused_when_the_rules_load() -> None:
         MaskingConfig.model_validate(
             {"exceptions": [{"name": "x", "when": "'a' in identity.grups", "entities": ["ssn"]}]}
         )
+
+
+def test_a_first_name_ending_the_text_is_found_though_longer_names_start_with_it() -> None:
+    config = MaskingConfig.model_validate({"fields": [{"path": "name", "entity": "name"}]})
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "result": {"patients": [{"name": "John Smith"}], "note": "Seen today with John"},
+    }
+    masked = json.loads(Masker(config).mask_body(json.dumps(body).encode(), MaskReport()))
+    assert masked["result"]["note"] == "Seen today with [NAME]"
+
+
+def test_many_names_sharing_a_first_word_do_not_make_masking_quadratic() -> None:
+    # Attacker-shaped tool output: thousands of "John ..." names and a note of "John"s.
+    config = MaskingConfig.model_validate({"fields": [{"path": "name", "entity": "name"}]})
+    patients = [{"name": f"John Doe{i}"} for i in range(3000)]
+    body = {"jsonrpc": "2.0", "id": 1, "result": {"patients": patients, "note": "John " * 20000}}
+    report = MaskReport()
+    Masker(config).mask_body(json.dumps(body).encode(), report)
+    assert report.counts["name"] == 3000 + 20000
