@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import yaml
 from children import cpu_seconds, main_thread_cpu_seconds, supervisor, tails
 from fixtures import (
     TOOL_CALL_BODY,
@@ -33,45 +32,30 @@ from fixtures import (
     authz_bootstrap,
     bare_bootstrap,
     request_headers,
-    upstream_bootstrap,
     write_policy,
     wrk_script,
 )
+from harness import (
+    OPEN_LOOP_CONNECTIONS,
+    RESULTS_DIR,
+    SETTLE_SECONDS,
+    WARMUP_SECONDS,
+    BenchError,
+    Front,
+    difference,
+    parse_args,
+    spawn_envoy,
+    start_common,
+)
+from harness import main as harness_main
 from openloop import Target, run_open_loop, send_one
 from prometheus_client.parser import text_string_to_metric_families
 from report import GENERATOR, MAIN_THREAD, Setup, TargetRun, render, save, to_json
-from wrkrun import WrkFailed, run_wrk, wrk_binary
+from wrkrun import run_wrk, wrk_binary
 
 from custos.children import Supervisor
-from custos.envoy_config import envoy_binary
 from custos.net import free_port
-from custos.stack import UPSTREAM_TOKEN_ENV, LocalStack, Ports
-
-BENCH_DIR = Path(__file__).resolve().parent
-RESULTS_DIR = BENCH_DIR / "results"
-MCP_PATH = "/mcp"
-WARMUP_SECONDS = 2
-SETTLE_SECONDS = 1.0  # let sockets and queues drain between one load and the next
-OPEN_LOOP_CONNECTIONS = 8
-# Every Envoy gets one worker thread: on two CPUs, more workers would only compete with
-# each other, the load generator and ext_authz, and blur the comparison.
-ENVOY_FLAGS = ["--concurrency", "1", "--disable-hot-restart", "--log-level", "warn"]
-
-
-class BenchError(RuntimeError):
-    pass
-
-
-@dataclass(frozen=True)
-class Front:
-    """One front Envoy under test."""
-
-    name: str
-    port: int
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}{MCP_PATH}"
+from custos.stack import LocalStack, Ports
 
 
 @dataclass(frozen=True)
@@ -85,27 +69,7 @@ class Bench:
     rules: int  # in the grown policy
 
     def target(self, front: Front, with_token: bool = True) -> Target:
-        headers = request_headers(self.token)
-        if not with_token:
-            del headers["authorization"]
-        return Target("127.0.0.1", front.port, MCP_PATH, headers, TOOL_CALL_BODY)
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=int, default=10, help="seconds per measurement")
-    parser.add_argument("--connections", type=int, default=32, help="wrk connections")
-    parser.add_argument("--rate", type=float, default=500, help="fixed rate, req/s")
-    parser.add_argument(
-        "--profile", action="store_true", help="run ext_authz under cProfile and print its top"
-    )
-    parser.add_argument(
-        "--no-save", action="store_true", help=f"do not write JSON figures to {RESULTS_DIR}"
-    )
-    args = parser.parse_args(argv)
-    if args.duration < 1 or args.connections < 1 or args.rate <= 0:
-        parser.error("--duration, --connections and --rate must be positive")
-    return args
+        return front.target(request_headers(self.token), TOOL_CALL_BODY, with_token)
 
 
 async def start(children: Supervisor, work: Path, profile: Path | None) -> Bench:
@@ -114,27 +78,7 @@ async def start(children: Supervisor, work: Path, profile: Path | None) -> Bench
     policy = work / "policy.yaml"
     rules = write_policy(policy)
     stack = LocalStack(run_dir=work, ports=ports, policy=policy, quiet=True)
-    python = sys.executable
-
-    await children.spawn(
-        "issuer", [python, "-m", "custos", "dev-issuer", "--port", str(ports.issuer)], ports.issuer
-    )
-    token = await fetch_token(stack.issuer_url)
-
-    upstream = work / "upstream.yaml"
-    upstream.write_text(upstream_bootstrap(ports.mcp))
-    await children.spawn("upstream", [envoy_binary(), "-c", str(upstream), *ENVOY_FLAGS], ports.mcp)
-
-    config = work / "extauthz.yaml"
-    config.write_text(yaml.safe_dump(stack.authz_config(), sort_keys=False))
-    service = ["-m", "custos", "extauthz", "--config", str(config)]
-    profiler = ["-m", "cProfile", "-o", str(profile)] if profile else []
-    await children.spawn(
-        "ext_authz",
-        [python, *profiler, *service],
-        ports.authz,
-        env={UPSTREAM_TOKEN_ENV: stack.upstream_token},
-    )
+    token = await start_common(children, work, stack, UPSTREAM_RESULT, profile)
 
     settings = stack.envoy_settings()
     bare = Front("envoy-bare", free_port())
@@ -146,21 +90,6 @@ async def start(children: Supervisor, work: Path, profile: Path | None) -> Bench
     script = work / "tools_call.lua"
     wrk_script(script, request_headers(token), TOOL_CALL_BODY)
     return Bench(work, stack, token, bare, authz, script, rules)
-
-
-async def fetch_token(issuer_url: str) -> str:
-    async with httpx.AsyncClient(timeout=10) as client:
-        response = await client.post(
-            f"{issuer_url}/token", json={"sub": "alice", "groups": ["phi-readers"]}
-        )
-    response.raise_for_status()
-    return str(response.json()["access_token"])
-
-
-async def spawn_envoy(children: Supervisor, work: Path, front: Front, bootstrap: str) -> None:
-    path = work / f"{front.name}.yaml"
-    path.write_text(bootstrap)
-    await children.spawn(front.name, [envoy_binary(), "-c", str(path), *ENVOY_FLAGS], front.port)
 
 
 async def check_paths(bench: Bench) -> None:
@@ -196,16 +125,16 @@ async def measure(
     metrics_before, cpu_before = await authz_metrics(bench), cpu_snapshot(children)
     wrk = await run_wrk(front.url, bench.wrk_script, args.connections, args.duration)
     metrics_after, cpu_after = await authz_metrics(bench), cpu_snapshot(children)
-    cpu_max = {**_difference(cpu_after, cpu_before), "wrk": wrk.cpu_seconds}
+    cpu_max = {**difference(cpu_after, cpu_before), "wrk": wrk.cpu_seconds}
 
     await asyncio.sleep(SETTLE_SECONDS)
     cpu_before = cpu_snapshot(children)
     open_loop = await run_open_loop(
         bench.target(front), args.rate, args.duration, OPEN_LOOP_CONNECTIONS
     )
-    cpu_fixed = _difference(cpu_snapshot(children), cpu_before)
+    cpu_fixed = difference(cpu_snapshot(children), cpu_before)
 
-    decisions = _difference(metrics_after, metrics_before)
+    decisions = difference(metrics_after, metrics_before)
     count, seconds = decisions.pop("count", 0.0), decisions.pop("seconds", 0.0)
     return TargetRun(
         name=front.name,
@@ -227,10 +156,6 @@ def cpu_snapshot(children: Supervisor) -> dict[str, float]:
         MAIN_THREAD: main_thread_cpu_seconds(children.children["ext_authz"]),
         GENERATOR: usage.ru_utime + usage.ru_stime,
     }
-
-
-def _difference(after: dict[str, float], before: dict[str, float]) -> dict[str, float]:
-    return {name: value - before.get(name, 0.0) for name, value in after.items()}
 
 
 async def authz_metrics(bench: Bench) -> dict[str, float]:
@@ -311,14 +236,7 @@ async def run(args: argparse.Namespace) -> int:
 
 
 def main() -> int:
-    args = parse_args()
-    try:
-        return asyncio.run(run(args))
-    except KeyboardInterrupt:
-        return 130
-    except (BenchError, WrkFailed) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    return harness_main(run, parse_args(__doc__.splitlines()[0], 500, profile=True))
 
 
 if __name__ == "__main__":

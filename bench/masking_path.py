@@ -27,28 +27,31 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
-import yaml
 from children import cpu_seconds, main_thread_cpu_seconds, supervisor, tails
-from fixtures import bare_bootstrap, request_headers, upstream_bootstrap, wrk_script
+from fixtures import bare_bootstrap, request_headers, wrk_script
+from harness import (
+    OPEN_LOOP_CONNECTIONS,
+    RESULTS_DIR,
+    SETTLE_SECONDS,
+    WARMUP_SECONDS,
+    BenchError,
+    Front,
+    difference,
+    parse_args,
+    spawn_envoy,
+    start_common,
+)
+from harness import main as harness_main
 from openloop import Target, run_open_loop, send_one
 from report import GENERATOR, TargetRun, save
-from wrkrun import WrkFailed, run_wrk, wrk_binary
+from wrkrun import run_wrk, wrk_binary
 
 from custos.children import Supervisor
-from custos.envoy_config import envoy_binary, render_bootstrap
+from custos.envoy_config import render_bootstrap
 from custos.net import free_port
-from custos.stack import PSEUDONYM_KEY_ENV, UPSTREAM_TOKEN_ENV, LocalStack, Ports
+from custos.stack import PSEUDONYM_KEY_ENV, LocalStack, Ports
 
-BENCH_DIR = Path(__file__).resolve().parent
-RESULTS_DIR = BENCH_DIR / "results"
-MCP_PATH = "/mcp"
-WARMUP_SECONDS = 2
-SETTLE_SECONDS = 1.0  # let sockets and queues drain between one load and the next
-OPEN_LOOP_CONNECTIONS = 8
-# Same reasoning as authz_overhead.py: one worker per Envoy on a 2-CPU machine.
-ENVOY_FLAGS = ["--concurrency", "1", "--disable-hot-restart", "--log-level", "warn"]
 MAX_P99_ADDED_MS = 3.0  # issue 3, section 5b: at 200 req/s
 RECORDS = 8
 TARGET_BYTES = 16_000
@@ -119,20 +122,6 @@ def upstream_result() -> tuple[str, list[str]]:
     return body, [r["ssn"] for r in records]
 
 
-class BenchError(RuntimeError):
-    pass
-
-
-@dataclass(frozen=True)
-class Front:
-    name: str
-    port: int
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}{MCP_PATH}"
-
-
 @dataclass(frozen=True)
 class Bench:
     stack: LocalStack
@@ -144,24 +133,7 @@ class Bench:
     ssns: list[str]
 
     def target(self, front: Front, with_token: bool = True) -> Target:
-        headers = request_headers(self.token)
-        if not with_token:
-            del headers["authorization"]
-        return Target("127.0.0.1", front.port, MCP_PATH, headers, TOOL_CALL_BODY)
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=int, default=10, help="seconds per measurement")
-    parser.add_argument("--connections", type=int, default=32, help="wrk connections")
-    parser.add_argument("--rate", type=float, default=200, help="fixed rate, req/s")
-    parser.add_argument(
-        "--no-save", action="store_true", help=f"do not write JSON figures to {RESULTS_DIR}"
-    )
-    args = parser.parse_args(argv)
-    if args.duration < 1 or args.connections < 1 or args.rate <= 0:
-        parser.error("--duration, --connections and --rate must be positive")
-    return args
+        return front.target(request_headers(self.token), TOOL_CALL_BODY, with_token)
 
 
 async def start(children: Supervisor, work: Path) -> Bench:
@@ -169,33 +141,11 @@ async def start(children: Supervisor, work: Path) -> Bench:
     ports = Ports.free()  # `mcp` goes to the trivial upstream, in the MCP server's place
     # The example policy and masking rules, exactly as `make run` uses them.
     stack = LocalStack(run_dir=work, ports=ports, quiet=True)
-    python = sys.executable
-
-    issuer = [python, "-m", "custos", "dev-issuer", "--port", str(ports.issuer)]
-    await children.spawn("issuer", issuer, ports.issuer)
-    token = await fetch_token(stack.issuer_url)
-
     body, ssns = upstream_result()
-    upstream = work / "upstream.yaml"
-    upstream.write_text(upstream_bootstrap(ports.mcp, body))
-    await children.spawn("upstream", [envoy_binary(), "-c", str(upstream), *ENVOY_FLAGS], ports.mcp)
-
-    config = work / "extauthz.yaml"
-    config.write_text(yaml.safe_dump(stack.authz_config(), sort_keys=False))
-    await children.spawn(
-        "ext_authz",
-        [python, "-m", "custos", "extauthz", "--config", str(config)],
-        ports.authz,
-        env={UPSTREAM_TOKEN_ENV: stack.upstream_token},
-    )
-    extproc = [
-        *("extproc", "--masking", str(stack.masking), "--policy", str(stack.policy)),
-        *("--listen", f"127.0.0.1:{ports.extproc}"),
-        *("--metrics-listen", f"127.0.0.1:{ports.extproc_metrics}"),
-    ]
+    token = await start_common(children, work, stack, body)
     await children.spawn(
         "ext_proc",
-        [python, "-m", "custos", *extproc],
+        stack.extproc_command(),
         ports.extproc,
         env={PSEUDONYM_KEY_ENV: stack.pseudonym_key},
     )
@@ -211,21 +161,6 @@ async def start(children: Supervisor, work: Path) -> Bench:
     script = work / "tools_call.lua"
     wrk_script(script, request_headers(token), TOOL_CALL_BODY)
     return Bench(stack, token, bare, full, script, body, ssns)
-
-
-async def fetch_token(issuer_url: str) -> str:
-    async with httpx.AsyncClient(timeout=10) as client:
-        response = await client.post(
-            f"{issuer_url}/token", json={"sub": "alice", "groups": ["phi-readers"]}
-        )
-    response.raise_for_status()
-    return str(response.json()["access_token"])
-
-
-async def spawn_envoy(children: Supervisor, work: Path, front: Front, bootstrap: str) -> None:
-    path = work / f"{front.name}.yaml"
-    path.write_text(bootstrap)
-    await children.spawn(front.name, [envoy_binary(), "-c", str(path), *ENVOY_FLAGS], front.port)
 
 
 async def check_paths(bench: Bench) -> int:
@@ -272,14 +207,14 @@ async def measure(
     await run_wrk(front.url, bench.wrk_script, args.connections, WARMUP_SECONDS)
     cpu_before = cpu_snapshot(children)
     wrk = await run_wrk(front.url, bench.wrk_script, args.connections, args.duration)
-    cpu_max = {**_difference(cpu_snapshot(children), cpu_before), "wrk": wrk.cpu_seconds}
+    cpu_max = {**difference(cpu_snapshot(children), cpu_before), "wrk": wrk.cpu_seconds}
 
     await asyncio.sleep(SETTLE_SECONDS)
     cpu_before = cpu_snapshot(children)
     open_loop = await run_open_loop(
         bench.target(front), args.rate, args.duration, OPEN_LOOP_CONNECTIONS
     )
-    cpu_fixed = _difference(cpu_snapshot(children), cpu_before)
+    cpu_fixed = difference(cpu_snapshot(children), cpu_before)
     return TargetRun(front.name, wrk, open_loop, cpu_max, cpu_fixed, authz_decisions={})
 
 
@@ -296,10 +231,6 @@ def cpu_snapshot(children: Supervisor) -> dict[str, float]:
         for name in PYTHON_SERVICES
     }
     return {**cpu_seconds(children), **threads, GENERATOR: usage.ru_utime + usage.ru_stime}
-
-
-def _difference(after: dict[str, float], before: dict[str, float]) -> dict[str, float]:
-    return {name: value - before.get(name, 0.0) for name, value in after.items()}
 
 
 def p99_added(bare: TargetRun, full: TargetRun) -> float:
@@ -441,14 +372,7 @@ async def run(args: argparse.Namespace) -> int:
 
 
 def main() -> int:
-    args = parse_args()
-    try:
-        return asyncio.run(run(args))
-    except KeyboardInterrupt:
-        return 130
-    except (BenchError, WrkFailed) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    return harness_main(run, parse_args(__doc__.splitlines()[0], 200))
 
 
 if __name__ == "__main__":

@@ -84,14 +84,9 @@ class LocalStack:
             env={"DEMO_MCP_HEADER_LOG": str(self.header_log), **self.demo_env},
         )
         await self.start_authz()
-        extproc = [
-            *("extproc", "--masking", str(self.masking), "--policy", str(self.policy)),
-            *("--listen", f"127.0.0.1:{self.ports.extproc}"),
-            *("--metrics-listen", f"127.0.0.1:{self.ports.extproc_metrics}"),
-        ]
         await self.supervisor.spawn(
             "ext_proc",
-            [python, "-m", "custos", *extproc],
+            self.extproc_command(),
             port=self.ports.extproc,
             env={PSEUDONYM_KEY_ENV: self.pseudonym_key},
         )
@@ -122,6 +117,14 @@ class LocalStack:
             port=self.ports.authz,
             env={UPSTREAM_TOKEN_ENV: self.upstream_token},
         )
+
+    def extproc_command(self) -> list[str]:
+        return [
+            *(sys.executable, "-m", "custos", "extproc"),
+            *("--masking", str(self.masking), "--policy", str(self.policy)),
+            *("--listen", f"127.0.0.1:{self.ports.extproc}"),
+            *("--metrics-listen", f"127.0.0.1:{self.ports.extproc_metrics}"),
+        ]
 
     def authz_config(self) -> dict[str, object]:
         return {

@@ -1,0 +1,133 @@
+"""What the benchmarks share: the processes they start before measuring, the front
+Envoys they compare, their command line and their way of failing."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import yaml
+from fixtures import upstream_bootstrap
+from openloop import Target
+from wrkrun import WrkFailed
+
+from custos.children import Supervisor
+from custos.envoy_config import envoy_binary
+from custos.stack import UPSTREAM_TOKEN_ENV, LocalStack
+
+BENCH_DIR = Path(__file__).resolve().parent
+RESULTS_DIR = BENCH_DIR / "results"
+MCP_PATH = "/mcp"
+WARMUP_SECONDS = 2
+SETTLE_SECONDS = 1.0  # let sockets and queues drain between one load and the next
+OPEN_LOOP_CONNECTIONS = 8
+# Every Envoy gets one worker thread: on two CPUs, more workers would only compete with
+# each other, the load generator and the Python services, and blur the comparison.
+ENVOY_FLAGS = ["--concurrency", "1", "--disable-hot-restart", "--log-level", "warn"]
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Front:
+    """One front Envoy under test."""
+
+    name: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{MCP_PATH}"
+
+    def target(self, headers: dict[str, str], body: bytes, with_token: bool = True) -> Target:
+        sent = dict(headers)
+        if not with_token:
+            del sent["authorization"]
+        return Target("127.0.0.1", self.port, MCP_PATH, sent, body)
+
+
+def parse_args(
+    description: str, default_rate: float, argv: list[str] | None = None, profile: bool = False
+) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--duration", type=int, default=10, help="seconds per measurement")
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections")
+    parser.add_argument("--rate", type=float, default=default_rate, help="fixed rate, req/s")
+    if profile:
+        parser.add_argument(
+            "--profile", action="store_true", help="run ext_authz under cProfile, print its top"
+        )
+    parser.add_argument(
+        "--no-save", action="store_true", help=f"do not write JSON figures to {RESULTS_DIR}"
+    )
+    args = parser.parse_args(argv)
+    if args.duration < 1 or args.connections < 1 or args.rate <= 0:
+        parser.error("--duration, --connections and --rate must be positive")
+    return args
+
+
+async def start_common(
+    children: Supervisor,
+    work: Path,
+    stack: LocalStack,
+    upstream_body: str,
+    profile: Path | None = None,
+) -> str:
+    """The development issuer, the trivial upstream answering `upstream_body` and
+    ext_authz (under cProfile when `profile` names a file); returns alice's token."""
+    python = sys.executable
+    ports = stack.ports
+    issuer = [python, "-m", "custos", "dev-issuer", "--port", str(ports.issuer)]
+    await children.spawn("issuer", issuer, ports.issuer)
+    token = await fetch_token(stack.issuer_url)
+
+    upstream = work / "upstream.yaml"
+    upstream.write_text(upstream_bootstrap(ports.mcp, upstream_body))
+    await children.spawn("upstream", [envoy_binary(), "-c", str(upstream), *ENVOY_FLAGS], ports.mcp)
+
+    config = work / "extauthz.yaml"
+    config.write_text(yaml.safe_dump(stack.authz_config(), sort_keys=False))
+    profiler = ["-m", "cProfile", "-o", str(profile)] if profile else []
+    await children.spawn(
+        "ext_authz",
+        [python, *profiler, "-m", "custos", "extauthz", "--config", str(config)],
+        ports.authz,
+        env={UPSTREAM_TOKEN_ENV: stack.upstream_token},
+    )
+    return token
+
+
+async def fetch_token(issuer_url: str) -> str:
+    async with httpx.AsyncClient(timeout=10) as client:
+        response = await client.post(
+            f"{issuer_url}/token", json={"sub": "alice", "groups": ["phi-readers"]}
+        )
+    response.raise_for_status()
+    return str(response.json()["access_token"])
+
+
+async def spawn_envoy(children: Supervisor, work: Path, front: Front, bootstrap: str) -> None:
+    path = work / f"{front.name}.yaml"
+    path.write_text(bootstrap)
+    await children.spawn(front.name, [envoy_binary(), "-c", str(path), *ENVOY_FLAGS], front.port)
+
+
+def difference(after: dict[str, float], before: dict[str, float]) -> dict[str, float]:
+    return {name: value - before.get(name, 0.0) for name, value in after.items()}
+
+
+def main(run: Callable[[argparse.Namespace], Awaitable[int]], args: argparse.Namespace) -> int:
+    try:
+        return asyncio.run(run(args))
+    except KeyboardInterrupt:
+        return 130
+    except (BenchError, WrkFailed) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
