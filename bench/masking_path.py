@@ -44,7 +44,7 @@ from harness import (
 )
 from harness import main as harness_main
 from openloop import Target, run_open_loop, send_one
-from report import GENERATOR, TargetRun, save
+from report import GENERATOR, TargetRun, cpu_rows, figure_rows, main_thread, run_figures, save
 from wrkrun import run_wrk, wrk_binary
 
 from custos.children import Supervisor
@@ -218,10 +218,6 @@ async def measure(
     return TargetRun(front.name, wrk, open_loop, cpu_max, cpu_fixed, authz_decisions={})
 
 
-def main_thread(name: str) -> str:
-    return f"  of which {name} main thread"
-
-
 def cpu_snapshot(children: Supervisor) -> dict[str, float]:
     """CPU seconds so far of every service, of each Python service's main thread (the
     event loop, under the GIL) and of this script (the open-loop generator)."""
@@ -242,9 +238,6 @@ def render(
 ) -> str:
     at = f"at {args.rate:g} req/s"
 
-    def row(label: str, fmt: str, value: Any) -> str:
-        return f"  {label:<38}{format(value(bare), fmt):>12}{format(value(full), fmt):>16}"
-
     added = p99_added(bare, full)
     verdict = "MET" if added <= MAX_P99_ADDED_MS else "MISSED"
     lines = [
@@ -258,39 +251,15 @@ def render(
         f"{args.rate:g} req/s for {args.duration} s, open loop, {OPEN_LOOP_CONNECTIONS} "
         "connections, latency from scheduled send",
         "",
-        f"  {'':<38}{'bare Envoy':>12}{'full path':>16}",
-        row("throughput (wrk), req/s", ".0f", lambda r: r.wrk.requests_per_second),
-        row("p50 at max load, ms", ".3f", lambda r: r.wrk.p50_ms),
-        row("p99 at max load, ms", ".3f", lambda r: r.wrk.p99_ms),
-        row(f"p50 {at}, ms", ".3f", lambda r: r.open_loop.latency_ms(50)),
-        row(f"p99 {at}, ms", ".3f", lambda r: r.open_loop.latency_ms(99)),
-        row(f"max {at}, ms", ".3f", lambda r: r.open_loop.latency_ms(100)),
-        row("  service p99 (from actual send), ms", ".3f", lambda r: r.open_loop.service_ms(99)),
-        row("  sender lateness p99, ms", ".3f", lambda r: r.open_loop.late_ms(99)),
-        row("  achieved rate, req/s", ".1f", lambda r: r.open_loop.achieved_rate),
-        row(f"non-200 {at}", "d", lambda r: r.open_loop.non_200),
+        *figure_rows(args.rate, bare, full, "full path"),
         "",
         f"  p99 added {at}: {added:.3f} ms   target <= {MAX_P99_ADDED_MS:g} ms   {verdict}",
         *_saturation(args, full),
         f"  throughput ratio (full/bare): "
         f"{full.wrk.requests_per_second / bare.wrk.requests_per_second:.2f}",
         "",
-        f"  CPU per request, us{'':<22}{'bare max':>10}{'full max':>10}"
-        f"{f'bare {at}':>18}{f'full {at}':>18}",
+        *cpu_rows(args.rate, bare, full, "full"),
     ]
-    columns = [bare.cpu_us_max(), full.cpu_us_max(), bare.cpu_us_fixed(), full.cpu_us_fixed()]
-    names = list(dict.fromkeys(name for column in columns for name in column))
-    for name in names:
-        cells = "".join(
-            f"{_us(column.get(name)):>{width}}"
-            for column, width in zip(columns, (10, 10, 18, 18), strict=True)
-        )
-        lines.append(f"    {name:<38}{cells}")
-    totals = [sum(v for n, v in c.items() if "main thread" not in n) for c in columns]
-    lines.append(
-        f"    {'total':<38}"
-        + "".join(f"{_us(t):>{w}}" for t, w in zip(totals, (10, 10, 18, 18), strict=True))
-    )
     return "\n".join(lines)
 
 
@@ -305,25 +274,7 @@ def _saturation(args: argparse.Namespace, full: TargetRun) -> list[str]:
     ]
 
 
-def _us(value: float | None) -> str:
-    return "-" if value is None or value < 0.05 else f"{value:.1f}"
-
-
 def to_json(args: argparse.Namespace, bare: TargetRun, full: TargetRun) -> dict[str, object]:
-    def run(r: TargetRun) -> dict[str, object]:
-        loop = r.open_loop
-        return {
-            "wrk_requests_per_second": r.wrk.requests_per_second,
-            "wrk_p50_ms": r.wrk.p50_ms,
-            "wrk_p99_ms": r.wrk.p99_ms,
-            "fixed_rate_p50_ms": loop.latency_ms(50),
-            "fixed_rate_p99_ms": loop.latency_ms(99),
-            "fixed_rate_max_ms": loop.latency_ms(100),
-            "fixed_rate_non_200": loop.non_200,
-            "cpu_us_per_request_max_load": {k.strip(): v for k, v in r.cpu_us_max().items()},
-            "cpu_us_per_request_fixed_rate": {k.strip(): v for k, v in r.cpu_us_fixed().items()},
-        }
-
     added = p99_added(bare, full)
     return {
         "setup": {
@@ -332,8 +283,8 @@ def to_json(args: argparse.Namespace, bare: TargetRun, full: TargetRun) -> dict[
             "connections": args.connections,
             "rate": args.rate,
         },
-        "bare": run(bare),
-        "full": run(full),
+        "bare": run_figures(bare),
+        "full": run_figures(full),
         "p99_added_ms": added,
         "p99_added_met": added <= MAX_P99_ADDED_MS,
     }

@@ -90,7 +90,7 @@ def render(setup: Setup, bare: TargetRun, authz: TargetRun) -> str:
         lines.append("  PROFILED: ext_authz ran under cProfile, its figures are pessimistic")
     lines += [
         "",
-        *_figures(setup, bare, authz),
+        *figure_rows(setup.rate, bare, authz),
         "",
         *_targets(setup, verdicts),
         "",
@@ -99,14 +99,17 @@ def render(setup: Setup, bare: TargetRun, authz: TargetRun) -> str:
     return "\n".join(lines)
 
 
-def _figures(setup: Setup, bare: TargetRun, authz: TargetRun) -> list[str]:
-    at = f"at {setup.rate:g} req/s"
+def figure_rows(
+    rate: float, bare: TargetRun, other: TargetRun, other_title: str = "Envoy + ext_authz"
+) -> list[str]:
+    """Throughput and latency of both fronts, side by side."""
+    at = f"at {rate:g} req/s"
 
     def row(label: str, fmt: str, value: Callable[[TargetRun], float]) -> str:
-        return f"  {label:<34}{format(value(bare), fmt):>14}{format(value(authz), fmt):>20}"
+        return f"  {label:<34}{format(value(bare), fmt):>14}{format(value(other), fmt):>20}"
 
     return [
-        f"  {'':<34}{'bare Envoy':>14}{'Envoy + ext_authz':>20}",
+        f"  {'':<34}{'bare Envoy':>14}{other_title:>20}",
         row("throughput (wrk), req/s", ".0f", lambda r: r.wrk.requests_per_second),
         row("p50 at max load, ms", ".3f", lambda r: r.wrk.p50_ms),
         row("p99 at max load, ms", ".3f", lambda r: r.wrk.p99_ms),
@@ -144,17 +147,7 @@ def _targets(setup: Setup, verdicts: Verdicts) -> list[str]:
 def _cpu(setup: Setup, bare: TargetRun, authz: TargetRun) -> list[str]:
     """Where the CPUs went: CPU time per request, per process, under both loads. At max
     load the two CPUs are shared by everything, so these are what decides throughput."""
-    columns = [bare.cpu_us_max(), authz.cpu_us_max(), bare.cpu_us_fixed(), authz.cpu_us_fixed()]
-    names = list(dict.fromkeys(name for column in columns for name in column))
-    at = f"at {setup.rate:g}/s"
-    lines = [
-        f"  CPU per request, us{'':<18}{'bare max':>10}{'authz max':>11}"
-        f"{f'bare {at}':>15}{f'authz {at}':>16}"
-    ]
-    for name in _ordered(names):
-        lines.append(_cpu_row(name, [column.get(name) for column in columns]))
-    totals = [sum(v for n, v in column.items() if n != MAIN_THREAD) for column in columns]
-    lines.append(_cpu_row("total", totals))
+    lines = cpu_rows(setup.rate, bare, authz, "authz")
     lines.append("  busy at max load with ext_authz, % of one CPU: " + _busy(setup, authz))
     if authz.authz_mean_decision_ms is not None:
         lines.append(
@@ -166,17 +159,42 @@ def _cpu(setup: Setup, bare: TargetRun, authz: TargetRun) -> list[str]:
     return lines
 
 
+def cpu_rows(rate: float, bare: TargetRun, other: TargetRun, other_label: str) -> list[str]:
+    """CPU time per request and process, both fronts, both loads, and the totals (a
+    service's main thread is shown under it, not added again)."""
+    columns = [bare.cpu_us_max(), other.cpu_us_max(), bare.cpu_us_fixed(), other.cpu_us_fixed()]
+    names = list(dict.fromkeys(name for column in columns for name in column))
+    at = f"at {rate:g}/s"
+    lines = [
+        f"  CPU per request, us{'':<18}{'bare max':>10}{f'{other_label} max':>11}"
+        f"{f'bare {at}':>15}{f'{other_label} {at}':>16}"
+    ]
+    for name in _ordered(names):
+        lines.append(_cpu_row(name, [column.get(name) for column in columns]))
+    totals = [sum(v for n, v in column.items() if not _is_thread(n)) for column in columns]
+    lines.append(_cpu_row("total", totals))
+    return lines
+
+
+def main_thread(service: str) -> str:
+    """The row of a Python service's main thread (its event loop, under the GIL)."""
+    return f"  of which {service} main thread"
+
+
+def _is_thread(name: str) -> bool:
+    return name.startswith("  of which ")
+
+
 def _ordered(names: list[str]) -> list[str]:
-    """Services in start order, ext_authz's main thread under ext_authz, load generators
-    last."""
+    """Services in start order, each main thread under its service, load generators last."""
     generators = ["wrk", GENERATOR]
     ordered: list[str] = []
     for name in names:
-        if name in (MAIN_THREAD, *generators):
+        if _is_thread(name) or name in generators:
             continue
         ordered.append(name)
-        if name == "ext_authz" and MAIN_THREAD in names:
-            ordered.append(MAIN_THREAD)
+        if main_thread(name) in names:
+            ordered.append(main_thread(name))
     return ordered + [name for name in generators if name in names]
 
 
@@ -200,22 +218,7 @@ def to_json(setup: Setup, bare: TargetRun, authz: TargetRun) -> dict[str, object
     verdicts = judge(bare, authz)
 
     def run(r: TargetRun) -> dict[str, object]:
-        loop = r.open_loop
-        return {
-            "wrk_requests_per_second": r.wrk.requests_per_second,
-            "wrk_p50_ms": r.wrk.p50_ms,
-            "wrk_p99_ms": r.wrk.p99_ms,
-            "fixed_rate_p50_ms": loop.latency_ms(50),
-            "fixed_rate_p99_ms": loop.latency_ms(99),
-            "fixed_rate_max_ms": loop.latency_ms(100),
-            "fixed_rate_service_p99_ms": loop.service_ms(99),
-            "fixed_rate_sender_late_p99_ms": loop.late_ms(99),
-            "fixed_rate_achieved": loop.achieved_rate,
-            "fixed_rate_non_200": loop.non_200,
-            "cpu_us_per_request_max_load": _keys(r.cpu_us_max()),
-            "cpu_us_per_request_fixed_rate": _keys(r.cpu_us_fixed()),
-            "authz_mean_decision_ms": r.authz_mean_decision_ms,
-        }
+        return {**run_figures(r), "authz_mean_decision_ms": r.authz_mean_decision_ms}
 
     return {
         "setup": asdict(setup),
@@ -225,6 +228,25 @@ def to_json(setup: Setup, bare: TargetRun, authz: TargetRun) -> dict[str, object
         "throughput_ratio_met": verdicts.ratio_met,
         "p99_added_ms": verdicts.p99_added_ms,
         "p99_added_met": verdicts.p99_met,
+    }
+
+
+def run_figures(r: TargetRun) -> dict[str, object]:
+    """One front's figures, for the JSON record."""
+    loop = r.open_loop
+    return {
+        "wrk_requests_per_second": r.wrk.requests_per_second,
+        "wrk_p50_ms": r.wrk.p50_ms,
+        "wrk_p99_ms": r.wrk.p99_ms,
+        "fixed_rate_p50_ms": loop.latency_ms(50),
+        "fixed_rate_p99_ms": loop.latency_ms(99),
+        "fixed_rate_max_ms": loop.latency_ms(100),
+        "fixed_rate_service_p99_ms": loop.service_ms(99),
+        "fixed_rate_sender_late_p99_ms": loop.late_ms(99),
+        "fixed_rate_achieved": loop.achieved_rate,
+        "fixed_rate_non_200": loop.non_200,
+        "cpu_us_per_request_max_load": _keys(r.cpu_us_max()),
+        "cpu_us_per_request_fixed_rate": _keys(r.cpu_us_fixed()),
     }
 
 
