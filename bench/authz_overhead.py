@@ -30,10 +30,8 @@ from fixtures import (
     TOOL_CALL_BODY,
     UPSTREAM_RESULT,
     authz_bootstrap,
-    bare_bootstrap,
     request_headers,
     write_policy,
-    wrk_script,
 )
 from harness import (
     OPEN_LOOP_CONNECTIONS,
@@ -44,8 +42,9 @@ from harness import (
     Front,
     difference,
     parse_args,
-    spawn_envoy,
     start_common,
+    start_fronts,
+    write_wrk_script,
 )
 from harness import main as harness_main
 from openloop import Target, run_open_loop, send_one
@@ -54,7 +53,6 @@ from report import GENERATOR, MAIN_THREAD, Setup, TargetRun, render, save, to_js
 from wrkrun import run_wrk, wrk_binary
 
 from custos.children import Supervisor
-from custos.net import free_port
 from custos.stack import LocalStack, Ports
 
 
@@ -80,15 +78,8 @@ async def start(children: Supervisor, work: Path, profile: Path | None) -> Bench
     stack = LocalStack(run_dir=work, ports=ports, policy=policy, quiet=True)
     token = await start_common(children, work, stack, UPSTREAM_RESULT, profile)
 
-    settings = stack.envoy_settings()
-    bare = Front("envoy-bare", free_port())
-    bare_settings = settings.model_copy(update={"listen_port": bare.port, "admin_port": 0})
-    authz = Front("envoy-authz", ports.envoy)
-    await spawn_envoy(children, work, bare, bare_bootstrap(bare_settings))
-    await spawn_envoy(children, work, authz, authz_bootstrap(settings))
-
-    script = work / "tools_call.lua"
-    wrk_script(script, request_headers(token), TOOL_CALL_BODY)
+    bare, authz = await start_fronts(children, work, stack, ("envoy-authz", authz_bootstrap))
+    script = write_wrk_script(work, token, TOOL_CALL_BODY)
     return Bench(work, stack, token, bare, authz, script, rules)
 
 

@@ -12,12 +12,13 @@ from pathlib import Path
 
 import httpx
 import yaml
-from fixtures import upstream_bootstrap
+from fixtures import bare_bootstrap, request_headers, upstream_bootstrap, wrk_script
 from openloop import Target
 from wrkrun import WrkFailed
 
 from custos.children import Supervisor
-from custos.envoy_config import envoy_binary
+from custos.envoy_config import EnvoySettings, envoy_binary
+from custos.net import free_port
 from custos.stack import UPSTREAM_TOKEN_ENV, LocalStack
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -102,6 +103,30 @@ async def start_common(
         env={UPSTREAM_TOKEN_ENV: stack.upstream_token},
     )
     return token
+
+
+async def start_fronts(
+    children: Supervisor,
+    work: Path,
+    stack: LocalStack,
+    other: tuple[str, Callable[[EnvoySettings], str]],
+) -> tuple[Front, Front]:
+    """The bare front (the shipped bootstrap without Custos's filters) and the front under
+    test, named and rendered by `other`, both in front of the same upstream."""
+    settings = stack.envoy_settings()
+    bare = Front("envoy-bare", free_port())
+    bare_settings = settings.model_copy(update={"listen_port": bare.port, "admin_port": 0})
+    name, render = other
+    measured = Front(name, stack.ports.envoy)
+    await spawn_envoy(children, work, bare, bare_bootstrap(bare_settings))
+    await spawn_envoy(children, work, measured, render(settings))
+    return bare, measured
+
+
+def write_wrk_script(work: Path, token: str, body: bytes) -> Path:
+    script = work / "tools_call.lua"
+    wrk_script(script, request_headers(token), body)
+    return script
 
 
 async def fetch_token(issuer_url: str) -> str:

@@ -29,7 +29,7 @@ from typing import Any
 
 import orjson
 from children import cpu_seconds, main_thread_cpu_seconds, supervisor, tails
-from fixtures import bare_bootstrap, request_headers, wrk_script
+from fixtures import request_headers
 from harness import (
     OPEN_LOOP_CONNECTIONS,
     RESULTS_DIR,
@@ -39,8 +39,9 @@ from harness import (
     Front,
     difference,
     parse_args,
-    spawn_envoy,
     start_common,
+    start_fronts,
+    write_wrk_script,
 )
 from harness import main as harness_main
 from openloop import Target, run_open_loop, send_one
@@ -49,7 +50,6 @@ from wrkrun import run_wrk, wrk_binary
 
 from custos.children import Supervisor
 from custos.envoy_config import render_bootstrap
-from custos.net import free_port
 from custos.stack import PSEUDONYM_KEY_ENV, LocalStack, Ports
 
 MAX_P99_ADDED_MS = 3.0  # issue 3, section 5b: at 200 req/s
@@ -150,16 +150,9 @@ async def start(children: Supervisor, work: Path) -> Bench:
         env={PSEUDONYM_KEY_ENV: stack.pseudonym_key},
     )
 
-    settings = stack.envoy_settings()
-    bare = Front("envoy-bare", free_port())
-    bare_settings = settings.model_copy(update={"listen_port": bare.port, "admin_port": 0})
-    full = Front("envoy-full", ports.envoy)
-    await spawn_envoy(children, work, bare, bare_bootstrap(bare_settings))
     # The shipped bootstrap, untouched: ext_authz and ext_proc both in the chain.
-    await spawn_envoy(children, work, full, render_bootstrap(settings))
-
-    script = work / "tools_call.lua"
-    wrk_script(script, request_headers(token), TOOL_CALL_BODY)
+    bare, full = await start_fronts(children, work, stack, ("envoy-full", render_bootstrap))
+    script = write_wrk_script(work, token, TOOL_CALL_BODY)
     return Bench(stack, token, bare, full, script, body, ssns)
 
 
