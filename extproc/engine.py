@@ -123,10 +123,11 @@ class Masker:
         messages = document if isinstance(document, list) else [document]
         try:
             known: dict[str, set[str]] = defaultdict(set)
-            self._collect(document, (), known)
+            parsed: dict[str, Any] = {}
+            self._collect(document, (), known, parsed)
             for entity in keep:
                 known.pop(entity, None)
-            walk = _Walk(report, _literal_finder(known), keep)
+            walk = _Walk(report, _literal_finder(known), keep, parsed=parsed)
             masked = [self._message(m, walk) for m in messages]
         except RecursionError as exc:
             raise MaskingError("body is nested too deeply to mask") from exc
@@ -180,7 +181,7 @@ class Masker:
         return value
 
     def _string(self, text: str, path: Path, walk: _Walk) -> str:
-        embedded = embedded_json(text)
+        embedded = walk.parsed[text] if text in walk.parsed else embedded_json(text)
         if embedded is not None:
             masked = self._value(embedded, path, walk)
             indent = 2 if "\n" in text else None
@@ -196,19 +197,23 @@ class Masker:
             walk.report.add(entity, path)
         return cached[0]
 
-    def _collect(self, value: Any, path: Path, known: dict[str, set[str]]) -> None:
-        """Every string a field rule marks, by entity, embedded JSON included."""
+    def _collect(
+        self, value: Any, path: Path, known: dict[str, set[str]], parsed: dict[str, Any]
+    ) -> None:
+        """Every string a field rule marks, by entity, embedded JSON included (parsed
+        once: the masking walk reuses `parsed`)."""
         entity = self._fields.entity_at(path) if path else None
         if entity is not None and isinstance(value, str):
             known[entity].add(value)
         elif isinstance(value, dict):
             for key, item in value.items():
-                self._collect(item, (*path, key), known)
+                self._collect(item, (*path, key), known, parsed)
         elif isinstance(value, list):
             for index, item in enumerate(value):
-                self._collect(item, (*path, index), known)
+                self._collect(item, (*path, index), known, parsed)
         elif isinstance(value, str) and (embedded := embedded_json(value)) is not None:
-            self._collect(embedded, path, known)
+            parsed[value] = embedded
+            self._collect(embedded, path, known, parsed)
 
     def mask_text(
         self,
@@ -249,6 +254,7 @@ class _Walk:
     literals: LiteralFinder | None
     keep: frozenset[str] = frozenset()  # entities this caller may see
     seen: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
+    parsed: dict[str, Any] = field(default_factory=dict)  # embedded JSON, by its text
 
 
 def _literal_finder(known: dict[str, set[str]]) -> LiteralFinder | None:
