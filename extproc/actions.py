@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from typing import Literal
 
 Action = Literal["redact", "partial", "pseudonym", "drop"]
 
 _KEEP = 4  # characters left visible by `partial`
 _PSEUDONYM_HEX = 6
+_NOT_ALNUM = re.compile(r"[\W_]+")
 
 
 def redact(entity: str) -> str:
@@ -35,7 +37,7 @@ def partial(value: str) -> str:
 
 def pseudonym(entity: str, value: str, key: bytes) -> str:
     # Normalised so `123-45-6789` and `123 45 6789` (or `Ada` and `ADA`) are one person.
-    normal = "".join(c for c in value.casefold() if c.isalnum())
+    normal = _NOT_ALNUM.sub("", value.casefold())
     digest = hmac.new(key, f"{entity}:{normal}".encode(), hashlib.sha256).hexdigest()
     return f"[{entity.upper()}:{digest[:_PSEUDONYM_HEX]}]"
 

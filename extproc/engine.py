@@ -10,11 +10,8 @@ repeats the patient's name, or just the first name), which no pattern could know
 
 from __future__ import annotations
 
-import json
-import re
 from collections import Counter, defaultdict
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from cel_expr_python import cel
@@ -23,21 +20,20 @@ from custos.errors import CustosError
 from custos.policy import PolicyInput
 from custos.policy.document import compile_condition
 from custos.policy.environment import activations
+from extproc import json_codec
 from extproc.actions import apply
 from extproc.config import MaskingConfig
 from extproc.detectors import PatternSpec, Scanner, ScannerSpec
 from extproc.fields import FieldRules, Path, render
 from extproc.findings import Finding
-
-_WORD = re.compile(r"\w+")
-_MIN_LITERAL = 3  # shorter marked values ("Al", "12") would mask ordinary words
-_NAME_ENTITIES = frozenset({"name"})
+from extproc.literals import LiteralFinder, literal_finder
 
 # JSON-RPC's own members: never PHI, and masking them would break the protocol.
 _ENVELOPE = frozenset({"jsonrpc", "id", "method"})
 # The initialize result's protocol members: a protocol version looks like a date.
 _HANDSHAKE = frozenset({"protocolVersion", "capabilities", "serverInfo"})
 _DROPPED = object()
+_SHARED_DOCUMENTS = 4
 
 
 class MaskingError(CustosError):
@@ -49,20 +45,27 @@ class MaskingError(CustosError):
 @dataclass
 class MaskReport:
     counts: Counter[str] = field(default_factory=Counter)
-    paths: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    # Paths are kept as the walk built them and rendered once, for the report's reader.
+    _paths: defaultdict[str, set[Path]] = field(default_factory=lambda: defaultdict(set))
 
-    def add(self, entity: str, path: Path) -> None:
-        self.counts[entity] += 1
-        self.paths[entity].add(render(path))
+    def add(self, entity: str, path: Path, count: int = 1) -> None:
+        self.counts[entity] += count
+        self._paths[entity].add(path)
+
+    def add_under(self, root: Path, other: MaskReport) -> None:
+        """`other`, whose paths are relative to `root`, as found under `root`."""
+        self.counts.update(other.counts)
+        for entity, paths in other._paths.items():
+            self._paths[entity].update((*root, *path) for path in paths)
 
     def merge(self, other: MaskReport) -> None:
         self.counts.update(other.counts)
-        for entity, paths in other.paths.items():
-            self.paths[entity] |= paths
+        for entity, paths in other._paths.items():
+            self._paths[entity] |= paths
 
     def as_dict(self) -> dict[str, dict[str, Any]]:
         return {
-            entity: {"count": count, "paths": sorted(self.paths[entity])}
+            entity: {"count": count, "paths": sorted({render(p) for p in self._paths[entity]})}
             for entity, count in sorted(self.counts.items())
         }
 
@@ -111,13 +114,17 @@ class Masker:
 
     def mask_text_body(self, body: bytes, report: MaskReport) -> bytes:
         """A body that is not JSON, scanned as text."""
-        return self.mask_text(self.decoded(body), (), report).encode()
+        found = Counter[str]()
+        masked = self._free_text(self.decoded(body), found, _Walk(report, literals=None))
+        for entity, count in found.items():
+            report.add(entity, (), count)
+        return masked.encode()
 
     def mask_json_text(
         self, text: str, report: MaskReport, keep: frozenset[str] = frozenset()
     ) -> str:
         try:
-            document = json.loads(text)
+            document = json_codec.loads(text)
         except (ValueError, RecursionError) as exc:
             raise MaskingError("body is not JSON") from exc
         messages = document if isinstance(document, list) else [document]
@@ -127,12 +134,12 @@ class Masker:
             self._collect(document, (), known, parsed)
             for entity in keep:
                 known.pop(entity, None)
-            walk = _Walk(report, _literal_finder(known), keep, parsed=parsed)
+            walk = _Walk(report, literal_finder(known), keep, parsed=parsed)
             masked = [self._message(m, walk) for m in messages]
         except RecursionError as exc:
             raise MaskingError("body is nested too deeply to mask") from exc
         result = masked if isinstance(document, list) else masked[0]
-        return json.dumps(result, ensure_ascii=False, separators=(",", ":"))
+        return json_codec.dumps(result)
 
     def _message(self, message: Any, walk: _Walk) -> Any:
         if not isinstance(message, dict):
@@ -156,6 +163,9 @@ class Masker:
             if key in _HANDSHAKE:
                 out[key] = value
                 continue
+            if key == "structuredContent" and self._fields.entity_at(("result", key)) is None:
+                out[key] = self._document(value, ("result", key), walk)
+                continue
             masked = self._value(value, ("result", key), walk)
             if masked is not _DROPPED:
                 out[key] = masked
@@ -168,8 +178,8 @@ class Masker:
             action = self.config.action_for(entity)
             if action == "drop":
                 return _DROPPED
-            raw = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-            return apply(action, entity, raw, self._key)
+            raw = value if isinstance(value, str) else json_codec.dumps(value)
+            return self._replacement(entity, raw, walk)
         if isinstance(value, dict):
             items = ((k, self._value(v, (*path, k), walk)) for k, v in value.items())
             return {k: v for k, v in items if v is not _DROPPED}
@@ -183,19 +193,32 @@ class Masker:
     def _string(self, text: str, path: Path, walk: _Walk) -> str:
         embedded = walk.parsed[text] if text in walk.parsed else embedded_json(text)
         if embedded is not None:
-            masked = self._value(embedded, path, walk)
-            indent = 2 if "\n" in text else None
-            return json.dumps(masked, ensure_ascii=False, indent=indent)
+            return json_codec.dumps(self._document(embedded, path, walk), indent="\n" in text)
         # MCP results carry each record twice (JSON text and structuredContent): a string
         # met again in the same answer is masked once and only counted again.
         cached = walk.seen.get(text)
         if cached is None:
-            found = MaskReport()
-            masked = self.mask_text(text, (), found, walk.literals, walk.keep)
-            cached = walk.seen[text] = (masked, tuple(found.counts.elements()))
-        for entity in cached[1]:
-            walk.report.add(entity, path)
+            found = Counter[str]()
+            cached = walk.seen[text] = (self._free_text(text, found, walk), found)
+        for entity, count in cached[1].items():
+            walk.report.add(entity, path, count)
         return cached[0]
+
+    def _document(self, value: Any, path: Path, walk: _Walk) -> Any:
+        """JSON text, or a `structuredContent`, masked once per answer however often it
+        recurs: an MCP tool with structured output returns it twice, as that object and
+        as JSON text in `content`. Not shared when field rules anchored at the message
+        could treat the two places differently."""
+        if self._fields.anchored:
+            return self._value(value, path, walk)
+        shared = next((d for d in walk.documents if d[0] == value), None)
+        if shared is None:
+            found = MaskReport()
+            shared = (value, self._value(value, (), replace(walk, report=found)), found)
+            if len(walk.documents) < _SHARED_DOCUMENTS:  # bounds the comparisons
+                walk.documents.append(shared)
+        walk.report.add_under(path, shared[2])
+        return shared[1]
 
     def _collect(
         self, value: Any, path: Path, known: dict[str, set[str]], parsed: dict[str, Any]
@@ -215,35 +238,33 @@ class Masker:
             parsed[value] = embedded
             self._collect(embedded, path, known, parsed)
 
-    def mask_text(
-        self,
-        text: str,
-        path: Path,
-        report: MaskReport,
-        literals: LiteralFinder | None = None,
-        keep: frozenset[str] = frozenset(),
-    ) -> str:
+    def _free_text(self, text: str, found: Counter[str], walk: _Walk) -> str:
+        """`text` with what the detectors and the answer's marked values find masked;
+        `found` counts it by entity."""
         findings = self._scanner.scan(text)
-        if literals is not None:
-            findings = _merge(findings, literals(text))
-        if keep:
-            findings = [f for f in findings if f.entity not in keep]
+        if walk.literals is not None:
+            findings = _merge(findings, walk.literals(text))
+        if walk.keep:
+            findings = [f for f in findings if f.entity not in walk.keep]
         if not findings:
             return text
         parts: list[str] = []
         last = 0
         for finding in findings:
             parts.append(text[last : finding.start])
-            value = text[finding.start : finding.end]
-            action = self.config.action_for(finding.entity)
-            parts.append(apply(action, finding.entity, value, self._key))
-            report.add(finding.entity, path)
+            parts.append(self._replacement(finding.entity, text[finding.start : finding.end], walk))
+            found[finding.entity] += 1
             last = finding.end
         parts.append(text[last:])
         return "".join(parts)
 
-
-LiteralFinder = Callable[[str], list[Finding]]
+    def _replacement(self, entity: str, value: str, walk: _Walk) -> str:
+        # Values recur within an answer (each record twice, names in notes): one HMAC each.
+        key = (entity, value)
+        if (replaced := walk.replaced.get(key)) is None:
+            action = self.config.action_for(entity)
+            replaced = walk.replaced[key] = apply(action, entity, value, self._key)
+        return replaced
 
 
 @dataclass(frozen=True)
@@ -253,59 +274,10 @@ class _Walk:
     report: MaskReport
     literals: LiteralFinder | None
     keep: frozenset[str] = frozenset()  # entities this caller may see
-    seen: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
+    seen: dict[str, tuple[str, Counter[str]]] = field(default_factory=dict)
+    replaced: dict[tuple[str, str], str] = field(default_factory=dict)
+    documents: list[tuple[Any, Any, MaskReport]] = field(default_factory=list)
     parsed: dict[str, Any] = field(default_factory=dict)  # embedded JSON, by its text
-
-
-def _literal_finder(known: dict[str, set[str]]) -> LiteralFinder | None:
-    """Find marked values, and the parts of names (a note may say just "Alice"), as runs
-    of whole words in any case. Matching word by word (not one regex per document, whose
-    compilation would cost more than the masking) also finds a value written with other
-    separators: `555 010 0101` for `(555) 010-0101`."""
-    terms: dict[tuple[str, ...], str] = {}
-    for entity, values in known.items():
-        for value in values:
-            if len(value.strip()) >= _MIN_LITERAL:
-                terms.setdefault(_words(value), entity)
-            if entity in _NAME_ENTITIES:
-                for part in value.split():
-                    if len(part) >= _MIN_LITERAL and part[0].isupper():
-                        terms.setdefault(_words(part), entity)
-    terms.pop((), None)
-    if not terms:
-        return None
-    # The lengths of the terms each word starts, longest first: most words start none,
-    # and a word that starts thousands of names ("John ...") costs one lookup per length.
-    lengths: dict[str, list[int]] = defaultdict(list)
-    for term in terms:
-        if len(term) not in lengths[term[0]]:
-            lengths[term[0]].append(len(term))
-    for sizes in lengths.values():
-        sizes.sort(reverse=True)
-
-    def find(text: str) -> list[Finding]:
-        tokens = [(m.group().casefold(), m.start(), m.end()) for m in _WORD.finditer(text)]
-        words = [t[0] for t in tokens]
-        found: list[Finding] = []
-        i = 0
-        while i < len(tokens):
-            for size in lengths.get(words[i], ()):
-                if i + size > len(words):  # a shorter slice could equal a shorter term
-                    continue
-                entity = terms.get(tuple(words[i : i + size]))
-                if entity is not None:
-                    found.append(Finding(entity, tokens[i][1], tokens[i + size - 1][2]))
-                    i += size
-                    break
-            else:
-                i += 1
-        return found
-
-    return find
-
-
-def _words(value: str) -> tuple[str, ...]:
-    return tuple(m.group().casefold() for m in _WORD.finditer(value))
 
 
 def _merge(first: list[Finding], second: list[Finding]) -> list[Finding]:
@@ -324,7 +296,7 @@ def embedded_json(text: str) -> Any:
     if not stripped or stripped[0] not in "{[":
         return None
     try:
-        value = json.loads(text)
+        value = json_codec.loads(text)
     except (ValueError, RecursionError):
         return None
     return value if isinstance(value, dict | list) else None

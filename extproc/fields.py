@@ -41,6 +41,11 @@ class FieldRules:
             else:
                 self._by_key[path.removeprefix("*.")] = entity
 
+    @property
+    def anchored(self) -> bool:
+        """Whether any rule is anchored at the message (`$.…`), so depends on the full path."""
+        return bool(self._anchored)
+
     def entity_at(self, path: Path) -> str | None:
         """The entity of the value at `path`, when a rule names it."""
         if path and isinstance(path[-1], str) and (entity := self._by_key.get(path[-1])):

@@ -8,7 +8,6 @@ it would be allowed: an agent can still call it by name, and ext_authz decides."
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from google.protobuf import struct_pb2
@@ -16,6 +15,7 @@ from google.protobuf.json_format import MessageToDict
 
 from custos.policy import HttpRequest, Identity, McpCall, PolicyInput, decide
 from custos.policy.reloader import PolicyReloader
+from extproc import json_codec
 from extproc.engine import MaskingError
 
 
@@ -41,15 +41,15 @@ class ToolFilter:
         """The listing without the refused tools; None when `text` is not a tools/list
         result (an error, a notification on the same stream), for the caller to mask."""
         try:
-            document = json.loads(text)
-        except ValueError as exc:
+            document = json_codec.loads(text)
+        except (ValueError, RecursionError) as exc:
             raise MaskingError("tools/list answer is not JSON") from exc
         result = document.get("result") if isinstance(document, dict) else None
         tools = result.get("tools") if isinstance(result, dict) else None
         if not isinstance(tools, list):
             return None
         result["tools"] = [t for t in tools if self._allowed(t, identity)]
-        return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+        return json_codec.dumps(document)
 
     def _allowed(self, tool: Any, identity: Identity | None) -> bool:
         if identity is None or not isinstance(tool, dict) or not isinstance(tool.get("name"), str):

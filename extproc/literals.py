@@ -1,0 +1,136 @@
+"""Finding, in free text, the values a field rule marked elsewhere in the same answer.
+
+A clinical note repeats the patient's name (or just the first name), the birth date, the
+phone number: no pattern could know them, but the answer's own `name` field does. Values
+are matched as runs of whole words in any case, so `555 010 0101` is found for
+`(555) 010-0101` and `ADA` for `Ada`. Matching word by word, rather than compiling one
+regex per answer, keeps the cost of an answer with thousands of marked values linear."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+
+from extproc.findings import Finding
+
+LiteralFinder = Callable[[str], list[Finding]]
+
+_WORD = re.compile(r"\w+")
+_MIN_LITERAL = 3  # shorter marked values ("Al", "12") would mask ordinary words
+_NAME_ENTITIES = frozenset({"name"})
+
+
+def literal_finder(known: Mapping[str, Iterable[str]]) -> LiteralFinder | None:
+    """A finder for these marked values (entity -> values), or None when there are none.
+    Each part of a name is a term too: a note may say just "Alice"."""
+    terms: dict[tuple[str, ...], str] = {}
+    for entity, values in known.items():
+        for value in values:
+            if len(value.strip()) >= _MIN_LITERAL:
+                terms.setdefault(_words(value), entity)
+            if entity in _NAME_ENTITIES:
+                for part in value.split():
+                    if len(part) >= _MIN_LITERAL and part[0].isupper():
+                        terms.setdefault(_words(part), entity)
+    terms.pop((), None)
+    if not terms:
+        return None
+    # The sizes (in words) of the terms each word starts, longest first: most words start
+    # none, and a word that starts thousands of names ("John ...") costs one lookup per size.
+    sizes: dict[str, list[int]] = defaultdict(list)
+    for term in terms:
+        if len(term) not in sizes[term[0]]:
+            sizes[term[0]].append(len(term))
+    for lengths in sizes.values():
+        lengths.sort(reverse=True)
+    firsts = frozenset(sizes)
+
+    def find(text: str) -> list[Finding]:
+        folded = text.casefold()
+        # Most texts hold none of the first words: one pass in C says so.
+        present = firsts.intersection(_WORD.findall(folded))
+        if not present:
+            return []
+        if len(folded) != len(text):  # "ß" -> "ss": offsets in `folded` are not the text's
+            return _find_by_tokens(text, terms, sizes)
+        return _find_in_folded(folded, present, terms, sizes)
+
+    return find
+
+
+def _find_in_folded(
+    folded: str,
+    present: Iterable[str],
+    terms: Mapping[tuple[str, ...], str],
+    sizes: Mapping[str, list[int]],
+) -> list[Finding]:
+    """Only where the first words occur (found with `str.find`); the rest of the text is
+    never tokenised in Python. The earlier value wins an overlap, then the longer."""
+    candidates: list[Finding] = []
+    for first in present:
+        at = folded.find(first)
+        while at >= 0:
+            end = at + len(first)
+            found = _whole_word(folded, at, end) and _longest_term(folded, at, first, terms, sizes)
+            if found:
+                candidates.append(found)
+            at = folded.find(first, end)
+    found: list[Finding] = []
+    for candidate in sorted(candidates, key=lambda f: (f.start, -f.end)):
+        if not found or candidate.start >= found[-1].end:
+            found.append(candidate)
+    return found
+
+
+def _longest_term(
+    folded: str,
+    at: int,
+    first: str,
+    terms: Mapping[tuple[str, ...], str],
+    sizes: Mapping[str, list[int]],
+) -> Finding | None:
+    longest = sizes[first][0]
+    tokens = list(itertools.islice(_WORD.finditer(folded, at), longest))
+    for size in sizes[first]:
+        if size <= len(tokens) and (entity := terms.get(_group(tokens[:size]))) is not None:
+            return Finding(entity, at, tokens[size - 1].end())
+    return None
+
+
+def _group(tokens: list[re.Match[str]]) -> tuple[str, ...]:
+    return tuple(t.group() for t in tokens)
+
+
+def _whole_word(text: str, start: int, end: int) -> bool:
+    """Not part of a longer word (re's `\\w`: alphanumeric or `_`)."""
+    before = text[start - 1] if start else " "
+    after = text[end] if end < len(text) else " "
+    return not (before.isalnum() or before == "_" or after.isalnum() or after == "_")
+
+
+def _find_by_tokens(
+    text: str, terms: Mapping[tuple[str, ...], str], sizes: Mapping[str, list[int]]
+) -> list[Finding]:
+    """Word by word, each folded on its own: for texts whose folding changes their length."""
+    tokens = [(m.group().casefold(), m.start(), m.end()) for m in _WORD.finditer(text)]
+    words = [t[0] for t in tokens]
+    found: list[Finding] = []
+    i = 0
+    while i < len(tokens):
+        for size in sizes.get(words[i], ()):
+            if i + size > len(words):  # a shorter slice could equal a shorter term
+                continue
+            entity = terms.get(tuple(words[i : i + size]))
+            if entity is not None:
+                found.append(Finding(entity, tokens[i][1], tokens[i + size - 1][2]))
+                i += size
+                break
+        else:
+            i += 1
+    return found
+
+
+def _words(value: str) -> tuple[str, ...]:
+    return tuple(_WORD.findall(value.casefold()))
