@@ -107,6 +107,9 @@ class MaskingConfig(_Strict):
     pseudonym_key: PseudonymKey | None = None
     exceptions: tuple[MaskingException, ...] = ()
     max_body_bytes: int = Field(default=4 * 1_048_576, ge=1024)
+    # Also mask the arguments of each call before the MCP server sees them (a tool
+    # argument carrying an SSN), for servers that must not receive PHI.
+    mask_requests: bool = False
 
     @model_validator(mode="after")
     def _key_for_pseudonyms(self) -> MaskingConfig:

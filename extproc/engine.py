@@ -123,23 +123,51 @@ class Masker:
     def mask_json_text(
         self, text: str, report: MaskReport, keep: frozenset[str] = frozenset()
     ) -> str:
-        try:
-            document = json_codec.loads(text)
-        except (ValueError, RecursionError) as exc:
-            raise MaskingError("body is not JSON") from exc
+        document = _parsed(text)
         messages = document if isinstance(document, list) else [document]
         try:
-            known: dict[str, set[str]] = defaultdict(set)
-            parsed: dict[str, Any] = {}
-            self._collect(document, (), known, parsed)
-            for entity in keep:
-                known.pop(entity, None)
-            walk = _Walk(report, literal_finder(known), keep, parsed=parsed)
+            walk = self._walk_of([(document, ())], report, keep)
             masked = [self._message(m, walk) for m in messages]
         except RecursionError as exc:
             raise MaskingError("body is nested too deeply to mask") from exc
-        result = masked if isinstance(document, list) else masked[0]
-        return json_codec.dumps(result)
+        return json_codec.dumps(masked if isinstance(document, list) else masked[0])
+
+    def mask_request_body(self, body: bytes, report: MaskReport) -> bytes:
+        """A JSON-RPC request (or a batch): the `arguments` of each call masked, for an
+        MCP server that must not see PHI. Nothing else: the method, the tool's name and
+        the ids are what the server acts on."""
+        document = _parsed(self.decoded(body))
+        messages = document if isinstance(document, list) else [document]
+        calls = [
+            params
+            for message in messages
+            if isinstance(message, dict)
+            and isinstance(params := message.get("params"), dict)
+            and "arguments" in params
+        ]
+        where: Path = ("params", "arguments")
+        try:
+            walk = self._walk_of([(c["arguments"], where) for c in calls], report, frozenset())
+            for params in calls:
+                masked = self._value(params["arguments"], where, walk)
+                params["arguments"] = None if masked is _DROPPED else masked
+        except RecursionError as exc:
+            raise MaskingError("body is nested too deeply to mask") from exc
+        return json_codec.dumps(document).encode()
+
+    def _walk_of(
+        self, roots: list[tuple[Any, Path]], report: MaskReport, keep: frozenset[str]
+    ) -> _Walk:
+        """A pass over what is to be masked (values and their paths), knowing the values
+        its field rules mark (to find them again in free text) and its embedded JSON
+        (parsed once)."""
+        known: dict[str, set[str]] = defaultdict(set)
+        parsed: dict[str, Any] = {}
+        for value, path in roots:
+            self._collect(value, path, known, parsed)
+        for entity in keep:
+            known.pop(entity, None)
+        return _Walk(report, literal_finder(known), keep, parsed=parsed)
 
     def _message(self, message: Any, walk: _Walk) -> Any:
         if not isinstance(message, dict):
@@ -288,6 +316,13 @@ def _merge(first: list[Finding], second: list[Finding]) -> list[Finding]:
             continue
         merged.append(finding)
     return merged
+
+
+def _parsed(text: str) -> Any:
+    try:
+        return json_codec.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise MaskingError("body is not JSON") from exc
 
 
 def embedded_json(text: str) -> Any:

@@ -65,7 +65,9 @@ class Exchange:
         kind = request.WhichOneof("request")
         try:
             if kind == "request_headers":
-                return _request_headers()
+                return _request_headers(self.masker.config.mask_requests)
+            if kind == "request_body":
+                return self._request_body(request.request_body)
             if kind == "response_headers":
                 return self._response_headers(request.response_headers)
             if kind == "response_body":
@@ -154,6 +156,18 @@ class Exchange:
             mode_override=Mode(response_body_mode=body_mode),
         )
 
+    def _request_body(self, body: ext_proc.HttpBody) -> ext_proc.ProcessingResponse:
+        if not self.masker.config.mask_requests:
+            raise ExchangeError("a request body that was not asked for")
+        if not body.end_of_stream:
+            raise MaskingError("a buffered request body that does not end")
+        masked = self.masker.mask_request_body(body.body, self.report) if body.body else b""
+        return ext_proc.ProcessingResponse(
+            request_body=ext_proc.BodyResponse(
+                response=ext_proc.CommonResponse(body_mutation=ext_proc.BodyMutation(body=masked))
+            )
+        )
+
     def _response_body(self, body: ext_proc.HttpBody) -> ext_proc.ProcessingResponse:
         if self._sse is not None:
             out = self._sse.feed(body.body)
@@ -173,12 +187,22 @@ class Exchange:
         return _body_response(masked, self.report)
 
 
-def _request_headers() -> ext_proc.ProcessingResponse:
-    mutation = ext_proc.HeaderMutation(remove_headers=["accept-encoding"])
+def _request_headers(mask_body: bool) -> ext_proc.ProcessingResponse:
+    removed = ["accept-encoding"]
+    override = None
+    if mask_body:
+        # The masking rules, not Envoy's configuration, say whether requests are masked,
+        # so the two cannot disagree. The override replaces the whole mode: the response
+        # body must stay buffered, or the answer would pass unseen.
+        removed.append("content-length")
+        override = Mode(request_body_mode=Mode.BUFFERED, response_body_mode=Mode.BUFFERED)
     return ext_proc.ProcessingResponse(
         request_headers=ext_proc.HeadersResponse(
-            response=ext_proc.CommonResponse(header_mutation=mutation)
-        )
+            response=ext_proc.CommonResponse(
+                header_mutation=ext_proc.HeaderMutation(remove_headers=removed)
+            )
+        ),
+        mode_override=override,
     )
 
 

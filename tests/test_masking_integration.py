@@ -151,3 +151,24 @@ async def test_a_gzip_answer_from_a_misbehaving_upstream_is_still_masked(tmp_pat
         async with httpx.AsyncClient() as http:
             text = (await http.get(metrics)).text
         assert re.search(r'custos_masked_values_total\{entity="ssn"\} [1-9]', text)
+
+
+async def test_with_request_masking_the_server_never_sees_phi_in_arguments(
+    tmp_path: Path,
+) -> None:
+    # The operator lists the surname as a name to mask: a search for it reaches the
+    # server masked, so the server finds nobody. Without the setting it finds the patient.
+    words = "words:\n  name: [Fakenham]\n"
+    found = {}
+    for mask_requests in (False, True):
+        masking = tmp_path / f"masking-{mask_requests}.yaml"
+        setting = f"mask_requests: {str(mask_requests).lower()}\n"
+        masking.write_text(EXAMPLE_MASKING.read_text() + words + setting)
+        async with running_stack(tmp_path / f"run-{mask_requests}", masking=masking) as stack:
+            bearer = await token(stack, "alice", ["phi-readers"])
+            async with mcp_client(stack, bearer, mode="auto") as client:
+                result = await client.call_tool("search_patients", {"query": "Fakenham"})
+            assert result.structured_content is not None
+            assert "Fakenham" not in json.dumps(result.structured_content)
+            found[mask_requests] = result.structured_content["count"]
+    assert found == {False: 1, True: 0}

@@ -163,3 +163,36 @@ def test_an_sse_priming_event_with_empty_data_passes(exchange: Exchange) -> None
     exchange.handle(headers("response_headers", content_type="text/event-stream"))
     out = exchange.handle(body(b"id: 1\ndata:\n\n", end=False))
     assert out.response_body.response.body_mutation.body == b"id: 1\ndata:\n\n"
+
+
+def test_request_bodies_are_asked_for_and_masked_only_when_configured(
+    exchange: Exchange, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    call = {
+        "jsonrpc": "2.0",
+        "id": 3,
+        "method": "tools/call",
+        "params": {"name": "lookup", "arguments": {"ssn": "123-45-6789", "note": "SSN 123456789"}},
+    }
+    request_body = ext_proc.ProcessingRequest(
+        request_body=ext_proc.HttpBody(body=json.dumps(call).encode(), end_of_stream=True)
+    )
+    plain = exchange.handle(headers("request_headers"))
+    assert not plain.HasField("mode_override")  # requests stay unread by default
+    assert exchange.handle(request_body).HasField("immediate_response")  # not asked for
+
+    config = exchange.masker.config.model_copy(update={"mask_requests": True})
+    masking = Exchange(Masker(config))
+    asked = masking.handle(headers("request_headers"))
+    assert asked.mode_override.request_body_mode == Mode.BUFFERED
+    # the override replaces the whole mode: the answer must still come to be masked
+    assert asked.mode_override.response_body_mode == Mode.BUFFERED
+    assert "content-length" in asked.request_headers.response.header_mutation.remove_headers
+    done = masking.handle(request_body)
+    sent = json.loads(done.request_body.response.body_mutation.body)
+    assert sent["params"]["name"] == "lookup" and sent["method"] == "tools/call"
+    assert sent["params"]["arguments"] == {"ssn": "***-**-6789", "note": "SSN *****6789"}
+    assert masking.report.as_dict()["ssn"]["paths"] == [
+        "$.params.arguments.note",
+        "$.params.arguments.ssn",
+    ]
