@@ -114,11 +114,15 @@ class Masker:
 
     def mask_text_body(self, body: bytes, report: MaskReport) -> bytes:
         """A body that is not JSON, scanned as text."""
+        return self.mask_text(self.decoded(body), report).encode()
+
+    def mask_text(self, text: str, report: MaskReport) -> str:
+        """Free text outside any JSON document (a plain-text body, an SSE comment)."""
         found = Counter[str]()
-        masked = self._free_text(self.decoded(body), found, _Walk(report, literals=None))
+        masked = self._free_text(text, found, _Walk(report, literals=None))
         for entity, count in found.items():
             report.add(entity, (), count)
-        return masked.encode()
+        return masked
 
     def mask_json_text(
         self, text: str, report: MaskReport, keep: frozenset[str] = frozenset()
@@ -239,10 +243,13 @@ class Masker:
         could treat the two places differently."""
         if self._fields.anchored:
             return self._value(value, path, walk)
-        shared = next((d for d in walk.documents if d[0] == value), None)
+        # Compared as JSON text, not with ==, for which true == 1 == 1.0 and key order
+        # does not count: the client must get back each document's own types and order.
+        text = json_codec.dumps(value)
+        shared = next((d for d in walk.documents if d[0] == text), None)
         if shared is None:
             found = MaskReport()
-            shared = (value, self._value(value, (), replace(walk, report=found)), found)
+            shared = (text, self._value(value, (), replace(walk, report=found)), found)
             if len(walk.documents) < _SHARED_DOCUMENTS:  # bounds the comparisons
                 walk.documents.append(shared)
         walk.report.add_under(path, shared[2])
@@ -304,7 +311,7 @@ class _Walk:
     keep: frozenset[str] = frozenset()  # entities this caller may see
     seen: dict[str, tuple[str, Counter[str]]] = field(default_factory=dict)
     replaced: dict[tuple[str, str], str] = field(default_factory=dict)
-    documents: list[tuple[Any, Any, MaskReport]] = field(default_factory=list)
+    documents: list[tuple[str, Any, MaskReport]] = field(default_factory=list)  # JSON text
     parsed: dict[str, Any] = field(default_factory=dict)  # embedded JSON, by its text
 
 

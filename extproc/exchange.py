@@ -84,8 +84,9 @@ class Exchange:
     def _remember_decision(self, metadata: base_pb2.Metadata) -> None:
         decision = metadata.filter_metadata.get(AUTHZ_NAMESPACE)
         if decision is not None and "mcp_methods" in decision.fields:
-            methods = decision.fields["mcp_methods"].string_value
-            self._methods = frozenset(m for m in methods.split(",") if m)
+            # Not a list (another version's metadata): no methods known, so all is masked.
+            methods = decision.fields["mcp_methods"].list_value.values
+            self._methods = frozenset(m.string_value for m in methods if m.string_value)
             self._identity = identity_from(decision)
 
     def _rewrite(self) -> Callable[[str], str] | None:
@@ -104,6 +105,9 @@ class Exchange:
             return self.masker.mask_json_text(text, self.report, keep)
 
         return rewrite
+
+    def _mask_line(self, line: str) -> str:
+        return self.masker.mask_text(line, self.report)
 
     def _policy_input(self) -> PolicyInput | None:
         """The caller and what it asked, as masking exceptions see them."""
@@ -146,7 +150,7 @@ class Exchange:
         # is scanned as text; anything else is refused.
         self._text_ok = content_type == "text/plain"
         if streamed:
-            self._sse = SseRewriter(rewrite)
+            self._sse = SseRewriter(rewrite, rewrite_other=self._mask_line)
         mutation = ext_proc.HeaderMutation(remove_headers=["content-length", "content-encoding"])
         body_mode = Mode.STREAMED if streamed else Mode.BUFFERED
         return ext_proc.ProcessingResponse(

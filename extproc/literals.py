@@ -48,14 +48,14 @@ def literal_finder(known: Mapping[str, Iterable[str]]) -> LiteralFinder | None:
     firsts = frozenset(sizes)
 
     def find(text: str) -> list[Finding]:
-        folded = text.casefold()
+        if not text.isascii():
+            # Folding may change a text's length ("ß" -> "ss") or where its words end
+            # ("İ" gains a combining dot): word by word, each folded on its own.
+            return _find_by_tokens(text, terms, sizes)
+        folded = text.lower()  # for ASCII, the same as casefold, character for character
         # Most texts hold none of the first words: one pass in C says so.
         present = firsts.intersection(_WORD.findall(folded))
-        if not present:
-            return []
-        if len(folded) != len(text):  # "ß" -> "ss": offsets in `folded` are not the text's
-            return _find_by_tokens(text, terms, sizes)
-        return _find_in_folded(folded, present, terms, sizes)
+        return _find_in_folded(folded, present, terms, sizes) if present else []
 
     return find
 
@@ -113,7 +113,7 @@ def _whole_word(text: str, start: int, end: int) -> bool:
 def _find_by_tokens(
     text: str, terms: Mapping[tuple[str, ...], str], sizes: Mapping[str, list[int]]
 ) -> list[Finding]:
-    """Word by word, each folded on its own: for texts whose folding changes their length."""
+    """Word by word, each folded on its own."""
     tokens = [(m.group().casefold(), m.start(), m.end()) for m in _WORD.finditer(text)]
     words = [t[0] for t in tokens]
     found: list[Finding] = []
@@ -133,4 +133,5 @@ def _find_by_tokens(
 
 
 def _words(value: str) -> tuple[str, ...]:
-    return tuple(_WORD.findall(value.casefold()))
+    """Split, then folded: as `_find_by_tokens` reads the text."""
+    return tuple(word.casefold() for word in _WORD.findall(value))

@@ -16,5 +16,8 @@ def mask_document(config_path: Path, raw: bytes) -> tuple[bytes, dict[str, Any]]
     report = MaskReport()
     if raw.lstrip()[:1] in (b"{", b"["):
         return masker.mask_body(raw, report), report.as_dict()
-    rewriter = SseRewriter(lambda data: masker.mask_json_text(data, report))
+    rewriter = SseRewriter(
+        lambda data: masker.mask_json_text(data, report),
+        rewrite_other=lambda line: masker.mask_text(line, report),
+    )
     return rewriter.feed(raw) + rewriter.finish(), report.as_dict()

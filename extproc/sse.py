@@ -3,8 +3,8 @@
 ext_proc streams SSE responses: Envoy hands the body over chunk by chunk, and each event must
 reach the client masked as soon as it is complete. `SseRewriter` holds back the incomplete
 tail (an event cut anywhere, even inside a UTF-8 character or between the CR and LF of a
-CRLF), passes each complete event's data to `rewrite_data` once, and keeps every other byte
-as it came.
+CRLF), passes each complete event's data to `rewrite_data` once and each of its other lines
+(`id:`, `event:`, comments) to `rewrite_other`, and keeps every other byte as it came.
 
 Parsing follows the WHATWG HTML "event stream interpretation": lines end with CRLF, LF or CR;
 a blank line ends an event; a field's name is what precedes the first colon (the whole line
@@ -19,6 +19,7 @@ carry event contents: they are PHI.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable
 
@@ -29,6 +30,7 @@ __all__ = ["SseError", "SseEventTooLarge", "SseNotUtf8", "SseRewriter"]
 _BOM = b"\xef\xbb\xbf"
 _LF, _COLON, _SPACE = 0x0A, 0x3A, 0x20
 _LINE_END = re.compile(rb"[\r\n]")
+_CONTENT = re.compile(rb"[^\r\n]+")  # in a complete event: each line that is not blank
 # Cuts rewritten text back into data lines at the terminators a client honours, so a CR
 # introduced by the rewrite cannot open a new field. (str.splitlines would also cut at
 # U+2028, U+0085..., which a client does not.)
@@ -37,6 +39,7 @@ _TEXT_LINE_END = re.compile(r"\r\n|\r|\n")
 # A data line of the pending event, as offsets from the event's first byte:
 # content [start, content_end), then its terminator [content_end, end).
 _Line = tuple[int, int, int]
+_Span = tuple[int, int, bytes]  # bytes [start, end) of an event, and what replaces them
 
 
 class SseError(CustosError):
@@ -57,11 +60,15 @@ class SseRewriter:
     """Rewrites the data of every event of one text/event-stream body, fed in chunks."""
 
     def __init__(
-        self, rewrite_data: Callable[[str], str], max_event_bytes: int = 1_048_576
+        self,
+        rewrite_data: Callable[[str], str],
+        max_event_bytes: int = 1_048_576,
+        rewrite_other: Callable[[str], str] | None = None,
     ) -> None:
         if max_event_bytes < 1:
             raise ValueError("max_event_bytes must be positive")
         self._rewrite = rewrite_data
+        self._rewrite_other = rewrite_other or (lambda line: line)
         self._max = max_event_bytes
         self._buf = bytearray()  # the pending event, from its first byte
         self._line_start = 0  # where the pending event's unterminated line starts
@@ -176,9 +183,40 @@ class SseRewriter:
         event = bytes(buf[start:end])
         if not _is_utf8(event):
             raise SseNotUtf8("event is not UTF-8")
-        out += self._rewrite_event(event, data_lines) if data_lines else event
+        out += self._rewrite_event(event, data_lines)
 
     def _rewrite_event(self, event: bytes, data_lines: list[_Line]) -> bytes:
+        spans = self._data_spans(event, data_lines) if data_lines else []
+        for match in _CONTENT.finditer(event):
+            start, end = match.span()
+            if not _is_data_line(event, start, end):
+                spans += self._other_span(event, start, end)
+        if not spans:
+            return event  # nothing changed: the bytes go out exactly as they came
+        pieces, done = [], 0
+        for start, end, replacement in sorted(spans):
+            pieces += (event[done:start], replacement)
+            done = end
+        pieces.append(event[done:])
+        return b"".join(pieces)
+
+    def _other_span(self, event: bytes, start: int, end: int) -> list[_Span]:
+        """An `id:`, `event:`, comment or unknown line, masked as text: a client may show
+        or log it. It must stay one line that is not a data line."""
+        original = event[start:end].decode()
+        rewritten = self._rewrite_other(original)
+        if rewritten == original:
+            return []
+        encoded = _encode_all([rewritten])
+        if (
+            encoded is None
+            or _LINE_END.search(encoded[0])
+            or _is_data_line(encoded[0], 0, len(encoded[0]))
+        ):
+            raise SseError("a rewritten field line would change the event's framing")
+        return [(start, end, encoded[0])]
+
+    def _data_spans(self, event: bytes, data_lines: list[_Line]) -> list[_Span]:
         value_starts = [_value_start(event, s, c) for s, c, _ in data_lines]
         # Valid: the event decodes, and every cut is next to an ASCII byte.
         original = b"\n".join(
@@ -186,7 +224,7 @@ class SseRewriter:
         ).decode()
         rewritten = self._rewrite(original)
         if rewritten == original:
-            return event  # nothing changed: the bytes go out exactly as they came
+            return []
         values = _encode_all(_TEXT_LINE_END.split(rewritten))
         if values is None:
             raise SseError("rewritten data is not encodable as UTF-8")
@@ -199,20 +237,24 @@ class SseRewriter:
         else:
             # One block where the last data line was (where data lines sit among the other
             # fields does not change the event), each line ending like the first data line
-            # and the last like the last one, so an unterminated final line stays so.
-            (_, first_c, first_e), (_, last_c, last_e) = data_lines[0], data_lines[-1]
+            # and the last like the last one, so an unterminated final line stays so...
+            (first_s, first_c, first_e), (_, last_c, last_e) = data_lines[0], data_lines[-1]
             separator = event[first_c:first_e] or b"\n"
             block = separator.join(_data_line(b"data: ", value) for value in values)
             new = [b""] * (len(data_lines) - 1) + [block + event[last_c:last_e]]
-        pieces, done = [], 0
-        for (s, _, e), replacement in zip(data_lines, new, strict=True):
-            pieces += (event[done:s], replacement)
-            done = e
-        pieces.append(event[done:])
-        return b"".join(pieces)
+            if first_s == 0 and not _contiguous(data_lines):
+                # ...unless the event opens with data and other fields follow: one of them
+                # would open the event, and a BOM leading it, at the stream's start, would
+                # be dropped by the client, turning the field into another.
+                new = [block + separator] + [b""] * (len(data_lines) - 1)
+        return [(s, e, line) for (s, _, e), line in zip(data_lines, new, strict=True)]
 
 
-def _is_data_line(buf: bytearray, start: int, content_end: int) -> bool:
+def _contiguous(lines: list[_Line]) -> bool:
+    return all(line[2] == after[0] for line, after in itertools.pairwise(lines))
+
+
+def _is_data_line(buf: bytes | bytearray, start: int, content_end: int) -> bool:
     return buf.startswith(b"data", start, content_end) and (
         content_end == start + 4 or buf[start + 4] == _COLON
     )

@@ -38,17 +38,19 @@ class ToolFilter:
         self._policy = policy
 
     def filter(self, text: str, identity: Identity | None) -> str | None:
-        """The listing without the refused tools; None when `text` is not a tools/list
-        result (an error, a notification on the same stream), for the caller to mask."""
+        """The listing without the refused tools (each listing of a batch); None when
+        `text` holds something else too (an error, a notification on the same stream),
+        for the caller to mask whole."""
         try:
             document = json_codec.loads(text)
         except (ValueError, RecursionError) as exc:
             raise MaskingError("tools/list answer is not JSON") from exc
-        result = document.get("result") if isinstance(document, dict) else None
-        tools = result.get("tools") if isinstance(result, dict) else None
-        if not isinstance(tools, list):
+        messages = document if isinstance(document, list) else [document]
+        listings = [_tools_of(message) for message in messages]
+        if not messages or any(tools is None for tools in listings):
             return None
-        result["tools"] = [t for t in tools if self._allowed(t, identity)]
+        for message, tools in zip(messages, listings, strict=True):
+            message["result"]["tools"] = [t for t in tools or () if self._allowed(t, identity)]
         return json_codec.dumps(document)
 
     def _allowed(self, tool: Any, identity: Identity | None) -> bool:
@@ -58,3 +60,9 @@ class ToolFilter:
         request = HttpRequest(method="POST", path="/mcp")
         inp = PolicyInput(identity, request, (call,), is_batch=False)
         return decide(self._policy.policy, inp).allowed
+
+
+def _tools_of(message: Any) -> list[Any] | None:
+    result = message.get("result") if isinstance(message, dict) else None
+    tools = result.get("tools") if isinstance(result, dict) else None
+    return tools if isinstance(tools, list) else None

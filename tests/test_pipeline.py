@@ -256,7 +256,7 @@ async def test_allowed_call_without_credential_strips_the_client_token(
             "policy": hashlib.sha256(EXAMPLE_POLICY.read_bytes()).hexdigest()[:12],
             "issuer": idp.url,
             "subject": "alice",
-            "mcp_methods": "tools/call",  # tells ext_proc what the answer will be
+            "mcp_methods": ["tools/call"],  # tells ext_proc what the answer will be
             "identity": {  # lets ext_proc judge tools/list entries with the same policy
                 "issuer": idp.url,
                 "subject": "alice",

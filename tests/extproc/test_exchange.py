@@ -76,6 +76,23 @@ def test_sse_is_streamed_event_by_event_across_chunk_boundaries(exchange: Exchan
     assert whole.count("event: message\n") == 2
 
 
+def test_sse_ids_event_names_and_comments_are_masked_too(exchange: Exchange) -> None:
+    # A client may show or log any line; only the data is JSON, the rest is scanned as text.
+    exchange.handle(headers("response_headers", content_type="text/event-stream"))
+    stream = (
+        b": patient 123-45-6789 follows\n"
+        b"id: ada@example.org\n"
+        b"event: message\n"
+        b'data: {"jsonrpc":"2.0","id":1,"result":{"note":"call (555) 010-0101"}}\n\n'
+    )
+    out = exchange.handle(body(stream, end=True)).response_body.response.body_mutation.body
+    text = out.decode()
+    assert "123-45-6789" not in text and "ada@example.org" not in text
+    assert "010-0101" not in text
+    assert text.startswith(": patient ***-**-6789 follows\nid: [EMAIL]\nevent: message\n")
+    assert exchange.report.counts == {"ssn": 1, "email": 1, "phone": 1}
+
+
 def test_a_gzip_response_is_decompressed_and_masked(exchange: Exchange) -> None:
     started = exchange.handle(
         headers("response_headers", content_type="application/json", content_encoding="gzip")

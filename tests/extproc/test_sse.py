@@ -112,9 +112,12 @@ def reference_event(event: list[tuple[str, str]], rewrite: Rewrite) -> str:
         else:
             separator = lines[data[0]][1] or "\n"
             block = separator.join(reference_data_line("data: ", value) for value in values)
-            for i in data[:-1]:
+            for i in data:
                 lines[i] = ("", "")
-            lines[data[-1]] = (block, lines[data[-1]][1])
+            if data[0] == 0 and data != list(range(data[0], data[-1] + 1)):
+                lines[0] = (block, separator)  # an event opening with data keeps it first
+            else:
+                lines[data[-1]] = (block, event[data[-1]][1])
     return "".join(content + terminator for content, terminator in lines)
 
 
@@ -236,9 +239,19 @@ def test_a_final_event_without_its_blank_line_is_rewritten_without_adding_one() 
 
 
 def test_a_changed_line_count_writes_one_block_where_the_last_data_line_was() -> None:
+    stream = b"id: 1\ndata: a,b\r\nevent: x\ndata:c\n\n"
+    expected = b"id: 1\nevent: x\ndata: a,\r\ndata: b\r\ndata: c\n\n"
+    assert run(stream, split_commas) == expected
+
+
+def test_an_event_opening_with_data_keeps_data_first() -> None:
+    # Otherwise "id: 1" would open the event: harmless here, but a BOM-led field opening
+    # the stream would lose its BOM at the client and be read as another field.
     stream = b"data: a,b\r\nid: 1\ndata:c\n\n"
-    assert run(stream, split_commas) == b"id: 1\ndata: a,\r\ndata: b\r\ndata: c\n\n"
-    assert run(stream, one_line) == b"id: 1\ndata: a,b c!\n\n"
+    assert run(stream, split_commas) == b"data: a,\r\ndata: b\r\ndata: c\r\nid: 1\n\n"
+    assert run(stream, one_line) == b"data: a,b c!\r\nid: 1\n\n"
+    with_bom = b"data\n\xef\xbb\xbfdata:\ndata\n\n"
+    assert parsed(run(with_bom, one_line)) == ("", [([("\ufeffdata", "")], " !")])
 
 
 def test_line_breaks_from_the_rewrite_start_data_lines_never_fields() -> None:

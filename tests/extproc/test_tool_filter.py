@@ -42,6 +42,21 @@ def test_admins_are_offered_every_named_tool() -> None:
     assert "delete_patient" in names(FILTER.filter(LISTING, admin))
 
 
+def test_each_listing_of_a_batch_is_filtered() -> None:
+    reader = Identity("https://idp.example", "alice", groups=("phi-readers",))
+    batch = f"[{LISTING},{LISTING}]"
+    filtered = FILTER.filter(batch, reader)
+    assert filtered is not None
+    for message in json.loads(filtered):
+        assert [t["name"] for t in message["result"]["tools"]] == [
+            "search_patients",
+            "get_patient_record",
+        ]
+    # A batch that holds anything else is not the filter's: it is masked whole.
+    error = '{"jsonrpc":"2.0","id":4,"error":{"code":-32601,"message":"nope"}}'
+    assert FILTER.filter(f"[{LISTING},{error}]", reader) is None
+
+
 def test_no_verified_caller_is_offered_nothing() -> None:
     assert names(FILTER.filter(LISTING, None)) == []
 
@@ -57,7 +72,7 @@ def test_the_caller_comes_from_ext_authz_metadata() -> None:
     decision = struct_pb2.Struct()
     decision.update(
         {
-            "mcp_methods": "tools/list",
+            "mcp_methods": ["tools/list"],
             "identity": {
                 "issuer": "https://idp.example",
                 "subject": "alice",

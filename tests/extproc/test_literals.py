@@ -1,0 +1,196 @@
+"""Finding, in free text, the values field rules marked elsewhere in the same answer: whole
+words in any case, a name's parts on their own, the longest value at a place, and the
+same findings whichever of the two matching paths (folded text, or word by word for text
+whose case folding changes its length) a text takes."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from extproc.findings import Finding
+from extproc.literals import _find_by_tokens, literal_finder
+
+KNOWN: dict[str, list[str]] = {
+    "name": ["Ada Okafor"],
+    "phone": ["(555) 010-0101"],
+    # Starts with the name's last word, and holds a word whose folding is longer ("ß").
+    "street_address": ["Okafor Straße 12"],
+}
+
+
+def spans(known: Mapping[str, Iterable[str]], text: str) -> list[tuple[str, str]]:
+    finder = literal_finder(known)
+    assert finder is not None
+    return [(f.entity, text[f.start : f.end]) for f in finder(text)]
+
+
+# --- what is found, and what is not -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Ada Okafor was seen today.", [("name", "Ada Okafor")]),
+        ("Seen with ada  okafor.", [("name", "ada  okafor")]),
+        ("Ada called back.", [("name", "Ada")]),
+        ("Dr. OKAFOR reviewed.", [("name", "OKAFOR")]),
+        ("okafor, ada", [("name", "okafor"), ("name", "ada")]),
+        ("Adam lives in Okaforville.", []),
+        ("AdaOkafor and Ada_Okafor and Ada1", []),
+        ("Ada's chart; (Okafor)", [("name", "Ada"), ("name", "Okafor")]),
+    ],
+)
+def test_a_marked_name_is_found_whole_by_its_parts_in_any_case_never_inside_words(
+    text: str, expected: list[tuple[str, str]]
+) -> None:
+    assert spans({"name": ["Ada Okafor"]}, text) == expected
+
+
+@pytest.mark.parametrize(
+    "text", ["Call 555 010 0101.", "Call 555-010-0101.", "Call (555) 010-0101.", "555.010.0101"]
+)
+def test_a_marked_phone_is_found_however_its_separators_are_written(text: str) -> None:
+    (found,) = spans({"phone": ["(555) 010-0101"]}, text)
+    assert found[0] == "phone"
+    assert re.sub(r"\D", "", found[1]) == "5550100101"
+
+
+def test_a_phone_split_differently_into_words_is_not_found() -> None:
+    assert spans({"phone": ["(555) 010-0101"]}, "5550100101 or 555 0100101") == []
+
+
+def test_the_longest_value_starting_at_a_word_wins() -> None:
+    # "Okafor" alone (a part of the name) and "Okafor Straße 12" both start here.
+    assert spans(KNOWN, "Lives at OKAFOR STRASSE 12 now") == [
+        ("street_address", "OKAFOR STRASSE 12")
+    ]
+    assert spans(KNOWN, "Okafor Straße 1") == [("name", "Okafor")]
+
+
+def test_a_value_overlapping_an_earlier_one_is_not_reported_again() -> None:
+    # "Okafor Straße 12" starts inside "Ada Okafor": the earlier value wins, once.
+    text = "Ada Okafor Straße 12, Ada"
+    assert spans(KNOWN, text) == [("name", "Ada Okafor"), ("name", "Ada")]
+    finder = literal_finder(KNOWN)
+    assert finder is not None
+    found = finder(text)
+    assert all(a.end <= b.start for a, b in itertools.pairwise(found))
+
+
+def test_values_shorter_than_three_characters_are_not_terms() -> None:
+    assert literal_finder({"name": ["Al"], "ssn": ["12", " 12 "], "mrn": [""]}) is None
+    # Two-letter name parts are not terms of their own; three-letter ones are.
+    assert spans({"name": ["Al Smith", "Ada Li"]}, "Al met Smith, Ada and Li") == [
+        ("name", "Smith"),
+        ("name", "Ada"),
+    ]
+
+
+def test_only_capitalised_parts_of_a_name_are_terms_and_only_for_names() -> None:
+    # "van" is a lower-case particle: "van" alone would mask ordinary words.
+    assert spans({"name": ["Ada van Okafor"]}, "the van; Ada") == [("name", "Ada")]
+    # The parts of other entities are not terms: "Main Street" alone is not the address.
+    assert spans({"street_address": ["12 Main Street"]}, "Main Street, 12 Main Street") == [
+        ("street_address", "12 Main Street")
+    ]
+
+
+def test_there_is_no_finder_when_nothing_is_marked() -> None:
+    assert literal_finder({}) is None
+    assert literal_finder({"name": []}) is None
+    assert literal_finder({"phone": ["---", "()"]}) is None  # no words at all
+
+
+def test_folding_that_changes_the_texts_length_keeps_offsets_in_the_text() -> None:
+    # "ß" folds to "ss" and "İ" to "i" + a combining dot: offsets must be the text's own.
+    text = "Straße İ, then ADA OKAFOR at 555 010 0101"
+    assert spans(KNOWN, text) == [("name", "ADA OKAFOR"), ("phone", "555 010 0101")]
+
+
+# --- the two paths agree, and agree with an obviously correct reference --------------------
+
+
+def reference_terms(known: Mapping[str, Iterable[str]]) -> dict[tuple[str, ...], str]:
+    """Each value, and each capitalised part (3+ characters) of a name, as its words, each
+    word casefolded on its own, as the text's words are."""
+    terms: dict[tuple[str, ...], str] = {}
+
+    def words(value: str) -> tuple[str, ...]:
+        return tuple(m.group().casefold() for m in re.finditer(r"\w+", value))
+
+    for entity, values in known.items():
+        for value in values:
+            if len(value.strip()) >= 3:
+                terms.setdefault(words(value), entity)
+            if entity == "name":
+                for part in value.split():
+                    if len(part) >= 3 and part[0].isupper():
+                        terms.setdefault(words(part), entity)
+    terms.pop((), None)
+    return terms
+
+
+def reference(known: Mapping[str, Iterable[str]], text: str) -> list[Finding]:
+    """Left to right, word by word: the longest term starting at a word, then past it."""
+    terms = reference_terms(known)
+    tokens = list(re.finditer(r"\w+", text))
+    words = [t.group().casefold() for t in tokens]
+    found: list[Finding] = []
+    i = 0
+    while i < len(words):
+        matches = [t for t in terms if tuple(words[i : i + len(t)]) == t]
+        if not matches:
+            i += 1
+            continue
+        term = max(matches, key=len)
+        found.append(Finding(terms[term], tokens[i].start(), tokens[i + len(term) - 1].end()))
+        i += len(term)
+    return found
+
+
+def sizes_of(terms: Iterable[tuple[str, ...]]) -> dict[str, list[int]]:
+    sizes: dict[str, set[int]] = defaultdict(set)
+    for term in terms:
+        sizes[term[0]].add(len(term))
+    return {first: sorted(lengths, reverse=True) for first, lengths in sizes.items()}
+
+
+_PIECES = [
+    *["Ada", "ADA", "ada", "aDa", "Okafor", "OKAFOR", "okafor", "Adam", "Okaforville"],
+    *["Straße", "STRASSE", "strasse", "Strasse", "12", "555", "010", "0101", "5550100101"],
+    *["ß", "İ", "İnan", "é", "Zoë", "Ω", "x", "0", "_"],
+    *[" ", " ", " ", "  ", "\n", ",", ".", "-", "(", ")", "'", "/"],
+]
+TEXTS = st.lists(st.sampled_from(_PIECES), max_size=30).map("".join)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(TEXTS)
+@example("Ada Okafor Straße 12")
+@example("İ Ada Okafor Straße 12 Ada")
+@example("Okafor Straße 12 (555) 010 0101 Ada")
+@example("okafor STRASSE 1 Ada")
+def test_the_fast_path_and_the_token_path_find_the_same(text: str) -> None:
+    finder = literal_finder(KNOWN)
+    assert finder is not None
+    terms = reference_terms(KNOWN)
+    found = finder(text)
+    assert found == reference(KNOWN, text)
+    assert found == _find_by_tokens(text, terms, sizes_of(terms))
+    # The same text again, sent down the token path by a folding that changes its length.
+    assert finder(text + " ß") == found
+
+
+def test_a_marked_name_with_a_dotted_capital_i_is_found_in_the_text() -> None:
+    text = "İbrahim Demir was seen; İbrahim called back."
+    assert spans({"name": ["İbrahim Demir"]}, text) == [
+        ("name", "İbrahim Demir"),
+        ("name", "İbrahim"),
+    ]
