@@ -107,6 +107,9 @@ class MaskingConfig(_Strict):
     pseudonym_key: PseudonymKey | None = None
     exceptions: tuple[MaskingException, ...] = ()
     max_body_bytes: int = Field(default=4 * 1_048_576, ge=1024)
+    # A body that takes longer to mask is refused. Keep it under Envoy's ext_proc message
+    # timeout, so the client gets this clear refusal rather than Envoy's.
+    mask_timeout_ms: int = Field(default=2000, ge=10, le=60_000)
     # Also mask the arguments of each call before the MCP server sees them (a tool
     # argument carrying an SSN), for servers that must not receive PHI.
     mask_requests: bool = False

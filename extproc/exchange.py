@@ -76,10 +76,14 @@ class Exchange:
                     self.metrics.record(self.report)
                 return response
         except CustosError as exc:
-            if self.metrics is not None:
-                self.metrics.record_refusal(exc.code)
-            return _refusal(exc)
+            return self.refuse(exc)
         raise ExchangeError(f"unexpected ext_proc message {kind!r}")
+
+    def refuse(self, exc: CustosError) -> ext_proc.ProcessingResponse:
+        """The exchange ends with a 502 that carries nothing of the MCP server's."""
+        if self.metrics is not None:
+            self.metrics.record_refusal(exc.code)
+        return _refusal(exc)
 
     def _remember_decision(self, metadata: base_pb2.Metadata) -> None:
         decision = metadata.filter_metadata.get(AUTHZ_NAMESPACE)

@@ -3,7 +3,7 @@ codes, never values."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from extproc.engine import MaskReport
 
@@ -23,6 +23,17 @@ class MaskingMetrics:
             ["code"],
             registry=self.registry,
         )
+
+        self.latency = Histogram(
+            "custos_extproc_message_seconds",
+            "Time to answer one ext_proc message, by its kind (a body's includes masking).",
+            ["kind"],
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=self.registry,
+        )
+
+    def handled(self, kind: str, seconds: float) -> None:
+        self.latency.labels(kind).observe(seconds)
 
     def record(self, report: MaskReport) -> None:
         for entity, count in report.counts.items():

@@ -1,17 +1,26 @@
-"""The gRPC adapter: each ext_proc stream is one exchange, message in, message out."""
+"""The gRPC adapter: each ext_proc stream is one exchange, message in, message out.
+
+Small messages are handled on the event loop: a thread hop would cost more than masking
+them. A big body is masked in a worker thread with a time limit, so the loop goes on
+serving other exchanges meanwhile (the GIL changes hands every few milliseconds), and an
+answer that takes too long is refused rather than waited for."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import grpc
 from envoy.service.ext_proc.v3 import external_processor_pb2 as ext_proc
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as ext_proc_grpc
 
-from extproc.engine import Masker
+from extproc.engine import Masker, MaskingError
 from extproc.exchange import Exchange
 from extproc.metrics import MaskingMetrics
 from extproc.tool_filter import ToolFilter
+
+INLINE_BODY_BYTES = 64 * 1024
 
 
 class ExternalProcessorServicer(ext_proc_grpc.ExternalProcessorServicer):
@@ -20,10 +29,12 @@ class ExternalProcessorServicer(ext_proc_grpc.ExternalProcessorServicer):
         masker: Masker,
         tools: ToolFilter | None = None,
         metrics: MaskingMetrics | None = None,
+        inline_body_bytes: int = INLINE_BODY_BYTES,
     ) -> None:
         self._masker = masker
         self._tools = tools
         self._metrics = metrics
+        self._inline = inline_body_bytes
 
     async def Process(
         self,
@@ -32,5 +43,31 @@ class ExternalProcessorServicer(ext_proc_grpc.ExternalProcessorServicer):
     ) -> AsyncIterator[ext_proc.ProcessingResponse]:
         exchange = Exchange(self._masker, tools=self._tools, metrics=self._metrics)
         async for request in request_iterator:
+            started = time.perf_counter()
             # An ExchangeError ends the stream; Envoy, failing closed, answers the client.
-            yield exchange.handle(request)
+            if _body_bytes(request) <= self._inline:
+                response = exchange.handle(request)
+            else:
+                response = await self._off_loop(exchange, request)
+            if self._metrics is not None:
+                kind = request.WhichOneof("request") or "unknown"
+                self._metrics.handled(kind, time.perf_counter() - started)
+            yield response
+
+    async def _off_loop(
+        self, exchange: Exchange, request: ext_proc.ProcessingRequest
+    ) -> ext_proc.ProcessingResponse:
+        limit = self._masker.config.mask_timeout_ms / 1000
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(exchange.handle, request), limit)
+        except TimeoutError:
+            # The thread cannot be stopped; it finishes unobserved, its result dropped.
+            return exchange.refuse(MaskingError(f"masking took longer than {limit:g} s"))
+
+
+def _body_bytes(request: ext_proc.ProcessingRequest) -> int:
+    if request.HasField("response_body"):
+        return len(request.response_body.body)
+    if request.HasField("request_body"):
+        return len(request.request_body.body)
+    return 0

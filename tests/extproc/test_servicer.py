@@ -1,0 +1,94 @@
+"""The ext_proc servicer's stream handling: big bodies off the event loop, with a limit."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterable
+
+import pytest
+from envoy.config.core.v3 import base_pb2
+from envoy.service.ext_proc.v3 import external_processor_pb2 as ext_proc
+from envoy.type.v3 import http_status_pb2
+
+from custos.stack import EXAMPLE_MASKING
+from extproc.config import load_masking_config
+from extproc.engine import Masker
+from extproc.metrics import MaskingMetrics
+from extproc.servicer import ExternalProcessorServicer
+
+NOTE = "Patient Ada Okafor (DOB 1961-04-12) called from (555) 010-0101 about her SSN 123-45-6789. "
+
+
+def json_headers() -> ext_proc.ProcessingRequest:
+    header = base_pb2.HeaderValue(key="content-type", raw_value=b"application/json")
+    return ext_proc.ProcessingRequest(
+        response_headers=ext_proc.HttpHeaders(headers=base_pb2.HeaderMap(headers=[header]))
+    )
+
+
+def answer(notes: int) -> ext_proc.ProcessingRequest:
+    result = {"content": [{"type": "text", "text": NOTE * notes}]}
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "result": result}).encode()
+    return ext_proc.ProcessingRequest(
+        response_body=ext_proc.HttpBody(body=body, end_of_stream=True)
+    )
+
+
+async def messages(
+    *requests: ext_proc.ProcessingRequest,
+) -> AsyncIterator[ext_proc.ProcessingRequest]:
+    for request in requests:
+        yield request
+
+
+async def responses(
+    servicer: ExternalProcessorServicer, requests: Iterable[ext_proc.ProcessingRequest]
+) -> list[ext_proc.ProcessingResponse]:
+    return [r async for r in servicer.Process(messages(*requests), None)]  # type: ignore[arg-type]
+
+
+def masker(monkeypatch: pytest.MonkeyPatch, **settings: object) -> Masker:
+    monkeypatch.setenv("CUSTOS_PSEUDONYM_KEY", "servicer-test-key-0123456789")
+    config = load_masking_config(EXAMPLE_MASKING).model_copy(update=settings)
+    return Masker(config)
+
+
+async def test_a_body_that_takes_too_long_to_mask_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    metrics = MaskingMetrics()
+    servicer = ExternalProcessorServicer(masker(monkeypatch, mask_timeout_ms=10), metrics=metrics)
+    big = answer(notes=20_000)  # about 1.7 MB of notes: far more than 10 ms of masking
+    _, refused = await responses(servicer, [json_headers(), big])
+    immediate = refused.immediate_response
+    assert immediate.status.code == http_status_pb2.BadGateway
+    assert immediate.details == "masking_failed"
+    assert b"123-45-6789" not in immediate.body and b"Okafor" not in immediate.body
+    refusals = metrics.registry.get_sample_value(
+        "custos_masking_refusals_total", {"code": "masking_failed"}
+    )
+    assert refusals == 1
+
+
+async def test_a_big_body_does_not_hold_up_small_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    metrics = MaskingMetrics()
+    servicer = ExternalProcessorServicer(masker(monkeypatch), metrics=metrics)
+    finished: list[str] = []
+
+    async def exchange(name: str, notes: int) -> list[ext_proc.ProcessingResponse]:
+        out = await responses(servicer, [json_headers(), answer(notes)])
+        finished.append(name)
+        return out
+
+    big = asyncio.create_task(exchange("big", notes=5_000))  # ~0.4 MB, masked in a thread
+    await asyncio.sleep(0.01)  # the big body is being masked
+    small = await exchange("small", notes=1)
+    assert finished[0] == "small"
+    for response in (await big)[1], small[1]:
+        masked = response.response_body.response.body_mutation.body.decode()
+        assert "123-45-6789" not in masked and "Okafor" not in masked
+    observed = metrics.registry.get_sample_value(
+        "custos_extproc_message_seconds_count", {"kind": "response_body"}
+    )
+    assert observed == 2
