@@ -25,6 +25,7 @@ from google.protobuf import struct_pb2
 
 from custos.errors import CustosError
 from custos.policy import HttpRequest, Identity, McpCall, PolicyInput
+from extproc import json_codec
 from extproc.engine import Masker, MaskingError, MaskReport, embedded_json
 from extproc.metrics import MaskingMetrics
 from extproc.sse import SseRewriter
@@ -93,19 +94,21 @@ class Exchange:
             self._methods = frozenset(m.string_value for m in methods if m.string_value)
             self._identity = identity_from(decision)
 
-    def _rewrite(self) -> Callable[[str], str] | None:
+    def _rewrite(self) -> Callable[[str], str]:
         """What the answer's JSON goes through: the tools filter for a listing of tools,
-        nothing for other protocol answers, the masker for everything else."""
-        if self._protocol_only():
-            return None
+        the masker for everything else but the results of protocol methods."""
         keep = self.masker.unmasked_for(self._policy_input())
         tools = self.tools if self._methods == {"tools/list"} else None
+        protocol = self._protocol_only()
 
         def rewrite(text: str) -> str:
             if not text.strip():  # an SSE priming event carries empty data
                 return text
+            if protocol and _only_results(text):
+                return text
             if tools is not None and (listing := tools.filter(text, self._identity)):
                 return listing
+            # Notifications and requests on the same stream, and errors: masked.
             return self.masker.mask_json_text(text, self.report, keep)
 
         return rewrite
@@ -128,11 +131,6 @@ class Exchange:
 
     def _response_headers(self, headers: ext_proc.HttpHeaders) -> ext_proc.ProcessingResponse:
         rewrite = self._rewrite()
-        if rewrite is None:
-            return ext_proc.ProcessingResponse(
-                response_headers=ext_proc.HeadersResponse(),
-                mode_override=Mode(response_body_mode=Mode.NONE),
-            )
         self._json_rewrite = rewrite
         values = {
             h.key.lower(): h.raw_value.decode("latin-1") or h.value for h in headers.headers.headers
@@ -193,6 +191,19 @@ class Exchange:
         else:
             masked = self._json_rewrite(text).encode()
         return _body_response(masked, self.report)
+
+
+def _only_results(text: str) -> bool:
+    """Whether this JSON-RPC text holds nothing but results (a protocol method's answer)."""
+    try:
+        document = json_codec.loads(text)
+    except (ValueError, RecursionError):
+        return False  # the masker refuses it
+    messages = document if isinstance(document, list) else [document]
+    return bool(messages) and all(
+        isinstance(m, dict) and "result" in m and "method" not in m and "error" not in m
+        for m in messages
+    )
 
 
 def _request_headers(mask_body: bool) -> ext_proc.ProcessingResponse:

@@ -10,10 +10,12 @@ from envoy.config.core.v3 import base_pb2
 from envoy.extensions.filters.http.ext_proc.v3 import processing_mode_pb2 as modes
 from envoy.service.ext_proc.v3 import external_processor_pb2 as ext_proc
 
-from custos.stack import PROJECT_ROOT
+from custos.policy.reloader import PolicyReloader
+from custos.stack import EXAMPLE_POLICY, PROJECT_ROOT
 from extproc.config import load_masking_config
 from extproc.engine import Masker
 from extproc.exchange import Exchange, ExchangeError
+from extproc.tool_filter import ToolFilter
 from tests.extproc.demo_data import PATIENTS, record_response
 
 Mode = modes.ProcessingMode
@@ -213,3 +215,40 @@ def test_request_bodies_are_asked_for_and_masked_only_when_configured(
         "$.params.arguments.note",
         "$.params.arguments.ssn",
     ]
+
+
+def decided(methods: list[str]) -> ext_proc.ProcessingRequest:
+    """Response headers of an SSE answer, with the decision ext_authz left for ext_proc."""
+    request = headers("response_headers", content_type="text/event-stream")
+    decision = request.metadata_context.filter_metadata["envoy.filters.http.ext_authz"]
+    decision.update({"mcp_methods": methods})
+    return request
+
+
+def test_a_handshake_result_passes_but_notifications_on_its_stream_are_masked(
+    exchange: Exchange,
+) -> None:
+    exchange.handle(decided(["initialize"]))
+    result = {"protocolVersion": "2025-06-18", "capabilities": {}, "instructions": "x"}
+    handshake = json.dumps({"jsonrpc": "2.0", "id": 0, "result": result})
+    notice = json.dumps(
+        {
+            "jsonrpc": "2.0",
+            "method": "notifications/message",
+            "params": {"level": "info", "data": "loaded 123-45-6789"},
+        }
+    )
+    stream = f"data: {notice}\n\ndata: {handshake}\n\n".encode()
+    out = exchange.handle(body(stream, end=True)).response_body.response.body_mutation.body
+    first, second = out.decode().split("\n\n")[:2]
+    assert "123-45-6789" not in first and "***-**-6789" in first
+    assert second == f"data: {handshake}"  # byte for byte: versions look like dates
+
+
+def test_a_listing_of_tools_that_is_not_a_listing_is_masked(exchange: Exchange) -> None:
+    # A server answering tools/list with something else must not get it past unmasked.
+    exchange = Exchange(exchange.masker, tools=ToolFilter(PolicyReloader(EXAMPLE_POLICY)))
+    exchange.handle(decided(["tools/list"]))
+    error = {"jsonrpc": "2.0", "id": 1, "error": {"code": 1, "message": "SSN 123-45-6789"}}
+    out = exchange.handle(body(f"data: {json.dumps(error)}\n\n".encode(), end=True))
+    assert b"123-45-6789" not in out.response_body.response.body_mutation.body
