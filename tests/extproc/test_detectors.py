@@ -312,6 +312,8 @@ def test_built_in_detectors_can_be_chosen() -> None:
     [
         (ScannerSpec(custom=(PatternSpec("plan_id", "HP-[0-9"),)), "entity 'plan_id'"),
         (ScannerSpec(custom=(PatternSpec("plan_id", r"(\d)\1"),)), "backreferences"),
+        # its group number would point at another detector's group in the combined regex
+        (ScannerSpec(custom=(PatternSpec("plan_id", r"(x)?(?(1)y|z)"),)), "conditional"),
         (ScannerSpec(custom=(PatternSpec("plan_id", r"[0-9]*"),)), "empty string"),
         (ScannerSpec(custom=(PatternSpec("Plan ID", "x"),)), "entity must match"),
         (
