@@ -150,7 +150,7 @@ def _metadata(verdict: Verdict) -> struct_pb2.Struct:
             "issuer": identity.issuer if identity else "",
             "subject": identity.subject if identity else "",
             # ext_proc masks what these methods return (and passes protocol-only ones).
-            "mcp_methods": ",".join(sorted({call.method for call in verdict.mcp.calls})),
+            "mcp_methods": sorted({call.method for call in verdict.mcp.calls}),
         }
     )
     if identity is not None:
