@@ -287,17 +287,22 @@ class Masker:
         last = 0
         for finding in findings:
             parts.append(text[last : finding.start])
-            parts.append(self._replacement(finding.entity, text[finding.start : finding.end], walk))
+            value = text[finding.start : finding.end]
+            parts.append(self._replacement(finding.entity, value, walk, finding.stands_for))
             found[finding.entity] += 1
             last = finding.end
         parts.append(text[last:])
         return "".join(parts)
 
-    def _replacement(self, entity: str, value: str, walk: _Walk) -> str:
+    def _replacement(
+        self, entity: str, value: str, walk: _Walk, stands_for: str | None = None
+    ) -> str:
+        action = self.config.action_for(entity)
+        if action == "pseudonym" and stands_for is not None:
+            value = stands_for  # "Ada" gets the pseudonym of "Ada Okafor": one person
         # Values recur within an answer (each record twice, names in notes): one HMAC each.
         key = (entity, value)
         if (replaced := walk.replaced.get(key)) is None:
-            action = self.config.action_for(entity)
             replaced = walk.replaced[key] = apply(action, entity, value, self._key)
         return replaced
 

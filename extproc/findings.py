@@ -1,4 +1,4 @@
-"""What the masking engine finds: an entity type and where it is, never the value."""
+"""What the masking engine finds: an entity type and where it is."""
 
 from __future__ import annotations
 
@@ -10,3 +10,6 @@ class Finding:
     entity: str  # "ssn", "phone", "email", "mrn", ... (stable: metric label, audit field)
     start: int  # span in the text that was scanned, [start, end)
     end: int
+    # For a part of a marked name ("Ada" of "Ada Okafor"), the whole name it stands for,
+    # so both get one pseudonym. Kept in memory for that only, like the text itself.
+    stands_for: str | None = None

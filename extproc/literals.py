@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from extproc.findings import Finding
 
 LiteralFinder = Callable[[str], list[Finding]]
+Term = tuple[str, str | None]  # entity, and the whole name a part stands for
 
 _WORD = re.compile(r"\w+")
 _MIN_LITERAL = 3  # shorter marked values ("Al", "12") would mask ordinary words
@@ -25,15 +26,22 @@ _NAME_ENTITIES = frozenset({"name"})
 def literal_finder(known: Mapping[str, Iterable[str]]) -> LiteralFinder | None:
     """A finder for these marked values (entity -> values), or None when there are none.
     Each part of a name is a term too: a note may say just "Alice"."""
-    terms: dict[tuple[str, ...], str] = {}
+    terms: dict[tuple[str, ...], Term] = {}
+    parts: dict[tuple[str, ...], set[str]] = defaultdict(set)  # part -> whole names
     for entity, values in known.items():
         for value in values:
             if len(value.strip()) >= _MIN_LITERAL:
-                terms.setdefault(_words(value), entity)
+                terms.setdefault(_words(value), (entity, None))
             if entity in _NAME_ENTITIES:
                 for part in value.split():
                     if len(part) >= _MIN_LITERAL and part[0].isupper():
-                        terms.setdefault(_words(part), entity)
+                        parts[_words(part)].add(value)
+                        terms.setdefault(_words(part), (entity, None))
+    for part, wholes in parts.items():
+        entity, stands_for = terms[part]
+        if stands_for is None and len(wholes) == 1 and _words(next(iter(wholes))) != part:
+            # One person in this answer has that first (or last) name: the same pseudonym.
+            terms[part] = (entity, next(iter(wholes)))
     terms.pop((), None)
     if not terms:
         return None
@@ -63,7 +71,7 @@ def literal_finder(known: Mapping[str, Iterable[str]]) -> LiteralFinder | None:
 def _find_in_folded(
     folded: str,
     present: Iterable[str],
-    terms: Mapping[tuple[str, ...], str],
+    terms: Mapping[tuple[str, ...], Term],
     sizes: Mapping[str, list[int]],
 ) -> list[Finding]:
     """Only where the first words occur (found with `str.find`); the rest of the text is
@@ -88,14 +96,14 @@ def _longest_term(
     folded: str,
     at: int,
     first: str,
-    terms: Mapping[tuple[str, ...], str],
+    terms: Mapping[tuple[str, ...], Term],
     sizes: Mapping[str, list[int]],
 ) -> Finding | None:
     longest = sizes[first][0]
     tokens = list(itertools.islice(_WORD.finditer(folded, at), longest))
     for size in sizes[first]:
-        if size <= len(tokens) and (entity := terms.get(_group(tokens[:size]))) is not None:
-            return Finding(entity, at, tokens[size - 1].end())
+        if size <= len(tokens) and (term := terms.get(_group(tokens[:size]))) is not None:
+            return Finding(term[0], at, tokens[size - 1].end(), term[1])
     return None
 
 
@@ -111,7 +119,7 @@ def _whole_word(text: str, start: int, end: int) -> bool:
 
 
 def _find_by_tokens(
-    text: str, terms: Mapping[tuple[str, ...], str], sizes: Mapping[str, list[int]]
+    text: str, terms: Mapping[tuple[str, ...], Term], sizes: Mapping[str, list[int]]
 ) -> list[Finding]:
     """Word by word, each folded on its own."""
     tokens = [(m.group().casefold(), m.start(), m.end()) for m in _WORD.finditer(text)]
@@ -122,9 +130,9 @@ def _find_by_tokens(
         for size in sizes.get(words[i], ()):
             if i + size > len(words):  # a shorter slice could equal a shorter term
                 continue
-            entity = terms.get(tuple(words[i : i + size]))
-            if entity is not None:
-                found.append(Finding(entity, tokens[i][1], tokens[i + size - 1][2]))
+            term = terms.get(tuple(words[i : i + size]))
+            if term is not None:
+                found.append(Finding(term[0], tokens[i][1], tokens[i + size - 1][2], term[1]))
                 i += size
                 break
         else:

@@ -203,3 +203,27 @@ def test_many_names_sharing_a_first_word_do_not_make_masking_quadratic() -> None
     report = MaskReport()
     Masker(config).mask_body(json.dumps(body).encode(), report)
     assert report.counts["name"] == 3000 + 20000
+
+
+def test_a_first_name_alone_gets_the_pseudonym_of_the_whole_name(masker: Masker) -> None:
+    # One person, one pseudonym: an agent can tell the note speaks of the same patient.
+    def masked(patients: list[dict[str, str]]) -> list[dict[str, str]]:
+        result = {"structuredContent": {"patients": patients}}
+        body = json.dumps({"jsonrpc": "2.0", "id": 1, "result": result}).encode()
+        return json.loads(masker.mask_body(body, MaskReport()))["result"]["structuredContent"][
+            "patients"
+        ]
+
+    [alone] = masked([{"name": "Ada Okafor", "clinical_note": "Ada called back."}])
+    assert alone["name"].startswith("[NAME:")
+    assert alone["clinical_note"] == f"{alone['name']} called back."
+    # Two patients called Ada: "Ada" alone could be either, so it is neither.
+    first, second = masked(
+        [
+            {"name": "Ada Okafor", "clinical_note": "Ada called back."},
+            {"name": "Ada Lindqvist", "clinical_note": "no change"},
+        ]
+    )
+    note_pseudonym = first["clinical_note"].removesuffix(" called back.")
+    assert note_pseudonym.startswith("[NAME:")
+    assert note_pseudonym not in (first["name"], second["name"])
