@@ -5,7 +5,8 @@ ProcessingRequests to ProcessingResponses, with no server in it.
   and nothing can slip past the masker inside a compressed body;
 - response headers: the body mode is chosen from the content type (buffered for JSON,
   streamed for `text/event-stream`, so SSE events reach the client as they come); the
-  length goes, since masking changes it; an encoding is decoded (gzip) or refused;
+  length goes, since masking changes it; an encoding is decoded (gzip) or refused; a
+  header in which a detector finds PHI is removed;
 - response body: masked, whole or event by event;
 - anything that cannot be masked ends the exchange with a 502 carrying no body of the
   MCP server's, and an unknown message is an error, never a pass-through."""
@@ -38,6 +39,15 @@ AUTHZ_NAMESPACE = "envoy.filters.http.ext_authz"
 # patient data. Listings are masked (resource names may name patients), except that
 # tools/list goes through the tool filter, whose schemas masking would break.
 PROTOCOL_METHODS = frozenset({"initialize", "ping", "server/discover"})
+# Response headers the protocol needs as they are, that carry no patient data, and that a
+# detector might misread (a session id of digits looks like a phone number).
+_PROTOCOL_HEADERS = frozenset(
+    {
+        *("content-type", "content-length", "content-encoding", "transfer-encoding"),
+        *("connection", "date", "server", "cache-control", "vary", "x-request-id"),
+        *("mcp-session-id", "mcp-protocol-version", "x-envoy-upstream-service-time"),
+    }
+)
 
 
 class ExchangeError(CustosError):
@@ -153,7 +163,8 @@ class Exchange:
         self._text_ok = content_type == "text/plain"
         if streamed:
             self._sse = SseRewriter(rewrite, rewrite_other=self._mask_line)
-        mutation = ext_proc.HeaderMutation(remove_headers=["content-length", "content-encoding"])
+        removed = ["content-length", "content-encoding", *self._headers_with_phi(headers)]
+        mutation = ext_proc.HeaderMutation(remove_headers=removed)
         body_mode = Mode.STREAMED if streamed else Mode.BUFFERED
         return ext_proc.ProcessingResponse(
             response_headers=ext_proc.HeadersResponse(
@@ -161,6 +172,19 @@ class Exchange:
             ),
             mode_override=Mode(response_body_mode=body_mode),
         )
+
+    def _headers_with_phi(self, headers: ext_proc.HttpHeaders) -> list[str]:
+        """Names of the answer's headers in which a detector finds PHI: removed whole (a
+        header is not a document to rewrite), every value of that name."""
+        found: set[str] = set()
+        for header in headers.headers.headers:
+            name = header.key.lower()
+            if name in _PROTOCOL_HEADERS or name.startswith(":") or name in found:
+                continue
+            value = header.raw_value.decode("latin-1") or header.value
+            if self.masker.mask_text(value, self.report) != value:
+                found.add(name)
+        return sorted(found)
 
     def _request_body(self, body: ext_proc.HttpBody) -> ext_proc.ProcessingResponse:
         if not self.masker.config.mask_requests:

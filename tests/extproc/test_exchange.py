@@ -252,3 +252,21 @@ def test_a_listing_of_tools_that_is_not_a_listing_is_masked(exchange: Exchange) 
     error = {"jsonrpc": "2.0", "id": 1, "error": {"code": 1, "message": "SSN 123-45-6789"}}
     out = exchange.handle(body(f"data: {json.dumps(error)}\n\n".encode(), end=True))
     assert b"123-45-6789" not in out.response_body.response.body_mutation.body
+
+
+def test_a_response_header_holding_phi_is_removed_and_protocol_headers_kept(
+    exchange: Exchange,
+) -> None:
+    started = exchange.handle(
+        headers(
+            "response_headers",
+            content_type="application/json",
+            mcp_session_id="5550100101",  # digits, but the protocol's: kept as it is
+            x_patient_contact="ada@example.org",
+            x_trace="abc",
+        )
+    )
+    removed = started.response_headers.response.header_mutation.remove_headers
+    assert "x-patient-contact" in removed
+    assert "mcp-session-id" not in removed and "x-trace" not in removed
+    assert exchange.report.counts == {"email": 1}
