@@ -46,6 +46,7 @@ _PROTOCOL_HEADERS = frozenset(
         *("content-type", "content-length", "content-encoding", "transfer-encoding"),
         *("connection", "date", "server", "cache-control", "vary", "x-request-id"),
         *("mcp-session-id", "mcp-protocol-version", "x-envoy-upstream-service-time"),
+        "www-authenticate",  # ext_authz's 401: the URL of the resource metadata document
     }
 )
 
