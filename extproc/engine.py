@@ -212,14 +212,17 @@ class Masker:
                 return _DROPPED
             raw = value if isinstance(value, str) else json_codec.dumps(value)
             return self._replacement(entity, raw, walk)
-        if isinstance(value, dict):
-            items = ((k, self._value(v, (*path, k), walk)) for k, v in value.items())
-            return {k: v for k, v in items if v is not _DROPPED}
-        if isinstance(value, list):
-            items_ = (self._value(v, (*path, i), walk) for i, v in enumerate(value))
-            return [v for v in items_ if v is not _DROPPED]
         if isinstance(value, str):
             return self._string(value, path, walk)
+        if isinstance(value, dict):
+            out: dict[str, Any] = {}
+            for key, item in value.items():
+                if (masked := self._value(item, (*path, key), walk)) is not _DROPPED:
+                    out[key] = masked
+            return out
+        if isinstance(value, list):
+            items = (self._value(item, (*path, i), walk) for i, item in enumerate(value))
+            return [masked for masked in items if masked is not _DROPPED]
         return value
 
     def _string(self, text: str, path: Path, walk: _Walk) -> str:
