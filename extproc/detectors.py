@@ -13,9 +13,6 @@ little more than one; no branch nests quantifiers over overlapping classes, so n
 backtracks catastrophically (and the few open-ended ones are bounded, so text such as
 "a.a.a.a..." costs linear time).
 
-Faster still: a Hyperscan prefilter (`extproc.prefilter`) finds in one pass where any
-branch could match, and the scan jumps straight there; the findings are the same.
-
 Overlaps: where a branch matches, the later branches whose lead accepts the same character
 are tried at that same position too; the scan then goes on after the accepted finding, since
 whatever starts inside it would lose to it. The candidates are settled by `_resolve`.
@@ -37,7 +34,6 @@ from extproc.branches import (
     tries,
 )
 from extproc.findings import Finding
-from extproc.prefilter import Prefilter
 
 __all__ = ["BUILTIN_ENTITIES", "PatternSpec", "Scanner", "ScannerSpec"]
 
@@ -65,8 +61,6 @@ class ScannerSpec:
 
 _ENTITY = re.compile(r"[a-z][a-z0-9_]{0,31}")  # the config's Entity: a metric label
 _BACKREF = re.compile(r"(?<!\\)(?:\\\\)*(?:\\[1-9]|\(\?P=|\(\?\()")
-# Below this, a Hyperscan pass costs more than the `re` positions it would save.
-_PREFILTER_FROM_CHARS = 256
 _GLOBAL_FLAGS = re.compile(r"\(\?([aiLmsux]+)\)")
 
 
@@ -125,7 +119,7 @@ def _words_branches(entity: str, words: Sequence[str]) -> list[Branch]:
 class Scanner:
     """Finds identifiers in text; built once from a spec, then `scan` is thread-safe."""
 
-    def __init__(self, spec: ScannerSpec | None = None, *, prefilter: bool = True) -> None:
+    def __init__(self, spec: ScannerSpec | None = None) -> None:
         spec = spec or ScannerSpec()
         enabled = BUILTIN_ENTITIES if spec.builtin is None else frozenset(spec.builtin)
         if unknown := enabled - BUILTIN_ENTITIES:
@@ -147,12 +141,6 @@ class Scanner:
         except re.error as exc:  # each custom regex compiled alone; together they clash
             names = ", ".join(repr(p.entity) for p in spec.custom)
             raise ValueError(f"custom patterns for entities {names} conflict: {exc}") from exc
-        self._prefilter = Prefilter.build([b.regex for b in self._branches]) if prefilter else None
-
-    @property
-    def accelerated(self) -> bool:
-        """Whether a Hyperscan prefilter skips the text no detector could match."""
-        return self._prefilter is not None
 
     def _pattern(self, indices: tuple[int, ...]) -> re.Pattern[str]:
         """The alternation of these branches: branch i ends with an empty group `_b{i}`,
@@ -197,14 +185,7 @@ class Scanner:
         )
         pos = 0
         follow, following = self._follow, self._following
-        skip = None
-        if self._prefilter is not None and len(text) >= _PREFILTER_FROM_CHARS:
-            skip = self._prefilter.skipper(text)
-        while True:
-            if skip is not None and (pos := skip(pos)) < 0:
-                break
-            if (match := search(text, pos)) is None:
-                break
+        while (match := search(text, pos)) is not None:
             at = match.start()
             pos = at + 1
             while True:
