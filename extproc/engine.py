@@ -30,8 +30,11 @@ from extproc.literals import LiteralFinder, literal_finder
 
 # JSON-RPC's own members: never PHI, and masking them would break the protocol.
 _ENVELOPE = frozenset({"jsonrpc", "id", "method"})
-# The initialize result's protocol members: a protocol version looks like a date.
-_HANDSHAKE = frozenset({"protocolVersion", "capabilities", "serverInfo"})
+# The protocol members of the results of initialize and server/discover, left as they are
+# in those answers only: a protocol version looks like a date.
+_HANDSHAKE = frozenset(
+    {"protocolVersion", "supportedVersions", "capabilities", "serverInfo", "instructions"}
+)
 _DROPPED = object()
 _SHARED_DOCUMENTS = 4
 
@@ -125,12 +128,18 @@ class Masker:
         return masked
 
     def mask_json_text(
-        self, text: str, report: MaskReport, keep: frozenset[str] = frozenset()
+        self,
+        text: str,
+        report: MaskReport,
+        keep: frozenset[str] = frozenset(),
+        handshake: bool = False,
     ) -> str:
+        """`handshake`: the answer to a protocol method, whose results' protocol members
+        pass as they are (everything else in it is masked, notifications included)."""
         document = _parsed(text)
         messages = document if isinstance(document, list) else [document]
         try:
-            walk = self._walk_of([(document, ())], report, keep)
+            walk = self._walk_of([(document, ())], report, keep, handshake)
             masked = [self._message(m, walk) for m in messages]
         except RecursionError as exc:
             raise MaskingError("body is nested too deeply to mask") from exc
@@ -160,7 +169,11 @@ class Masker:
         return json_codec.dumps(document).encode()
 
     def _walk_of(
-        self, roots: list[tuple[Any, Path]], report: MaskReport, keep: frozenset[str]
+        self,
+        roots: list[tuple[Any, Path]],
+        report: MaskReport,
+        keep: frozenset[str],
+        handshake: bool = False,
     ) -> _Walk:
         """A pass over what is to be masked (values and their paths), knowing the values
         its field rules mark (to find them again in free text) and its embedded JSON
@@ -171,7 +184,7 @@ class Masker:
             self._collect(value, path, known, parsed)
         for entity in keep:
             known.pop(entity, None)
-        return _Walk(report, literal_finder(known), keep, parsed=parsed)
+        return _Walk(report, literal_finder(known), keep, handshake, parsed=parsed)
 
     def _message(self, message: Any, walk: _Walk) -> Any:
         if not isinstance(message, dict):
@@ -192,7 +205,7 @@ class Masker:
     def _result(self, result: dict[str, Any], walk: _Walk) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for key, value in result.items():
-            if key in _HANDSHAKE:
+            if walk.handshake and key in _HANDSHAKE:
                 out[key] = value
                 continue
             if key == "structuredContent" and self._fields.entity_at(("result", key)) is None:
@@ -317,6 +330,7 @@ class _Walk:
     report: MaskReport
     literals: LiteralFinder | None
     keep: frozenset[str] = frozenset()  # entities this caller may see
+    handshake: bool = False  # a protocol method's answer: its protocol members pass
     seen: dict[str, tuple[str, Counter[str]]] = field(default_factory=dict)
     replaced: dict[tuple[str, str], str] = field(default_factory=dict)
     documents: list[tuple[str, Any, MaskReport]] = field(default_factory=list)  # JSON text

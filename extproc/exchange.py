@@ -26,7 +26,6 @@ from google.protobuf import struct_pb2
 
 from custos.errors import CustosError
 from custos.policy import HttpRequest, Identity, McpCall, PolicyInput
-from extproc import json_codec
 from extproc.engine import Masker, MaskingError, MaskReport, embedded_json
 from extproc.metrics import MaskingMetrics
 from extproc.sse import SseRewriter
@@ -107,7 +106,8 @@ class Exchange:
 
     def _rewrite(self) -> Callable[[str], str]:
         """What the answer's JSON goes through: the tools filter for a listing of tools,
-        the masker for everything else but the results of protocol methods."""
+        the masker for everything else (which leaves the protocol members of a protocol
+        method's results as they are)."""
         keep = self.masker.unmasked_for(self._policy_input())
         tools = self.tools if self._methods == {"tools/list"} else None
         protocol = self._protocol_only()
@@ -115,12 +115,9 @@ class Exchange:
         def rewrite(text: str) -> str:
             if not text.strip():  # an SSE priming event carries empty data
                 return text
-            if protocol and _only_results(text):
-                return text
             if tools is not None and (listing := tools.filter(text, self._identity)):
                 return listing
-            # Notifications and requests on the same stream, and errors: masked.
-            return self.masker.mask_json_text(text, self.report, keep)
+            return self.masker.mask_json_text(text, self.report, keep, handshake=protocol)
 
         return rewrite
 
@@ -216,19 +213,6 @@ class Exchange:
         else:
             masked = self._json_rewrite(text).encode()
         return _body_response(masked, self.report)
-
-
-def _only_results(text: str) -> bool:
-    """Whether this JSON-RPC text holds nothing but results (a protocol method's answer)."""
-    try:
-        document = json_codec.loads(text)
-    except (ValueError, RecursionError):
-        return False  # the masker refuses it
-    messages = document if isinstance(document, list) else [document]
-    return bool(messages) and all(
-        isinstance(m, dict) and "result" in m and "method" not in m and "error" not in m
-        for m in messages
-    )
 
 
 def _request_headers(mask_body: bool) -> ext_proc.ProcessingResponse:

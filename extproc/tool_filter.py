@@ -62,7 +62,16 @@ class ToolFilter:
         return decide(self._policy.policy, inp).allowed
 
 
+# What a tools/list answer holds, and nothing else: anything more is masked with the rest.
+_MESSAGE_KEYS = frozenset({"jsonrpc", "id", "result"})
+_RESULT_KEYS = frozenset({"tools", "nextCursor"})
+
+
 def _tools_of(message: Any) -> list[Any] | None:
-    result = message.get("result") if isinstance(message, dict) else None
-    tools = result.get("tools") if isinstance(result, dict) else None
+    if not isinstance(message, dict) or not message.keys() <= _MESSAGE_KEYS:
+        return None
+    result = message.get("result")
+    if not isinstance(result, dict) or not result.keys() <= _RESULT_KEYS:
+        return None
+    tools = result.get("tools")
     return tools if isinstance(tools, list) else None

@@ -242,7 +242,20 @@ def test_a_handshake_result_passes_but_notifications_on_its_stream_are_masked(
     out = exchange.handle(body(stream, end=True)).response_body.response.body_mutation.body
     first, second = out.decode().split("\n\n")[:2]
     assert "123-45-6789" not in first and "***-**-6789" in first
-    assert second == f"data: {handshake}"  # byte for byte: versions look like dates
+    # Versions look like dates: the handshake's protocol members pass as they are.
+    assert json.loads(second.removeprefix("data: ")) == json.loads(handshake)
+
+
+def test_only_the_protocol_members_of_a_handshake_answer_pass(exchange: Exchange) -> None:
+    # A server slipping another result into the answer to initialize gets it masked.
+    exchange.handle(decided(["initialize"]))
+    batch = [
+        {"jsonrpc": "2.0", "id": 0, "result": {"protocolVersion": "2025-06-18"}},
+        {"jsonrpc": "2.0", "id": 7, "result": {"content": [{"text": "SSN 123-45-6789"}]}},
+    ]
+    out = exchange.handle(body(f"data: {json.dumps(batch)}\n\n".encode(), end=True))
+    text = out.response_body.response.body_mutation.body.decode()
+    assert "123-45-6789" not in text and "2025-06-18" in text
 
 
 def test_a_listing_of_tools_that_is_not_a_listing_is_masked(exchange: Exchange) -> None:
@@ -251,6 +264,12 @@ def test_a_listing_of_tools_that_is_not_a_listing_is_masked(exchange: Exchange) 
     exchange.handle(decided(["tools/list"]))
     error = {"jsonrpc": "2.0", "id": 1, "error": {"code": 1, "message": "SSN 123-45-6789"}}
     out = exchange.handle(body(f"data: {json.dumps(error)}\n\n".encode(), end=True))
+    assert b"123-45-6789" not in out.response_body.response.body_mutation.body
+    # A listing with anything beside its tools is masked whole, not filtered and passed.
+    exchange = Exchange(exchange.masker, tools=exchange.tools)
+    exchange.handle(decided(["tools/list"]))
+    padded = {"jsonrpc": "2.0", "id": 1, "result": {"tools": [], "_meta": {"n": "123-45-6789"}}}
+    out = exchange.handle(body(f"data: {json.dumps(padded)}\n\n".encode(), end=True))
     assert b"123-45-6789" not in out.response_body.response.body_mutation.body
 
 
