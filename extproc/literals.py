@@ -8,10 +8,10 @@ regex per answer, keeps the cost of an answer with thousands of marked values li
 
 from __future__ import annotations
 
-import itertools
+import bisect
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from extproc.findings import Finding
 
@@ -74,41 +74,52 @@ def _find_in_folded(
     terms: Mapping[tuple[str, ...], Term],
     sizes: Mapping[str, list[int]],
 ) -> list[Finding]:
-    """Only where the first words occur (found with `str.find`); the rest of the text is
-    never tokenised in Python. The earlier value wins an overlap, then the longer."""
-    candidates: list[Finding] = []
-    for first in present:
-        at = folded.find(first)
-        while at >= 0:
-            end = at + len(first)
-            found = _whole_word(folded, at, end) and _longest_term(folded, at, first, terms, sizes)
-            if found:
-                candidates.append(found)
-            at = folded.find(first, end)
+    """Only where the first words occur (found with `str.find`), left to right, the longest
+    term at each, then on past it. The text is tokenised (once) only if a term of several
+    words must be checked."""
+    starts = sorted((at, first) for first in present for at in _occurrences(folded, first))
+    tokens: _Tokens | None = None
     found: list[Finding] = []
-    for candidate in sorted(candidates, key=lambda f: (f.start, -f.end)):
-        if not found or candidate.start >= found[-1].end:
-            found.append(candidate)
+    reach = 0
+    for at, first in starts:
+        if at < reach:  # inside a value already found
+            continue
+        lengths = sizes[first]
+        if lengths == [1]:
+            entity, stands_for = terms[(first,)]
+            found.append(Finding(entity, at, at + len(first), stands_for))
+            reach = at + len(first)
+            continue
+        tokens = tokens or _Tokens(folded)
+        i = bisect.bisect_left(tokens.starts, at)
+        for size in lengths:
+            if i + size > len(tokens.words):  # a shorter slice could equal a shorter term
+                continue
+            term = terms.get(tuple(tokens.words[i : i + size]))
+            if term is not None:
+                reach = tokens.ends[i + size - 1]
+                found.append(Finding(term[0], at, reach, term[1]))
+                break
     return found
 
 
-def _longest_term(
-    folded: str,
-    at: int,
-    first: str,
-    terms: Mapping[tuple[str, ...], Term],
-    sizes: Mapping[str, list[int]],
-) -> Finding | None:
-    longest = sizes[first][0]
-    tokens = list(itertools.islice(_WORD.finditer(folded, at), longest))
-    for size in sizes[first]:
-        if size <= len(tokens) and (term := terms.get(_group(tokens[:size]))) is not None:
-            return Finding(term[0], at, tokens[size - 1].end(), term[1])
-    return None
+class _Tokens:
+    """A text's words, with where each starts and ends."""
+
+    def __init__(self, text: str) -> None:
+        matches = list(_WORD.finditer(text))
+        self.words = [m.group() for m in matches]
+        self.starts = [m.start() for m in matches]
+        self.ends = [m.end() for m in matches]
 
 
-def _group(tokens: list[re.Match[str]]) -> tuple[str, ...]:
-    return tuple(t.group() for t in tokens)
+def _occurrences(folded: str, word: str) -> Iterator[int]:
+    """Where `word` stands as a whole word."""
+    at = folded.find(word)
+    while at >= 0:
+        if _whole_word(folded, at, at + len(word)):
+            yield at
+        at = folded.find(word, at + len(word))
 
 
 def _whole_word(text: str, start: int, end: int) -> bool:

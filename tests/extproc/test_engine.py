@@ -205,6 +205,16 @@ def test_many_names_sharing_a_first_word_do_not_make_masking_quadratic() -> None
     assert report.counts["name"] == 3000 + 20000
 
 
+def test_a_long_marked_value_repeated_in_a_note_is_found_each_time() -> None:
+    # Attacker-shaped too: a "name" of 2,000 words and a note of 14,000 of that word. Each
+    # word is looked at once, not once per term that starts with it.
+    config = MaskingConfig.model_validate({"fields": [{"path": "name", "entity": "name"}]})
+    body = {"jsonrpc": "2.0", "id": 1, "result": {"name": "Abc " * 2000, "note": "abc " * 14000}}
+    report = MaskReport()
+    Masker(config).mask_body(json.dumps(body).encode(), report)
+    assert report.counts["name"] == 1 + 14000 // 2000
+
+
 def test_a_first_name_alone_gets_the_pseudonym_of_the_whole_name(masker: Masker) -> None:
     # One person, one pseudonym: an agent can tell the note speaks of the same patient.
     def masked(patients: list[dict[str, str]]) -> list[dict[str, str]]:
