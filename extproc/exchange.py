@@ -90,6 +90,19 @@ class Exchange:
             return self.refuse(exc)
         raise ExchangeError(f"unexpected ext_proc message {kind!r}")
 
+    def work_bytes(self, request: ext_proc.ProcessingRequest) -> int:
+        """About how many bytes handling this message masks: the servicer sends heavy ones
+        to a worker thread with a time limit. A gzip body may inflate to the bound, and an
+        SSE chunk completes an event that may have grown chunk by chunk."""
+        if request.HasField("request_body"):
+            return len(request.request_body.body)
+        if not request.HasField("response_body"):
+            return 0
+        if self._gzip:
+            return self.masker.config.max_body_bytes
+        pending = self._sse.pending_bytes if self._sse is not None else 0
+        return pending + len(request.response_body.body)
+
     def refuse(self, exc: CustosError) -> ext_proc.ProcessingResponse:
         """The exchange ends with a 502 that carries nothing of the MCP server's."""
         if self.metrics is not None:

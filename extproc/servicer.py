@@ -45,7 +45,7 @@ class ExternalProcessorServicer(ext_proc_grpc.ExternalProcessorServicer):
         async for request in request_iterator:
             started = time.perf_counter()
             # An ExchangeError ends the stream; Envoy, failing closed, answers the client.
-            if _body_bytes(request) <= self._inline:
+            if exchange.work_bytes(request) <= self._inline:
                 response = exchange.handle(request)
             else:
                 response = await self._off_loop(exchange, request)
@@ -63,11 +63,3 @@ class ExternalProcessorServicer(ext_proc_grpc.ExternalProcessorServicer):
         except TimeoutError:
             # The thread cannot be stopped; it finishes unobserved, its result dropped.
             return exchange.refuse(MaskingError(f"masking took longer than {limit:g} s"))
-
-
-def _body_bytes(request: ext_proc.ProcessingRequest) -> int:
-    if request.HasField("response_body"):
-        return len(request.response_body.body)
-    if request.HasField("request_body"):
-        return len(request.request_body.body)
-    return 0

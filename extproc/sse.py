@@ -85,6 +85,11 @@ class SseRewriter:
         self._buf += chunk
         return self._guarded(final=False)
 
+    @property
+    def pending_bytes(self) -> int:
+        """The held-back bytes of an event not complete yet."""
+        return len(self._buf)
+
     def finish(self) -> bytes:
         """End of stream: return what is left. A final event without its blank line is
         rewritten too, and goes out without a terminator it did not have."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 from collections.abc import AsyncIterator, Iterable
 
@@ -69,6 +70,25 @@ async def test_a_body_that_takes_too_long_to_mask_is_refused(
         "custos_masking_refusals_total", {"code": "masking_failed"}
     )
     assert refusals == 1
+
+
+async def test_a_small_gzip_body_that_inflates_is_held_to_the_limit_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Small on the wire, megabytes once inflated: judged by what it becomes.
+    servicer = ExternalProcessorServicer(masker(monkeypatch, mask_timeout_ms=10))
+    header = base_pb2.HeaderValue(key="content-type", raw_value=b"application/json")
+    encoding = base_pb2.HeaderValue(key="content-encoding", raw_value=b"gzip")
+    gzip_headers = ext_proc.ProcessingRequest(
+        response_headers=ext_proc.HttpHeaders(
+            headers=base_pb2.HeaderMap(headers=[header, encoding])
+        )
+    )
+    inflating = answer(notes=20_000)
+    inflating.response_body.body = gzip.compress(inflating.response_body.body)
+    assert len(inflating.response_body.body) < 64 * 1024
+    _, refused = await responses(servicer, [gzip_headers, inflating])
+    assert refused.immediate_response.details == "masking_failed"
 
 
 async def test_a_big_body_does_not_hold_up_small_ones(monkeypatch: pytest.MonkeyPatch) -> None:
