@@ -9,6 +9,7 @@ regex per answer, keeps the cost of an answer with thousands of marked values li
 from __future__ import annotations
 
 import bisect
+import itertools
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -21,6 +22,7 @@ Term = tuple[str, str | None]  # entity, and the whole name a part stands for
 _WORD = re.compile(r"\w+")
 _MIN_LITERAL = 3  # shorter marked values ("Al", "12") would mask ordinary words
 _NAME_ENTITIES = frozenset({"name"})
+_LOCAL_WORDS = 8  # terms up to this long are checked against the words read at the spot
 
 
 def literal_finder(known: Mapping[str, Iterable[str]]) -> LiteralFinder | None:
@@ -75,23 +77,22 @@ def _find_in_folded(
     sizes: Mapping[str, list[int]],
 ) -> list[Finding]:
     """Only where the first words occur (found with `str.find`), left to right, the longest
-    term at each, then on past it. The text is tokenised (once) only if a term of several
-    words must be checked."""
+    term at each, then on past it. The words after an occurrence are read from it when the
+    terms are short; for long ones, from the whole text tokenised once, so that a long term
+    costs C-speed slicing at each occurrence, not a fresh tokenisation."""
     starts = sorted((at, first) for first in present for at in _occurrences(folded, first))
-    tokens: _Tokens | None = None
+    whole: _Tokens | None = None
     found: list[Finding] = []
     reach = 0
     for at, first in starts:
         if at < reach:  # inside a value already found
             continue
         lengths = sizes[first]
-        if lengths == [1]:
-            entity, stands_for = terms[(first,)]
-            found.append(Finding(entity, at, at + len(first), stands_for))
-            reach = at + len(first)
-            continue
-        tokens = tokens or _Tokens(folded)
-        i = bisect.bisect_left(tokens.starts, at)
+        if lengths[0] <= _LOCAL_WORDS:
+            tokens, i = _Tokens(folded, at, lengths[0]), 0
+        else:
+            whole = whole or _Tokens(folded)
+            tokens, i = whole, bisect.bisect_left(whole.starts, at)
         for size in lengths:
             if i + size > len(tokens.words):  # a shorter slice could equal a shorter term
                 continue
@@ -104,10 +105,10 @@ def _find_in_folded(
 
 
 class _Tokens:
-    """A text's words, with where each starts and ends."""
+    """A text's words (from `start`, at most `limit`), with where each starts and ends."""
 
-    def __init__(self, text: str) -> None:
-        matches = list(_WORD.finditer(text))
+    def __init__(self, text: str, start: int = 0, limit: int | None = None) -> None:
+        matches = list(itertools.islice(_WORD.finditer(text, start), limit))
         self.words = [m.group() for m in matches]
         self.starts = [m.start() for m in matches]
         self.ends = [m.end() for m in matches]
