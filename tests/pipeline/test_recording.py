@@ -1,16 +1,6 @@
 """The ext_authz pipeline end to end, recording: exactly one verdict per check through
 `on_verdict`, whatever its outcome, including a check cancelled while it waits on
-the IdP.
-
-Every object is the real one: the development OIDC issuer served over HTTP on loopback,
-an `httpx.AsyncClient` fetching its discovery document and JWKS, `IssuerKeys`,
-`TokenVerifier`, `TokenCache`, a `PolicyReloader` on the example policy, `CredentialSource`
-and `ResponseBuilder`. Verdicts are captured through `on_verdict`, the hook the metrics
-(and later the audit record) hang on, so the tests see exactly what would be recorded.
-
-Assertions are made on the protobuf fields Envoy acts on (status, headers to set and
-remove, the denial's HTTP status, headers and body, dynamic metadata), because a field
-set wrong there is a request Envoy forwards or refuses wrongly."""
+the IdP."""
 
 from __future__ import annotations
 
