@@ -1,6 +1,6 @@
 """JSON in and out of the masking walk: written back with the values it was read with
-(as the stdlib would write them: `1e5` comes back `100000.0`, and of duplicate keys the
-last stays, as every JSON reader keeps it).
+(as the stdlib would write them: `1e5` comes back `100000.0`; of duplicate keys, the
+last one stays).
 
 The stdlib reads (as fast as orjson on string-heavy answers, and exactly: integers of any
 size, NaN, lone surrogate escapes); orjson writes, several times faster, above all when
