@@ -10,6 +10,7 @@ repeats the patient's name, or just the first name), which no pattern could know
 
 from __future__ import annotations
 
+import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -115,14 +116,16 @@ class Masker:
         except UnicodeDecodeError as exc:
             raise MaskingError("body is not UTF-8") from exc
 
-    def mask_text_body(self, body: bytes, report: MaskReport) -> bytes:
+    def mask_text_body(
+        self, body: bytes, report: MaskReport, deadline: float | None = None
+    ) -> bytes:
         """A body that is not JSON, scanned as text."""
-        return self.mask_text(self.decoded(body), report).encode()
+        return self.mask_text(self.decoded(body), report, deadline).encode()
 
-    def mask_text(self, text: str, report: MaskReport) -> str:
+    def mask_text(self, text: str, report: MaskReport, deadline: float | None = None) -> str:
         """Free text outside any JSON document (a plain-text body, an SSE comment)."""
         found = Counter[str]()
-        masked = self._free_text(text, found, _Walk(report, literals=None))
+        masked = self._free_text(text, found, _Walk(report, literals=None, deadline=deadline))
         for entity, count in found.items():
             report.add(entity, (), count)
         return masked
@@ -133,13 +136,15 @@ class Masker:
         report: MaskReport,
         keep: frozenset[str] = frozenset(),
         handshake: bool = False,
+        deadline: float | None = None,
     ) -> str:
         """`handshake`: the answer to a protocol method, whose results' protocol members
-        pass as they are (everything else in it is masked, notifications included)."""
+        pass as they are (everything else in it is masked, notifications included).
+        `deadline` (`time.monotonic()`): past it, masking stops with a MaskingError."""
         document = _parsed(text)
         messages = document if isinstance(document, list) else [document]
         try:
-            walk = self._walk_of([(document, ())], report, keep, handshake)
+            walk = self._walk_of([(document, ())], report, keep, handshake, deadline)
             masked = [self._message(m, walk) for m in messages]
         except RecursionError as exc:
             raise MaskingError("body is nested too deeply to mask") from exc
@@ -174,6 +179,7 @@ class Masker:
         report: MaskReport,
         keep: frozenset[str],
         handshake: bool = False,
+        deadline: float | None = None,
     ) -> _Walk:
         """A pass over what is to be masked (values and their paths), knowing the values
         its field rules mark (to find them again in free text) and its embedded JSON
@@ -184,7 +190,7 @@ class Masker:
             self._collect(value, path, known, parsed)
         for entity in keep:
             known.pop(entity, None)
-        return _Walk(report, literal_finder(known), keep, handshake, parsed=parsed)
+        return _Walk(report, literal_finder(known), keep, handshake, deadline, parsed=parsed)
 
     def _message(self, message: Any, walk: _Walk) -> Any:
         if not isinstance(message, dict):
@@ -292,6 +298,8 @@ class Masker:
     def _free_text(self, text: str, found: Counter[str], walk: _Walk) -> str:
         """`text` with what the detectors and the answer's marked values find masked;
         `found` counts it by entity."""
+        if walk.deadline is not None and time.monotonic() > walk.deadline:
+            raise MaskingError("masking took longer than its time limit")
         findings = self._scanner.scan(text)
         if walk.literals is not None:
             findings = _merge(findings, walk.literals(text))
@@ -331,6 +339,7 @@ class _Walk:
     literals: LiteralFinder | None
     keep: frozenset[str] = frozenset()  # entities this caller may see
     handshake: bool = False  # a protocol method's answer: its protocol members pass
+    deadline: float | None = None  # time.monotonic() past which masking gives up
     seen: dict[str, tuple[str, Counter[str]]] = field(default_factory=dict)
     replaced: dict[tuple[str, str], str] = field(default_factory=dict)
     documents: list[tuple[str, Any, MaskReport]] = field(default_factory=list)  # JSON text

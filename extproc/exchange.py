@@ -13,6 +13,7 @@ ProcessingRequests to ProcessingResponses, with no server in it.
 
 from __future__ import annotations
 
+import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -68,6 +69,7 @@ class Exchange:
     _methods: frozenset[str] = frozenset()
     _identity: Identity | None = None
     _text_ok: bool = False
+    _deadline: float | None = None  # for the body message in hand: mask_timeout_ms from it
     _json_rewrite: Callable[[str], str] | None = None  # set by the response headers
 
     def handle(self, request: ext_proc.ProcessingRequest) -> ext_proc.ProcessingResponse:
@@ -130,7 +132,9 @@ class Exchange:
                 return text
             if tools is not None and (listing := tools.filter(text, self._identity)):
                 return listing
-            return self.masker.mask_json_text(text, self.report, keep, handshake=protocol)
+            return self.masker.mask_json_text(
+                text, self.report, keep, handshake=protocol, deadline=self._deadline
+            )
 
         return rewrite
 
@@ -210,6 +214,7 @@ class Exchange:
         )
 
     def _response_body(self, body: ext_proc.HttpBody) -> ext_proc.ProcessingResponse:
+        self._deadline = time.monotonic() + self.masker.config.mask_timeout_ms / 1000
         if self._sse is not None:
             out = self._sse.feed(body.body)
             if body.end_of_stream:
@@ -222,7 +227,7 @@ class Exchange:
         raw = _gunzip(body.body, self.masker.config.max_body_bytes) if self._gzip else body.body
         text = self.masker.decoded(raw)
         if self._text_ok and embedded_json(text) is None:
-            masked = self.masker.mask_text_body(raw, self.report)
+            masked = self.masker.mask_text_body(raw, self.report, self._deadline)
         else:
             masked = self._json_rewrite(text).encode()
         return _body_response(masked, self.report)

@@ -1,9 +1,9 @@
 """The gRPC adapter: each ext_proc stream is one exchange, message in, message out.
 
 Small messages are handled on the event loop: a thread hop would cost more than masking
-them. A big body is masked in a worker thread with a time limit, so the loop goes on
-serving other exchanges meanwhile (the GIL changes hands every few milliseconds), and an
-answer that takes too long is refused rather than waited for."""
+them. A big body is masked in a worker thread, so the loop goes on serving other
+exchanges meanwhile (the GIL changes hands every few milliseconds); an answer that takes
+longer than `mask_timeout_ms` is refused rather than waited for."""
 
 from __future__ import annotations
 
@@ -61,5 +61,6 @@ class ExternalProcessorServicer(ext_proc_grpc.ExternalProcessorServicer):
         try:
             return await asyncio.wait_for(asyncio.to_thread(exchange.handle, request), limit)
         except TimeoutError:
-            # The thread cannot be stopped; it finishes unobserved, its result dropped.
+            # The thread cannot be stopped from here: the masker gives up at the same
+            # deadline, and what it returns is dropped.
             return exchange.refuse(MaskingError(f"masking took longer than {limit:g} s"))

@@ -289,3 +289,18 @@ def test_a_response_header_holding_phi_is_removed_and_protocol_headers_kept(
     assert "x-patient-contact" in removed
     assert "mcp-session-id" not in removed and "x-trace" not in removed
     assert exchange.report.counts == {"email": 1}
+
+
+def test_masking_gives_up_at_its_time_limit_by_itself(exchange: Exchange) -> None:
+    # No thread or timer around it: the masker checks the deadline as it goes, so a body
+    # masked past its limit stops, rather than burning on after its answer was refused.
+    config = exchange.masker.config.model_copy(update={"mask_timeout_ms": 10})
+    slow = Exchange(Masker(config))
+    slow.handle(headers("response_headers", content_type="application/json"))
+    notes = [
+        {"type": "text", "text": f"Patient Ada Okafor, SSN 123-45-{i:04d}"} for i in range(40_000)
+    ]
+    answer = json.dumps({"jsonrpc": "2.0", "id": 1, "result": {"content": notes}})
+    refused = slow.handle(body(answer.encode(), end=True))
+    assert refused.immediate_response.details == "masking_failed"
+    assert b"123-45-" not in refused.immediate_response.body
