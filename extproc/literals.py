@@ -40,10 +40,11 @@ def literal_finder(known: Mapping[str, Iterable[str]]) -> LiteralFinder | None:
                         parts[_words(part)].add(value)
                         terms.setdefault(_words(part), (entity, None))
     for part, wholes in parts.items():
-        entity, stands_for = terms[part]
-        if stands_for is None and len(wholes) == 1 and _words(next(iter(wholes))) != part:
+        entity = terms[part][0]
+        whole = next(iter(wholes))
+        if entity in _NAME_ENTITIES and len(wholes) == 1 and _words(whole) != part:
             # One person in this answer has that first (or last) name: the same pseudonym.
-            terms[part] = (entity, next(iter(wholes)))
+            terms[part] = (entity, whole)
     terms.pop((), None)
     if not terms:
         return None
