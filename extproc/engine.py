@@ -62,11 +62,6 @@ class MaskReport:
         for entity, paths in other._paths.items():
             self._paths[entity].update((*root, *path) for path in paths)
 
-    def merge(self, other: MaskReport) -> None:
-        self.counts.update(other.counts)
-        for entity, paths in other._paths.items():
-            self._paths[entity] |= paths
-
     def as_dict(self) -> dict[str, dict[str, Any]]:
         return {
             entity: {"count": count, "paths": sorted({render(p) for p in self._paths[entity]})}
