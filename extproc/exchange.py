@@ -157,9 +157,8 @@ class Exchange:
     def _response_headers(self, headers: ext_proc.HttpHeaders) -> ext_proc.ProcessingResponse:
         rewrite = self._rewrite()
         self._json_rewrite = rewrite
-        values = {
-            h.key.lower(): h.raw_value.decode("latin-1") or h.value for h in headers.headers.headers
-        }
+        pairs = _header_pairs(headers)
+        values = dict(pairs)
         encoding = values.get("content-encoding", "identity").strip().lower()
         if encoding == "gzip":
             self._gzip = True
@@ -178,7 +177,7 @@ class Exchange:
         self._text_ok = content_type == "text/plain"
         if streamed:
             self._sse = SseRewriter(rewrite, rewrite_other=self._mask_line)
-        removed = ["content-length", "content-encoding", *self._headers_with_phi(headers)]
+        removed = ["content-length", "content-encoding", *self._headers_with_phi(pairs)]
         mutation = ext_proc.HeaderMutation(remove_headers=removed)
         body_mode = Mode.STREAMED if streamed else Mode.BUFFERED
         return ext_proc.ProcessingResponse(
@@ -188,15 +187,13 @@ class Exchange:
             mode_override=Mode(response_body_mode=body_mode),
         )
 
-    def _headers_with_phi(self, headers: ext_proc.HttpHeaders) -> list[str]:
+    def _headers_with_phi(self, pairs: list[tuple[str, str]]) -> list[str]:
         """Names of the answer's headers in which a detector finds PHI: removed whole (a
         header is not a document to rewrite), every value of that name."""
         found: set[str] = set()
-        for header in headers.headers.headers:
-            name = header.key.lower()
+        for name, value in pairs:
             if name in _PROTOCOL_HEADERS or name.startswith(":") or name in found:
                 continue
-            value = header.raw_value.decode("latin-1") or header.value
             if self.masker.mask_text(value, self.report) != value:
                 found.add(name)
         return sorted(found)
@@ -231,6 +228,13 @@ class Exchange:
         else:
             masked = self._json_rewrite(text).encode()
         return _body_response(masked, self.report)
+
+
+def _header_pairs(headers: ext_proc.HttpHeaders) -> list[tuple[str, str]]:
+    """(lower-case name, value) of each header, repeated ones included."""
+    return [
+        (h.key.lower(), h.raw_value.decode("latin-1") or h.value) for h in headers.headers.headers
+    ]
 
 
 def _request_headers(mask_body: bool) -> ext_proc.ProcessingResponse:
