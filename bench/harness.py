@@ -55,7 +55,11 @@ class Front:
 
 
 def parse_args(
-    description: str, default_rate: float, argv: list[str] | None = None, profile: bool = False
+    description: str,
+    default_rate: float,
+    argv: list[str] | None = None,
+    profile: bool = False,
+    floor: bool = False,
 ) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--duration", type=int, default=10, help="seconds per measurement")
@@ -64,6 +68,12 @@ def parse_args(
     if profile:
         parser.add_argument(
             "--profile", action="store_true", help="run ext_authz under cProfile, print its top"
+        )
+    if floor:
+        parser.add_argument(
+            "--floor",
+            action="store_true",
+            help="give ext_proc rules that mask nothing: the path's cost before masking",
         )
     parser.add_argument(
         "--no-save", action="store_true", help=f"do not write JSON figures to {RESULTS_DIR}"

@@ -50,12 +50,13 @@ from wrkrun import run_wrk, wrk_binary
 
 from custos.children import Supervisor
 from custos.envoy_config import render_bootstrap
-from custos.stack import PSEUDONYM_KEY_ENV, LocalStack, Ports
+from custos.stack import EXAMPLE_MASKING, PSEUDONYM_KEY_ENV, LocalStack, Ports
 
 MAX_P99_ADDED_MS = 3.0  # issue 3, section 5b: at 200 req/s
 RECORDS = 8
 TARGET_BYTES = 16_000
 PYTHON_SERVICES = ("ext_authz", "ext_proc")
+NO_RULES = Path(__file__).parent / "mask_nothing.yaml"
 
 # Allowed for alice (phi-readers) by readers-read-patients in examples/policy.yaml.
 TOOL_CALL_BODY = orjson.dumps(
@@ -131,16 +132,19 @@ class Bench:
     wrk_script: Path
     upstream_body: str
     ssns: list[str]
+    floor: bool  # ext_proc masks nothing: what the path costs before any masking
 
     def target(self, front: Front, with_token: bool = True) -> Target:
         return front.target(request_headers(self.token), TOOL_CALL_BODY, with_token)
 
 
-async def start(children: Supervisor, work: Path) -> Bench:
+async def start(children: Supervisor, work: Path, floor: bool) -> Bench:
     """Every service, started in dependency order and checked listening."""
     ports = Ports.free()  # `mcp` goes to the trivial upstream, in the MCP server's place
-    # The example policy and masking rules, exactly as `make run` uses them.
-    stack = LocalStack(run_dir=work, ports=ports, quiet=True)
+    # The example policy and masking rules, exactly as `make run` uses them; for the
+    # floor, rules that mask nothing.
+    masking = NO_RULES if floor else EXAMPLE_MASKING
+    stack = LocalStack(run_dir=work, ports=ports, quiet=True, masking=masking)
     body, ssns = upstream_result()
     token = await start_common(children, work, stack, body)
     await children.spawn(
@@ -153,7 +157,7 @@ async def start(children: Supervisor, work: Path) -> Bench:
     # The shipped bootstrap, untouched: ext_authz and ext_proc both in the chain.
     bare, full = await start_fronts(children, work, stack, ("envoy-full", render_bootstrap))
     script = write_wrk_script(work, token, TOOL_CALL_BODY)
-    return Bench(stack, token, bare, full, script, body, ssns)
+    return Bench(stack, token, bare, full, script, body, ssns, floor)
 
 
 async def check_paths(bench: Bench) -> int:
@@ -170,17 +174,20 @@ async def check_paths(bench: Bench) -> int:
     if status != 200:
         raise BenchError(f"full front: expected 200, got {status}: {body[:300]!r}")
     text = body.decode()
-    leaked = [ssn for ssn in bench.ssns if ssn in text]
-    if leaked:
-        raise BenchError(f"full front: UNMASKED, SSNs {leaked} reached the client")
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
         raise BenchError(f"full front: the answer is not JSON: {body[:300]!r}") from exc
+    if bench.floor:
+        # Read, walked and written back by ext_proc, with nothing to change.
+        if document != json.loads(bench.upstream_body):
+            raise BenchError("floor: ext_proc with no rules changed the answer")
+    elif leaked := [ssn for ssn in bench.ssns if ssn in text]:
+        raise BenchError(f"full front: UNMASKED, SSNs {leaked} reached the client")
+    elif text == bench.upstream_body:
+        raise BenchError("full front: the answer is the upstream's, unchanged")
     if "result" not in document or document["result"].get("isError"):
         raise BenchError(f"full front: not a successful tools/call result: {body[:300]!r}")
-    if text == bench.upstream_body:
-        raise BenchError("full front: the answer is the upstream's, unchanged")
     masked_size = len(body)
 
     status, body = await send_one(bench.target(bench.full, with_token=False))
@@ -233,11 +240,15 @@ def render(
 
     added = p99_added(bare, full)
     verdict = "MET" if added <= MAX_P99_ADDED_MS else "MISSED"
+    rules = (
+        "masking rules that mask nothing (--floor: the path's cost before any masking)"
+        if args.floor
+        else "example policy and masking rules"
+    )
     lines = [
         "Custos benchmark: bare Envoy vs the full path (ext_authz + ext_proc masking)",
         f"  machine: {os.cpu_count()} CPUs; every Envoy --concurrency 1; nothing pinned",
-        "  request: tools/call get_patient_record, valid token (alice, phi-readers), "
-        "example policy and masking rules",
+        f"  request: tools/call get_patient_record, valid token (alice, phi-readers), {rules}",
         f"  upstream: an Envoy answering {sizes[0]} bytes ({RECORDS} fake records, as text "
         f"and structuredContent); masked answer: {sizes[1]} bytes",
         f"  max load: wrk -t1 -c{args.connections} -d{args.duration}s; fixed rate: "
@@ -275,6 +286,7 @@ def to_json(args: argparse.Namespace, bare: TargetRun, full: TargetRun) -> dict[
             "duration": args.duration,
             "connections": args.connections,
             "rate": args.rate,
+            "floor": args.floor,
         },
         "bare": run_figures(bare),
         "full": run_figures(full),
@@ -289,7 +301,7 @@ async def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="custos-bench-") as tmp:
         children = supervisor(Path(tmp))
         try:
-            bench = await start(children, Path(tmp))
+            bench = await start(children, Path(tmp), args.floor)
             masked_size = await check_paths(bench)
             bare = await measure(bench, children, bench.bare, args)
             full = await measure(bench, children, bench.full, args)
@@ -305,7 +317,8 @@ async def run(args: argparse.Namespace) -> int:
     print()
     print(render(args, bare, full, (len(bench.upstream_body.encode()), masked_size)))
     if not args.no_save:
-        path = RESULTS_DIR / f"masking_path-{stamp}.json"
+        kind = "masking_floor" if args.floor else "masking_path"
+        path = RESULTS_DIR / f"{kind}-{stamp}.json"
         save(path, to_json(args, bare, full))
         print(f"\nfigures written to {path}")
     invalid = bare.open_loop.non_200 + full.open_loop.non_200
@@ -316,7 +329,7 @@ async def run(args: argparse.Namespace) -> int:
 
 
 def main() -> int:
-    return harness_main(run, parse_args(__doc__.splitlines()[0], 200))
+    return harness_main(run, parse_args(__doc__.splitlines()[0], 200, floor=True))
 
 
 if __name__ == "__main__":
