@@ -74,10 +74,14 @@ def _char(ch: str, ignore_case: bool) -> str:
 _D = "[0-9]"  # not \d: that also matches other scripts' digits, which no identifier uses
 _END = r"(?![0-9A-Za-z_]|[-.][0-9])"  # a number ends here, not inside a longer one
 _NUM_END = r"(?![0-9]|[-./][0-9])"  # looser: letters may follow ("x12" extension, "T10:00")
-_SEP = "[-. ]"
+# Separators as typed, and as word processors and web pages turn them: a no-break space,
+# hyphens and dashes from U+2010 to U+2013.
+_DASH = "[-\u2010-\u2013]"
+_SPACE = "[ \u00a0]"
+_SEP = "[-. \u00a0\u2010-\u2013]"
 _NANP = rf"(?:\({_D}{{3}}\)[-. ]?|{_D}{{3}}{_SEP}){_D}{{3}}{_SEP}{_D}{{4}}"
 # after "+": 1 and a NANP number, or E.164's country code and up to 15 digits, grouped or not
-_PLUS_TAIL = rf"(?:1{_SEP}?{_NANP}|[1-9]{_D}{{0,3}}(?:[-. ]{_D}{{2,5}}){{1,5}}|[1-9]{_D}{{6,14}})"
+_PLUS_TAIL = rf"(?:1{_SEP}?{_NANP}|[1-9]{_D}{{0,3}}(?:{_SEP}{_D}{{1,7}}){{1,6}}|[1-9]{_D}{{6,14}})"
 _PHONE = rf"(?:1{_SEP}?)?{_NANP}|\+{_PLUS_TAIL}"
 _MONTH_NAMES = (
     "january february march april may june july august september october november december"
@@ -165,8 +169,8 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
     b = Branch
     return [
         # rank 0-2: validated identifiers, the most specific
-        b("ssn", rf"{_D}{_D}{{2}}-{_D}{{2}}-{_D}{{4}}{_END}", 0, ssn_ok),
-        b("ssn", rf"{_D}{_D}{{2}} {_D}{{2}} {_D}{{4}}{_END}", 0, ssn_ok),
+        b("ssn", rf"{_D}{_D}{{2}}{_DASH}{_D}{{2}}{_DASH}{_D}{{4}}{_END}", 0, ssn_ok),
+        b("ssn", rf"{_D}{_D}{{2}}{_SPACE}{_D}{{2}}{_SPACE}{_D}{{4}}{_END}", 0, ssn_ok),
         b(  # 9 bare digits are an SSN only after the words that say so
             "ssn",
             rf"{_trie(['ssn', 'ss#', 'social security'])}[^0-9\n]{{0,20}}(?P<v>{_D}{{9}}){_END}",

@@ -89,13 +89,16 @@ class Masker:
         exception that fails to evaluate grants nothing."""
         if inp is None:
             return frozenset()
-        granted: set[str] = set()
+        # A batch's answers are masked as one: what every call of it is granted, no more.
+        granted: frozenset[str] | None = None
         for activation in activations(inp):
+            this: set[str] = set()
             for exception, condition in self._exceptions:
                 value = condition.eval(activation)
                 if value.type() == cel.Type.BOOL and value.value() is True:
-                    granted.update(exception.entities)
-        return frozenset(granted)
+                    this.update(exception.entities)
+            granted = frozenset(this) if granted is None else granted & this
+        return granted or frozenset()
 
     def mask_body(
         self, body: bytes, report: MaskReport, keep: frozenset[str] = frozenset()
@@ -192,15 +195,15 @@ class Masker:
             return self._value(message, (), walk)
         out: dict[str, Any] = {}
         for key, value in message.items():
-            if key in _ENVELOPE:
+            if key in _ENVELOPE and _scalar(value):  # an object there is no protocol's
                 out[key] = value
                 continue
             if key == "result" and isinstance(value, dict):
                 out[key] = self._result(value, walk)
                 continue
-            masked = self._value(value, (key,), walk)
-            if masked is not _DROPPED:
-                out[key] = masked
+            name = self._masked_key(key, (), walk)
+            if (masked := self._value(value, (name,), walk)) is not _DROPPED:
+                _put(out, name, masked)
         return out
 
     def _result(self, result: dict[str, Any], walk: _Walk) -> dict[str, Any]:
@@ -212,9 +215,9 @@ class Masker:
             if key == "structuredContent" and self._fields.entity_at(("result", key)) is None:
                 out[key] = self._document(value, ("result", key), walk)
                 continue
-            masked = self._value(value, ("result", key), walk)
-            if masked is not _DROPPED:
-                out[key] = masked
+            name = self._masked_key(key, ("result",), walk)
+            if (masked := self._value(value, ("result", name), walk)) is not _DROPPED:
+                _put(out, name, masked)
         return out
 
     def _value(self, value: Any, path: Path, walk: _Walk) -> Any:
@@ -231,13 +234,30 @@ class Masker:
         if isinstance(value, dict):
             out: dict[str, Any] = {}
             for key, item in value.items():
-                if (masked := self._value(item, (*path, key), walk)) is not _DROPPED:
-                    out[key] = masked
+                name = self._masked_key(key, path, walk)
+                if (masked := self._value(item, (*path, name), walk)) is not _DROPPED:
+                    _put(out, name, masked)
             return out
         if isinstance(value, list):
             items = (self._value(item, (*path, i), walk) for i, item in enumerate(value))
             return [masked for masked in items if masked is not _DROPPED]
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            # A card number or an NPI sent as a number: masked, it becomes a string.
+            text = json_codec.dumps(value)
+            masked = self._string(text, path, walk)
+            return value if masked == text else masked
         return value
+
+    def _masked_key(self, key: str, path: Path, walk: _Walk) -> str:
+        """An object's key, masked like any text: a server may key records by SSN or email.
+        Keys recur in every record, so each is scanned once per answer."""
+        cached = walk.keys.get(key)
+        if cached is None:
+            found = Counter[str]()
+            cached = walk.keys[key] = (self._free_text(key, found, walk), found)
+        for entity, count in cached[1].items():
+            walk.report.add(entity, path, count)
+        return cached[0]
 
     def _string(self, text: str, path: Path, walk: _Walk) -> str:
         embedded = walk.parsed[text] if text in walk.parsed else embedded_json(text)
@@ -278,8 +298,10 @@ class Masker:
         """Every string a field rule marks, by entity, embedded JSON included (parsed
         once: the masking walk reuses `parsed`)."""
         entity = self._fields.entity_at(path) if path else None
-        if entity is not None and isinstance(value, str):
-            known[entity].add(value)
+        if entity is not None:
+            # Names given as a list of parts, or a phone number written as a number, are
+            # as findable in a note as a string.
+            known[entity].update(_scalars(value))
         elif isinstance(value, dict):
             for key, item in value.items():
                 self._collect(item, (*path, key), known, parsed)
@@ -336,16 +358,44 @@ class _Walk:
     handshake: bool = False  # a protocol method's answer: its protocol members pass
     deadline: float | None = None  # time.monotonic() past which masking gives up
     seen: dict[str, tuple[str, Counter[str]]] = field(default_factory=dict)
+    keys: dict[str, tuple[str, Counter[str]]] = field(default_factory=dict)
     replaced: dict[tuple[str, str], str] = field(default_factory=dict)
     documents: list[tuple[str, Any, MaskReport]] = field(default_factory=list)  # JSON text
     parsed: dict[str, Any] = field(default_factory=dict)  # embedded JSON, by its text
 
 
+def _scalar(value: Any) -> bool:
+    return value is None or isinstance(value, str | int | float)
+
+
+def _put(out: dict[str, Any], key: str, value: Any) -> None:
+    if key in out:  # two keys masked alike ("***-**-6789"): one would silently replace the other
+        raise MaskingError("two keys of an object mask to the same text")
+    out[key] = value
+
+
+def _scalars(value: Any) -> list[str]:
+    """The strings and numbers of `value`, as text, lists included. Not an object's: under
+    a bare key such as `name` it may be a schema, whose words are nobody's name; rules for
+    its own keys (`given`, `family`) say which of them are PHI."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [text for item in value for text in _scalars(item)]
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return [json_codec.dumps(value)]
+    return []
+
+
 def _merge(first: list[Finding], second: list[Finding]) -> list[Finding]:
-    """Both lists' findings, sorted, without overlaps (the earlier, then longer, wins)."""
+    """Both lists' findings, sorted, without overlaps: of two that overlap, the earlier
+    (then the longer) names the entity of both spans together."""
     merged: list[Finding] = []
     for finding in sorted(first + second, key=lambda f: (f.start, -f.end)):
         if merged and finding.start < merged[-1].end:
+            last = merged[-1]
+            if finding.end > last.end:  # overlapping in part: the union goes, not half of it
+                merged[-1] = Finding(last.entity, last.start, finding.end)
             continue
         merged.append(finding)
     return merged
@@ -359,12 +409,15 @@ def _parsed(text: str) -> Any:
 
 
 def embedded_json(text: str) -> Any:
-    """The JSON object or array a string holds, or None."""
+    """The JSON object or array a string holds, or None. JSON nested or sized beyond what
+    can be read is refused, not taken for text: as text, its field rules would not apply."""
     stripped = text.lstrip()
     if not stripped or stripped[0] not in "{[":
         return None
     try:
         value = json_codec.loads(text)
-    except (ValueError, RecursionError):
+    except (json_codec.TooBigError, RecursionError) as exc:
+        raise MaskingError("embedded JSON too deep or too big to mask") from exc
+    except ValueError:
         return None
     return value if isinstance(value, dict | list) else None

@@ -155,8 +155,6 @@ class Exchange:
         return bool(self._methods) and self._methods <= PROTOCOL_METHODS
 
     def _response_headers(self, headers: ext_proc.HttpHeaders) -> ext_proc.ProcessingResponse:
-        rewrite = self._rewrite()
-        self._json_rewrite = rewrite
         pairs = _header_pairs(headers)
         values = dict(pairs)
         encoding = values.get("content-encoding", "identity").strip().lower()
@@ -164,17 +162,25 @@ class Exchange:
             self._gzip = True
         elif encoding != "identity":
             raise MaskingError(f"cannot mask a body with content-encoding {encoding!r}")
-        raw_type = values.get("content-type", "")
-        if "," in raw_type:  # several types: the client might read it either way
+        types = [value for name, value in pairs if name == "content-type"]
+        raw_type = types[0] if types else ""
+        if len(types) > 1 or "," in raw_type:  # several types: a client might read either
             raise MaskingError("a response with more than one content-type")
         content_type = raw_type.split(";")[0].strip().lower()
-        streamed = "event-stream" in content_type
+        streamed = content_type == "text/event-stream"
+        if not streamed and "event-stream" in raw_type.lower():
+            # MCP clients test for the substring: "application/json-event-stream", or a
+            # parameter naming it, would be read as the stream that is not masked as one.
+            raise MaskingError("a content-type that names an event stream but is not one")
         if streamed and self._gzip:
             raise MaskingError("cannot stream-mask a compressed event stream")
         # Whatever the type, a body that parses as JSON is masked as JSON (a client may
         # read it as JSON); only text/plain that is not JSON (Envoy's own local replies)
         # is scanned as text; anything else is refused.
         self._text_ok = content_type == "text/plain"
+        # Only now, when the answer is known to be maskable: a body after a refusal finds
+        # no way to be masked, and is refused in turn.
+        rewrite = self._json_rewrite = self._rewrite()
         if streamed:
             self._sse = SseRewriter(rewrite, rewrite_other=self._mask_line)
         removed = ["content-length", "content-encoding", *self._headers_with_phi(pairs)]
@@ -305,4 +311,8 @@ def _gunzip(raw: bytes, limit: int) -> bytes:
         raise MaskingError("gzip body does not decompress") from exc
     if len(out) > limit or inflater.unconsumed_tail:
         raise MaskingError(f"decompressed body exceeds {limit} bytes")
+    if not inflater.eof or inflater.unused_data:
+        # A truncated stream, or a second member or bytes after the first: a client might
+        # read what this would drop, so nothing of it goes out.
+        raise MaskingError("gzip body is not exactly one complete member")
     return out

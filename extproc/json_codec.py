@@ -27,9 +27,22 @@ def _float(text: str) -> float:
     return number if math.isfinite(number) else _Constant(number)
 
 
+class TooBigError(ValueError):
+    """JSON that is valid but beyond what can be read: an integer of more digits than
+    Python converts. Unlike text that is not JSON at all, it must not be taken for text."""
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError as exc:  # sys.get_int_max_str_digits()
+        raise TooBigError("an integer too long to read") from exc
+
+
 def loads(text: str) -> Any:
-    """Raises ValueError (or RecursionError) when `text` is not JSON."""
-    return json.loads(text, parse_constant=_Constant, parse_float=_float)
+    """Raises ValueError (or RecursionError) when `text` is not JSON, TooBigError when it
+    is JSON that cannot be read."""
+    return json.loads(text, parse_constant=_Constant, parse_float=_float, parse_int=_int)
 
 
 def dumps(value: Any, *, indent: bool = False) -> str:

@@ -20,6 +20,7 @@ LiteralFinder = Callable[[str], list[Finding]]
 Term = tuple[str, str | None]  # entity, and the whole name a part stands for
 
 _WORD = re.compile(r"\w+")
+_NAME_PARTS = re.compile(r"[\s-]+")
 _MIN_LITERAL = 3  # shorter marked values ("Al", "12") would mask ordinary words
 _NAME_ENTITIES = frozenset({"name"})
 _LOCAL_WORDS = 8  # terms up to this long are checked against the words read at the spot
@@ -35,7 +36,7 @@ def literal_finder(known: Mapping[str, Iterable[str]]) -> LiteralFinder | None:
             if len(value.strip()) >= _MIN_LITERAL:
                 terms.setdefault(_words(value), (entity, None))
             if entity in _NAME_ENTITIES:
-                for part in value.split():
+                for part in _NAME_PARTS.split(value):  # "Mary-Jane": "Mary" and "Jane"
                     if len(part) >= _MIN_LITERAL and part[0].isupper():
                         parts[_words(part)].add(value)
                         terms.setdefault(_words(part), (entity, None))

@@ -70,6 +70,8 @@ _RESULT_KEYS = frozenset({"tools", "nextCursor"})
 def _tools_of(message: Any) -> list[Any] | None:
     if not isinstance(message, dict) or not message.keys() <= _MESSAGE_KEYS:
         return None
+    if isinstance(message.get("id"), dict | list):  # no id of JSON-RPC's: masked whole
+        return None
     result = message.get("result")
     if not isinstance(result, dict) or not result.keys() <= _RESULT_KEYS:
         return None

@@ -157,6 +157,10 @@ def test_a_non_json_body_of_an_unknown_type_is_refused(exchange: Exchange) -> No
     [
         {"content_type": "application/json, text/plain"},
         {"content_type": "text/event-stream", "content_encoding": "gzip"},
+        # MCP clients look for the substring "text/event-stream" (or "event-stream"):
+        # they would read these as the stream that is not masked as one.
+        {"content_type": "application/json-event-stream"},
+        {"content_type": "text/plain; x=text/event-stream"},
     ],
 )
 def test_ambiguous_or_unstreamable_answers_are_refused(
@@ -164,6 +168,40 @@ def test_ambiguous_or_unstreamable_answers_are_refused(
 ) -> None:
     refused = exchange.handle(headers("response_headers", **values))
     assert refused.immediate_response.status.code == 502
+    # Were Envoy to send the body all the same, it would be refused too, not passed.
+    after = exchange.handle(body(record_response("pt-0001"), end=True))
+    assert after.immediate_response.status.code == 502
+
+
+def test_two_content_type_headers_are_refused(exchange: Exchange) -> None:
+    header_map = base_pb2.HeaderMap(
+        headers=[
+            base_pb2.HeaderValue(key="content-type", raw_value=b"application/json"),
+            base_pb2.HeaderValue(key="Content-Type", raw_value=b"text/event-stream"),
+        ]
+    )
+    request = ext_proc.ProcessingRequest(response_headers=ext_proc.HttpHeaders(headers=header_map))
+    assert exchange.handle(request).immediate_response.status.code == 502
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        gzip.compress(record_response("pt-0001")) + gzip.compress(b'{"more": 1}'),
+        gzip.compress(record_response("pt-0001")) + b"trailing bytes",
+        gzip.compress(record_response("pt-0001"))[:-12],  # cut short
+    ],
+    ids=["second member", "trailing bytes", "truncated"],
+)
+def test_a_gzip_body_that_is_not_one_whole_member_is_refused(
+    exchange: Exchange, payload: bytes
+) -> None:
+    exchange.handle(
+        headers("response_headers", content_type="application/json", content_encoding="gzip")
+    )
+    refused = exchange.handle(body(payload, end=True)).immediate_response
+    assert refused.status.code == 502
+    assert PATIENTS["pt-0001"].ssn.encode() not in refused.body
 
 
 def test_a_body_before_its_headers_is_refused_not_passed(exchange: Exchange) -> None:

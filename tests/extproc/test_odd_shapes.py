@@ -1,0 +1,143 @@
+"""PHI where a careless or hostile MCP server may put it, outside the usual string values:
+object keys, numbers, names given as objects, JSON text too deep to read, the JSON-RPC
+envelope, findings that overlap, batches that mix calls."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from custos.policy import HttpRequest, Identity, McpCall, PolicyInput
+from custos.stack import PROJECT_ROOT
+from extproc.config import load_masking_config
+from extproc.engine import Masker, MaskingError, MaskReport
+
+
+@pytest.fixture
+def masker(monkeypatch: pytest.MonkeyPatch) -> Masker:
+    monkeypatch.setenv("CUSTOS_PSEUDONYM_KEY", "a-test-key-of-enough-length")
+    return Masker(load_masking_config(PROJECT_ROOT / "examples" / "masking.yaml"))
+
+
+def masked(masker: Masker, document: Any, report: MaskReport | None = None) -> str:
+    return masker.mask_json_text(json.dumps(document), report or MaskReport())
+
+
+def structured(content: dict[str, Any]) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": 1, "result": {"structuredContent": content}}
+
+
+def test_records_keyed_by_ssn_or_email_have_their_keys_masked(masker: Masker) -> None:
+    report = MaskReport()
+    document = structured({"900-12-3456": {"visits": 2}, "zed.qux@example.com": {"visits": 1}})
+    out = masked(masker, document, report)
+    assert "900-12-3456" not in out and "zed.qux@example.com" not in out
+    content = json.loads(out)["result"]["structuredContent"]
+    assert content == {"***-**-3456": {"visits": 2}, "[EMAIL]": {"visits": 1}}
+    assert report.counts == {"ssn": 1, "email": 1}
+    assert "900-12-3456" not in json.dumps(report.as_dict())  # the paths hold no PHI either
+
+
+def test_keys_that_would_mask_alike_are_refused_not_merged(masker: Masker) -> None:
+    document = structured({"900-12-3456": {"visits": 2}, "900-99-3456": {"visits": 5}})
+    with pytest.raises(MaskingError):
+        masked(masker, document)
+
+
+def test_numbers_are_scanned_like_text(masker: Masker) -> None:
+    out = masked(masker, structured({"card": 4111111111111111, "npi": 1234567893, "visits": 3}))
+    content = json.loads(out)["result"]["structuredContent"]
+    assert content == {"card": "[CARD]", "npi": "[NPI]", "visits": 3}
+
+
+def test_a_marked_list_or_number_is_found_again_in_the_notes(masker: Masker) -> None:
+    # Name parts as a list, and a phone written as a number: both marked by field rules.
+    document = structured(
+        {
+            "name": ["Zed", "Qux"],
+            "phone": 5550100101,
+            "note": "Zed Qux asked to be called at 5550100101.",
+        }
+    )
+    out = masked(masker, document)
+    assert "Zed" not in out and "Qux" not in out and "5550100101" not in out
+
+
+def test_an_object_under_a_marked_key_lends_its_words_to_no_note(masker: Masker) -> None:
+    # A JSON Schema property called "name" is masked whole, but "Name" and "string" are
+    # nobody's name: the keys and notes that spell them stay as they are.
+    schema = {"name": {"type": "string", "title": "Name"}, "note": "Name a string field"}
+    content = json.loads(masked(masker, structured({"schema": schema})))
+    masked_schema = content["result"]["structuredContent"]["schema"]
+    assert masked_schema["note"] == "Name a string field"
+    assert set(masked_schema) == {"name", "note"}
+
+
+def test_a_hyphenated_first_name_is_found_by_either_half(masker: Masker) -> None:
+    out = masked(masker, structured({"name": "Mary-Jane Watson", "note": "Mary seen, Jane ok"}))
+    note = json.loads(out)["result"]["structuredContent"]["note"]
+    assert "Mary" not in note and "Jane" not in note
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[" * 995 + json.dumps({"name": "Zed Qux"}) + "]" * 995,
+        '{"name": "Zed Qux", "n": ' + "1" * 4301 + "}",
+    ],
+    ids=["nested too deep", "integer too long"],
+)
+def test_json_text_too_deep_or_big_to_read_is_refused_not_taken_for_text(
+    masker: Masker, text: str
+) -> None:
+    document = {"jsonrpc": "2.0", "id": 1, "result": {"content": [{"type": "text", "text": text}]}}
+    with pytest.raises(MaskingError):
+        masked(masker, document)
+
+
+def test_text_that_only_looks_like_json_is_still_text(masker: Masker) -> None:
+    note = "[draft] Zed Qux, SSN 900-12-3456 {see chart}"
+    out = masked(masker, {"jsonrpc": "2.0", "id": 1, "result": {"note": note}})
+    assert "900-12-3456" not in out and "[draft]" in out
+
+
+def test_the_envelope_passes_only_when_it_is_protocol_shaped(masker: Masker) -> None:
+    document = {"jsonrpc": {"ssn": "900-12-3456"}, "id": {"name": "Zed Qux"}, "result": {}}
+    out = json.loads(masked(masker, document))
+    assert out["jsonrpc"] == {"ssn": "***-**-3456"}
+    assert "Zed Qux" not in json.dumps(out["id"])
+    kept = json.loads(masked(masker, {"jsonrpc": "2.0", "id": "req-2024-03-12", "result": {}}))
+    assert kept["id"] == "req-2024-03-12"  # the client's own id, echoed: never rewritten
+
+
+def test_overlapping_findings_are_masked_together_not_half(masker: Masker) -> None:
+    # "Dr. Zed Qux Alice" (a title and three words) overlaps the marked "Alice Fakenham".
+    document = structured({"name": "Alice Fakenham", "note": "Dr. Zed Qux Alice Fakenham"})
+    note = json.loads(masked(masker, document))["result"]["structuredContent"]["note"]
+    assert "Fakenham" not in note and "Alice" not in note and "Zed" not in note
+
+
+def test_an_exception_for_one_call_of_a_batch_unmasks_nothing_for_the_others(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    monkeypatch.setenv("CUSTOS_PSEUDONYM_KEY", "a-test-key-of-enough-length")
+    config = tmp_path / "masking.yaml"
+    config.write_text(
+        "pseudonym_key: {env: CUSTOS_PSEUDONYM_KEY}\n"
+        "exceptions:\n"
+        "  - name: readers-of-resources\n"
+        "    when: \"mcp.method == 'resources/read' && 'phi-unmasked' in identity.groups\"\n"
+        "    entities: [ssn]\n"
+    )
+    masker = Masker(load_masking_config(config))
+    identity = Identity(issuer="https://idp", subject="u1", groups=("phi-unmasked",))
+    request = HttpRequest("POST", "/mcp")
+
+    def granted(*methods: str) -> frozenset[str]:
+        calls = tuple(McpCall(method=m) for m in methods)
+        return masker.unmasked_for(PolicyInput(identity, request, calls, len(calls) > 1))
+
+    assert granted("resources/read") == {"ssn"}
+    assert granted("resources/read", "tools/call") == frozenset()
