@@ -36,6 +36,8 @@ _ENVELOPE = frozenset({"jsonrpc", "id", "method"})
 _HANDSHAKE = frozenset(
     {"protocolVersion", "supportedVersions", "capabilities", "serverInfo", "instructions"}
 )
+# What a client calls a listed tool by: never masked (a field rule for `name` would rename it).
+_TOOL_PROTOCOL = frozenset({"name", "inputSchema", "outputSchema"})
 _DROPPED = object()
 _SHARED_DOCUMENTS = 4
 
@@ -147,6 +149,41 @@ class Masker:
         except RecursionError as exc:
             raise MaskingError("body is nested too deeply to mask") from exc
         return json_codec.dumps(masked if isinstance(document, list) else masked[0])
+
+    def mask_tool_listing(
+        self,
+        text: str,
+        report: MaskReport,
+        keep: frozenset[str] = frozenset(),
+        deadline: float | None = None,
+    ) -> str:
+        """A `tools/list` answer as the tool filter left it (its shape checked there): what
+        the server says about each tool (description, title, annotations, `_meta`) and the
+        cursor are masked; the name and the schemas, which the client calls the tool by,
+        pass as they are."""
+        document = _parsed(text)
+        walk = self._walk_of([], report, keep, deadline=deadline)
+        try:
+            for message in document if isinstance(document, list) else [document]:
+                result = message["result"]
+                result["tools"] = [
+                    self._tool(tool, ("result", "tools", i), walk)
+                    for i, tool in enumerate(result["tools"])
+                ]
+                if "nextCursor" in result:
+                    cursor = self._value(result["nextCursor"], ("result", "nextCursor"), walk)
+                    result["nextCursor"] = None if cursor is _DROPPED else cursor
+        except RecursionError as exc:
+            raise MaskingError("body is nested too deeply to mask") from exc
+        return json_codec.dumps(document)
+
+    def _tool(self, tool: dict[str, Any], path: Path, walk: _Walk) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in tool.items():
+            masked = value if key in _TOOL_PROTOCOL else self._value(value, (*path, key), walk)
+            if masked is not _DROPPED:
+                out[key] = masked
+        return out
 
     def mask_request_body(self, body: bytes, report: MaskReport) -> bytes:
         """A JSON-RPC request (or a batch): the `arguments` of each call masked, for an

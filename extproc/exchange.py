@@ -131,7 +131,9 @@ class Exchange:
             if not text.strip():  # an SSE priming event carries empty data
                 return text
             if tools is not None and (listing := tools.filter(text, self._identity)):
-                return listing
+                return self.masker.mask_tool_listing(
+                    listing, self.report, keep, deadline=self._deadline
+                )
             return self.masker.mask_json_text(
                 text, self.report, keep, handshake=protocol, deadline=self._deadline
             )

@@ -311,6 +311,38 @@ def test_a_listing_of_tools_that_is_not_a_listing_is_masked(exchange: Exchange) 
     assert b"123-45-6789" not in out.response_body.response.body_mutation.body
 
 
+def test_what_a_server_writes_about_its_tools_is_masked_but_names_and_schemas_pass(
+    exchange: Exchange,
+) -> None:
+    exchange = Exchange(exchange.masker, tools=ToolFilter(PolicyReloader(EXAMPLE_POLICY)))
+    started = decided(["tools/list"])
+    decision = started.metadata_context.filter_metadata["envoy.filters.http.ext_authz"]
+    decision.update({"identity": {"issuer": "https://idp", "subject": "alice", "groups": []}})
+    decision["identity"]["groups"].append("phi-readers")
+    exchange.handle(started)
+    schema = {"type": "object", "properties": {"name": {"type": "string"}}}
+    tool = {
+        "name": "search_patients",
+        "description": "Finds patients, e.g. SSN 123-45-6789",
+        "inputSchema": schema,
+        "_meta": {"owner": "zed.qux@example.com"},
+    }
+    listing = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "result": {
+            "tools": [tool, {"name": "delete_patient", "inputSchema": schema}],
+            "nextCursor": "after-123-45-6789",
+        },
+    }
+    out = exchange.handle(body(f"data: {json.dumps(listing)}\n\n".encode(), end=True))
+    text = out.response_body.response.body_mutation.body.decode()
+    assert "123-45-6789" not in text and "zed.qux@example.com" not in text
+    result = json.loads(text.removeprefix("data: "))["result"]
+    assert [t["name"] for t in result["tools"]] == ["search_patients"]  # filtered, then masked
+    assert result["tools"][0]["inputSchema"] == schema
+
+
 def test_a_response_header_holding_phi_is_removed_and_protocol_headers_kept(
     exchange: Exchange,
 ) -> None:
