@@ -128,6 +128,11 @@ def _us_date_ok(s: str) -> bool:
     return _ymd_ok(year, month, day)
 
 
+def _dotted_date_ok(s: str) -> bool:
+    first, second, year = s.split(".")  # day first in most of the world, month first in some
+    return _ymd_ok(year, second, first) or _ymd_ok(year, first, second)
+
+
 def _named_date_ok(s: str) -> bool:
     month = _MONTHS[_LETTERS.search(s).group().lower()]  # type: ignore[union-attr]
     numbers = _NUMBERS.findall(s)  # [day, year], or [year] for "March 2024"
@@ -224,6 +229,12 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
             rf"{_D}{_D}?(?:/{_D}{{1,2}}/|-{_D}{{1,2}}-)(?:{_YEAR}|{_D}{{2}}){_NUM_END}",
             9,
             _us_date_ok,
+        ),
+        b(  # "12.03.1984": a four-digit year only, so "1.2.3" and versions stay as they are
+            "date",
+            rf"{_D}{_D}?\.{_D}{_D}?\.{_YEAR}{_NUM_END}",
+            9,
+            _dotted_date_ok,
         ),
         *(  # "March 5, 2024", "Mar. 5th 2024", "March 2024"
             b(

@@ -40,6 +40,8 @@ _HANDSHAKE = frozenset(
 _TOOL_PROTOCOL = frozenset({"name", "inputSchema", "outputSchema"})
 _DROPPED = object()
 _SHARED_DOCUMENTS = 4
+# Before embedded JSON: its whitespace, and a byte order mark that a reader would skip.
+_LEADING = " \t\n\r\ufeff"
 
 
 class MaskingError(CustosError):
@@ -448,11 +450,11 @@ def _parsed(text: str) -> Any:
 def embedded_json(text: str) -> Any:
     """The JSON object or array a string holds, or None. JSON nested or sized beyond what
     can be read is refused, not taken for text: as text, its field rules would not apply."""
-    stripped = text.lstrip()
+    stripped = text.lstrip(_LEADING)
     if not stripped or stripped[0] not in "{[":
         return None
     try:
-        value = json_codec.loads(text)
+        value = json_codec.loads(stripped)
     except (json_codec.TooBigError, RecursionError) as exc:
         raise MaskingError("embedded JSON too deep or too big to mask") from exc
     except ValueError:

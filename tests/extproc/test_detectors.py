@@ -134,6 +134,8 @@ POSITIVE = [
     ("date", "DOB 1984-03-12", "1984-03-12"),
     ("date", "seen 03/05/2024", "03/05/2024"),
     ("date", "seen 3/5/24", "3/5/24"),
+    ("date", "geboren am 12.03.1984", "12.03.1984"),
+    ("date", "seen 3.25.2024", "3.25.2024"),
     ("date", "admitted March 5, 2024", "March 5, 2024"),
     ("date", "admitted Sept. 3rd 2021", "Sept. 3rd 2021"),
     ("date", "discharged 5 March 2024", "5 March 2024"),
@@ -191,6 +193,8 @@ NEGATIVE = [
     ("date", "2024-13-05"),
     ("date", "Feb 30, 2024"),
     ("date", "2023-02-29"),
+    ("date", "31.31.2024"),  # neither day.month nor month.day
+    ("date", "version 1.2.3 of 2024"),
     ("age_over_89", "age 89"),
     ("age_over_89", "an 89-year-old"),
     ("age_over_89", "stage 92 tumour"),

@@ -97,6 +97,14 @@ def test_json_text_too_deep_or_big_to_read_is_refused_not_taken_for_text(
         masked(masker, document)
 
 
+def test_json_text_behind_a_byte_order_mark_is_walked_as_json(masker: Masker) -> None:
+    text = "\ufeff" + json.dumps({"name": "Zed Qux", "note": "Zed Qux seen"})
+    document = {"jsonrpc": "2.0", "id": 1, "result": {"content": [{"type": "text", "text": text}]}}
+    out = json.loads(masked(masker, document))["result"]["content"][0]["text"]
+    assert "Zed" not in out and "Qux" not in out
+    assert json.loads(out)["name"].startswith("[NAME:")
+
+
 def test_text_that_only_looks_like_json_is_still_text(masker: Masker) -> None:
     note = "[draft] Zed Qux, SSN 900-12-3456 {see chart}"
     out = masked(masker, {"jsonrpc": "2.0", "id": 1, "result": {"note": note}})
