@@ -54,6 +54,9 @@ class Front:
         return Target("127.0.0.1", self.port, MCP_PATH, sent, body)
 
 
+FLOORS = ("no-rules", "no-processing")
+
+
 def parse_args(
     description: str,
     default_rate: float,
@@ -72,8 +75,9 @@ def parse_args(
     if floor:
         parser.add_argument(
             "--floor",
-            action="store_true",
-            help="give ext_proc rules that mask nothing: the path's cost before masking",
+            choices=FLOORS,
+            help="no-rules: ext_proc with rules that find nothing; no-processing: a server "
+            "in ext_proc's place that does no work (the gRPC hops alone)",
         )
     parser.add_argument(
         "--no-save", action="store_true", help=f"do not write JSON figures to {RESULTS_DIR}"

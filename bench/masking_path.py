@@ -57,6 +57,7 @@ RECORDS = 8
 TARGET_BYTES = 16_000
 PYTHON_SERVICES = ("ext_authz", "ext_proc")
 NO_RULES = Path(__file__).parent / "mask_nothing.yaml"
+NULL_EXTPROC = Path(__file__).parent / "null_extproc.py"
 
 # Allowed for alice (phi-readers) by readers-read-patients in examples/policy.yaml.
 TOOL_CALL_BODY = orjson.dumps(
@@ -132,27 +133,26 @@ class Bench:
     wrk_script: Path
     upstream_body: str
     ssns: list[str]
-    floor: bool  # ext_proc masks nothing: what the path costs before any masking
+    floor: str | None  # what runs in ext_proc's place instead of masking (harness.FLOORS)
 
     def target(self, front: Front, with_token: bool = True) -> Target:
         return front.target(request_headers(self.token), TOOL_CALL_BODY, with_token)
 
 
-async def start(children: Supervisor, work: Path, floor: bool) -> Bench:
+async def start(children: Supervisor, work: Path, floor: str | None) -> Bench:
     """Every service, started in dependency order and checked listening."""
     ports = Ports.free()  # `mcp` goes to the trivial upstream, in the MCP server's place
     # The example policy and masking rules, exactly as `make run` uses them; for the
-    # floor, rules that mask nothing.
-    masking = NO_RULES if floor else EXAMPLE_MASKING
+    # no-rules floor, rules that find nothing.
+    masking = NO_RULES if floor == "no-rules" else EXAMPLE_MASKING
     stack = LocalStack(run_dir=work, ports=ports, quiet=True, masking=masking)
     body, ssns = upstream_result()
     token = await start_common(children, work, stack, body)
-    await children.spawn(
-        "ext_proc",
-        stack.extproc_command(),
-        ports.extproc,
-        env={PSEUDONYM_KEY_ENV: stack.pseudonym_key},
-    )
+    command = stack.extproc_command()
+    if floor == "no-processing":
+        command = [sys.executable, str(NULL_EXTPROC), str(ports.extproc)]
+    env = {PSEUDONYM_KEY_ENV: stack.pseudonym_key}
+    await children.spawn("ext_proc", command, ports.extproc, env=env)
 
     # The shipped bootstrap, untouched: ext_authz and ext_proc both in the chain.
     bare, full = await start_fronts(children, work, stack, ("envoy-full", render_bootstrap))
@@ -179,9 +179,9 @@ async def check_paths(bench: Bench) -> int:
     except json.JSONDecodeError as exc:
         raise BenchError(f"full front: the answer is not JSON: {body[:300]!r}") from exc
     if bench.floor:
-        # Read, walked and written back by ext_proc, with nothing to change.
+        # Passed, or read, walked and written back with nothing to change.
         if document != json.loads(bench.upstream_body):
-            raise BenchError("floor: ext_proc with no rules changed the answer")
+            raise BenchError(f"floor {bench.floor}: the answer was changed")
     elif leaked := [ssn for ssn in bench.ssns if ssn in text]:
         raise BenchError(f"full front: UNMASKED, SSNs {leaked} reached the client")
     elif text == bench.upstream_body:
@@ -240,11 +240,11 @@ def render(
 
     added = p99_added(bare, full)
     verdict = "MET" if added <= MAX_P99_ADDED_MS else "MISSED"
-    rules = (
-        "masking rules that mask nothing (--floor: the path's cost before any masking)"
-        if args.floor
-        else "example policy and masking rules"
-    )
+    rules = {
+        None: "example policy and masking rules",
+        "no-rules": "masking rules that find nothing (--floor no-rules)",
+        "no-processing": "a server that does no work in ext_proc's place (--floor no-processing)",
+    }[args.floor]
     lines = [
         "Custos benchmark: bare Envoy vs the full path (ext_authz + ext_proc masking)",
         f"  machine: {os.cpu_count()} CPUs; every Envoy --concurrency 1; nothing pinned",
@@ -317,7 +317,7 @@ async def run(args: argparse.Namespace) -> int:
     print()
     print(render(args, bare, full, (len(bench.upstream_body.encode()), masked_size)))
     if not args.no_save:
-        kind = "masking_floor" if args.floor else "masking_path"
+        kind = f"masking_floor_{args.floor}" if args.floor else "masking_path"
         path = RESULTS_DIR / f"{kind}-{stamp}.json"
         save(path, to_json(args, bare, full))
         print(f"\nfigures written to {path}")
