@@ -151,6 +151,12 @@ def _metadata(verdict: Verdict) -> struct_pb2.Struct:
             "subject": identity.subject if identity else "",
             # ext_proc masks what these methods return (and passes protocol-only ones).
             "mcp_methods": sorted({call.method for call in verdict.mcp.calls}),
+            # For masking exceptions that name a tool or prompt. Not the arguments or a
+            # resource's URI: they may hold PHI, and this metadata reaches the access log.
+            "mcp_calls": [
+                {"method": call.method, "tool": call.tool, "name": call.name}
+                for call in verdict.mcp.calls
+            ],
         }
     )
     if identity is not None:

@@ -67,6 +67,7 @@ class Exchange:
     _sse: SseRewriter | None = None
     _gzip: bool = False
     _methods: frozenset[str] = frozenset()
+    _calls: tuple[McpCall, ...] = ()  # with the tool or prompt each names, for exceptions
     _identity: Identity | None = None
     _text_ok: bool = False
     _deadline: float | None = None  # for the body message in hand: mask_timeout_ms from it
@@ -117,6 +118,7 @@ class Exchange:
             # Not a list (another version's metadata): no methods known, so all is masked.
             methods = decision.fields["mcp_methods"].list_value.values
             self._methods = frozenset(m.string_value for m in methods if m.string_value)
+            self._calls = _calls_from(decision)
             self._identity = identity_from(decision)
 
     def _rewrite(self) -> Callable[[str], str]:
@@ -147,7 +149,7 @@ class Exchange:
         """The caller and what it asked, as masking exceptions see them."""
         if self._identity is None:
             return None
-        calls = tuple(McpCall(method=method) for method in sorted(self._methods))
+        calls = self._calls or tuple(McpCall(method=method) for method in sorted(self._methods))
         return PolicyInput(self._identity, HttpRequest("POST", "/mcp"), calls, len(calls) > 1)
 
     def _protocol_only(self) -> bool:
@@ -236,6 +238,24 @@ class Exchange:
         else:
             masked = self._json_rewrite(text).encode()
         return _body_response(masked, self.report)
+
+
+def _calls_from(decision: struct_pb2.Struct) -> tuple[McpCall, ...]:
+    """The calls ext_authz judged, by method and tool or prompt name; () when absent or not
+    of that shape (then exceptions see methods alone, and one naming a tool grants nothing)."""
+    if "mcp_calls" not in decision.fields:
+        return ()
+    calls = []
+    for item in decision.fields["mcp_calls"].list_value.values:
+        fields = item.struct_value.fields
+        method, tool, name = (fields[k].string_value if k in fields else "" for k in _CALL_KEYS)
+        if not method:
+            return ()
+        calls.append(McpCall(method=method, tool=tool, name=name))
+    return tuple(calls)
+
+
+_CALL_KEYS = ("method", "tool", "name")
 
 
 def _header_pairs(headers: ext_proc.HttpHeaders) -> list[tuple[str, str]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from pathlib import Path
 
 import pytest
 from envoy.config.core.v3 import base_pb2
@@ -374,3 +375,39 @@ def test_masking_gives_up_at_its_time_limit_by_itself(exchange: Exchange) -> Non
     refused = slow.handle(body(answer.encode(), end=True))
     assert refused.immediate_response.details == "masking_failed"
     assert b"123-45-" not in refused.immediate_response.body
+
+
+def test_an_exception_may_name_the_tool_whose_answer_it_unmasks(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("CUSTOS_PSEUDONYM_KEY", "exchange-test-key-0123456789")
+    config = tmp_path / "masking.yaml"
+    config.write_text(
+        "pseudonym_key: {env: CUSTOS_PSEUDONYM_KEY}\n"
+        "ssn_test_areas: true\n"
+        "exceptions:\n"
+        "  - name: unmasked-records\n"
+        "    when: \"mcp.tool == 'get_patient_record' && 'phi-unmasked' in identity.groups\"\n"
+        "    entities: [ssn]\n"
+    )
+    masker = Masker(load_masking_config(config))
+
+    def answer_to(tool: str) -> str:
+        exchange = Exchange(masker)
+        started = headers("response_headers", content_type="application/json")
+        decision = started.metadata_context.filter_metadata["envoy.filters.http.ext_authz"]
+        decision.update(
+            {
+                "mcp_methods": ["tools/call"],
+                "mcp_calls": [{"method": "tools/call", "tool": tool, "name": tool}],
+                "identity": {"issuer": "https://idp", "subject": "carol", "groups": []},
+            }
+        )
+        decision["identity"]["groups"].append("phi-unmasked")
+        exchange.handle(started)
+        done = exchange.handle(body(record_response("pt-0001"), end=True))
+        return done.response_body.response.body_mutation.body.decode()
+
+    ssn = PATIENTS["pt-0001"].ssn
+    assert ssn in answer_to("get_patient_record")
+    assert ssn not in answer_to("search_patients")

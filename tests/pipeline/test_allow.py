@@ -66,6 +66,9 @@ async def test_allowed_call_without_credential_strips_the_client_token(
             "issuer": idp.url,
             "subject": "alice",
             "mcp_methods": ["tools/call"],  # tells ext_proc what the answer will be
+            "mcp_calls": [  # and, for masking exceptions, which tool was called
+                {"method": "tools/call", "tool": "search_patients", "name": "search_patients"}
+            ],
             "identity": {  # lets ext_proc judge tools/list entries with the same policy
                 "issuer": idp.url,
                 "subject": "alice",
