@@ -152,7 +152,7 @@ def _metadata(verdict: Verdict) -> struct_pb2.Struct:
             # ext_proc masks what these methods return (and passes protocol-only ones).
             "mcp_methods": sorted({call.method for call in verdict.mcp.calls}),
             # For masking exceptions that name a tool or prompt. Not the arguments or a
-            # resource's URI: they may hold PHI, and this metadata reaches the access log.
+            # resource's URI: they may hold PHI, and any access log format may read this.
             "mcp_calls": [
                 {"method": call.method, "tool": call.tool, "name": call.name}
                 for call in verdict.mcp.calls
