@@ -74,12 +74,12 @@ def _char(ch: str, ignore_case: bool) -> str:
 _D = "[0-9]"  # not \d: that also matches other scripts' digits, which no identifier uses
 _END = r"(?![0-9A-Za-z_]|[-.][0-9])"  # a number ends here, not inside a longer one
 _NUM_END = r"(?![0-9]|[-./][0-9])"  # looser: letters may follow ("x12" extension, "T10:00")
-# Separators as typed, and as word processors and web pages turn them: a no-break space,
-# hyphens and dashes from U+2010 to U+2013.
-_DASH = "[-\u2010-\u2013]"
-_SPACE = "[ \u00a0]"
-_SEP = "[-. \u00a0\u2010-\u2013]"
-_NANP = rf"(?:\({_D}{{3}}\)[-. ]?|{_D}{{3}}{_SEP}){_D}{{3}}{_SEP}{_D}{{4}}"
+# Separators as typed, and as word processors and web pages turn them: no-break, figure,
+# thin and narrow spaces; hyphens, dashes and the minus sign.
+_DASH = "[-\u2010-\u2014\u2212]"
+_SPACE = "[ \u00a0\u2007\u2009\u202f]"
+_SEP = "[-. \u00a0\u2007\u2009\u202f\u2010-\u2014\u2212]"
+_NANP = rf"(?:\({_D}{{3}}\){_SEP}?|{_D}{{3}}{_SEP}){_D}{{3}}{_SEP}{_D}{{4}}"
 # after "+": 1 and a NANP number, or E.164's country code and up to 15 digits, grouped or not
 _PLUS_TAIL = rf"(?:1{_SEP}?{_NANP}|[1-9]{_D}{{0,3}}(?:{_SEP}{_D}{{1,7}}){{1,6}}|[1-9]{_D}{{6,14}})"
 _PHONE = rf"(?:1{_SEP}?)?{_NANP}|\+{_PLUS_TAIL}"
@@ -216,7 +216,7 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
         ),
         b("phone", rf"{_D}{_D}{{2}}{_SEP}{_D}{{3}}{_SEP}{_D}{{4}}{_NUM_END}", 8),
         b("phone", rf"1{_SEP}?{_NANP}{_NUM_END}", 8),
-        b("phone", rf"\({_D}{{3}}\)[-. ]?{_D}{{3}}{_SEP}{_D}{{4}}{_NUM_END}", 8, word_start=False),
+        b("phone", rf"\({_D}{{3}}\){_SEP}?{_D}{{3}}{_SEP}{_D}{{4}}{_NUM_END}", 8, word_start=False),
         b("phone", rf"\+(?<![\w+]\+){_PLUS_TAIL}{_NUM_END}", 8, e164_ok, word_start=False),
         b(
             "date",
@@ -230,9 +230,9 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
             9,
             _us_date_ok,
         ),
-        b(  # "12.03.1984": a four-digit year only, so "1.2.3" and versions stay as they are
+        b(  # "12.03.1984": 19xx or 20xx only, so "1.2.3" and most versions stay as they are
             "date",
-            rf"{_D}{_D}?\.{_D}{_D}?\.{_YEAR}{_NUM_END}",
+            rf"{_D}{_D}?\.{_D}{_D}?\.(?:19|20){_D}{{2}}{_NUM_END}",
             9,
             _dotted_date_ok,
         ),

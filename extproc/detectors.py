@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from extproc.branches import (
     BUILTIN_ENTITIES,
@@ -232,4 +233,17 @@ def _settle(cluster: list[tuple[int, int, int, str]]) -> list[Finding]:
     for c in sorted(cluster, key=lambda c: (c[0] - c[1], c[0], c[2])):
         if all(c[1] <= k[0] or k[1] <= c[0] for k in chosen):
             chosen.append(c)
-    return [Finding(entity, start, end) for start, end, _rank, entity in sorted(chosen)]
+    # A loser reaching past the winner it overlaps ("Dr. Robert March" under "March 5,
+    # 2024") widens it: half of it left in the clear would be half a name.
+    spans = [[start, end, entity] for start, end, _rank, entity in sorted(chosen)]
+    for start, end, _rank, _entity in cluster:
+        for span in spans:
+            if start < span[1] and span[0] < end:
+                span[0], span[1] = min(span[0], start), max(span[1], end)
+    settled: list[list[Any]] = []
+    for span in spans:  # widened spans may now overlap: the earlier names the entity
+        if settled and span[0] < settled[-1][1]:
+            settled[-1][1] = max(settled[-1][1], span[1])
+        else:
+            settled.append(span)
+    return [Finding(entity, start, end) for start, end, entity in settled]

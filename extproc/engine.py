@@ -24,7 +24,7 @@ from custos.policy.environment import activations
 from extproc import json_codec
 from extproc.actions import apply
 from extproc.config import MaskingConfig
-from extproc.detectors import PatternSpec, Scanner, ScannerSpec
+from extproc.detectors import BUILTIN_ENTITIES, PatternSpec, Scanner, ScannerSpec
 from extproc.fields import FieldRules, Path, render
 from extproc.findings import Finding
 from extproc.literals import LiteralFinder, literal_finder
@@ -36,10 +36,23 @@ _ENVELOPE = frozenset({"jsonrpc", "id", "method"})
 _HANDSHAKE = frozenset(
     {"protocolVersion", "supportedVersions", "capabilities", "serverInfo", "instructions"}
 )
-# What a client calls a listed tool by: never masked (a field rule for `name` would rename it).
-_TOOL_PROTOCOL = frozenset({"name", "inputSchema", "outputSchema"})
+# What a client calls and shows a listed tool by: never masked (a field rule for `name`
+# would rename it, and "Patient Lookup" reads as a title and a name).
+_TOOL_PROTOCOL = frozenset({"name", "title", "inputSchema", "outputSchema", "annotations", "icons"})
+# Keys MCP itself defines: never PHI, and renamed they would break the client's parsing.
+_PROTOCOL_KEYS = frozenset(
+    {
+        *("content", "contents", "structuredContent", "isError", "type", "text", "data"),
+        *("uri", "uriTemplate", "mimeType", "blob", "resource", "name", "title"),
+        *("description", "annotations", "audience", "priority", "lastModified", "_meta"),
+        *("tools", "resources", "resourceTemplates", "prompts", "messages", "role"),
+        *("nextCursor", "progressToken", "progress", "total", "message", "level", "logger"),
+        *("code", "size", "icons", "src", "sizes", "arguments"),
+    }
+)
 _DROPPED = object()
 _SHARED_DOCUMENTS = 4
+_MIN_WHOLE = 3  # as the literal finder's shortest term
 # Before embedded JSON: its whitespace, and a byte order mark that a reader would skip.
 _LEADING = " \t\n\r\ufeff"
 
@@ -83,6 +96,28 @@ class Masker:
                 builtin=config.detectors,
                 ssn_test_areas=config.ssn_test_areas,
             )
+        )
+        # Keys: everything but names after a title, which "Patient Name" would be.
+        builtin = BUILTIN_ENTITIES if config.detectors is None else config.detectors
+        self._key_scanner = Scanner(
+            ScannerSpec(
+                custom=tuple(PatternSpec(p.entity, p.regex) for p in config.patterns),
+                words=dict(config.words),
+                builtin=frozenset(builtin) - {"name"},
+                ssn_test_areas=config.ssn_test_areas,
+            )
+        )
+        # Numbers: only the operators' own formats (an MRN of digits). A bare number has no
+        # shape of its own, and Luhn alone passes one timestamp in ten as a card or an NPI.
+        self._number_scanner = (
+            Scanner(
+                ScannerSpec(
+                    custom=tuple(PatternSpec(p.entity, p.regex) for p in config.patterns),
+                    builtin=frozenset(),
+                )
+            )
+            if config.patterns
+            else None
         )
         self._fields = FieldRules((rule.path, rule.entity) for rule in config.fields)
         self._key = config.pseudonym_key.read() if config.pseudonym_key else b""
@@ -160,9 +195,9 @@ class Masker:
         deadline: float | None = None,
     ) -> str:
         """A `tools/list` answer as the tool filter left it (its shape checked there): what
-        the server says about each tool (description, title, annotations, `_meta`) and the
-        cursor are masked; the name and the schemas, which the client calls the tool by,
-        pass as they are."""
+        the server writes about each tool (its description, `_meta`, members MCP does not
+        define) is masked; what the client calls and shows it by (name, title, schemas,
+        annotations, icons) and the cursor it pages with pass as they are."""
         document = _parsed(text)
         walk = self._walk_of([], report, keep, deadline=deadline)
         try:
@@ -172,9 +207,6 @@ class Masker:
                     self._tool(tool, ("result", "tools", i), walk)
                     for i, tool in enumerate(result["tools"])
                 ]
-                if "nextCursor" in result:
-                    cursor = self._value(result["nextCursor"], ("result", "nextCursor"), walk)
-                    result["nextCursor"] = None if cursor is _DROPPED else cursor
         except RecursionError as exc:
             raise MaskingError("body is nested too deeply to mask") from exc
         return json_codec.dumps(document)
@@ -182,9 +214,10 @@ class Masker:
     def _tool(self, tool: dict[str, Any], path: Path, walk: _Walk) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for key, value in tool.items():
-            masked = value if key in _TOOL_PROTOCOL else self._value(value, (*path, key), walk)
-            if masked is not _DROPPED:
-                out[key] = masked
+            if key in _TOOL_PROTOCOL:
+                out[key] = value
+            elif (member := self._member(key, value, path, walk))[1] is not _DROPPED:
+                _put(out, *member)
         return out
 
     def mask_request_body(self, body: bytes, report: MaskReport) -> bytes:
@@ -227,7 +260,15 @@ class Masker:
             self._collect(value, path, known, parsed)
         for entity in keep:
             known.pop(entity, None)
-        return _Walk(report, literal_finder(known), keep, handshake, deadline, parsed=parsed)
+        whole = {
+            _normal(value): entity
+            for entity, values in known.items()
+            for value in values
+            if len(value.strip()) >= _MIN_WHOLE
+        }
+        return _Walk(
+            report, literal_finder(known), keep, handshake, deadline, parsed=parsed, whole=whole
+        )
 
     def _message(self, message: Any, walk: _Walk) -> Any:
         if not isinstance(message, dict):
@@ -240,9 +281,8 @@ class Masker:
             if key == "result" and isinstance(value, dict):
                 out[key] = self._result(value, walk)
                 continue
-            name = self._masked_key(key, (), walk)
-            if (masked := self._value(value, (name,), walk)) is not _DROPPED:
-                _put(out, name, masked)
+            if (member := self._member(key, value, (), walk))[1] is not _DROPPED:
+                _put(out, *member)
         return out
 
     def _result(self, result: dict[str, Any], walk: _Walk) -> dict[str, Any]:
@@ -254,49 +294,80 @@ class Masker:
             if key == "structuredContent" and self._fields.entity_at(("result", key)) is None:
                 out[key] = self._document(value, ("result", key), walk)
                 continue
-            name = self._masked_key(key, ("result",), walk)
-            if (masked := self._value(value, ("result", name), walk)) is not _DROPPED:
-                _put(out, name, masked)
+            if (member := self._member(key, value, ("result",), walk))[1] is not _DROPPED:
+                _put(out, *member)
         return out
 
     def _value(self, value: Any, path: Path, walk: _Walk) -> Any:
         entity = self._fields.entity_at(path) if path else None
         if entity is not None and value is not None and entity not in walk.keep:
-            walk.report.add(entity, path)
-            action = self.config.action_for(entity)
-            if action == "drop":
-                return _DROPPED
-            raw = value if isinstance(value, str) else json_codec.dumps(value)
-            return self._replacement(entity, raw, walk)
+            return self._marked(entity, value, path, walk)
         if isinstance(value, str):
             return self._string(value, path, walk)
         if isinstance(value, dict):
             out: dict[str, Any] = {}
             for key, item in value.items():
-                name = self._masked_key(key, path, walk)
-                if (masked := self._value(item, (*path, name), walk)) is not _DROPPED:
-                    _put(out, name, masked)
+                if (member := self._member(key, item, path, walk))[1] is not _DROPPED:
+                    _put(out, *member)
             return out
         if isinstance(value, list):
             items = (self._value(item, (*path, i), walk) for i, item in enumerate(value))
             return [masked for masked in items if masked is not _DROPPED]
         if isinstance(value, int | float) and not isinstance(value, bool):
-            # A card number or an NPI sent as a number: masked, it becomes a string.
-            text = json_codec.dumps(value)
-            masked = self._string(text, path, walk)
-            return value if masked == text else masked
+            return self._number(value, path, walk)
         return value
 
+    def _marked(self, entity: str, value: Any, path: Path, walk: _Walk) -> Any:
+        """A value a field rule names: masked whole, whatever it looks like."""
+        walk.report.add(entity, path)
+        action = self.config.action_for(entity)
+        if action == "drop":
+            return _DROPPED
+        raw = value if isinstance(value, str) else json_codec.dumps(value)
+        return self._replacement(entity, raw, walk)
+
+    def _member(self, key: str, value: Any, path: Path, walk: _Walk) -> tuple[str, Any]:
+        """One member of an object: its key masked (as the output and the report show
+        it), its value masked by the rules that name the key as the server wrote it."""
+        name = self._masked_key(key, path, walk)
+        if name == key:
+            return key, self._value(value, (*path, key), walk)
+        entity = self._fields.entity_at((*path, key))
+        if entity is not None and value is not None and entity not in walk.keep:
+            return name, self._marked(entity, value, (*path, name), walk)
+        return name, self._value(value, (*path, name), walk)
+
     def _masked_key(self, key: str, path: Path, walk: _Walk) -> str:
-        """An object's key, masked like any text: a server may key records by SSN or email.
-        Keys recur in every record, so each is scanned once per answer."""
+        """An object's key: a server may key records by SSN, e-mail, date or the patient's
+        name. Found by the detectors (but names after a title: "Patient Name" is a
+        key) and by the answer's marked values, whole. Each key is read once per answer."""
+        if key in _PROTOCOL_KEYS:
+            return key
         cached = walk.keys.get(key)
         if cached is None:
+            entity = walk.whole.get(_normal(key))
+            findings = [Finding(entity, 0, len(key))] if entity else self._key_scanner.scan(key)
             found = Counter[str]()
-            cached = walk.keys[key] = (self._free_text(key, found, walk), found)
+            cached = walk.keys[key] = (self._replaced(key, findings, found, walk), found)
         for entity, count in cached[1].items():
             walk.report.add(entity, path, count)
         return cached[0]
+
+    def _number(self, value: float, path: Path, walk: _Walk) -> Any:
+        """A number is PHI only when a rule says so: a field rule, an operator's pattern,
+        or a value the answer marks elsewhere. Masked, it becomes a string."""
+        text = json_codec.dumps(value)
+        if entity := walk.whole.get(text):
+            findings = [Finding(entity, 0, len(text))]
+        elif self._number_scanner is not None:
+            findings = self._number_scanner.scan(text)
+        else:
+            return value
+        found = Counter[str]()
+        masked = self._replaced(text, findings, found, walk)
+        for entity, count in found.items():
+            walk.report.add(entity, path, count)
+        return value if masked == text else masked
 
     def _string(self, text: str, path: Path, walk: _Walk) -> str:
         embedded = walk.parsed[text] if text in walk.parsed else embedded_json(text)
@@ -359,6 +430,13 @@ class Masker:
         findings = self._scanner.scan(text)
         if walk.literals is not None:
             findings = _merge(findings, walk.literals(text))
+        return self._replaced(text, findings, found, walk)
+
+    def _replaced(
+        self, text: str, findings: list[Finding], found: Counter[str], walk: _Walk
+    ) -> str:
+        """`text` with these findings (sorted, disjoint) replaced, but those of entities
+        the caller may see; `found` counts them by entity."""
         if walk.keep:
             findings = [f for f in findings if f.entity not in walk.keep]
         if not findings:
@@ -398,6 +476,7 @@ class _Walk:
     deadline: float | None = None  # time.monotonic() past which masking gives up
     seen: dict[str, tuple[str, Counter[str]]] = field(default_factory=dict)
     keys: dict[str, tuple[str, Counter[str]]] = field(default_factory=dict)
+    whole: dict[str, str] = field(default_factory=dict)  # marked values, _normal -> entity
     replaced: dict[tuple[str, str], str] = field(default_factory=dict)
     documents: list[tuple[str, Any, MaskReport]] = field(default_factory=list)  # JSON text
     parsed: dict[str, Any] = field(default_factory=dict)  # embedded JSON, by its text
@@ -408,9 +487,17 @@ def _scalar(value: Any) -> bool:
 
 
 def _put(out: dict[str, Any], key: str, value: Any) -> None:
-    if key in out:  # two keys masked alike ("***-**-6789"): one would silently replace the other
-        raise MaskingError("two keys of an object mask to the same text")
-    out[key] = value
+    """Two keys masked alike (records keyed by date: "[DATE]") are numbered, so that
+    neither replaces the other."""
+    name, number = key, 1
+    while name in out:
+        number += 1
+        name = f"{key} #{number}"
+    out[name] = value
+
+
+def _normal(text: str) -> str:
+    return " ".join(text.casefold().split())
 
 
 def _scalars(value: Any) -> list[str]:
@@ -442,7 +529,7 @@ def _merge(first: list[Finding], second: list[Finding]) -> list[Finding]:
 
 def _parsed(text: str) -> Any:
     try:
-        return json_codec.loads(text)
+        return json_codec.loads(text.lstrip(_LEADING))
     except (ValueError, RecursionError) as exc:
         raise MaskingError("body is not JSON") from exc
 

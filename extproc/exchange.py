@@ -326,6 +326,8 @@ def _refusal(exc: CustosError) -> ext_proc.ProcessingResponse:
 def _gunzip(raw: bytes, limit: int) -> bytes:
     """Decompressed, with the size bound applied to the output (a small bomb of a body
     must not become gigabytes)."""
+    if not raw:  # an empty answer (a HEAD, a 204) that still names its encoding
+        return raw
     inflater = zlib.decompressobj(wbits=31)
     try:
         out = inflater.decompress(raw, limit + 1)

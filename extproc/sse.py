@@ -198,12 +198,13 @@ class SseRewriter:
                 spans += self._other_span(event, start, end)
         if not spans:
             return event  # nothing changed: the bytes go out exactly as they came
-        pieces, done = [], 0
+        out, done = bytearray(), 0
         for start, end, replacement in sorted(spans):
-            pieces += (event[done:start], replacement)
+            _append(out, event[done:start])
+            _append(out, replacement)
             done = end
-        pieces.append(event[done:])
-        return b"".join(pieces)
+        _append(out, event[done:])
+        return bytes(out)
 
     def _other_span(self, event: bytes, start: int, end: int) -> list[_Span]:
         """An `id:`, `event:`, comment or unknown line, masked as text: a client may show
@@ -253,6 +254,15 @@ class SseRewriter:
                 # be dropped by the client, turning the field into another.
                 new = [block + separator] + [b""] * (len(data_lines) - 1)
         return [(s, e, line) for (s, _, e), line in zip(data_lines, new, strict=True)]
+
+
+def _append(out: bytearray, piece: bytes) -> None:
+    """`piece` after `out`, where a lone CR ending `out` never meets an LF it did not
+    come before: a client reads CR LF as one line end, so a field line ending in CR
+    followed by the blank line would swallow it and merge two events."""
+    if piece.startswith(b"\n") and out.endswith(b"\r"):
+        out[-1:] = b"\n"
+    out += piece
 
 
 def _contiguous(lines: list[_Line]) -> bool:

@@ -107,6 +107,8 @@ POSITIVE = [
     ("ssn", "Social security number: 078051120", "078051120"),
     ("ssn", "pasted from a web page: 078\u00a005\u00a01120", "078\u00a005\u00a01120"),
     ("ssn", "typeset 078\u201305\u20131120 (en dashes)", "078\u201305\u20131120"),
+    ("ssn", "narrow spaces 078\u202f05\u202f1120", "078\u202f05\u202f1120"),
+    ("ssn", "minus signs 078\u221205\u22121120", "078\u221205\u22121120"),
     ("npi", "Attending NPI 1234567893", "1234567893"),
     ("card", "paid with 4111 1111 1111 1111", "4111 1111 1111 1111"),
     ("card", "card 5555-5555-5555-4444 on file", "5555-5555-5555-4444"),
@@ -122,6 +124,7 @@ POSITIVE = [
     ("phone", "call (555) 010-0142 today", "(555) 010-0142"),
     ("phone", "call 555-010-0142", "555-010-0142"),
     ("phone", "call 555.010.0142", "555.010.0142"),
+    ("phone", "call (555)\u00a0010-0142", "(555)\u00a0010-0142"),
     ("phone", "call +1 555 010 0142", "+1 555 010 0142"),
     ("phone", "call 1-555-010-0142", "1-555-010-0142"),
     ("phone", "London +44 20 7946 0958", "+44 20 7946 0958"),
@@ -195,6 +198,7 @@ NEGATIVE = [
     ("date", "2023-02-29"),
     ("date", "31.31.2024"),  # neither day.month nor month.day
     ("date", "version 1.2.3 of 2024"),
+    ("date", "pi is 3.14.1592..."),
     ("age_over_89", "age 89"),
     ("age_over_89", "an 89-year-old"),
     ("age_over_89", "stage 92 tumour"),
@@ -254,6 +258,12 @@ def test_a_tie_goes_to_the_more_specific_entity() -> None:
 def test_the_longest_candidate_wins() -> None:
     text = "12 Imaginary Lane, Springfield, MA 00001"  # the ZIP is inside the address
     assert found(text) == [("street_address", text)]
+
+
+def test_a_loser_reaching_past_the_winner_widens_it() -> None:
+    # "Robert March" (after the title) overlaps the longer "March 5, 2024": the date wins,
+    # and takes the first name with it rather than leave half a name in the clear.
+    assert found("Dr. Robert March 5, 2024") == [("date", "Robert March 5, 2024")]
 
 
 def test_operators_patterns_lose_ties_to_validated_identifiers_but_win_over_zip() -> None:

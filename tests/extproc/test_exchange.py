@@ -174,6 +174,15 @@ def test_ambiguous_or_unstreamable_answers_are_refused(
     assert after.immediate_response.status.code == 502
 
 
+def test_an_empty_answer_that_names_gzip_passes_empty(exchange: Exchange) -> None:
+    exchange.handle(
+        headers("response_headers", content_type="application/json", content_encoding="gzip")
+    )
+    done = exchange.handle(body(b"", end=True))
+    assert not done.HasField("immediate_response")
+    assert done.response_body.response.body_mutation.body == b""
+
+
 def test_two_content_type_headers_are_refused(exchange: Exchange) -> None:
     header_map = base_pb2.HeaderMap(
         headers=[
@@ -312,7 +321,7 @@ def test_a_listing_of_tools_that_is_not_a_listing_is_masked(exchange: Exchange) 
     assert b"123-45-6789" not in out.response_body.response.body_mutation.body
 
 
-def test_what_a_server_writes_about_its_tools_is_masked_but_names_and_schemas_pass(
+def test_what_a_server_writes_about_its_tools_is_masked_but_what_clients_use_passes(
     exchange: Exchange,
 ) -> None:
     exchange = Exchange(exchange.masker, tools=ToolFilter(PolicyReloader(EXAMPLE_POLICY)))
@@ -324,6 +333,7 @@ def test_what_a_server_writes_about_its_tools_is_masked_but_names_and_schemas_pa
     schema = {"type": "object", "properties": {"name": {"type": "string"}}}
     tool = {
         "name": "search_patients",
+        "title": "Patient Lookup",  # "Patient X" would read as a name in free text
         "description": "Finds patients, e.g. SSN 123-45-6789",
         "inputSchema": schema,
         "_meta": {"owner": "zed.qux@example.com"},
@@ -333,7 +343,7 @@ def test_what_a_server_writes_about_its_tools_is_masked_but_names_and_schemas_pa
         "id": 1,
         "result": {
             "tools": [tool, {"name": "delete_patient", "inputSchema": schema}],
-            "nextCursor": "after-123-45-6789",
+            "nextCursor": "2024-05-01T12:00:00Z",  # the client sends it back as it came
         },
     }
     out = exchange.handle(body(f"data: {json.dumps(listing)}\n\n".encode(), end=True))
@@ -341,7 +351,9 @@ def test_what_a_server_writes_about_its_tools_is_masked_but_names_and_schemas_pa
     assert "123-45-6789" not in text and "zed.qux@example.com" not in text
     result = json.loads(text.removeprefix("data: "))["result"]
     assert [t["name"] for t in result["tools"]] == ["search_patients"]  # filtered, then masked
-    assert result["tools"][0]["inputSchema"] == schema
+    kept = result["tools"][0]
+    assert (kept["title"], kept["inputSchema"]) == ("Patient Lookup", schema)
+    assert result["nextCursor"] == "2024-05-01T12:00:00Z"
 
 
 def test_a_response_header_holding_phi_is_removed_and_protocol_headers_kept(

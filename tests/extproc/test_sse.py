@@ -118,7 +118,13 @@ def reference_event(event: list[tuple[str, str]], rewrite: Rewrite) -> str:
                 lines[0] = (block, separator)  # an event opening with data keeps it first
             else:
                 lines[data[-1]] = (block, event[data[-1]][1])
-    return "".join(content + terminator for content, terminator in lines)
+    out = ""
+    for content, terminator in lines:
+        piece = content + terminator
+        if piece.startswith("\n") and out.endswith("\r"):  # CR LF would be one line end
+            out = out[:-1] + "\n"
+        out += piece
+    return out
 
 
 def reference_data_line(prefix: str, value: str) -> str:
@@ -433,6 +439,16 @@ def test_cut_at_many_offsets_the_output_is_the_same_as_whole(
 ) -> None:
     cuts = data.draw(st.lists(st.integers(0, len(stream)), max_size=12))
     assert run(stream, rewrite, cuts) == run(stream, rewrite)
+
+
+def test_a_line_ending_in_cr_keeps_its_blank_line_when_data_lines_move() -> None:
+    # The data lines around "retry\r" become one block: the blank line after them must not
+    # end up right after the CR, where a client would read CR LF as one line end.
+    stream = b"data\ndata\nretry\rdata\n\ndata: tail\n\n"
+    assert parsed(run(stream, one_line)) == (
+        "",
+        [([("retry", "")], "  !"), ([], "tail!")],
+    )
 
 
 @settings(max_examples=150, deadline=None)
