@@ -53,6 +53,7 @@ _PROTOCOL_KEYS = frozenset(
 _DROPPED = object()
 _SHARED_DOCUMENTS = 4
 _MIN_WHOLE = 3  # as the literal finder's shortest term
+_KEYS_REMEMBERED = 4096
 # Before embedded JSON: its whitespace, and a byte order mark that a reader would skip.
 _LEADING = " \t\n\r\ufeff"
 
@@ -119,6 +120,7 @@ class Masker:
             if config.patterns
             else None
         )
+        self._keys_seen: dict[str, list[Finding]] = {}
         self._fields = FieldRules((rule.path, rule.entity) for rule in config.fields)
         self._key = config.pseudonym_key.read() if config.pseudonym_key else b""
         self._exceptions = [(e, compile_condition(e.when)) for e in config.exceptions]
@@ -346,12 +348,22 @@ class Masker:
         cached = walk.keys.get(key)
         if cached is None:
             entity = walk.whole.get(_normal(key))
-            findings = [Finding(entity, 0, len(key))] if entity else self._key_scanner.scan(key)
+            findings = [Finding(entity, 0, len(key))] if entity else self._key_findings(key)
             found = Counter[str]()
             cached = walk.keys[key] = (self._replaced(key, findings, found, walk), found)
         for entity, count in cached[1].items():
             walk.report.add(entity, path, count)
         return cached[0]
+
+    def _key_findings(self, key: str) -> list[Finding]:
+        """What the detectors find in a key, remembered across answers: the same few keys
+        recur in every answer of a server."""
+        findings = self._keys_seen.get(key)
+        if findings is None:
+            if len(self._keys_seen) >= _KEYS_REMEMBERED:  # bounded, whatever servers send
+                self._keys_seen.clear()
+            findings = self._keys_seen[key] = self._key_scanner.scan(key)
+        return findings
 
     def _number(self, value: float, path: Path, walk: _Walk) -> Any:
         """A number is PHI only when a rule says so: a field rule, an operator's pattern,
