@@ -17,6 +17,7 @@ from extproc.config import load_masking_config
 from extproc.engine import Masker
 from extproc.exchange import Exchange, ExchangeError
 from extproc.tool_filter import ToolFilter
+from tests.extproc.configs import masker_with_exception
 from tests.extproc.demo_data import PATIENTS, record_response
 
 Mode = modes.ProcessingMode
@@ -392,17 +393,8 @@ def test_masking_gives_up_at_its_time_limit_by_itself(exchange: Exchange) -> Non
 def test_an_exception_may_name_the_tool_whose_answer_it_unmasks(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("CUSTOS_PSEUDONYM_KEY", "exchange-test-key-0123456789")
-    config = tmp_path / "masking.yaml"
-    config.write_text(
-        "pseudonym_key: {env: CUSTOS_PSEUDONYM_KEY}\n"
-        "ssn_test_areas: true\n"
-        "exceptions:\n"
-        "  - name: unmasked-records\n"
-        "    when: \"mcp.tool == 'get_patient_record' && 'phi-unmasked' in identity.groups\"\n"
-        "    entities: [ssn]\n"
-    )
-    masker = Masker(load_masking_config(config))
+    when = "mcp.tool == 'get_patient_record' && 'phi-unmasked' in identity.groups"
+    masker = masker_with_exception(monkeypatch, tmp_path, when, "[ssn]")
 
     def answer_to(tool: str) -> str:
         exchange = Exchange(masker)

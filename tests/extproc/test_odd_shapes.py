@@ -5,6 +5,7 @@ envelope, findings that overlap, batches that mix calls."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from custos.policy import HttpRequest, Identity, McpCall, PolicyInput
 from custos.stack import PROJECT_ROOT
 from extproc.config import load_masking_config
 from extproc.engine import Masker, MaskingError, MaskReport
+from tests.extproc.configs import masker_with_exception
 
 
 @pytest.fixture
@@ -158,18 +160,10 @@ def test_overlapping_findings_are_masked_together_not_half(masker: Masker) -> No
 
 
 def test_an_exception_for_one_call_of_a_batch_unmasks_nothing_for_the_others(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("CUSTOS_PSEUDONYM_KEY", "a-test-key-of-enough-length")
-    config = tmp_path / "masking.yaml"
-    config.write_text(
-        "pseudonym_key: {env: CUSTOS_PSEUDONYM_KEY}\n"
-        "exceptions:\n"
-        "  - name: readers-of-resources\n"
-        "    when: \"mcp.method == 'resources/read' && 'phi-unmasked' in identity.groups\"\n"
-        "    entities: [ssn]\n"
-    )
-    masker = Masker(load_masking_config(config))
+    when = "mcp.method == 'resources/read' && 'phi-unmasked' in identity.groups"
+    masker = masker_with_exception(monkeypatch, tmp_path, when, "[ssn]")
     identity = Identity(issuer="https://idp", subject="u1", groups=("phi-unmasked",))
     request = HttpRequest("POST", "/mcp")
 
