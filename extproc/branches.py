@@ -232,7 +232,7 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
         ),
         b(  # "12.03.1984": 19xx or 20xx only, so "1.2.3" and most versions stay as they are
             "date",
-            rf"{_D}{_D}?\.{_D}{_D}?\.(?:19|20){_D}{{2}}{_NUM_END}",
+            rf"{_D}(?<![0-9]\.{_D}){_D}?\.{_D}{_D}?\.(?:19|20){_D}{{2}}{_NUM_END}",
             9,
             _dotted_date_ok,
         ),

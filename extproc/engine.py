@@ -53,9 +53,7 @@ _PROTOCOL_KEYS = frozenset(
 _DROPPED = object()
 _SHARED_DOCUMENTS = 4
 _MIN_WHOLE = 3  # as the literal finder's shortest term
-_KEYS_REMEMBERED = 4096
-# Before embedded JSON: its whitespace, and a byte order mark that a reader would skip.
-_LEADING = " \t\n\r\ufeff"
+_CLEAN_KEYS, _CLEAN_KEY_CHARS = 4096, 64
 
 
 class MaskingError(CustosError):
@@ -120,7 +118,7 @@ class Masker:
             if config.patterns
             else None
         )
-        self._keys_seen: dict[str, list[Finding]] = {}
+        self._clean_keys: set[str] = set()
         self._fields = FieldRules((rule.path, rule.entity) for rule in config.fields)
         self._key = config.pseudonym_key.read() if config.pseudonym_key else b""
         self._exceptions = [(e, compile_condition(e.when)) for e in config.exceptions]
@@ -198,8 +196,9 @@ class Masker:
     ) -> str:
         """A `tools/list` answer as the tool filter left it (its shape checked there): what
         the server writes about each tool (its description, `_meta`, members MCP does not
-        define) is masked; what the client calls and shows it by (name, title, schemas,
-        annotations, icons) and the cursor it pages with pass as they are."""
+        define) and the result's `_meta` are masked; what the client calls and shows a
+        tool by (name, title, schemas, annotations, icons) and the cursor it pages with
+        pass as they are."""
         document = _parsed(text)
         walk = self._walk_of([], report, keep, deadline=deadline)
         try:
@@ -209,6 +208,9 @@ class Masker:
                     self._tool(tool, ("result", "tools", i), walk)
                     for i, tool in enumerate(result["tools"])
                 ]
+                if "_meta" in result:
+                    meta = self._value(result["_meta"], ("result", "_meta"), walk)
+                    result["_meta"] = None if meta is _DROPPED else meta
         except RecursionError as exc:
             raise MaskingError("body is nested too deeply to mask") from exc
         return json_codec.dumps(document)
@@ -219,7 +221,7 @@ class Masker:
             if key in _TOOL_PROTOCOL:
                 out[key] = value
             elif (member := self._member(key, value, path, walk))[1] is not _DROPPED:
-                _put(out, *member)
+                _put(out, member, key, tool)
         return out
 
     def mask_request_body(self, body: bytes, report: MaskReport) -> bytes:
@@ -284,7 +286,7 @@ class Masker:
                 out[key] = self._result(value, walk)
                 continue
             if (member := self._member(key, value, (), walk))[1] is not _DROPPED:
-                _put(out, *member)
+                _put(out, member, key, message)
         return out
 
     def _result(self, result: dict[str, Any], walk: _Walk) -> dict[str, Any]:
@@ -297,7 +299,7 @@ class Masker:
                 out[key] = self._document(value, ("result", key), walk)
                 continue
             if (member := self._member(key, value, ("result",), walk))[1] is not _DROPPED:
-                _put(out, *member)
+                _put(out, member, key, result)
         return out
 
     def _value(self, value: Any, path: Path, walk: _Walk) -> Any:
@@ -310,7 +312,7 @@ class Masker:
             out: dict[str, Any] = {}
             for key, item in value.items():
                 if (member := self._member(key, item, path, walk))[1] is not _DROPPED:
-                    _put(out, *member)
+                    _put(out, member, key, value)
             return out
         if isinstance(value, list):
             items = (self._value(item, (*path, i), walk) for i, item in enumerate(value))
@@ -341,14 +343,20 @@ class Masker:
 
     def _masked_key(self, key: str, path: Path, walk: _Walk) -> str:
         """An object's key: a server may key records by SSN, e-mail, date or the patient's
-        name. Found by the detectors (but names after a title: "Patient Name" is a
-        key) and by the answer's marked values, whole. Each key is read once per answer."""
+        name ("Okafor, Ada"). Read by the detectors, but for names after a title
+        ("Patient Name" is a column), and for the answer's marked values, a name only as
+        names are written, capitalised (the key "page" is not Max Page). Each key is read
+        once per answer."""
         if key in _PROTOCOL_KEYS:
             return key
         cached = walk.keys.get(key)
         if cached is None:
-            entity = walk.whole.get(_normal(key))
-            findings = [Finding(entity, 0, len(key))] if entity else self._key_findings(key)
+            findings = self._key_findings(key)
+            if walk.literals is not None:
+                marked = [
+                    f for f in walk.literals(key) if f.entity != "name" or key[f.start].isupper()
+                ]
+                findings = _merge(findings, marked)
             found = Counter[str]()
             cached = walk.keys[key] = (self._replaced(key, findings, found, walk), found)
         for entity, count in cached[1].items():
@@ -356,13 +364,16 @@ class Masker:
         return cached[0]
 
     def _key_findings(self, key: str) -> list[Finding]:
-        """What the detectors find in a key, remembered across answers: the same few keys
-        recur in every answer of a server."""
-        findings = self._keys_seen.get(key)
-        if findings is None:
-            if len(self._keys_seen) >= _KEYS_REMEMBERED:  # bounded, whatever servers send
-                self._keys_seen.clear()
-            findings = self._keys_seen[key] = self._key_scanner.scan(key)
+        """What the detectors find in a key. The same few field names recur in every answer
+        of a server: those in which nothing is found are remembered, if short (never one
+        holding PHI, and never more than a bounded number of bytes)."""
+        if key in self._clean_keys:
+            return []
+        findings = self._key_scanner.scan(key)
+        if not findings and len(key) <= _CLEAN_KEY_CHARS:
+            if len(self._clean_keys) >= _CLEAN_KEYS:
+                self._clean_keys.clear()
+            self._clean_keys.add(key)
         return findings
 
     def _number(self, value: float, path: Path, walk: _Walk) -> Any:
@@ -498,13 +509,16 @@ def _scalar(value: Any) -> bool:
     return value is None or isinstance(value, str | int | float)
 
 
-def _put(out: dict[str, Any], key: str, value: Any) -> None:
-    """Two keys masked alike (records keyed by date: "[DATE]") are numbered, so that
-    neither replaces the other."""
-    name, number = key, 1
-    while name in out:
-        number += 1
-        name = f"{key} #{number}"
+def _put(out: dict[str, Any], member: tuple[str, Any], key: str, keys: Any) -> None:
+    """`member` (its name masked from `key`) into `out`. Keys masked alike (records keyed
+    by date: "[DATE]") are numbered, and none lands on one of the object's own `keys`:
+    neither replaces the other, and a key the server wrote keeps its name."""
+    name, value = member
+    if name != key:
+        base, number = name, 1
+        while name in out or name in keys:
+            number += 1
+            name = f"{base} #{number}"
     out[name] = value
 
 
@@ -541,7 +555,7 @@ def _merge(first: list[Finding], second: list[Finding]) -> list[Finding]:
 
 def _parsed(text: str) -> Any:
     try:
-        return json_codec.loads(text.lstrip(_LEADING))
+        return json_codec.loads(text)
     except (ValueError, RecursionError) as exc:
         raise MaskingError("body is not JSON") from exc
 
@@ -549,11 +563,10 @@ def _parsed(text: str) -> Any:
 def embedded_json(text: str) -> Any:
     """The JSON object or array a string holds, or None. JSON nested or sized beyond what
     can be read is refused, not taken for text: as text, its field rules would not apply."""
-    stripped = text.lstrip(_LEADING)
-    if not stripped or stripped[0] not in "{[":
+    if not json_codec.opens_document(text):
         return None
     try:
-        value = json_codec.loads(stripped)
+        value = json_codec.loads(text)
     except (json_codec.TooBigError, RecursionError) as exc:
         raise MaskingError("embedded JSON too deep or too big to mask") from exc
     except ValueError:

@@ -39,10 +39,21 @@ def _int(text: str) -> int:
         raise TooBigError("an integer too long to read") from exc
 
 
+# Before a document: JSON's whitespace, and a byte order mark that a reader would skip.
+_LEADING = " \t\n\r\ufeff"
+
+
 def loads(text: str) -> Any:
     """Raises ValueError (or RecursionError) when `text` is not JSON, TooBigError when it
-    is JSON that cannot be read."""
-    return json.loads(text, parse_constant=_Constant, parse_float=_float, parse_int=_int)
+    is JSON that cannot be read. A leading byte order mark is skipped, as readers do."""
+    return json.loads(
+        text.lstrip(_LEADING), parse_constant=_Constant, parse_float=_float, parse_int=_int
+    )
+
+
+def opens_document(text: str) -> bool:
+    """Whether `text` could be a JSON object or array, by its first character."""
+    return text.lstrip(_LEADING)[:1] in ("{", "[")
 
 
 def dumps(value: Any, *, indent: bool = False) -> str:

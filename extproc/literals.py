@@ -20,7 +20,7 @@ LiteralFinder = Callable[[str], list[Finding]]
 Term = tuple[str, str | None]  # entity, and the whole name a part stands for
 
 _WORD = re.compile(r"\w+")
-_NAME_PARTS = re.compile(r"[\s\u2010\u2011-]+")  # and the Unicode hyphens
+_NAME_PARTS = re.compile(r"[\s\u2010-\u2014\u2212-]+")  # and the Unicode dashes
 _MIN_LITERAL = 3  # shorter marked values ("Al", "12") would mask ordinary words
 _NAME_ENTITIES = frozenset({"name"})
 _LOCAL_WORDS = 8  # terms up to this long are checked against the words read at the spot

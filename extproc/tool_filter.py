@@ -64,7 +64,7 @@ class ToolFilter:
 
 # What a tools/list answer holds, and nothing else: anything more is masked with the rest.
 _MESSAGE_KEYS = frozenset({"jsonrpc", "id", "result"})
-_RESULT_KEYS = frozenset({"tools", "nextCursor"})
+_RESULT_KEYS = frozenset({"tools", "nextCursor", "_meta"})
 
 
 def _tools_of(message: Any) -> list[Any] | None:

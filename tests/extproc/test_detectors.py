@@ -199,6 +199,7 @@ NEGATIVE = [
     ("date", "31.31.2024"),  # neither day.month nor month.day
     ("date", "version 1.2.3 of 2024"),
     ("date", "pi is 3.14.1592..."),
+    ("date", "upgrade to 10.1.1.2024"),
     ("age_over_89", "age 89"),
     ("age_over_89", "an 89-year-old"),
     ("age_over_89", "stage 92 tumour"),

@@ -345,6 +345,7 @@ def test_what_a_server_writes_about_its_tools_is_masked_but_what_clients_use_pas
         "result": {
             "tools": [tool, {"name": "delete_patient", "inputSchema": schema}],
             "nextCursor": "2024-05-01T12:00:00Z",  # the client sends it back as it came
+            "_meta": {"contact": "zed.qux@example.com"},
         },
     }
     out = exchange.handle(body(f"data: {json.dumps(listing)}\n\n".encode(), end=True))

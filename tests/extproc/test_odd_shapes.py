@@ -49,6 +49,22 @@ def test_keys_that_mask_alike_are_numbered_not_merged(masker: Masker) -> None:
     assert by_day == {"[DATE]": {"hr": 72}, "[DATE] #2": {"hr": 75}, "[DATE] #3": {"hr": 71}}
 
 
+def test_a_key_that_spells_a_marked_name_is_masked(masker: Masker) -> None:
+    # Notes keyed by the patient, written as names are: surname first, or the first name.
+    notes = {"Okafor, Ada": {"phone": "555-867-5309"}, "Ada": {"seen": "2024-03-15"}}
+    report = MaskReport()
+    out = masked(masker, structured({"name": "Ada Okafor", "notes": notes}), report)
+    assert "Ada" not in out and "Okafor" not in out
+    assert "Okafor" not in json.dumps(report.as_dict())
+
+
+def test_a_masked_key_never_lands_on_a_key_the_server_wrote(masker: Masker) -> None:
+    content = {"1984-03-15": "a", "[DATE]": "b", "1990-04-01": "c", "[DATE] #2": "d"}
+    out = json.loads(masked(masker, structured(content)))["result"]["structuredContent"]
+    assert out["[DATE]"] == "b" and out["[DATE] #2"] == "d"  # the server's own, kept
+    assert sorted(out.values()) == ["a", "b", "c", "d"]  # nothing replaced
+
+
 def test_keys_are_not_read_for_names_after_a_title_nor_for_parts_of_names(
     masker: Masker,
 ) -> None:
@@ -107,8 +123,10 @@ def test_an_object_under_a_marked_key_lends_its_words_to_no_note(masker: Masker)
     assert set(masked_schema) == {"name", "note"}
 
 
-def test_a_hyphenated_first_name_is_found_by_either_half(masker: Masker) -> None:
-    out = masked(masker, structured({"name": "Mary-Jane Watson", "note": "Mary seen, Jane ok"}))
+@pytest.mark.parametrize("dash", ["-", "\u2011", "\u2013"])
+def test_a_hyphenated_first_name_is_found_by_either_half(masker: Masker, dash: str) -> None:
+    name = f"Mary{dash}Jane Watson"
+    out = masked(masker, structured({"name": name, "note": "Mary seen, Jane ok"}))
     note = json.loads(out)["result"]["structuredContent"]["note"]
     assert "Mary" not in note and "Jane" not in note
 

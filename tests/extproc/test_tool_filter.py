@@ -66,7 +66,11 @@ def test_what_is_not_a_listing_is_left_to_the_masker() -> None:
     # exchange masks it like any other answer.
     error = '{"jsonrpc":"2.0","id":3,"error":{"code":-32601,"message":"nope"}}'
     assert FILTER.filter(error, None) is None
-    # Nor is a listing whose id is an object: no JSON-RPC id is, so it could carry anything.
+    # A listing may carry `_meta` and a byte order mark, as any answer may.
+    with_meta = json.loads(LISTING)
+    with_meta["result"]["_meta"] = {"served-by": "a"}
+    assert FILTER.filter("\ufeff" + json.dumps(with_meta), None) is not None
+    # Not a listing whose id is an object: no JSON-RPC id is, so it could carry anything.
     odd_id = json.loads(LISTING) | {"id": {"ssn": "900-12-3456"}}
     assert FILTER.filter(json.dumps(odd_id), None) is None
 
