@@ -98,6 +98,13 @@ class Supervisor:
                 await asyncio.wait_for(child.pump, 5)
         return child.process.returncode
 
+    def exited(self) -> list[str]:
+        """The children that have exited: one that lost its port to another process after
+        the port check passed dies soon after it."""
+        return [
+            name for name, child in self.children.items() if child.process.returncode is not None
+        ]
+
     async def stop_all(self) -> None:
         """Last started, first stopped; whatever an interruption leaves running is killed."""
         try:

@@ -13,7 +13,8 @@ import yaml
 
 from custos.children import Supervisor
 from custos.envoy_config import EnvoySettings, envoy_binary, render_bootstrap
-from custos.net import free_port
+from custos.errors import StackError
+from custos.net import free_ports
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEMO_SERVER = PROJECT_ROOT / "examples" / "demo_mcp_server.py"
@@ -37,7 +38,7 @@ class Ports:
 
     @classmethod
     def free(cls) -> Ports:
-        return cls(*(free_port() for _ in range(8)))
+        return cls(*free_ports(8))
 
 
 @dataclass
@@ -107,6 +108,8 @@ class LocalStack:
             ],
             port=self.ports.envoy,
         )
+        if exited := self.supervisor.exited():
+            raise StackError(f"{', '.join(exited)} exited while the stack started")
 
     async def start_authz(self) -> None:
         config = self.run_dir / "extauthz.yaml"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import signal
@@ -11,6 +12,9 @@ import time
 from pathlib import Path
 
 import httpx
+
+from custos.net import free_ports
+from custos.stack import Ports
 
 
 def test_custos_run_serves_and_stops_every_child_on_ctrl_c(tmp_path: Path) -> None:
@@ -66,3 +70,12 @@ def test_custos_run_serves_and_stops_every_child_on_ctrl_c(tmp_path: Path) -> No
         pass
     else:
         raise AssertionError("something still listens after Ctrl-C")
+
+
+def test_the_stack_gets_a_different_port_for_every_service() -> None:
+    # The kernel may hand a port it just took back out at once: two services on one port
+    # would make the stack start with one of them silently dead.
+    for _ in range(20):
+        ports = dataclasses.astuple(Ports.free())
+        assert len(set(ports)) == len(ports)
+    assert len(set(free_ports(200))) == 200
