@@ -200,8 +200,18 @@ class Masker:
         tool by (name, title, schemas, annotations, icons) and the cursor it pages with
         pass as they are."""
         document = _parsed(text)
-        walk = self._walk_of([], report, keep, deadline=deadline)
+        results = [m["result"] for m in (document if isinstance(document, list) else [document])]
+        # Marked values are looked for again in what is masked, as in any other answer.
+        masked: list[tuple[Any, Path]] = [
+            (value, ("result", "tools", i, key))
+            for result in results
+            for i, tool in enumerate(result["tools"])
+            for key, value in tool.items()
+            if key not in _TOOL_PROTOCOL
+        ]
+        masked += [(r["_meta"], ("result", "_meta")) for r in results if "_meta" in r]
         try:
+            walk = self._walk_of(masked, report, keep, deadline=deadline)
             for message in document if isinstance(document, list) else [document]:
                 result = message["result"]
                 result["tools"] = [
@@ -216,13 +226,13 @@ class Masker:
         return json_codec.dumps(document)
 
     def _tool(self, tool: dict[str, Any], path: Path, walk: _Walk) -> dict[str, Any]:
-        out: dict[str, Any] = {}
+        rebuilt = _Rebuilt(tool)
         for key, value in tool.items():
             if key in _TOOL_PROTOCOL:
-                out[key] = value
-            elif (member := self._member(key, value, path, walk))[1] is not _DROPPED:
-                _put(out, member, key, tool)
-        return out
+                rebuilt.out[key] = value
+            else:
+                rebuilt.put(key, self._member(key, value, path, walk))
+        return rebuilt.out
 
     def mask_request_body(self, body: bytes, report: MaskReport) -> bytes:
         """A JSON-RPC request (or a batch): the `arguments` of each call masked, for an
@@ -277,30 +287,26 @@ class Masker:
     def _message(self, message: Any, walk: _Walk) -> Any:
         if not isinstance(message, dict):
             return self._value(message, (), walk)
-        out: dict[str, Any] = {}
+        rebuilt = _Rebuilt(message)
         for key, value in message.items():
             if key in _ENVELOPE and _scalar(value):  # an object there is no protocol's
-                out[key] = value
-                continue
-            if key == "result" and isinstance(value, dict):
-                out[key] = self._result(value, walk)
-                continue
-            if (member := self._member(key, value, (), walk))[1] is not _DROPPED:
-                _put(out, member, key, message)
-        return out
+                rebuilt.out[key] = value
+            elif key == "result" and isinstance(value, dict):
+                rebuilt.out[key] = self._result(value, walk)
+            else:
+                rebuilt.put(key, self._member(key, value, (), walk))
+        return rebuilt.out
 
     def _result(self, result: dict[str, Any], walk: _Walk) -> dict[str, Any]:
-        out: dict[str, Any] = {}
+        rebuilt = _Rebuilt(result)
         for key, value in result.items():
             if walk.handshake and key in _HANDSHAKE:
-                out[key] = value
-                continue
-            if key == "structuredContent" and self._fields.entity_at(("result", key)) is None:
-                out[key] = self._document(value, ("result", key), walk)
-                continue
-            if (member := self._member(key, value, ("result",), walk))[1] is not _DROPPED:
-                _put(out, member, key, result)
-        return out
+                rebuilt.out[key] = value
+            elif key == "structuredContent" and self._fields.entity_at(("result", key)) is None:
+                rebuilt.out[key] = self._document(value, ("result", key), walk)
+            else:
+                rebuilt.put(key, self._member(key, value, ("result",), walk))
+        return rebuilt.out
 
     def _value(self, value: Any, path: Path, walk: _Walk) -> Any:
         entity = self._fields.entity_at(path) if path else None
@@ -309,11 +315,10 @@ class Masker:
         if isinstance(value, str):
             return self._string(value, path, walk)
         if isinstance(value, dict):
-            out: dict[str, Any] = {}
+            rebuilt = _Rebuilt(value)
             for key, item in value.items():
-                if (member := self._member(key, item, path, walk))[1] is not _DROPPED:
-                    _put(out, member, key, value)
-            return out
+                rebuilt.put(key, self._member(key, item, path, walk))
+            return rebuilt.out
         if isinstance(value, list):
             items = (self._value(item, (*path, i), walk) for i, item in enumerate(value))
             return [masked for masked in items if masked is not _DROPPED]
@@ -344,17 +349,24 @@ class Masker:
     def _masked_key(self, key: str, path: Path, walk: _Walk) -> str:
         """An object's key: a server may key records by SSN, e-mail, date or the patient's
         name ("Okafor, Ada"). Read by the detectors, but for names after a title
-        ("Patient Name" is a column), and for the answer's marked values, a name only as
-        names are written, capitalised (the key "page" is not Max Page). Each key is read
+        ("Patient Name" is a column), and for the answer's marked values: the whole key in
+        any case, a name within it only where it does not start lowercase (the key "page"
+        is not Max Page; "van Dijk" or "山田" has no capital to show). Each key is read
         once per answer."""
         if key in _PROTOCOL_KEYS:
             return key
         cached = walk.keys.get(key)
         if cached is None:
-            findings = self._key_findings(key)
+            _check(walk.deadline)
+            if entity := walk.whole.get(_normal(key)):  # a marked value, however written
+                findings = [Finding(entity, 0, len(key))]
+            else:
+                findings = self._key_findings(key)
             if walk.literals is not None:
                 marked = [
-                    f for f in walk.literals(key) if f.entity != "name" or key[f.start].isupper()
+                    f
+                    for f in walk.literals(key)
+                    if f.entity != "name" or not key[f.start].islower()
                 ]
                 findings = _merge(findings, marked)
             found = Counter[str]()
@@ -448,8 +460,7 @@ class Masker:
     def _free_text(self, text: str, found: Counter[str], walk: _Walk) -> str:
         """`text` with what the detectors and the answer's marked values find masked;
         `found` counts it by entity."""
-        if walk.deadline is not None and time.monotonic() > walk.deadline:
-            raise MaskingError("masking took longer than its time limit")
+        _check(walk.deadline)
         findings = self._scanner.scan(text)
         if walk.literals is not None:
             findings = _merge(findings, walk.literals(text))
@@ -505,21 +516,36 @@ class _Walk:
     parsed: dict[str, Any] = field(default_factory=dict)  # embedded JSON, by its text
 
 
+def _check(deadline: float | None) -> None:
+    if deadline is not None and time.monotonic() > deadline:
+        raise MaskingError("masking took longer than its time limit")
+
+
 def _scalar(value: Any) -> bool:
     return value is None or isinstance(value, str | int | float)
 
 
-def _put(out: dict[str, Any], member: tuple[str, Any], key: str, keys: Any) -> None:
-    """`member` (its name masked from `key`) into `out`. Keys masked alike (records keyed
-    by date: "[DATE]") are numbered, and none lands on one of the object's own `keys`:
-    neither replaces the other, and a key the server wrote keeps its name."""
-    name, value = member
-    if name != key:
-        base, number = name, 1
-        while name in out or name in keys:
-            number += 1
-            name = f"{base} #{number}"
-    out[name] = value
+class _Rebuilt:
+    """An object rebuilt member by member. Keys masked alike (records keyed by date:
+    "[DATE]") are numbered, and none lands on one of the object's own keys: neither
+    replaces the other, and a key the server wrote keeps its name."""
+
+    def __init__(self, original: dict[str, Any]) -> None:
+        self.out: dict[str, Any] = {}
+        self._own = original
+        self._numbers: dict[str, int] = {}  # the last number given to each masked key
+
+    def put(self, key: str, member: tuple[str, Any]) -> None:
+        name, value = member
+        if value is _DROPPED:
+            return
+        if name != key:
+            base, number = name, self._numbers.get(name, 1)
+            while name in self.out or name in self._own:
+                number += 1
+                name = f"{base} #{number}"
+            self._numbers[base] = number
+        self.out[name] = value
 
 
 def _normal(text: str) -> str:

@@ -345,12 +345,13 @@ def test_what_a_server_writes_about_its_tools_is_masked_but_what_clients_use_pas
         "result": {
             "tools": [tool, {"name": "delete_patient", "inputSchema": schema}],
             "nextCursor": "2024-05-01T12:00:00Z",  # the client sends it back as it came
-            "_meta": {"contact": "zed.qux@example.com"},
+            "_meta": {"contact": "zed.qux@example.com", "name": "Zed Qux", "note": "ask Zed"},
         },
     }
     out = exchange.handle(body(f"data: {json.dumps(listing)}\n\n".encode(), end=True))
     text = out.response_body.response.body_mutation.body.decode()
     assert "123-45-6789" not in text and "zed.qux@example.com" not in text
+    assert "Zed" not in text  # the listing's marked values are looked for in it too
     result = json.loads(text.removeprefix("data: "))["result"]
     assert [t["name"] for t in result["tools"]] == ["search_patients"]  # filtered, then masked
     kept = result["tools"][0]

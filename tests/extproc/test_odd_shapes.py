@@ -58,6 +58,24 @@ def test_a_key_that_spells_a_marked_name_is_masked(masker: Masker) -> None:
     assert "Okafor" not in json.dumps(report.as_dict())
 
 
+@pytest.mark.parametrize("name", ["van Dijk", "山田太郎", "Ada Okafor"])
+def test_a_key_that_is_a_marked_name_is_masked_however_it_is_written(
+    masker: Masker, name: str
+) -> None:
+    for key in (name, name.lower()):
+        content = {"name": name, "byPatient": {key: {"ward": "4B"}}}
+        out = masked(masker, structured(content))
+        assert name not in out and name.lower() not in out, key
+
+
+def test_many_keys_masking_alike_are_numbered_in_order(masker: Masker) -> None:
+    emails = {f"user{i}@example.com": i for i in range(200)}
+    out = json.loads(masked(masker, structured({"by_email": emails})))
+    by_email = out["result"]["structuredContent"]["by_email"]
+    assert list(by_email) == ["[EMAIL]", *(f"[EMAIL] #{n}" for n in range(2, 201))]
+    assert list(by_email.values()) == list(range(200))
+
+
 def test_a_masked_key_never_lands_on_a_key_the_server_wrote(masker: Masker) -> None:
     content = {"1984-03-15": "a", "[DATE]": "b", "1990-04-01": "c", "[DATE] #2": "d"}
     out = json.loads(masked(masker, structured(content)))["result"]["structuredContent"]
