@@ -54,6 +54,7 @@ _DROPPED = object()
 _SHARED_DOCUMENTS = 4
 _MIN_WHOLE = 3  # as the literal finder's shortest term
 _CLEAN_KEYS, _CLEAN_KEY_CHARS = 4096, 64
+_CARRIED = 10_000  # marked values carried along one stream
 
 
 class MaskingError(CustosError):
@@ -159,10 +160,18 @@ class Masker:
         """A body that is not JSON, scanned as text."""
         return self.mask_text(self.decoded(body), report, deadline).encode()
 
-    def mask_text(self, text: str, report: MaskReport, deadline: float | None = None) -> str:
-        """Free text outside any JSON document (a plain-text body, an SSE comment)."""
+    def mask_text(
+        self,
+        text: str,
+        report: MaskReport,
+        deadline: float | None = None,
+        carried: Carried | None = None,
+    ) -> str:
+        """Free text outside any JSON document (a plain-text body, an SSE comment), with
+        the marked values `carried` from the stream so far."""
         found = Counter[str]()
-        masked = self._free_text(text, found, _Walk(report, literals=None, deadline=deadline))
+        literals = carried.finder() if carried is not None else None
+        masked = self._free_text(text, found, _Walk(report, literals, deadline=deadline))
         for entity, count in found.items():
             report.add(entity, (), count)
         return masked
@@ -174,14 +183,17 @@ class Masker:
         keep: frozenset[str] = frozenset(),
         handshake: bool = False,
         deadline: float | None = None,
+        carried: Carried | None = None,
     ) -> str:
         """`handshake`: the answer to a protocol method, whose results' protocol members
         pass as they are (everything else in it is masked, notifications included).
-        `deadline` (`time.monotonic()`): past it, masking stops with a MaskingError."""
+        `deadline` (`time.monotonic()`): past it, masking stops with a MaskingError.
+        `carried`: the marked values of a stream's earlier events, looked for here too;
+        this document's are added to them."""
         document = _parsed(text)
         messages = document if isinstance(document, list) else [document]
         try:
-            walk = self._walk_of([(document, ())], report, keep, handshake, deadline)
+            walk = self._walk_of([(document, ())], report, keep, handshake, deadline, carried)
             masked = [self._message(m, walk) for m in messages]
         except RecursionError as exc:
             raise MaskingError("body is nested too deeply to mask") from exc
@@ -264,6 +276,7 @@ class Masker:
         keep: frozenset[str],
         handshake: bool = False,
         deadline: float | None = None,
+        carried: Carried | None = None,
     ) -> _Walk:
         """A pass over what is to be masked (values and their paths), knowing the values
         its field rules mark (to find them again in free text) and its embedded JSON
@@ -272,6 +285,10 @@ class Masker:
         parsed: dict[str, Any] = {}
         for value, path in roots:
             self._collect(value, path, known, parsed)
+        if carried is not None:
+            carried.add(known)
+            for entity, values in carried.known.items():
+                known[entity] |= values
         for entity in keep:
             known.pop(entity, None)
         whole = {
@@ -462,6 +479,8 @@ class Masker:
         `found` counts it by entity."""
         _check(walk.deadline)
         findings = self._scanner.scan(text)
+        if walk.keep:  # before merging: a visible MRN must not carry a name inside it along
+            findings = [f for f in findings if f.entity not in walk.keep]
         if walk.literals is not None:
             findings = _merge(findings, walk.literals(text))
         return self._replaced(text, findings, found, walk)
@@ -497,6 +516,31 @@ class Masker:
         if (replaced := walk.replaced.get(key)) is None:
             replaced = walk.replaced[key] = apply(action, entity, value, self._key)
         return replaced
+
+
+class Carried:
+    """The marked values of a stream's events so far, looked for in its later events and
+    lines: an event may name a patient whom a later one mentions again. Bounded, so a
+    stream that runs for hours does not grow without end; past the bound, each event
+    still finds its own."""
+
+    def __init__(self) -> None:
+        self.known: defaultdict[str, set[str]] = defaultdict(set)
+        self._count = 0
+        self._finder: tuple[int, LiteralFinder | None] = (0, None)
+
+    def add(self, known: dict[str, set[str]]) -> None:
+        for entity, values in known.items():
+            for value in values - self.known[entity]:
+                if self._count >= _CARRIED:
+                    return
+                self.known[entity].add(value)
+                self._count += 1
+
+    def finder(self) -> LiteralFinder | None:
+        if self._finder[0] != self._count:  # rebuilt only when values were added
+            self._finder = (self._count, literal_finder(self.known))
+        return self._finder[1]
 
 
 @dataclass(frozen=True)

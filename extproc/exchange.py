@@ -13,6 +13,7 @@ ProcessingRequests to ProcessingResponses, with no server in it.
 
 from __future__ import annotations
 
+import re
 import time
 import zlib
 from collections.abc import Callable
@@ -27,7 +28,8 @@ from google.protobuf import struct_pb2
 
 from custos.errors import CustosError
 from custos.policy import HttpRequest, Identity, McpCall, PolicyInput
-from extproc.engine import Masker, MaskingError, MaskReport, embedded_json
+from extproc import json_codec
+from extproc.engine import Carried, Masker, MaskingError, MaskReport
 from extproc.metrics import MaskingMetrics
 from extproc.sse import SseRewriter
 from extproc.tool_filter import ToolFilter, identity_from
@@ -41,6 +43,7 @@ AUTHZ_NAMESPACE = "envoy.filters.http.ext_authz"
 PROTOCOL_METHODS = frozenset({"initialize", "ping", "server/discover"})
 # Response headers the protocol needs as they are, that carry no patient data, and that a
 # detector might misread (a session id of digits looks like a phone number).
+_CHARSET = re.compile(r"charset\s*=\s*([^;\s]*)", re.IGNORECASE)
 _PROTOCOL_HEADERS = frozenset(
     {
         *("content-type", "content-length", "content-encoding", "transfer-encoding"),
@@ -72,6 +75,7 @@ class Exchange:
     _text_ok: bool = False
     _deadline: float | None = None  # for the body message in hand: mask_timeout_ms from it
     _json_rewrite: Callable[[str], str] | None = None  # set by the response headers
+    _carried: Carried = field(default_factory=Carried)  # marked values of the events so far
 
     def handle(self, request: ext_proc.ProcessingRequest) -> ext_proc.ProcessingResponse:
         if request.HasField("metadata_context"):
@@ -137,13 +141,18 @@ class Exchange:
                     listing, self.report, keep, deadline=self._deadline
                 )
             return self.masker.mask_json_text(
-                text, self.report, keep, handshake=protocol, deadline=self._deadline
+                text,
+                self.report,
+                keep,
+                handshake=protocol,
+                deadline=self._deadline,
+                carried=self._carried,
             )
 
         return rewrite
 
     def _mask_line(self, line: str) -> str:
-        return self.masker.mask_text(line, self.report)
+        return self.masker.mask_text(line, self.report, carried=self._carried)
 
     def _policy_input(self) -> PolicyInput | None:
         """The caller and what it asked, as masking exceptions see them."""
@@ -178,6 +187,11 @@ class Exchange:
             raise MaskingError("a content-type that names an event stream but is not one")
         if streamed and self._gzip:
             raise MaskingError("cannot stream-mask a compressed event stream")
+        charset = _CHARSET.search(raw_type)
+        if charset and charset.group(1).strip("\"'").lower() not in ("utf-8", "utf8"):
+            # The masker reads UTF-8; a client decoding another charset would read text
+            # the masker never saw (UTF-16 is ASCII and NUL bytes to a UTF-8 reader).
+            raise MaskingError("a body in a charset other than UTF-8")
         # Whatever the type, a body that parses as JSON is masked as JSON (a client may
         # read it as JSON); only text/plain that is not JSON (Envoy's own local replies)
         # is scanned as text; anything else is refused.
@@ -233,7 +247,7 @@ class Exchange:
             raise MaskingError("a buffered response body that does not end")
         raw = _gunzip(body.body, self.masker.config.max_body_bytes) if self._gzip else body.body
         text = self.masker.decoded(raw)
-        if self._text_ok and embedded_json(text) is None:
+        if self._text_ok and not _is_json(text):
             masked = self.masker.mask_text_body(raw, self.report, self._deadline)
         else:
             masked = self._json_rewrite(text).encode()
@@ -259,10 +273,28 @@ _CALL_KEYS = ("method", "tool", "name")
 
 
 def _header_pairs(headers: ext_proc.HttpHeaders) -> list[tuple[str, str]]:
-    """(lower-case name, value) of each header, repeated ones included."""
-    return [
-        (h.key.lower(), h.raw_value.decode("latin-1") or h.value) for h in headers.headers.headers
-    ]
+    """(lower-case name, value) of each header, repeated ones included; read as UTF-8
+    where it is (as clients read it, so no dash or space hides a number), else Latin-1."""
+    return [(h.key.lower(), _header_text(h.raw_value) or h.value) for h in headers.headers.headers]
+
+
+def _header_text(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def _is_json(text: str) -> bool:
+    """Whether a client could read `text` as JSON: any JSON value, a string too (its
+    escapes would hide from a scan as text). JSON beyond reading counts, to be refused."""
+    try:
+        json_codec.loads(text)
+    except json_codec.TooBigError:
+        return True
+    except (ValueError, RecursionError):
+        return False
+    return True
 
 
 def _request_headers(mask_body: bool) -> ext_proc.ProcessingResponse:

@@ -19,7 +19,9 @@ from extproc.findings import Finding
 LiteralFinder = Callable[[str], list[Finding]]
 Term = tuple[str, str | None]  # entity, and the whole name a part stands for
 
-_WORD = re.compile(r"\w+")
+# Words as runs of letters and digits: "_" joins words in file names and keys
+# ("Okafor_Ada"), it does not make one.
+_WORD = re.compile(r"[^\W_]+")
 _NAME_PARTS = re.compile(r"[\s\u2010-\u2014\u2212-]+")  # and the Unicode dashes
 _MIN_LITERAL = 3  # shorter marked values ("Al", "12") would mask ordinary words
 _NAME_ENTITIES = frozenset({"name"})
@@ -36,8 +38,11 @@ def literal_finder(known: Mapping[str, Iterable[str]]) -> LiteralFinder | None:
             if len(value.strip()) >= _MIN_LITERAL:
                 terms.setdefault(_words(value), (entity, None))
             if entity in _NAME_ENTITIES:
+                # A part that starts lowercase is a particle ("van", "de"), unless the whole
+                # name is written so; scripts without case have none to tell.
+                lower = value.islower()
                 for part in _NAME_PARTS.split(value):  # "Mary-Jane": "Mary" and "Jane"
-                    if len(part) >= _MIN_LITERAL and part[0].isupper():
+                    if len(part) >= _MIN_LITERAL and (lower or not part[0].islower()):
                         parts[_words(part)].add(value)
                         terms.setdefault(_words(part), (entity, None))
     for part, wholes in parts.items():
@@ -126,10 +131,10 @@ def _occurrences(folded: str, word: str) -> Iterator[int]:
 
 
 def _whole_word(text: str, start: int, end: int) -> bool:
-    """Not part of a longer word (re's `\\w`: alphanumeric or `_`)."""
+    """Not part of a longer word (as `_WORD` reads words: letters and digits)."""
     before = text[start - 1] if start else " "
     after = text[end] if end < len(text) else " "
-    return not (before.isalnum() or before == "_" or after.isalnum() or after == "_")
+    return not (before.isalnum() or after.isalnum())
 
 
 def _find_by_tokens(

@@ -54,7 +54,7 @@ class ToolFilter:
         return json_codec.dumps(document)
 
     def _allowed(self, tool: Any, identity: Identity | None) -> bool:
-        if identity is None or not isinstance(tool, dict) or not isinstance(tool.get("name"), str):
+        if identity is None or not isinstance(tool, dict) or not _utf8(tool.get("name")):
             return False  # no verified caller, or no name to judge: show nothing
         call = McpCall(method="tools/call", tool=tool["name"], name=tool["name"])
         request = HttpRequest(method="POST", path="/mcp")
@@ -67,13 +67,26 @@ _MESSAGE_KEYS = frozenset({"jsonrpc", "id", "result"})
 _RESULT_KEYS = frozenset({"tools", "nextCursor", "_meta"})
 
 
+def _utf8(name: Any) -> bool:
+    """A name the policy can judge: a string that UTF-8 can carry (not a lone surrogate)."""
+    if not isinstance(name, str):
+        return False
+    try:
+        name.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _tools_of(message: Any) -> list[Any] | None:
     if not isinstance(message, dict) or not message.keys() <= _MESSAGE_KEYS:
         return None
-    if isinstance(message.get("id"), dict | list):  # no id of JSON-RPC's: masked whole
-        return None
+    if not all(isinstance(message.get(k, ""), str | int | None) for k in ("jsonrpc", "id")):
+        return None  # an envelope holding more than JSON-RPC's plain values: masked whole
     result = message.get("result")
     if not isinstance(result, dict) or not result.keys() <= _RESULT_KEYS:
         return None
     tools = result.get("tools")
+    if not isinstance(result.get("nextCursor", ""), str):  # a cursor is an opaque string
+        return None
     return tools if isinstance(tools, list) else None

@@ -417,3 +417,84 @@ def test_an_exception_may_name_the_tool_whose_answer_it_unmasks(
     ssn = PATIENTS["pt-0001"].ssn
     assert ssn in answer_to("get_patient_record")
     assert ssn not in answer_to("search_patients")
+
+
+# --- what an MCP server controls: charsets, envelopes, streams, headers -----------------
+
+
+def sse_out(exchange: Exchange, stream: str) -> str:
+    out = exchange.handle(body(stream.encode(), end=True))
+    assert not out.HasField("immediate_response"), out.immediate_response.details
+    return out.response_body.response.body_mutation.body.decode()
+
+
+@pytest.mark.parametrize(
+    "content_type", ["text/event-stream; charset=utf-16-le", "application/json; charset=latin1"]
+)
+def test_a_charset_other_than_utf8_is_refused(exchange: Exchange, content_type: str) -> None:
+    # UTF-16 is ASCII and NUL bytes to a UTF-8 reader: no "data:" line, no SSN in sight.
+    refused = exchange.handle(headers("response_headers", content_type=content_type))
+    assert refused.immediate_response.status.code == 502
+
+
+def test_a_utf8_charset_is_fine(exchange: Exchange) -> None:
+    started = exchange.handle(
+        headers("response_headers", content_type='application/json; charset="UTF-8"')
+    )
+    assert not started.HasField("immediate_response")
+
+
+def test_a_value_marked_in_one_event_is_masked_in_the_events_and_lines_after_it(
+    exchange: Exchange,
+) -> None:
+    exchange.handle(decided(["tools/call"]))
+    first = {"jsonrpc": "2.0", "method": "notify", "params": {"name": "Zed Quux"}}
+    second = {"jsonrpc": "2.0", "id": 1, "result": {"note": "Zed Quux called back"}}
+    stream = (
+        f"data: {json.dumps(first)}\n\n: about Zed Quux\ndata: {json.dumps(second)}\n\n"
+        "id: Zed Quux\ndata: {}\n\n"
+    )
+    assert "Zed" not in sse_out(exchange, stream)
+
+
+def test_a_listing_with_an_envelope_or_cursor_that_is_an_object_is_masked_whole(
+    exchange: Exchange,
+) -> None:
+    exchange = Exchange(exchange.masker, tools=ToolFilter(PolicyReloader(EXAMPLE_POLICY)))
+    exchange.handle(decided(["tools/list"]))
+    listing = {
+        "jsonrpc": {"note": "SSN 123-45-6789"},
+        "id": 3,
+        "result": {"tools": [], "nextCursor": {"note": "SSN 123-45-6789"}},
+    }
+    assert "123-45-6789" not in sse_out(exchange, f"data: {json.dumps(listing)}\n\n")
+
+
+def test_a_tool_name_no_policy_can_read_is_not_offered(exchange: Exchange) -> None:
+    exchange = Exchange(exchange.masker, tools=ToolFilter(PolicyReloader(EXAMPLE_POLICY)))
+    started = decided(["tools/list"])
+    decision = started.metadata_context.filter_metadata["envoy.filters.http.ext_authz"]
+    decision.update({"identity": {"issuer": "https://idp", "subject": "bob", "groups": []}})
+    decision["identity"]["groups"].append("phi-admins")
+    exchange.handle(started)
+    listing = '{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"\\udfff"}]}}'
+    assert json.loads(sse_out(exchange, f"data: {listing}\n\n")[6:])["result"]["tools"] == []
+
+
+def test_a_plain_text_body_that_is_a_json_string_is_read_as_json(exchange: Exchange) -> None:
+    exchange.handle(headers("response_headers", content_type="text/plain"))
+    escaped = b'"SSN \\u0039\\u0030\\u0030-12-3456, mail zed\\u0040example.org"'
+    out = exchange.handle(body(escaped, end=True)).response_body.response.body_mutation.body
+    assert "900-12-3456" not in json.loads(out) and "zed@example.org" not in json.loads(out)
+
+
+def test_a_header_is_read_as_utf8_so_no_dash_hides_a_number(exchange: Exchange) -> None:
+    header_map = base_pb2.HeaderMap(
+        headers=[
+            base_pb2.HeaderValue(key="content-type", raw_value=b"application/json"),
+            base_pb2.HeaderValue(key="x-note", raw_value="SSN 123\u201045\u20106789".encode()),
+        ]
+    )
+    request = ext_proc.ProcessingRequest(response_headers=ext_proc.HttpHeaders(headers=header_map))
+    removed = exchange.handle(request).response_headers.response.header_mutation.remove_headers
+    assert "x-note" in removed

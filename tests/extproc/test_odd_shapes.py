@@ -209,3 +209,11 @@ def test_an_exception_for_one_call_of_a_batch_unmasks_nothing_for_the_others(
 
     assert granted("resources/read") == {"ssn"}
     assert granted("resources/read", "tools/call") == frozenset()
+
+
+def test_an_identifier_the_caller_may_see_does_not_carry_a_name_inside_it_along(
+    masker: Masker,
+) -> None:
+    document = structured({"name": "Ada Okafor", "note": "MRN: OKAFOR-4411"})
+    note = json.loads(masker.mask_json_text(json.dumps(document), MaskReport(), frozenset({"mrn"})))
+    assert "OKAFOR" not in note["result"]["structuredContent"]["note"]
