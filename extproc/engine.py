@@ -54,7 +54,7 @@ _DROPPED = object()
 _SHARED_DOCUMENTS = 4
 _MIN_WHOLE = 3  # as the literal finder's shortest term
 _CLEAN_KEYS, _CLEAN_KEY_CHARS = 4096, 64
-_CARRIED = 10_000  # marked values carried along one stream
+_CARRIED, _CARRIED_CHARS = 500, 32_768  # marked values carried along one stream
 
 
 class MaskingError(CustosError):
@@ -149,6 +149,8 @@ class Masker:
     def decoded(self, body: bytes) -> str:
         if len(body) > self.config.max_body_bytes:
             raise MaskingError(f"body of {len(body)} bytes exceeds {self.config.max_body_bytes}")
+        if b"\x00" in body:  # UTF-16 reads as ASCII and NULs: the masker would see nothing
+            raise MaskingError("body holds NUL bytes")
         try:
             return body.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -205,6 +207,7 @@ class Masker:
         report: MaskReport,
         keep: frozenset[str] = frozenset(),
         deadline: float | None = None,
+        carried: Carried | None = None,
     ) -> str:
         """A `tools/list` answer as the tool filter left it (its shape checked there): what
         the server writes about each tool (its description, `_meta`, members MCP does not
@@ -223,7 +226,7 @@ class Masker:
         ]
         masked += [(r["_meta"], ("result", "_meta")) for r in results if "_meta" in r]
         try:
-            walk = self._walk_of(masked, report, keep, deadline=deadline)
+            walk = self._walk_of(masked, report, keep, deadline=deadline, carried=carried)
             for message in document if isinstance(document, list) else [document]:
                 result = message["result"]
                 result["tools"] = [
@@ -285,10 +288,11 @@ class Masker:
         parsed: dict[str, Any] = {}
         for value, path in roots:
             self._collect(value, path, known, parsed)
+        # The earlier events' values are looked for by their own finder, built once for
+        # them all, not merged in here: that would rebuild it for every event.
+        earlier = carried.finder() if carried is not None else None
         if carried is not None:
             carried.add(known)
-            for entity, values in carried.known.items():
-                known[entity] |= values
         for entity in keep:
             known.pop(entity, None)
         whole = {
@@ -297,9 +301,8 @@ class Masker:
             for value in values
             if len(value.strip()) >= _MIN_WHOLE
         }
-        return _Walk(
-            report, literal_finder(known), keep, handshake, deadline, parsed=parsed, whole=whole
-        )
+        literals = _both(literal_finder(known), earlier, keep)
+        return _Walk(report, literals, keep, handshake, deadline, parsed=parsed, whole=whole)
 
     def _message(self, message: Any, walk: _Walk) -> Any:
         if not isinstance(message, dict):
@@ -520,27 +523,43 @@ class Masker:
 
 class Carried:
     """The marked values of a stream's events so far, looked for in its later events and
-    lines: an event may name a patient whom a later one mentions again. Bounded, so a
-    stream that runs for hours does not grow without end; past the bound, each event
-    still finds its own."""
+    lines: an event may name a patient whom a later one mentions again. Bounded by count
+    and size, since each event that adds values rebuilds the finder; past the bound, each
+    event still finds its own."""
 
     def __init__(self) -> None:
         self.known: defaultdict[str, set[str]] = defaultdict(set)
-        self._count = 0
+        self._count = self._chars = 0
         self._finder: tuple[int, LiteralFinder | None] = (0, None)
 
     def add(self, known: dict[str, set[str]]) -> None:
         for entity, values in known.items():
             for value in values - self.known[entity]:
-                if self._count >= _CARRIED:
+                if self._count >= _CARRIED or self._chars + len(value) > _CARRIED_CHARS:
                     return
                 self.known[entity].add(value)
                 self._count += 1
+                self._chars += len(value)
 
     def finder(self) -> LiteralFinder | None:
         if self._finder[0] != self._count:  # rebuilt only when values were added
             self._finder = (self._count, literal_finder(self.known))
         return self._finder[1]
+
+
+def _both(
+    own: LiteralFinder | None, earlier: LiteralFinder | None, keep: frozenset[str]
+) -> LiteralFinder | None:
+    """This document's marked values and the stream's earlier ones (but those the caller
+    may see), as one finder."""
+    if earlier is None:
+        return own
+
+    def find(text: str) -> list[Finding]:
+        found = [f for f in earlier(text) if f.entity not in keep]
+        return _merge(own(text), found) if own is not None else found
+
+    return find
 
 
 @dataclass(frozen=True)

@@ -138,7 +138,7 @@ class Exchange:
                 return text
             if tools is not None and (listing := tools.filter(text, self._identity)):
                 return self.masker.mask_tool_listing(
-                    listing, self.report, keep, deadline=self._deadline
+                    listing, self.report, keep, deadline=self._deadline, carried=self._carried
                 )
             return self.masker.mask_json_text(
                 text,
@@ -152,7 +152,10 @@ class Exchange:
         return rewrite
 
     def _mask_line(self, line: str) -> str:
-        return self.masker.mask_text(line, self.report, carried=self._carried)
+        # An event's type is the protocol's ("message"): a marked value that happens to
+        # spell it must not rename it, or the client drops the event.
+        carried = None if line.startswith("event:") else self._carried
+        return self.masker.mask_text(line, self.report, carried=carried)
 
     def _policy_input(self) -> PolicyInput | None:
         """The caller and what it asked, as masking exceptions see them."""
@@ -286,15 +289,16 @@ def _header_text(raw: bytes) -> str:
 
 
 def _is_json(text: str) -> bool:
-    """Whether a client could read `text` as JSON: any JSON value, a string too (its
-    escapes would hide from a scan as text). JSON beyond reading counts, to be refused."""
+    """Whether `text` must be masked as JSON: an object, an array or a string (whose
+    escapes would hide from a scan as text), and JSON too deep or big to read, to be
+    refused. A bare number is left to the scan, which reads any number in text."""
     try:
-        json_codec.loads(text)
-    except json_codec.TooBigError:
+        value = json_codec.loads(text)
+    except (json_codec.TooBigError, RecursionError):
         return True
-    except (ValueError, RecursionError):
+    except ValueError:
         return False
-    return True
+    return isinstance(value, dict | list | str)
 
 
 def _request_headers(mask_body: bool) -> ext_proc.ProcessingResponse:

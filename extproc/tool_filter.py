@@ -87,6 +87,6 @@ def _tools_of(message: Any) -> list[Any] | None:
     if not isinstance(result, dict) or not result.keys() <= _RESULT_KEYS:
         return None
     tools = result.get("tools")
-    if not isinstance(result.get("nextCursor", ""), str):  # a cursor is an opaque string
+    if not isinstance(result.get("nextCursor"), str | None):  # an opaque string, or none
         return None
     return tools if isinstance(tools, list) else None

@@ -498,3 +498,63 @@ def test_a_header_is_read_as_utf8_so_no_dash_hides_a_number(exchange: Exchange) 
     request = ext_proc.ProcessingRequest(response_headers=ext_proc.HttpHeaders(headers=header_map))
     removed = exchange.handle(request).response_headers.response.header_mutation.remove_headers
     assert "x-note" in removed
+
+
+@pytest.mark.parametrize(
+    ("payload", "refused"),
+    [
+        ("[" * 3000 + '"SSN \\u0031\\u0032\\u0033-45-6789"' + "]" * 3000, True),
+        ('{"note": "SSN 123-45-6789"}'.encode("utf-16-le").decode("latin-1"), True),
+        ("4111111111111111", False),  # a bare number is scanned as text
+    ],
+    ids=["too deep to read", "UTF-16 without a charset", "a bare number"],
+)
+def test_a_plain_text_body_is_refused_or_masked_never_passed(
+    exchange: Exchange, payload: str, refused: bool
+) -> None:
+    exchange.handle(headers("response_headers", content_type="text/plain"))
+    out = exchange.handle(body(payload.encode("latin-1"), end=True))
+    assert out.HasField("immediate_response") == refused
+    if not refused:
+        assert out.response_body.response.body_mutation.body == b"[CARD]"
+
+
+def test_a_listing_with_a_null_cursor_is_still_filtered(exchange: Exchange) -> None:
+    exchange = Exchange(exchange.masker, tools=ToolFilter(PolicyReloader(EXAMPLE_POLICY)))
+    started = decided(["tools/list"])
+    decision = started.metadata_context.filter_metadata["envoy.filters.http.ext_authz"]
+    decision.update({"identity": {"issuer": "https://idp", "subject": "alice", "groups": []}})
+    decision["identity"]["groups"].append("phi-readers")
+    exchange.handle(started)
+    tools = [{"name": "get_patient_record"}, {"name": "delete_patient"}]
+    listing = {"jsonrpc": "2.0", "id": 1, "result": {"tools": tools, "nextCursor": None}}
+    out = json.loads(sse_out(exchange, f"data: {json.dumps(listing)}\n\n")[6:])
+    assert out["result"]["tools"] == [{"name": "get_patient_record"}]
+
+
+def test_what_an_earlier_event_marks_never_renames_an_event_type_nor_a_word(
+    exchange: Exchange,
+) -> None:
+    exchange.handle(decided(["tools/call"]))
+    first = {"jsonrpc": "2.0", "method": "notify", "params": {"name": "message-broker"}}
+    second = {"jsonrpc": "2.0", "method": "notify", "params": {"name": "lab-results"}}
+    third = {"jsonrpc": "2.0", "id": 1, "result": {"note": "3 results from the lab"}}
+    stream = "".join(f"event: message\ndata: {json.dumps(m)}\n\n" for m in (first, second, third))
+    out = sse_out(exchange, stream)
+    assert out.count("event: message\n") == 3 and "3 results from the lab" in out
+
+
+def test_a_listing_looks_for_what_earlier_events_of_its_stream_marked(
+    exchange: Exchange,
+) -> None:
+    exchange = Exchange(exchange.masker, tools=ToolFilter(PolicyReloader(EXAMPLE_POLICY)))
+    started = decided(["tools/list"])
+    decision = started.metadata_context.filter_metadata["envoy.filters.http.ext_authz"]
+    decision.update({"identity": {"issuer": "https://idp", "subject": "alice", "groups": []}})
+    decision["identity"]["groups"].append("phi-readers")
+    exchange.handle(started)
+    notice = {"jsonrpc": "2.0", "method": "notify", "params": {"name": "Zed Quux"}}
+    tool = {"name": "get_patient_record", "description": "last used for Zed Quux"}
+    listing = {"jsonrpc": "2.0", "id": 1, "result": {"tools": [tool]}}
+    stream = f"data: {json.dumps(notice)}\n\ndata: {json.dumps(listing)}\n\n"
+    assert "Zed" not in sse_out(exchange, stream)
