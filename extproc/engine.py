@@ -11,7 +11,8 @@ repeats the patient's name, or just the first name), which no pattern could know
 from __future__ import annotations
 
 import time
-from collections import Counter, defaultdict
+from collections import ChainMap, Counter, defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -288,21 +289,24 @@ class Masker:
         parsed: dict[str, Any] = {}
         for value, path in roots:
             self._collect(value, path, known, parsed)
+        for entity in keep:  # what the caller may see, no finder looks for
+            known.pop(entity, None)
         # The earlier events' values are looked for by their own finder, built once for
         # them all, not merged in here: that would rebuild it for every event.
-        earlier = carried.finder() if carried is not None else None
+        earlier, earlier_whole = (carried.finder(), carried.whole) if carried else (None, {})
         if carried is not None:
             carried.add(known)
-        for entity in keep:
-            known.pop(entity, None)
-        whole = {
-            _normal(value): entity
-            for entity, values in known.items()
-            for value in values
-            if len(value.strip()) >= _MIN_WHOLE
-        }
-        literals = _both(literal_finder(known), earlier, keep)
-        return _Walk(report, literals, keep, handshake, deadline, parsed=parsed, whole=whole)
+        whole = _whole(known)
+        literals = _both(literal_finder(known), earlier)
+        return _Walk(
+            report,
+            literals,
+            keep,
+            handshake,
+            deadline,
+            parsed=parsed,
+            whole=ChainMap(whole, earlier_whole),
+        )
 
     def _message(self, message: Any, walk: _Walk) -> Any:
         if not isinstance(message, dict):
@@ -529,15 +533,19 @@ class Carried:
 
     def __init__(self) -> None:
         self.known: defaultdict[str, set[str]] = defaultdict(set)
+        self.whole: dict[str, str] = {}  # as `_Walk.whole`: for keys and numbers
         self._count = self._chars = 0
         self._finder: tuple[int, LiteralFinder | None] = (0, None)
 
     def add(self, known: dict[str, set[str]]) -> None:
         for entity, values in known.items():
             for value in values - self.known[entity]:
-                if self._count >= _CARRIED or self._chars + len(value) > _CARRIED_CHARS:
+                if self._count >= _CARRIED:
                     return
+                if self._chars + len(value) > _CARRIED_CHARS:
+                    continue  # too big to carry, but a shorter one may still fit
                 self.known[entity].add(value)
+                self.whole.update(_whole({entity: {value}}))
                 self._count += 1
                 self._chars += len(value)
 
@@ -547,19 +555,25 @@ class Carried:
         return self._finder[1]
 
 
-def _both(
-    own: LiteralFinder | None, earlier: LiteralFinder | None, keep: frozenset[str]
-) -> LiteralFinder | None:
-    """This document's marked values and the stream's earlier ones (but those the caller
-    may see), as one finder."""
-    if earlier is None:
-        return own
+def _both(own: LiteralFinder | None, earlier: LiteralFinder | None) -> LiteralFinder | None:
+    """This document's marked values and the stream's earlier ones, as one finder."""
+    if earlier is None or own is None:
+        return own or earlier
 
     def find(text: str) -> list[Finding]:
-        found = [f for f in earlier(text) if f.entity not in keep]
-        return _merge(own(text), found) if own is not None else found
+        return _merge(own(text), earlier(text))
 
     return find
+
+
+def _whole(known: Mapping[str, set[str]]) -> dict[str, str]:
+    """Marked values as a key or a number would spell them whole: `_normal` -> entity."""
+    return {
+        _normal(value): entity
+        for entity, values in known.items()
+        for value in values
+        if len(value.strip()) >= _MIN_WHOLE
+    }
 
 
 @dataclass(frozen=True)
@@ -573,7 +587,8 @@ class _Walk:
     deadline: float | None = None  # time.monotonic() past which masking gives up
     seen: dict[str, tuple[str, Counter[str]]] = field(default_factory=dict)
     keys: dict[str, tuple[str, Counter[str]]] = field(default_factory=dict)
-    whole: dict[str, str] = field(default_factory=dict)  # marked values, _normal -> entity
+    # marked values, `_normal` -> entity: this document's, then the stream's earlier ones
+    whole: Mapping[str, str] = field(default_factory=dict)
     replaced: dict[tuple[str, str], str] = field(default_factory=dict)
     documents: list[tuple[str, Any, MaskReport]] = field(default_factory=list)  # JSON text
     parsed: dict[str, Any] = field(default_factory=dict)  # embedded JSON, by its text

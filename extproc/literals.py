@@ -39,10 +39,11 @@ def literal_finder(known: Mapping[str, Iterable[str]]) -> LiteralFinder | None:
                 terms.setdefault(_words(value), (entity, None))
             if entity in _NAME_ENTITIES:
                 # A part that starts lowercase is a particle ("van", "de"), unless the whole
-                # name is written so (then parts are split at spaces only: "lab-results" is
-                # a slug, not a name); scripts without case have none to tell.
+                # name is written so; scripts without case have none to tell.
                 lower = value.islower()
-                pieces = value.split() if lower else _NAME_PARTS.split(value)
+                # Written lowercase, a name has parts only if it has spaces: "lab-results"
+                # is a slug, "ada okafor-smith" a name.
+                pieces = _NAME_PARTS.split(value) if not lower or " " in value else [value]
                 for part in pieces:
                     if len(part) >= _MIN_LITERAL and (lower or not part[0].islower()):
                         parts[_words(part)].add(value)

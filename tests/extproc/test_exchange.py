@@ -558,3 +558,37 @@ def test_a_listing_looks_for_what_earlier_events_of_its_stream_marked(
     listing = {"jsonrpc": "2.0", "id": 1, "result": {"tools": [tool]}}
     stream = f"data: {json.dumps(notice)}\n\ndata: {json.dumps(listing)}\n\n"
     assert "Zed" not in sse_out(exchange, stream)
+
+
+def test_earlier_events_mark_numbers_and_keys_too(exchange: Exchange) -> None:
+    exchange.handle(decided(["tools/call"]))
+    first = {"jsonrpc": "2.0", "method": "n", "params": {"phone": 5550100123, "name": "Ada Okafor"}}
+    second = {"jsonrpc": "2.0", "id": 1, "result": {"callback": 5550100123, "ada okafor": "seen"}}
+    out = sse_out(exchange, f"data: {json.dumps(first)}\n\ndata: {json.dumps(second)}\n\n")
+    assert "5550100123" not in out and "okafor" not in out.lower()
+
+
+def test_a_value_too_big_to_carry_does_not_stop_the_others(exchange: Exchange) -> None:
+    exchange.handle(decided(["tools/call"]))
+    address = "1 Main St " + "x" * 33_000
+    first = {"jsonrpc": "2.0", "method": "n", "params": {"address": address, "name": "Ada Okafor"}}
+    second = {"jsonrpc": "2.0", "id": 1, "result": {"note": "Okafor called back"}}
+    out = sse_out(exchange, f"data: {json.dumps(first)}\n\ndata: {json.dumps(second)}\n\n")
+    assert "Okafor" not in out
+
+
+def test_what_the_caller_may_see_never_hides_an_earlier_name_inside_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    fields = "fields:\n  - {path: name, entity: name}\n  - {path: email, entity: email}\n"
+    masker = masker_with_exception(monkeypatch, tmp_path, "true", "[email]", more=fields)
+    exchange = Exchange(masker)
+    started = decided(["tools/call"])
+    decision = started.metadata_context.filter_metadata["envoy.filters.http.ext_authz"]
+    decision.update({"identity": {"issuer": "https://idp", "subject": "s", "groups": []}})
+    exchange.handle(started)
+    record = {"name": "Ada Okafor", "email": "ada.okafor@clinic.example"}
+    first = {"jsonrpc": "2.0", "method": "n", "params": record}
+    second = {"jsonrpc": "2.0", "id": 1, "result": {"note": "reach ada.okafor@clinic.example"}}
+    out = sse_out(exchange, f"data: {json.dumps(first)}\n\ndata: {json.dumps(second)}\n\n")
+    assert "okafor" not in out.lower() and "@clinic.example" in out

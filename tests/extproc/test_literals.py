@@ -132,9 +132,12 @@ def reference_terms(known: Mapping[str, Iterable[str]]) -> dict[tuple[str, ...],
             if len(value.strip()) >= 3:
                 terms.setdefault(words(value), entity)
             if entity == "name":
-                for part in re.split(r"[\s\u2010-\u2014\u2212-]+", value):
-                    if len(part) >= 3 and (value.islower() or not part[0].islower()):
-                        terms.setdefault(words(part), entity)
+                lower = value.islower()
+                pieces = [value] if lower and " " not in value else value.split()
+                for piece in pieces:
+                    for part in re.split(r"[\u2010-\u2014\u2212-]+", piece):
+                        if len(part) >= 3 and (lower or not part[0].islower()):
+                            terms.setdefault(words(part), entity)
     terms.pop((), None)
     return terms
 
@@ -196,11 +199,21 @@ def where(findings: list[Finding]) -> list[tuple[str, int, int]]:
 
 @pytest.mark.parametrize(
     ("name", "text", "part"),
-    [("ada okafor", "okafor called", "okafor"), ("דוד כהן", "כהן called", "כהן")],
-    ids=["written lowercase", "a script without case"],
+    [
+        ("ada okafor", "okafor called", "okafor"),
+        ("ada okafor-smith", "then smith called", "smith"),
+        ("דוד כהן", "כהן called", "כהן"),
+    ],
+    ids=["written lowercase", "lowercase and hyphenated", "a script without case"],
 )
 def test_a_part_of_a_name_without_capitals_is_found_too(name: str, text: str, part: str) -> None:
     assert spans({"name": [name]}, text) == [("name", part)]
+
+
+def test_a_lowercase_slug_under_a_name_key_lends_no_part_to_the_text() -> None:
+    assert spans({"name": ["lab-results"]}, "3 results from the lab; lab-results ready") == [
+        ("name", "lab-results")
+    ]
 
 
 def test_a_marked_name_with_a_dotted_capital_i_is_found_in_the_text() -> None:
