@@ -266,12 +266,23 @@ def test_request_bodies_are_asked_for_and_masked_only_when_configured(
     ]
 
 
-def decided(methods: list[str]) -> ext_proc.ProcessingRequest:
-    """Response headers of an SSE answer, with the decision ext_authz left for ext_proc."""
+def decided(methods: list[str], *groups: str) -> ext_proc.ProcessingRequest:
+    """Response headers of an SSE answer, with the decision ext_authz left for ext_proc:
+    the methods called and, given `groups`, the verified caller."""
     request = headers("response_headers", content_type="text/event-stream")
     decision = request.metadata_context.filter_metadata["envoy.filters.http.ext_authz"]
     decision.update({"mcp_methods": methods})
+    if groups:
+        identity = {"issuer": "https://idp", "subject": "someone", "groups": list(groups)}
+        decision.update({"identity": identity})
     return request
+
+
+def listing_exchange(masker: Masker, *groups: str) -> Exchange:
+    """An exchange answering tools/list to a caller in `groups`, its tool filter on."""
+    exchange = Exchange(masker, tools=ToolFilter(PolicyReloader(EXAMPLE_POLICY)))
+    exchange.handle(decided(["tools/list"], *groups))
+    return exchange
 
 
 def test_a_handshake_result_passes_but_notifications_on_its_stream_are_masked(
@@ -325,12 +336,7 @@ def test_a_listing_of_tools_that_is_not_a_listing_is_masked(exchange: Exchange) 
 def test_what_a_server_writes_about_its_tools_is_masked_but_what_clients_use_passes(
     exchange: Exchange,
 ) -> None:
-    exchange = Exchange(exchange.masker, tools=ToolFilter(PolicyReloader(EXAMPLE_POLICY)))
-    started = decided(["tools/list"])
-    decision = started.metadata_context.filter_metadata["envoy.filters.http.ext_authz"]
-    decision.update({"identity": {"issuer": "https://idp", "subject": "alice", "groups": []}})
-    decision["identity"]["groups"].append("phi-readers")
-    exchange.handle(started)
+    exchange = listing_exchange(exchange.masker, "phi-readers")
     schema = {"type": "object", "properties": {"name": {"type": "string"}}}
     tool = {
         "name": "search_patients",
@@ -471,12 +477,7 @@ def test_a_listing_with_an_envelope_or_cursor_that_is_an_object_is_masked_whole(
 
 
 def test_a_tool_name_no_policy_can_read_is_not_offered(exchange: Exchange) -> None:
-    exchange = Exchange(exchange.masker, tools=ToolFilter(PolicyReloader(EXAMPLE_POLICY)))
-    started = decided(["tools/list"])
-    decision = started.metadata_context.filter_metadata["envoy.filters.http.ext_authz"]
-    decision.update({"identity": {"issuer": "https://idp", "subject": "bob", "groups": []}})
-    decision["identity"]["groups"].append("phi-admins")
-    exchange.handle(started)
+    exchange = listing_exchange(exchange.masker, "phi-admins")
     listing = '{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"\\udfff"}]}}'
     assert json.loads(sse_out(exchange, f"data: {listing}\n\n")[6:])["result"]["tools"] == []
 
@@ -520,12 +521,7 @@ def test_a_plain_text_body_is_refused_or_masked_never_passed(
 
 
 def test_a_listing_with_a_null_cursor_is_still_filtered(exchange: Exchange) -> None:
-    exchange = Exchange(exchange.masker, tools=ToolFilter(PolicyReloader(EXAMPLE_POLICY)))
-    started = decided(["tools/list"])
-    decision = started.metadata_context.filter_metadata["envoy.filters.http.ext_authz"]
-    decision.update({"identity": {"issuer": "https://idp", "subject": "alice", "groups": []}})
-    decision["identity"]["groups"].append("phi-readers")
-    exchange.handle(started)
+    exchange = listing_exchange(exchange.masker, "phi-readers")
     tools = [{"name": "get_patient_record"}, {"name": "delete_patient"}]
     listing = {"jsonrpc": "2.0", "id": 1, "result": {"tools": tools, "nextCursor": None}}
     out = json.loads(sse_out(exchange, f"data: {json.dumps(listing)}\n\n")[6:])
@@ -547,12 +543,7 @@ def test_what_an_earlier_event_marks_never_renames_an_event_type_nor_a_word(
 def test_a_listing_looks_for_what_earlier_events_of_its_stream_marked(
     exchange: Exchange,
 ) -> None:
-    exchange = Exchange(exchange.masker, tools=ToolFilter(PolicyReloader(EXAMPLE_POLICY)))
-    started = decided(["tools/list"])
-    decision = started.metadata_context.filter_metadata["envoy.filters.http.ext_authz"]
-    decision.update({"identity": {"issuer": "https://idp", "subject": "alice", "groups": []}})
-    decision["identity"]["groups"].append("phi-readers")
-    exchange.handle(started)
+    exchange = listing_exchange(exchange.masker, "phi-readers")
     notice = {"jsonrpc": "2.0", "method": "notify", "params": {"name": "Zed Quux"}}
     tool = {"name": "get_patient_record", "description": "last used for Zed Quux"}
     listing = {"jsonrpc": "2.0", "id": 1, "result": {"tools": [tool]}}
@@ -583,10 +574,7 @@ def test_what_the_caller_may_see_never_hides_an_earlier_name_inside_it(
     fields = "fields:\n  - {path: name, entity: name}\n  - {path: email, entity: email}\n"
     masker = masker_with_exception(monkeypatch, tmp_path, "true", "[email]", more=fields)
     exchange = Exchange(masker)
-    started = decided(["tools/call"])
-    decision = started.metadata_context.filter_metadata["envoy.filters.http.ext_authz"]
-    decision.update({"identity": {"issuer": "https://idp", "subject": "s", "groups": []}})
-    exchange.handle(started)
+    exchange.handle(decided(["tools/call"], "staff"))
     record = {"name": "Ada Okafor", "email": "ada.okafor@clinic.example"}
     first = {"jsonrpc": "2.0", "method": "n", "params": record}
     second = {"jsonrpc": "2.0", "id": 1, "result": {"note": "reach ada.okafor@clinic.example"}}
