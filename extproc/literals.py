@@ -43,7 +43,8 @@ def literal_finder(known: Mapping[str, Iterable[str]]) -> LiteralFinder | None:
                 lower = value.islower()
                 # Written lowercase, a name has parts only if it has spaces: "lab-results"
                 # is a slug, "ada okafor-smith" a name.
-                pieces = _NAME_PARTS.split(value) if not lower or " " in value else [value]
+                spaced = len(value.split()) > 1  # any whitespace inside, not at the ends
+                pieces = _NAME_PARTS.split(value) if not lower or spaced else [value]
                 for part in pieces:
                     if len(part) >= _MIN_LITERAL and (lower or not part[0].islower()):
                         parts[_words(part)].add(value)
