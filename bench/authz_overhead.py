@@ -14,18 +14,16 @@ p99 added are judged against the targets of issue 2 (>= 60 % of bare throughput,
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import pstats
-import resource
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import httpx
-from children import cpu_seconds, main_thread_cpu_seconds, supervisor, tails
+from children import supervisor, tails
 from fixtures import (
     TOOL_CALL_BODY,
     UPSTREAM_RESULT,
@@ -36,21 +34,20 @@ from fixtures import (
 from harness import (
     OPEN_LOOP_CONNECTIONS,
     RESULTS_DIR,
-    SETTLE_SECONDS,
-    WARMUP_SECONDS,
     BenchError,
     Front,
-    difference,
+    finish,
+    measure,
     parse_args,
     start_common,
     start_fronts,
     write_wrk_script,
 )
 from harness import main as harness_main
-from openloop import Target, run_open_loop, send_one
+from openloop import Target, send_one
 from prometheus_client.parser import text_string_to_metric_families
-from report import GENERATOR, MAIN_THREAD, Setup, TargetRun, render, save, to_json
-from wrkrun import run_wrk, wrk_binary
+from report import Setup, TargetRun, render, to_json
+from wrkrun import wrk_binary
 
 from custos.children import Supervisor
 from custos.stack import LocalStack, Ports
@@ -104,49 +101,24 @@ async def check_paths(bench: Bench) -> None:
             )
 
 
-async def measure(
+async def measure_front(
     bench: Bench, children: Supervisor, front: Front, args: argparse.Namespace
 ) -> TargetRun:
-    print(
-        f"measuring {front.name}: warm-up, wrk for {args.duration} s, then {args.rate:g} req/s "
-        f"for {args.duration} s",
-        flush=True,
+    run, decisions = await measure(
+        children,
+        front,
+        bench.target(front),
+        bench.wrk_script,
+        args,
+        ("ext_authz",),
+        sample=lambda: authz_metrics(bench),
     )
-    await run_wrk(front.url, bench.wrk_script, args.connections, WARMUP_SECONDS)
-    metrics_before, cpu_before = await authz_metrics(bench), cpu_snapshot(children)
-    wrk = await run_wrk(front.url, bench.wrk_script, args.connections, args.duration)
-    metrics_after, cpu_after = await authz_metrics(bench), cpu_snapshot(children)
-    cpu_max = {**difference(cpu_after, cpu_before), "wrk": wrk.cpu_seconds}
-
-    await asyncio.sleep(SETTLE_SECONDS)
-    cpu_before = cpu_snapshot(children)
-    open_loop = await run_open_loop(
-        bench.target(front), args.rate, args.duration, OPEN_LOOP_CONNECTIONS
-    )
-    cpu_fixed = difference(cpu_snapshot(children), cpu_before)
-
-    decisions = difference(metrics_after, metrics_before)
     count, seconds = decisions.pop("count", 0.0), decisions.pop("seconds", 0.0)
-    return TargetRun(
-        name=front.name,
-        wrk=wrk,
-        open_loop=open_loop,
-        cpu_max=cpu_max,
-        cpu_fixed=cpu_fixed,
+    return replace(
+        run,
         authz_decisions={k: v for k, v in decisions.items() if v},
         authz_mean_decision_ms=seconds / count * 1e3 if count else None,
     )
-
-
-def cpu_snapshot(children: Supervisor) -> dict[str, float]:
-    """CPU seconds so far of every service, of ext_authz's main thread (where every Check
-    runs, under the GIL) and of this script (the open-loop generator)."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return {
-        **cpu_seconds(children),
-        MAIN_THREAD: main_thread_cpu_seconds(children.children["ext_authz"]),
-        GENERATOR: usage.ru_utime + usage.ru_stime,
-    }
 
 
 async def authz_metrics(bench: Bench) -> dict[str, float]:
@@ -192,8 +164,8 @@ async def run(args: argparse.Namespace) -> int:
         try:
             bench = await start(children, Path(tmp), profile)
             await check_paths(bench)
-            bare = await measure(bench, children, bench.bare, args)
-            authz = await measure(bench, children, bench.authz, args)
+            bare = await measure_front(bench, children, bench.bare, args)
+            authz = await measure_front(bench, children, bench.authz, args)
         except Exception:  # an interruption needs no post-mortem
             print(
                 f"benchmark failed; last output of each process:\n{tails(children)}",
@@ -213,17 +185,10 @@ async def run(args: argparse.Namespace) -> int:
     )
     print()
     print(render(setup, bare, authz))
-    if not args.no_save:
-        path = RESULTS_DIR / f"authz_overhead-{stamp}.json"
-        save(path, to_json(setup, bare, authz))
-        print(f"\nfigures written to {path}")
+    code = finish(args, "authz_overhead", stamp, to_json(setup, bare, authz), (bare, authz))
     if profile:
         print_profile(profile)
-    invalid = bare.open_loop.non_200 + authz.open_loop.non_200
-    if invalid:
-        print(f"\nINVALID: {invalid} responses at the fixed rate were not 200", file=sys.stderr)
-        return 1
-    return 0
+    return code
 
 
 def main() -> int:

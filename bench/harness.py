@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import resource
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import yaml
+from children import cpu_seconds, main_thread_cpu_seconds
 from fixtures import bare_bootstrap, request_headers, upstream_bootstrap, wrk_script
-from openloop import Target
-from wrkrun import WrkFailed
+from openloop import Target, run_open_loop
+from report import GENERATOR, TargetRun, main_thread, save
+from wrkrun import WrkFailed, run_wrk
 
 from custos.children import Supervisor
 from custos.envoy_config import EnvoySettings, envoy_binary
@@ -156,6 +159,67 @@ async def spawn_envoy(children: Supervisor, work: Path, front: Front, bootstrap:
     path = work / f"{front.name}.yaml"
     path.write_text(bootstrap)
     await children.spawn(front.name, [envoy_binary(), "-c", str(path), *ENVOY_FLAGS], front.port)
+
+
+async def measure(
+    children: Supervisor,
+    front: Front,
+    target: Target,
+    wrk_script_path: Path,
+    args: argparse.Namespace,
+    services: Iterable[str],
+    sample: Callable[[], Awaitable[dict[str, float]]] | None = None,
+) -> tuple[TargetRun, dict[str, float]]:
+    """One front under both loads: wrk at maximum (after a warm-up), then the open-loop
+    generator at the fixed rate, with the CPU of every process over each. Returns the run
+    and how much `sample`'s figures (a service's own metrics) grew over the wrk load."""
+    print(
+        f"measuring {front.name}: warm-up, wrk for {args.duration} s, then {args.rate:g} req/s "
+        f"for {args.duration} s",
+        flush=True,
+    )
+    await run_wrk(front.url, wrk_script_path, args.connections, WARMUP_SECONDS)
+    sampled_before = await sample() if sample else {}
+    cpu_before = cpu_snapshot(children, services)
+    wrk = await run_wrk(front.url, wrk_script_path, args.connections, args.duration)
+    cpu_max = {**difference(cpu_snapshot(children, services), cpu_before), "wrk": wrk.cpu_seconds}
+    sampled = difference(await sample(), sampled_before) if sample else {}
+
+    await asyncio.sleep(SETTLE_SECONDS)
+    cpu_before = cpu_snapshot(children, services)
+    open_loop = await run_open_loop(target, args.rate, args.duration, OPEN_LOOP_CONNECTIONS)
+    cpu_fixed = difference(cpu_snapshot(children, services), cpu_before)
+    return TargetRun(front.name, wrk, open_loop, cpu_max, cpu_fixed, authz_decisions={}), sampled
+
+
+def cpu_snapshot(children: Supervisor, services: Iterable[str]) -> dict[str, float]:
+    """CPU seconds so far of every process, of each Python service's main thread (its
+    event loop, under the GIL) and of this script (the open-loop generator)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    threads = {
+        main_thread(name): main_thread_cpu_seconds(children.children[name]) for name in services
+    }
+    return {**cpu_seconds(children), **threads, GENERATOR: usage.ru_utime + usage.ru_stime}
+
+
+def finish(
+    args: argparse.Namespace,
+    name: str,
+    stamp: str,
+    document: dict[str, object],
+    runs: Iterable[TargetRun],
+) -> int:
+    """Writes the figures (unless --no-save); 1 when a fixed-rate response was not 200,
+    which makes the whole measurement invalid."""
+    if not args.no_save:
+        path = RESULTS_DIR / f"{name}-{stamp}.json"
+        save(path, document)
+        print(f"\nfigures written to {path}")
+    invalid = sum(run.open_loop.non_200 for run in runs)
+    if invalid:
+        print(f"\nINVALID: {invalid} responses at the fixed rate were not 200", file=sys.stderr)
+        return 1
+    return 0
 
 
 def difference(after: dict[str, float], before: dict[str, float]) -> dict[str, float]:

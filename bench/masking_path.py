@@ -16,10 +16,8 @@ fixed rate is judged against the target (<= 3 ms at 200 req/s)."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
-import resource
 import sys
 import tempfile
 import time
@@ -28,25 +26,23 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from children import cpu_seconds, main_thread_cpu_seconds, supervisor, tails
+from children import supervisor, tails
 from fixtures import request_headers
 from harness import (
     OPEN_LOOP_CONNECTIONS,
-    RESULTS_DIR,
-    SETTLE_SECONDS,
-    WARMUP_SECONDS,
     BenchError,
     Front,
-    difference,
+    finish,
+    measure,
     parse_args,
     start_common,
     start_fronts,
     write_wrk_script,
 )
 from harness import main as harness_main
-from openloop import Target, run_open_loop, send_one
-from report import GENERATOR, TargetRun, cpu_rows, figure_rows, main_thread, run_figures, save
-from wrkrun import run_wrk, wrk_binary
+from openloop import Target, send_one
+from report import TargetRun, cpu_rows, figure_rows, run_figures
+from wrkrun import wrk_binary
 
 from custos.children import Supervisor
 from custos.envoy_config import render_bootstrap
@@ -196,37 +192,12 @@ async def check_paths(bench: Bench) -> int:
     return masked_size
 
 
-async def measure(
+async def measure_front(
     bench: Bench, children: Supervisor, front: Front, args: argparse.Namespace
-) -> TargetRun:
-    print(
-        f"measuring {front.name}: warm-up, wrk for {args.duration} s, then {args.rate:g} req/s "
-        f"for {args.duration} s",
-        flush=True,
+) -> tuple[TargetRun, dict[str, float]]:
+    return await measure(
+        children, front, bench.target(front), bench.wrk_script, args, PYTHON_SERVICES
     )
-    await run_wrk(front.url, bench.wrk_script, args.connections, WARMUP_SECONDS)
-    cpu_before = cpu_snapshot(children)
-    wrk = await run_wrk(front.url, bench.wrk_script, args.connections, args.duration)
-    cpu_max = {**difference(cpu_snapshot(children), cpu_before), "wrk": wrk.cpu_seconds}
-
-    await asyncio.sleep(SETTLE_SECONDS)
-    cpu_before = cpu_snapshot(children)
-    open_loop = await run_open_loop(
-        bench.target(front), args.rate, args.duration, OPEN_LOOP_CONNECTIONS
-    )
-    cpu_fixed = difference(cpu_snapshot(children), cpu_before)
-    return TargetRun(front.name, wrk, open_loop, cpu_max, cpu_fixed, authz_decisions={})
-
-
-def cpu_snapshot(children: Supervisor) -> dict[str, float]:
-    """CPU seconds so far of every service, of each Python service's main thread (the
-    event loop, under the GIL) and of this script (the open-loop generator)."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    threads = {
-        main_thread(name): main_thread_cpu_seconds(children.children[name])
-        for name in PYTHON_SERVICES
-    }
-    return {**cpu_seconds(children), **threads, GENERATOR: usage.ru_utime + usage.ru_stime}
 
 
 def p99_added(bare: TargetRun, full: TargetRun) -> float:
@@ -303,8 +274,8 @@ async def run(args: argparse.Namespace) -> int:
         try:
             bench = await start(children, Path(tmp), args.floor)
             masked_size = await check_paths(bench)
-            bare = await measure(bench, children, bench.bare, args)
-            full = await measure(bench, children, bench.full, args)
+            bare, _ = await measure_front(bench, children, bench.bare, args)
+            full, _ = await measure_front(bench, children, bench.full, args)
             await check_paths(bench)  # still masking after the load, not failing open
         except Exception:
             print(
@@ -316,16 +287,8 @@ async def run(args: argparse.Namespace) -> int:
             await children.stop_all()
     print()
     print(render(args, bare, full, (len(bench.upstream_body.encode()), masked_size)))
-    if not args.no_save:
-        kind = f"masking_floor_{args.floor}" if args.floor else "masking_path"
-        path = RESULTS_DIR / f"{kind}-{stamp}.json"
-        save(path, to_json(args, bare, full))
-        print(f"\nfigures written to {path}")
-    invalid = bare.open_loop.non_200 + full.open_loop.non_200
-    if invalid:
-        print(f"\nINVALID: {invalid} responses at the fixed rate were not 200", file=sys.stderr)
-        return 1
-    return 0
+    kind = f"masking_floor_{args.floor}" if args.floor else "masking_path"
+    return finish(args, kind, stamp, to_json(args, bare, full), (bare, full))
 
 
 def main() -> int:
