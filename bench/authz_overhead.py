@@ -17,13 +17,11 @@ import argparse
 import os
 import pstats
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import httpx
-from children import supervisor, tails
 from fixtures import (
     TOOL_CALL_BODY,
     UPSTREAM_RESULT,
@@ -41,6 +39,7 @@ from harness import (
     parse_args,
     start_common,
     start_fronts,
+    supervised,
     write_wrk_script,
 )
 from harness import main as harness_main
@@ -159,21 +158,11 @@ async def run(args: argparse.Namespace) -> int:
     if profile:
         profile.parent.mkdir(parents=True, exist_ok=True)
     wrk_binary()  # fail before starting anything when wrk is missing
-    with tempfile.TemporaryDirectory(prefix="custos-bench-") as tmp:
-        children = supervisor(Path(tmp))
-        try:
-            bench = await start(children, Path(tmp), profile)
-            await check_paths(bench)
-            bare = await measure_front(bench, children, bench.bare, args)
-            authz = await measure_front(bench, children, bench.authz, args)
-        except Exception:  # an interruption needs no post-mortem
-            print(
-                f"benchmark failed; last output of each process:\n{tails(children)}",
-                file=sys.stderr,
-            )
-            raise
-        finally:
-            await children.stop_all()
+    async with supervised() as (children, work):
+        bench = await start(children, work, profile)
+        await check_paths(bench)
+        bare = await measure_front(bench, children, bench.bare, args)
+        authz = await measure_front(bench, children, bench.authz, args)
     setup = Setup(
         cpus=os.cpu_count() or 0,
         rules=bench.rules,

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import resource
 import sys
-from collections.abc import Awaitable, Callable, Iterable
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import yaml
-from children import cpu_seconds, main_thread_cpu_seconds
+from children import cpu_seconds, main_thread_cpu_seconds, supervisor, tails
 from fixtures import bare_bootstrap, request_headers, upstream_bootstrap, wrk_script
 from openloop import Target, run_open_loop
 from report import GENERATOR, TargetRun, main_thread, save
@@ -220,6 +222,25 @@ def finish(
         print(f"\nINVALID: {invalid} responses at the fixed rate were not 200", file=sys.stderr)
         return 1
     return 0
+
+
+@contextlib.asynccontextmanager
+async def supervised() -> AsyncIterator[tuple[Supervisor, Path]]:
+    """A work directory and the supervisor of the benchmark's processes (their output
+    kept there): every process is stopped at the end, and a failure shows each one's last
+    output first."""
+    with tempfile.TemporaryDirectory(prefix="custos-bench-") as tmp:
+        children = supervisor(Path(tmp))
+        try:
+            yield children, Path(tmp)
+        except Exception:
+            print(
+                f"benchmark failed; last output of each process:\n{tails(children)}",
+                file=sys.stderr,
+            )
+            raise
+        finally:
+            await children.stop_all()
 
 
 def difference(after: dict[str, float], before: dict[str, float]) -> dict[str, float]:

@@ -19,14 +19,12 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
-from children import supervisor, tails
 from fixtures import request_headers
 from harness import (
     OPEN_LOOP_CONNECTIONS,
@@ -37,6 +35,7 @@ from harness import (
     parse_args,
     start_common,
     start_fronts,
+    supervised,
     write_wrk_script,
 )
 from harness import main as harness_main
@@ -194,10 +193,11 @@ async def check_paths(bench: Bench) -> int:
 
 async def measure_front(
     bench: Bench, children: Supervisor, front: Front, args: argparse.Namespace
-) -> tuple[TargetRun, dict[str, float]]:
-    return await measure(
+) -> TargetRun:
+    run, _ = await measure(
         children, front, bench.target(front), bench.wrk_script, args, PYTHON_SERVICES
     )
+    return run
 
 
 def p99_added(bare: TargetRun, full: TargetRun) -> float:
@@ -269,22 +269,12 @@ def to_json(args: argparse.Namespace, bare: TargetRun, full: TargetRun) -> dict[
 async def run(args: argparse.Namespace) -> int:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     wrk_binary()  # fail before starting anything when wrk is missing
-    with tempfile.TemporaryDirectory(prefix="custos-bench-") as tmp:
-        children = supervisor(Path(tmp))
-        try:
-            bench = await start(children, Path(tmp), args.floor)
-            masked_size = await check_paths(bench)
-            bare, _ = await measure_front(bench, children, bench.bare, args)
-            full, _ = await measure_front(bench, children, bench.full, args)
-            await check_paths(bench)  # still masking after the load, not failing open
-        except Exception:
-            print(
-                f"benchmark failed; last output of each process:\n{tails(children)}",
-                file=sys.stderr,
-            )
-            raise
-        finally:
-            await children.stop_all()
+    async with supervised() as (children, work):
+        bench = await start(children, work, args.floor)
+        masked_size = await check_paths(bench)
+        bare = await measure_front(bench, children, bench.bare, args)
+        full = await measure_front(bench, children, bench.full, args)
+        await check_paths(bench)  # still masking after the load, not failing open
     print()
     print(render(args, bare, full, (len(bench.upstream_body.encode()), masked_size)))
     kind = f"masking_floor_{args.floor}" if args.floor else "masking_path"

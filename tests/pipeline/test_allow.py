@@ -100,13 +100,21 @@ async def test_env_credential_overwrites_the_authorization_header(
     assert "upstream-s3cret" not in repr(verdict)
 
 
+def file_credential_pipeline(
+    client: httpx.AsyncClient, idp: IssuerServer, secret: Path, content: str
+) -> Pipeline:
+    """A pipeline whose upstream credential is read from `secret` (holding `content`) and
+    sent on its own header, `x-upstream-token`."""
+    secret.write_text(content)
+    credential = CredentialSource(UpstreamCredential(file=secret, header="x-upstream-token"))
+    return make_pipeline(client, issuer_config(idp.url), credential=credential)
+
+
 async def test_file_credential_on_its_own_header_still_removes_the_client_token(
     idp: IssuerServer, client: httpx.AsyncClient, tmp_path: Path
 ) -> None:
     secret = tmp_path / "upstream-token"
-    secret.write_text("file-s3cret\n")
-    credential = CredentialSource(UpstreamCredential(file=secret, header="x-upstream-token"))
-    pipeline = make_pipeline(client, issuer_config(idp.url), credential=credential)
+    pipeline = file_credential_pipeline(client, idp, secret, "file-s3cret\n")
     token = idp.issuer.mint("alice", ["phi-readers"])
 
     _, response = await pipeline.check(http(token), tools_call("search_patients"))
@@ -122,9 +130,7 @@ async def test_rotated_file_credential_is_used_by_the_next_allow(
     idp: IssuerServer, client: httpx.AsyncClient, tmp_path: Path
 ) -> None:
     secret = tmp_path / "upstream-token"
-    secret.write_text("first-secret")
-    credential = CredentialSource(UpstreamCredential(file=secret, header="x-upstream-token"))
-    pipeline = make_pipeline(client, issuer_config(idp.url), credential=credential)
+    pipeline = file_credential_pipeline(client, idp, secret, "first-secret")
     token = idp.issuer.mint("alice", ["phi-readers"])
     _, before = await pipeline.check(http(token), tools_call("search_patients"))
     assert set_headers(before)["x-upstream-token"] == "Bearer first-secret"
@@ -143,9 +149,7 @@ async def test_deleted_credential_file_denies_with_500_instead_of_allowing(
     idp: IssuerServer, client: httpx.AsyncClient, tmp_path: Path
 ) -> None:
     secret = tmp_path / "upstream-token"
-    secret.write_text("first-secret")
-    credential = CredentialSource(UpstreamCredential(file=secret, header="x-upstream-token"))
-    pipeline = make_pipeline(client, issuer_config(idp.url), credential=credential)
+    pipeline = file_credential_pipeline(client, idp, secret, "first-secret")
     token = idp.issuer.mint("alice", ["phi-readers"])
     secret.unlink()
 
