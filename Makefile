@@ -27,10 +27,12 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# Regenerate the policy context messages from protos/ (checked in; a test keeps them current).
+# Regenerate the policy context and audit record messages from protos/ (checked in; a test keeps them current).
 protos: $(STAMP)
 	$(BIN)/python -m grpc_tools.protoc -Iprotos --python_out=custos/policy \
 		--pyi_out=custos/policy protos/policy_context.proto
+	$(BIN)/python -m grpc_tools.protoc -Iprotos --python_out=custos/audit \
+		--pyi_out=custos/audit protos/audit.proto
 
 bench: $(STAMP)
 	$(BIN)/python bench/authz_overhead.py

@@ -1,7 +1,8 @@
-"""The checked-in policy context code must be what `make protos` makes from the .proto.
+"""The checked-in generated code must be what `make protos` makes from each .proto.
 
 Policy rules are type-checked against the generated descriptors, so a .proto edit that
-was never regenerated would make `custos policy check` judge rules by the old fields."""
+was never regenerated would make `custos policy check` judge rules by the old fields; and
+audit records written by stale code would not carry the fields the .proto promises."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PROTO = "policy_context.proto"
-GENERATED = ["policy_context_pb2.py", "policy_context_pb2.pyi"]
+# Each .proto and the package its code is generated into (the Makefile's `protos` target).
+PROTOS = {"policy_context": "custos/policy", "audit": "custos/audit"}
+GENERATED = [(name, f"{name}_pb2{suffix}") for name in PROTOS for suffix in (".py", ".pyi")]
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +31,7 @@ def regenerated(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "-Iprotos",
             f"--python_out={out}",
             f"--pyi_out={out}",
-            f"protos/{PROTO}",
+            *(f"protos/{name}.proto" for name in PROTOS),
         ],
         cwd=ROOT,
         check=True,
@@ -39,11 +41,11 @@ def regenerated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-@pytest.mark.parametrize("name", GENERATED)
-def test_checked_in_code_matches_the_proto(regenerated: Path, name: str) -> None:
+@pytest.mark.parametrize(("proto", "name"), GENERATED)
+def test_checked_in_code_matches_the_proto(regenerated: Path, proto: str, name: str) -> None:
     fresh = (regenerated / name).read_text()
-    checked_in = (ROOT / "custos" / "policy" / name).read_text()
-    assert checked_in == fresh, f"custos/policy/{name} is stale: run `make protos`"
+    where = f"{PROTOS[proto]}/{name}"
+    assert (ROOT / where).read_text() == fresh, f"{where} is stale: run `make protos`"
 
 
 def test_cel_environment_declares_every_message_of_the_proto() -> None:

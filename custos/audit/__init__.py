@@ -1,0 +1,1 @@
+"""Audit evidence: hash-chained records, spooled durably, shipped to Cloud Logging."""

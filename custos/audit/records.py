@@ -1,0 +1,37 @@
+"""Audit records: their canonical form, their hash, and the bodies they carry."""
+
+from __future__ import annotations
+
+import hashlib
+
+from custos.audit.audit_pb2 import AuditRecord, Body
+
+GENESIS_HASH = bytes(32)
+
+
+def canonical(record: AuditRecord) -> bytes:
+    """The bytes an entry's hash covers: its deterministic serialization, `hash` empty."""
+    unsealed = AuditRecord()
+    unsealed.CopyFrom(record)
+    unsealed.ClearField("hash")
+    return unsealed.SerializeToString(deterministic=True)
+
+
+def content_hash(record: AuditRecord) -> bytes:
+    return hashlib.sha256(canonical(record)).digest()
+
+
+def record_id(chain: str, sequence: int) -> str:
+    return f"{chain}-{sequence:012d}"
+
+
+def body(data: bytes, keep: bool, max_bytes: int) -> Body:
+    """`data` as a record keeps it: the size and digest of the whole and, when kept, its
+    text up to `max_bytes` (a character cut in two at the end reads as U+FFFD)."""
+    kept = data[:max_bytes] if keep else b""
+    return Body(
+        text=kept.decode("utf-8", errors="replace"),
+        size=len(data),
+        sha256=hashlib.sha256(data).digest(),
+        truncated=len(kept) < len(data),
+    )

@@ -1,0 +1,63 @@
+"""Where `verify` and `replay` read records from: a spool directory, in written order."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from google.protobuf.message import DecodeError
+
+from custos.audit.audit_pb2 import AuditRecord
+from custos.audit.spool import SUFFIX, scan, segment_path, segments
+from custos.audit.verify import Found
+from custos.errors import ConfigError
+
+
+def spool_writers(root: Path) -> list[Path]:
+    """The writer directories under `root`, or `root` itself if it is one."""
+    if not root.is_dir():
+        raise ConfigError(f"{root}: not a directory")
+    if any(root.glob(f"*{SUFFIX}")):
+        return [root]
+    return sorted(p for p in root.iterdir() if p.is_dir() and any(p.glob(f"*{SUFFIX}")))
+
+
+def from_spool(root: Path) -> Iterator[Found]:
+    for directory in spool_writers(root):
+        for number in segments(directory):
+            path = segment_path(directory, number)
+            yield from _segment(path, f"{directory.name}/{path.name}")
+
+
+def _segment(path: Path, name: str) -> Iterator[Found]:
+    data = path.read_bytes()
+    offset = 0
+    while offset < len(data):
+        result = scan(data, offset)
+        for at, payload in result.frames:
+            yield _parsed(f"{name}@{at}", payload)
+        if result.end == result.size:
+            return
+        # Damage: skip to the next offset where a whole frame starts.
+        resume = _next_frame(data, result.end + 1)
+        yield Found(
+            f"{name}@{result.end}",
+            None,
+            f"{resume - result.end} bytes that are not whole records",
+        )
+        offset = resume
+
+
+def _next_frame(data: bytes, start: int) -> int:
+    for offset in range(start, len(data)):
+        frames = scan(data, offset).frames
+        if frames and _parsed("", frames[0][1]).record is not None:
+            return offset
+    return len(data)
+
+
+def _parsed(where: str, payload: bytes) -> Found:
+    try:
+        return Found(where, AuditRecord.FromString(payload))
+    except DecodeError:
+        return Found(where, None, "a frame that is not an audit record")

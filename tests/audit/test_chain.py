@@ -1,0 +1,189 @@
+"""The writer's chain on a real spool directory, checked by `verify` as an auditor would:
+a whole chain passes, and each kind of tampering is found and named."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from custos.audit.audit_pb2 import AuditRecord
+from custos.audit.signing import load_public_keys
+from custos.audit.sources import from_spool
+from custos.audit.spool import frame, scan, segment_path, segments
+from custos.audit.verify import verify
+from custos.audit.writer import AuditWriter
+from tests.audit.support import audit_config, exchange
+
+
+async def write(config, count: int, close: bool = True) -> AuditWriter:  # type: ignore[no-untyped-def]
+    writer = await AuditWriter.open(config, "extproc")
+    await asyncio.gather(*(writer.record(exchange(f"req-{i}")) for i in range(count)))
+    if close:
+        await writer.close()
+    return writer
+
+
+def check(tmp_path: Path, live: bool = False):  # type: ignore[no-untyped-def]
+    keys = load_public_keys([tmp_path / "audit.pub"])
+    return verify(from_spool(tmp_path / "spool"), keys, live=live)
+
+
+def only_segment(tmp_path: Path) -> Path:
+    directory = tmp_path / "spool" / "extproc-test"
+    (number,) = segments(directory)
+    return segment_path(directory, number)
+
+
+def frames(path: Path) -> list[bytes]:
+    return [payload for _, payload in scan(path.read_bytes()).frames]
+
+
+def rewrite(path: Path, payloads: list[bytes]) -> None:
+    path.write_bytes(b"".join(frame(p) for p in payloads))
+
+
+async def test_a_closed_chain_verifies(tmp_path: Path) -> None:
+    await write(audit_config(tmp_path, checkpoint_every_records=10), 25)
+    report = check(tmp_path)
+    assert report.ok, report.findings
+    (summary,) = report.chains.values()
+    assert summary.exchanges == 25
+    # 1 chain start + 25 exchanges + 2 checkpoints by count + 1 at shutdown
+    assert (summary.records, summary.closed) == (29, True)
+    assert summary.signed_through == 28
+
+
+async def test_a_restart_continues_the_chain(tmp_path: Path) -> None:
+    config = audit_config(tmp_path)
+    first = await write(config, 3)
+    second = await write(config, 2)
+    assert second.chain == first.chain
+    report = check(tmp_path)
+    assert report.ok, report.findings
+    assert [s.exchanges for s in report.chains.values()] == [5]
+
+
+async def test_a_crash_is_signed_on_restart_and_loses_no_record(tmp_path: Path) -> None:
+    config = audit_config(tmp_path)
+    crashed = await write(config, 4, close=False)
+    crashed._spool.close()  # the process is gone: no shutdown checkpoint
+    assert not check(tmp_path).ok
+    await write(config, 1)
+    report = check(tmp_path)
+    assert report.ok, report.findings
+    assert [s.exchanges for s in report.chains.values()] == [5]
+
+
+async def test_an_unfinished_write_is_cut_off_and_a_new_chain_links_to_the_old(
+    tmp_path: Path,
+) -> None:
+    config = audit_config(tmp_path)
+    first = await write(config, 3)
+    segment = only_segment(tmp_path)
+    whole = segment.read_bytes()
+    segment.write_bytes(whole + frame(b"x" * 40)[:20])  # a crash in the middle of a write
+    second = await write(config, 1)
+    assert second.chain != first.chain
+    assert segment.read_bytes().startswith(whole)
+    report = check(tmp_path)
+    assert report.ok, report.findings
+    start = AuditRecord.FromString(frames(segment)[len(frames(segment)) - 3])
+    assert start.chain_start.previous_chain == first.chain
+    assert "20 bytes" in start.chain_start.reason
+
+
+async def test_a_changed_byte_is_named(tmp_path: Path) -> None:
+    await write(audit_config(tmp_path), 5)
+    segment = only_segment(tmp_path)
+    data = bytearray(segment.read_bytes())
+    at = scan(bytes(data)).frames[3][0]
+    data[at + 30] ^= 0x01
+    segment.write_bytes(bytes(data))
+    report = check(tmp_path)
+    assert [f.kind for f in report.findings] == ["unreadable", "deleted"]
+    assert f"@{at}" in report.findings[0].where
+
+
+async def test_a_record_changed_and_reframed_is_named(tmp_path: Path) -> None:
+    await write(audit_config(tmp_path), 5)
+    segment = only_segment(tmp_path)
+    payloads = frames(segment)
+    record = AuditRecord.FromString(payloads[2])
+    record.exchange.status = 200 if record.exchange.status != 200 else 500
+    payloads[2] = record.SerializeToString(deterministic=True)
+    rewrite(segment, payloads)
+    report = check(tmp_path)
+    assert [(f.kind, "#3" in f.where) for f in report.findings] == [("modified", True)]
+
+
+async def test_a_deleted_record_is_named(tmp_path: Path) -> None:
+    await write(audit_config(tmp_path), 5)
+    segment = only_segment(tmp_path)
+    payloads = frames(segment)
+    del payloads[2]
+    rewrite(segment, payloads)
+    report = check(tmp_path)
+    assert [(f.kind, f.message) for f in report.findings] == [
+        ("deleted", "records 3-3 are missing before it")
+    ]
+
+
+async def test_swapped_records_are_named(tmp_path: Path) -> None:
+    await write(audit_config(tmp_path), 5)
+    segment = only_segment(tmp_path)
+    payloads = frames(segment)
+    payloads[2], payloads[3] = payloads[3], payloads[2]
+    rewrite(segment, payloads)
+    kinds = [f.kind for f in check(tmp_path).findings]
+    assert "reordered" in kinds
+
+
+async def test_a_copied_record_is_named(tmp_path: Path) -> None:
+    await write(audit_config(tmp_path), 5)
+    segment = only_segment(tmp_path)
+    payloads = frames(segment)
+    payloads.insert(3, payloads[2])
+    rewrite(segment, payloads)
+    assert [f.kind for f in check(tmp_path).findings] == ["inserted"]
+
+
+@pytest.mark.parametrize("cut", [1, 3])
+async def test_a_cut_tail_is_named(tmp_path: Path, cut: int) -> None:
+    await write(audit_config(tmp_path), 5)
+    segment = only_segment(tmp_path)
+    payloads = frames(segment)
+    rewrite(segment, payloads[:-cut])
+    (finding,) = check(tmp_path).findings
+    assert finding.kind == "truncated"
+    assert f"ends at sequence {len(payloads) - cut}" in finding.message
+    # A writer still running has an open end; `live` says so without failing.
+    assert check(tmp_path, live=True).ok
+
+
+async def test_a_checkpoint_by_another_key_is_named(tmp_path: Path) -> None:
+    await write(audit_config(tmp_path), 2)
+    other = tmp_path / "other"
+    other.mkdir()
+    from custos.audit.signing import generate_key_pair
+
+    generate_key_pair(other / "k.pem", other / "k.pub")
+    report = verify(from_spool(tmp_path / "spool"), load_public_keys([other / "k.pub"]))
+    assert {f.kind for f in report.findings} == {"unsigned"}
+
+
+async def test_a_forged_signature_is_named(tmp_path: Path) -> None:
+    await write(audit_config(tmp_path), 2)
+    segment = only_segment(tmp_path)
+    payloads = frames(segment)
+    record = AuditRecord.FromString(payloads[-1])
+    record.checkpoint.signature = bytes(64)
+    from custos.audit.records import content_hash
+
+    record.hash = content_hash(record)  # a forger can rehash, but cannot sign
+    payloads[-1] = record.SerializeToString(deterministic=True)
+    rewrite(segment, payloads)
+    assert [(f.kind, f.message) for f in check(tmp_path).findings] == [
+        ("modified", "its signature does not hold")
+    ]
