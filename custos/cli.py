@@ -5,13 +5,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from custos.errors import CustosError
+
+if TYPE_CHECKING:
+    from custos.audit.config import AuditConfig
+    from custos.audit.verify import Found
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -75,6 +81,7 @@ def _parser() -> argparse.ArgumentParser:
 
     authz = commands.add_parser("extauthz", help="serve the ext_authz gRPC service")
     authz.add_argument("--config", type=Path, required=True)
+    authz.add_argument("--audit", type=Path, help="audit configuration (YAML): record refusals")
     authz.set_defaults(handler=_extauthz)
 
     proc = commands.add_parser("extproc", help="serve the ext_proc (PHI masking) gRPC service")
@@ -82,7 +89,38 @@ def _parser() -> argparse.ArgumentParser:
     proc.add_argument("--listen", default="127.0.0.1:9003")
     proc.add_argument("--policy", type=Path, help="hide tools/list entries it would refuse")
     proc.add_argument("--metrics-listen", help="serve Prometheus metrics here (host:port)")
+    proc.add_argument("--audit", type=Path, help="audit configuration (YAML): record exchanges")
     proc.set_defaults(handler=_extproc)
+
+    audit = commands.add_parser("audit", help="audit records: keys, verification, replay")
+    audit_verbs = audit.add_subparsers(required=True, metavar="VERB")
+    keygen = audit_verbs.add_parser("keygen", help="make an Ed25519 checkpoint signing key pair")
+    keygen.add_argument("private", type=Path, help="the private key file to create (PEM)")
+    keygen.add_argument("public", type=Path, help="the public key file, for auditors (PEM)")
+    keygen.set_defaults(handler=_audit_keygen)
+    verify = audit_verbs.add_parser(
+        "verify", help="check hashes, links, signatures and chain ends; exit 1 on any finding"
+    )
+    _record_source(verify)
+    verify.add_argument(
+        "--public-key", type=Path, action="append", required=True, help="PEM; may repeat"
+    )
+    verify.add_argument("--live", action="store_true", help="writers still running: open ends")
+    verify.set_defaults(handler=_audit_verify)
+    replay = audit_verbs.add_parser("replay", help="show exchanges as the client saw them")
+    _record_source(replay)
+    replay.add_argument("--request-id")
+    replay.add_argument("--session-id")
+    replay.add_argument("--principal", help="subject or e-mail")
+    replay.add_argument("--since", type=_utc, help="ISO 8601 time, inclusive (UTC if no zone)")
+    replay.add_argument("--until", type=_utc, help="ISO 8601 time, exclusive")
+    replay.add_argument("--json", action="store_true", help="one JSON record per line")
+    replay.set_defaults(handler=_audit_replay)
+
+    shipper = commands.add_parser("shipper", help="ship audit spools to Cloud Logging")
+    shipper.add_argument("--audit", type=Path, required=True, help="audit configuration (YAML)")
+    shipper.add_argument("--metrics-listen", help="serve Prometheus metrics here (host:port)")
+    shipper.set_defaults(handler=_shipper)
 
     issuer = commands.add_parser("dev-issuer", help="serve a development OIDC issuer")
     issuer.add_argument("--port", type=int, default=9100)
@@ -180,15 +218,95 @@ def _extauthz(args: argparse.Namespace) -> int:
     from extauthz.config import load_config
     from extauthz.server import serve
 
-    asyncio.run(serve(load_config(args.config)))
+    asyncio.run(serve(load_config(args.config), _audit_config(args.audit)))
     return 0
 
 
 def _extproc(args: argparse.Namespace) -> int:
     from extproc.server import serve
 
-    asyncio.run(serve(args.masking, args.listen, args.policy, args.metrics_listen))
+    audit = _audit_config(args.audit)
+    asyncio.run(serve(args.masking, args.listen, args.policy, args.metrics_listen, audit))
     return 0
+
+
+def _audit_config(path: Path | None) -> AuditConfig | None:
+    from custos.audit.config import load_audit_config
+
+    return load_audit_config(path) if path is not None else None
+
+
+def _shipper(args: argparse.Namespace) -> int:
+    from custos.audit.config import load_audit_config
+    from custos.audit.shipper import serve
+
+    serve(load_audit_config(args.audit), args.metrics_listen)
+    return 0
+
+
+def _audit_keygen(args: argparse.Namespace) -> int:
+    from custos.audit.signing import generate_key_pair
+
+    try:
+        key_id = generate_key_pair(args.private, args.public)
+    except FileExistsError:
+        print(f"error: {args.private} exists; not overwritten", file=sys.stderr)
+        return 1
+    print(f"key {key_id}: private {args.private}, public {args.public}")
+    return 0
+
+
+def _record_source(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--spool", type=Path, help="a spool directory (or one writer's)")
+    source.add_argument("--project", help="read the records back from Cloud Logging")
+    parser.add_argument("--log-name", default="custos-audit", help="with --project")
+    parser.add_argument("--endpoint", help="with --project: a local Logging API (host:port)")
+
+
+def _records(args: argparse.Namespace) -> Iterator[Found]:
+    if args.spool is not None:
+        from custos.audit.sources import from_spool
+
+        return from_spool(args.spool)
+    from custos.audit.entries import from_cloud_logging
+
+    return from_cloud_logging(args.project, args.log_name, args.endpoint)
+
+
+def _utc(text: str) -> dt.datetime:
+    when = dt.datetime.fromisoformat(text)
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+
+
+def _audit_replay(args: argparse.Namespace) -> int:
+    from custos.audit.replay import Selection, as_json, as_text, select
+
+    selection = Selection(args.request_id, args.session_id, args.principal, args.since, args.until)
+    records = select(_records(args), selection)
+    for line in (as_json if args.json else as_text)(records):
+        print(line)
+    return 0
+
+
+def _audit_verify(args: argparse.Namespace) -> int:
+    from custos.audit.signing import load_public_keys
+    from custos.audit.verify import verify
+
+    keys = load_public_keys(args.public_key)
+    report = verify(_records(args), keys, live=args.live)
+    for summary in report.chains.values():
+        state = "closed" if summary.closed else f"open after #{summary.last}"
+        print(
+            f"chain {summary.chain} (writer {summary.writer}): {summary.records} records, "
+            f"{summary.exchanges} exchanges, signed through #{summary.signed_through}, {state}"
+        )
+    for note in report.notes:
+        print(f"note: {note}")
+    for finding in report.findings:
+        print(f"FINDING {finding}")
+    print(f"{len(report.findings)} findings" if report.findings else "verified: no findings")
+    return 1 if report.findings else 0
 
 
 def _dev_issuer(args: argparse.Namespace) -> int:

@@ -1,6 +1,8 @@
 """The local stack behind `make run` and the integration tests: a development OIDC
-issuer, the demo MCP server, ext_authz, ext_proc and Envoy, all on loopback, each a child process
-whose output is shown with a prefix. Stopping the stack stops every child it started."""
+issuer, the demo MCP server, a Cloud Logging API emulator and the audit shipper, ext_authz,
+ext_proc and Envoy, all on loopback, each a child process whose output is shown with a
+prefix. Stopping the stack stops every child it started, last started first, so the
+services' last records are shipped before the shipper stops."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+from custos.audit.signing import generate_key_pair
 from custos.children import Supervisor
 from custos.envoy_config import EnvoySettings, envoy_binary, render_bootstrap
 from custos.errors import StackError
@@ -23,6 +26,7 @@ EXAMPLE_MASKING = PROJECT_ROOT / "examples" / "masking.yaml"
 PSEUDONYM_KEY_ENV = "CUSTOS_PSEUDONYM_KEY"
 AUDIENCE = "custos-local"
 UPSTREAM_TOKEN_ENV = "CUSTOS_UPSTREAM_TOKEN"
+LOCAL_PROJECT = "custos-local"  # the Cloud Logging project the local emulator stands for
 
 
 @dataclass(frozen=True)
@@ -35,10 +39,12 @@ class Ports:
     mcp: int = 9101
     extproc: int = 9003
     extproc_metrics: int = 9004
+    logging: int = 9105  # the local Cloud Logging API emulator
+    shipper_metrics: int = 9106
 
     @classmethod
     def free(cls) -> Ports:
-        return cls(*free_ports(8))
+        return cls(*free_ports(10))
 
 
 @dataclass
@@ -84,13 +90,15 @@ class LocalStack:
             port=self.ports.mcp,
             env={"DEMO_MCP_HEADER_LOG": str(self.header_log), **self.demo_env},
         )
-        await self.start_authz()
+        self.write_audit_config()
         await self.supervisor.spawn(
-            "ext_proc",
-            self.extproc_command(),
-            port=self.ports.extproc,
-            env={PSEUDONYM_KEY_ENV: self.pseudonym_key},
+            "logging",
+            [python, "-m", "custos", "logging", "emulator", "--port", str(self.ports.logging)],
+            port=self.ports.logging,
         )
+        await self.start_shipper()
+        await self.start_authz()
+        await self.start_extproc()
         bootstrap = self.run_dir / "envoy.yaml"
         bootstrap.write_text(render_bootstrap(self.envoy_settings()))
         await self.supervisor.spawn(
@@ -116,9 +124,30 @@ class LocalStack:
         config.write_text(yaml.safe_dump(self.authz_config(), sort_keys=False))
         await self.supervisor.spawn(
             "ext_authz",
-            [sys.executable, "-m", "custos", "extauthz", "--config", str(config)],
+            [
+                *(sys.executable, "-m", "custos", "extauthz"),
+                *("--config", str(config), "--audit", str(self.audit_config)),
+            ],
             port=self.ports.authz,
             env={UPSTREAM_TOKEN_ENV: self.upstream_token},
+        )
+
+    async def start_extproc(self) -> None:
+        await self.supervisor.spawn(
+            "ext_proc",
+            self.extproc_command(),
+            port=self.ports.extproc,
+            env={PSEUDONYM_KEY_ENV: self.pseudonym_key},
+        )
+
+    async def start_shipper(self) -> None:
+        await self.supervisor.spawn(
+            "shipper",
+            [
+                *(sys.executable, "-m", "custos", "shipper", "--audit", str(self.audit_config)),
+                *("--metrics-listen", f"127.0.0.1:{self.ports.shipper_metrics}"),
+            ],
+            port=self.ports.shipper_metrics,
         )
 
     def extproc_command(self) -> list[str]:
@@ -127,7 +156,39 @@ class LocalStack:
             *("--masking", str(self.masking), "--policy", str(self.policy)),
             *("--listen", f"127.0.0.1:{self.ports.extproc}"),
             *("--metrics-listen", f"127.0.0.1:{self.ports.extproc_metrics}"),
+            *("--audit", str(self.audit_config)),
         ]
+
+    @property
+    def audit_config(self) -> Path:
+        return self.run_dir / "audit.yaml"
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.run_dir / "spool"
+
+    @property
+    def audit_public_key(self) -> Path:
+        return self.run_dir / "audit-signing.pub"
+
+    def write_audit_config(self) -> None:
+        """A signing key made for this run (never a checked-in one), a spool in the run
+        directory, and shipping to the local Logging API emulator."""
+        private = self.run_dir / "audit-signing.pem"
+        if not private.exists():
+            generate_key_pair(private, self.audit_public_key)
+        config = {
+            "spool_dir": str(self.spool_dir),
+            "signing_key": str(private),
+            "checkpoint_every_seconds": 5,
+            "shipping": {
+                "project": LOCAL_PROJECT,
+                "endpoint": f"127.0.0.1:{self.ports.logging}",
+                "poll_seconds": 0.1,
+                "max_backoff_seconds": 1,
+            },
+        }
+        self.audit_config.write_text(yaml.safe_dump(config, sort_keys=False))
 
     def authz_config(self) -> dict[str, object]:
         return {

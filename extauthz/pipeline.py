@@ -54,6 +54,7 @@ class Verdict:
     # The header value that replaces the client's token upstream; never logged.
     upstream_credential: str = field(default="", repr=False)
     request_id: str = ""  # Envoy's x-request-id: links access log, decision and audit
+    source_address: str = ""
     elapsed: float = field(default=0.0, compare=False)
 
     @property
@@ -98,7 +99,12 @@ class Authorizer:
             verdict = Verdict(decision_id, 500, "internal_error", "internal error")
         finally:
             # Recorded even when Envoy cancels the call: every decision is counted.
-            verdict = replace(verdict, elapsed=time.perf_counter() - started, request_id=request.id)
+            verdict = replace(
+                verdict,
+                elapsed=time.perf_counter() - started,
+                request_id=request.id,
+                source_address=request.source_address,
+            )
             if self._on_verdict is not None:
                 self._on_verdict(verdict)
         return verdict

@@ -145,10 +145,12 @@ def _metadata(verdict: Verdict) -> struct_pb2.Struct:
             "request_id": verdict.request_id,
             "effect": "allow" if verdict.allowed else "deny",
             "code": verdict.code,
+            "reason": verdict.reason,
             "rule": verdict.rule,
             "policy": verdict.policy_digest[:12],
             "issuer": identity.issuer if identity else "",
             "subject": identity.subject if identity else "",
+            "source_address": verdict.source_address,
             # ext_proc masks what these methods return (and passes protocol-only ones).
             "mcp_methods": sorted({call.method for call in verdict.mcp.calls}),
             # For masking exceptions that name a tool or prompt. Not the arguments or a

@@ -14,6 +14,8 @@ from envoy.service.auth.v3 import external_auth_pb2_grpc as authz_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import start_http_server
 
+from custos.audit.config import AuditConfig
+from custos.audit.writer import AuditWriter
 from custos.envoy_config import MAX_BODY_BYTES
 from custos.policy.reloader import PolicyReloader
 from extauthz.config import AuthzConfig
@@ -34,8 +36,11 @@ SERVICE_NAME = "envoy.service.auth.v3.Authorization"
 MAX_CHECK_REQUEST_BYTES = MAX_BODY_BYTES + 1_048_576
 
 
-async def serve(config: AuthzConfig) -> None:
+async def serve(config: AuthzConfig, audit: AuditConfig | None = None) -> None:
     metrics = AuthzMetrics()
+    writer = await AuditWriter.open(audit, "extauthz") if audit is not None else None
+    if writer is None:
+        log.warning("no audit configuration: refusals are not recorded")
     reloader = PolicyReloader(config.policy, metrics.record_policy_reload)
     credential = (
         CredentialSource(config.upstream_credential) if config.upstream_credential else None
@@ -64,7 +69,7 @@ async def serve(config: AuthzConfig) -> None:
             options=[("grpc.max_receive_message_length", MAX_CHECK_REQUEST_BYTES)]
         )
         authz_grpc.add_AuthorizationServicer_to_server(
-            AuthorizationServicer(authorizer, responses), server
+            AuthorizationServicer(authorizer, responses, writer), server
         )
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -91,6 +96,8 @@ async def serve(config: AuthzConfig) -> None:
             await watcher
         await server.stop(grace=5)
         await verifier.aclose()
+        if writer is not None:
+            await writer.close()
 
 
 async def _warm(issuers: Iterable[IssuerKeys]) -> None:

@@ -6,7 +6,9 @@ import grpc
 from envoy.service.auth.v3 import external_auth_pb2 as authz
 from envoy.service.auth.v3 import external_auth_pb2_grpc as authz_grpc
 
+from custos.audit.writer import AuditWriter
 from custos.policy import HttpRequest
+from extauthz.audit import record_refusal
 from extauthz.pipeline import Authorizer
 from extauthz.response import ResponseBuilder
 
@@ -27,12 +29,22 @@ def http_request(check: authz.CheckRequest) -> tuple[HttpRequest, bytes]:
 
 
 class AuthorizationServicer(authz_grpc.AuthorizationServicer):
-    def __init__(self, authorizer: Authorizer, responses: ResponseBuilder) -> None:
+    def __init__(
+        self,
+        authorizer: Authorizer,
+        responses: ResponseBuilder,
+        audit: AuditWriter | None = None,
+    ) -> None:
         self._authorizer = authorizer
         self._responses = responses
+        self._audit = audit
 
     async def Check(
         self, request: authz.CheckRequest, context: grpc.aio.ServicerContext
     ) -> authz.CheckResponse:
-        verdict = await self._authorizer.authorize(*http_request(request))
-        return self._responses.build(verdict)
+        http, body = http_request(request)
+        verdict = await self._authorizer.authorize(http, body)
+        response = self._responses.build(verdict)
+        if self._audit is not None and not verdict.allowed:
+            await record_refusal(self._audit, verdict, http, body, response)
+        return response

@@ -26,11 +26,14 @@ from envoy.service.ext_proc.v3 import external_processor_pb2 as ext_proc
 from envoy.type.v3 import http_status_pb2
 from google.protobuf import struct_pb2
 
+from custos.audit import audit_pb2
+from custos.audit.spool import SpoolError
 from custos.errors import CustosError
 from custos.policy import HttpRequest, Identity, McpCall, PolicyInput
 from extproc import json_codec
 from extproc.engine import Carried, Masker, MaskingError, MaskReport
 from extproc.metrics import MaskingMetrics
+from extproc.recording import ExchangeRecording
 from extproc.sse import SseRewriter
 from extproc.tool_filter import ToolFilter, identity_from
 
@@ -76,6 +79,10 @@ class Exchange:
     _deadline: float | None = None  # for the body message in hand: mask_timeout_ms from it
     _json_rewrite: Callable[[str], str] | None = None  # set by the response headers
     _carried: Carried = field(default_factory=Carried)  # marked values of the events so far
+    # What the audit record needs; None when this ext_proc writes no records.
+    recording: ExchangeRecording | None = None
+    # Set when the client has its whole answer: "complete", or "refused" (a 502 or 503).
+    finished: str = ""
 
     def handle(self, request: ext_proc.ProcessingRequest) -> ext_proc.ProcessingResponse:
         if request.HasField("metadata_context"):
@@ -83,15 +90,22 @@ class Exchange:
         kind = request.WhichOneof("request")
         try:
             if kind == "request_headers":
-                return _request_headers(self.masker.config.mask_requests)
+                if self.recording is not None:
+                    self.recording.request_headers(dict(_header_pairs(request.request_headers)))
+                return _request_headers(
+                    self.masker.config.mask_requests, see_body=self.recording is not None
+                )
             if kind == "request_body":
                 return self._request_body(request.request_body)
             if kind == "response_headers":
-                return self._response_headers(request.response_headers)
+                response = self._response_headers(request.response_headers)
+                if request.response_headers.end_of_stream:  # no body follows
+                    self._finish()
+                return response
             if kind == "response_body":
                 response = self._response_body(request.response_body)
-                if request.response_body.end_of_stream and self.metrics is not None:
-                    self.metrics.record(self.report)
+                if request.response_body.end_of_stream:
+                    self._finish()
                 return response
         except CustosError as exc:
             return self.refuse(exc)
@@ -111,13 +125,35 @@ class Exchange:
         return pending + len(request.response_body.body)
 
     def refuse(self, exc: CustosError) -> ext_proc.ProcessingResponse:
-        """The exchange ends with a 502 that carries nothing of the MCP server's."""
+        """The exchange ends with a 502 that carries nothing of the MCP server's (a 503
+        when it could not be recorded)."""
         if self.metrics is not None:
             self.metrics.record_refusal(exc.code)
-        return _refusal(exc)
+        response = _refusal(exc)
+        self.finished = "refused"
+        if self.recording is not None:
+            refusal = response.immediate_response
+            self.recording.status = refusal.status.code
+            self.recording.response_chunk(b"", refusal.body)
+        return response
+
+    def audit_record(self, outcome: str) -> audit_pb2.Exchange | None:
+        """The record of this exchange; None when it is not this service's to write (no
+        recording, or ext_authz recorded its refusal)."""
+        recording = self.recording
+        if recording is None or recording.audited_elsewhere:
+            return None
+        return recording.record(outcome, self._identity, self._calls, self.report.as_dict())
+
+    def _finish(self) -> None:
+        self.finished = "complete"
+        if self.metrics is not None:
+            self.metrics.record(self.report)
 
     def _remember_decision(self, metadata: base_pb2.Metadata) -> None:
         decision = metadata.filter_metadata.get(AUTHZ_NAMESPACE)
+        if decision is not None and self.recording is not None:
+            self.recording.decided(decision)
         if decision is not None and "mcp_methods" in decision.fields:
             # Not a list (another version's metadata): no methods known, so all is masked.
             methods = decision.fields["mcp_methods"].list_value.values
@@ -173,6 +209,8 @@ class Exchange:
     def _response_headers(self, headers: ext_proc.HttpHeaders) -> ext_proc.ProcessingResponse:
         pairs = _header_pairs(headers)
         values = dict(pairs)
+        if self.recording is not None:
+            self.recording.response_headers(values)
         encoding = values.get("content-encoding", "identity").strip().lower()
         if encoding == "gzip":
             self._gzip = True
@@ -226,11 +264,17 @@ class Exchange:
         return sorted(found)
 
     def _request_body(self, body: ext_proc.HttpBody) -> ext_proc.ProcessingResponse:
-        if not self.masker.config.mask_requests:
-            raise ExchangeError("a request body that was not asked for")
+        """Masked when the rules say so; else only seen, for the audit record."""
         if not body.end_of_stream:
             raise MaskingError("a buffered request body that does not end")
+        if not self.masker.config.mask_requests:
+            if self.recording is None:
+                raise ExchangeError("a request body that was not asked for")
+            self.recording.request_body = body.body
+            return ext_proc.ProcessingResponse(request_body=ext_proc.BodyResponse())
         masked = self.masker.mask_request_body(body.body, self.report) if body.body else b""
+        if self.recording is not None:
+            self.recording.request_body = masked
         return ext_proc.ProcessingResponse(
             request_body=ext_proc.BodyResponse(
                 response=ext_proc.CommonResponse(body_mutation=ext_proc.BodyMutation(body=masked))
@@ -243,6 +287,7 @@ class Exchange:
             out = self._sse.feed(body.body)
             if body.end_of_stream:
                 out += self._sse.finish()
+            self._seen(body.body, out)
             return _body_response(out, self.report if body.end_of_stream else None)
         if self._json_rewrite is None:
             raise ExchangeError("a response body before its headers")
@@ -254,7 +299,12 @@ class Exchange:
             masked = self.masker.mask_text_body(raw, self.report, self._deadline)
         else:
             masked = self._json_rewrite(text).encode()
+        self._seen(body.body, masked)
         return _body_response(masked, self.report)
+
+    def _seen(self, unmasked: bytes, masked: bytes) -> None:
+        if self.recording is not None:
+            self.recording.response_chunk(unmasked, masked)
 
 
 def _calls_from(decision: struct_pb2.Struct) -> tuple[McpCall, ...]:
@@ -301,15 +351,16 @@ def _is_json(text: str) -> bool:
     return isinstance(value, dict | list | str)
 
 
-def _request_headers(mask_body: bool) -> ext_proc.ProcessingResponse:
+def _request_headers(mask_body: bool, see_body: bool) -> ext_proc.ProcessingResponse:
     removed = ["accept-encoding"]
     override = None
-    if mask_body:
-        # The masking rules, not Envoy's configuration, say whether requests are masked,
-        # so the two cannot disagree. The override replaces the whole mode: the response
-        # body must stay buffered, or the answer would pass unseen.
-        removed.append("content-length")
+    if mask_body or see_body:
+        # The masking rules and the audit configuration, not Envoy's, say whether the
+        # request body comes here, so they cannot disagree. The override replaces the
+        # whole mode: the response body must stay buffered, or the answer would pass unseen.
         override = Mode(request_body_mode=Mode.BUFFERED, response_body_mode=Mode.BUFFERED)
+    if mask_body:
+        removed.append("content-length")
     return ext_proc.ProcessingResponse(
         request_headers=ext_proc.HeadersResponse(
             response=ext_proc.CommonResponse(
@@ -336,14 +387,17 @@ def _body_response(body: bytes, report: MaskReport | None) -> ext_proc.Processin
 
 
 def _refusal(exc: CustosError) -> ext_proc.ProcessingResponse:
-    body = {
-        "jsonrpc": "2.0",
-        "id": None,
-        "error": {"code": -32603, "message": "the response could not be made safe to show"},
-    }
+    unrecorded = isinstance(exc, SpoolError)  # no audit, no access
+    message = (
+        "the exchange could not be recorded"
+        if unrecorded
+        else "the response could not be made safe to show"
+    )
+    status = http_status_pb2.ServiceUnavailable if unrecorded else http_status_pb2.BadGateway
+    body = {"jsonrpc": "2.0", "id": None, "error": {"code": -32603, "message": message}}
     return ext_proc.ProcessingResponse(
         immediate_response=ext_proc.ImmediateResponse(
-            status=http_status_pb2.HttpStatus(code=http_status_pb2.BadGateway),
+            status=http_status_pb2.HttpStatus(code=status),
             headers=ext_proc.HeaderMutation(
                 set_headers=[
                     base_pb2.HeaderValueOption(

@@ -13,6 +13,8 @@ from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as ext_proc_gr
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import start_http_server
 
+from custos.audit.config import AuditConfig
+from custos.audit.writer import AuditWriter
 from custos.envoy_config import MAX_BODY_BYTES
 from custos.policy.reloader import PolicyReloader
 from extproc.config import load_masking_config
@@ -27,9 +29,16 @@ SERVICE_NAME = "envoy.service.ext_proc.v3.ExternalProcessor"
 
 
 async def serve(
-    masking: Path, listen: str, policy: Path | None = None, metrics_listen: str | None = None
+    masking: Path,
+    listen: str,
+    policy: Path | None = None,
+    metrics_listen: str | None = None,
+    audit: AuditConfig | None = None,
 ) -> None:
     masker = Masker(load_masking_config(masking))
+    writer = await AuditWriter.open(audit, "extproc") if audit is not None else None
+    if writer is None:
+        log.warning("no audit configuration: exchanges are not recorded")
     reloader = PolicyReloader(policy) if policy is not None else None
     tools = ToolFilter(reloader) if reloader is not None else None
     metrics = MaskingMetrics()
@@ -41,7 +50,7 @@ async def serve(
         options=[("grpc.max_receive_message_length", MAX_BODY_BYTES + 1_048_576)]
     )
     ext_proc_grpc.add_ExternalProcessorServicer_to_server(
-        ExternalProcessorServicer(masker, tools, metrics), server
+        ExternalProcessorServicer(masker, tools, metrics, audit=writer), server
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -64,3 +73,5 @@ async def serve(
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
     await server.stop(grace=5)
+    if writer is not None:
+        await writer.close()

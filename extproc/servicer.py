@@ -3,11 +3,16 @@
 Small messages are handled on the event loop: a thread hop would cost more than masking
 them. A big body is masked in a worker thread, so the loop goes on serving other
 exchanges meanwhile (the GIL changes hands every few milliseconds); an answer that takes
-longer than `mask_timeout_ms` is refused rather than waited for."""
+longer than `mask_timeout_ms` is refused rather than waited for.
+
+With an audit writer, the message that completes the client's answer goes out only once
+the exchange's record is on disk; an exchange that ends before its answer does (the
+client went away, Envoy gave up) is recorded as incomplete."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 
@@ -15,10 +20,16 @@ import grpc
 from envoy.service.ext_proc.v3 import external_processor_pb2 as ext_proc
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as ext_proc_grpc
 
+from custos.audit import audit_pb2
+from custos.audit.spool import SpoolError
+from custos.audit.writer import AuditWriter
 from extproc.engine import Masker, MaskingError
 from extproc.exchange import Exchange
 from extproc.metrics import MaskingMetrics
+from extproc.recording import ExchangeRecording
 from extproc.tool_filter import ToolFilter
+
+log = logging.getLogger(__name__)
 
 INLINE_BODY_BYTES = 64 * 1024
 
@@ -30,29 +41,69 @@ class ExternalProcessorServicer(ext_proc_grpc.ExternalProcessorServicer):
         tools: ToolFilter | None = None,
         metrics: MaskingMetrics | None = None,
         inline_body_bytes: int = INLINE_BODY_BYTES,
+        audit: AuditWriter | None = None,
     ) -> None:
         self._masker = masker
         self._tools = tools
         self._metrics = metrics
         self._inline = inline_body_bytes
+        self._audit = audit
+        self._late: set[asyncio.Task[None]] = set()  # records of exchanges cut short
 
     async def Process(
         self,
         request_iterator: AsyncIterator[ext_proc.ProcessingRequest],
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[ext_proc.ProcessingResponse]:
-        exchange = Exchange(self._masker, tools=self._tools, metrics=self._metrics)
-        async for request in request_iterator:
-            started = time.perf_counter()
-            # An ExchangeError ends the stream; Envoy, failing closed, answers the client.
-            if exchange.work_bytes(request) <= self._inline:
-                response = exchange.handle(request)
-            else:
-                response = await self._off_loop(exchange, request)
-            if self._metrics is not None:
+        audit = self._audit
+        recording = ExchangeRecording(audit.config.bodies) if audit is not None else None
+        exchange = Exchange(
+            self._masker, tools=self._tools, metrics=self._metrics, recording=recording
+        )
+        recorded = False
+        try:
+            async for request in request_iterator:
+                started = time.perf_counter()
                 kind = request.WhichOneof("request") or "unknown"
-                self._metrics.handled(kind, time.perf_counter() - started)
-            yield response
+                if kind == "request_headers" and audit is not None and audit.refuses:
+                    # Before the MCP server is asked: no tool runs that cannot be recorded.
+                    response = exchange.refuse(SpoolError("the audit spool is full"))
+                # An ExchangeError ends the stream; Envoy, failing closed, answers the client.
+                elif exchange.work_bytes(request) <= self._inline:
+                    response = exchange.handle(request)
+                else:
+                    response = await self._off_loop(exchange, request)
+                if exchange.finished and not recorded:
+                    recorded = True
+                    response = await self._record(exchange, response)
+                if self._metrics is not None:
+                    self._metrics.handled(kind, time.perf_counter() - started)
+                yield response
+        finally:
+            if not recorded and recording is not None and recording.request_id:
+                self._record_late(exchange)
+
+    async def _record(
+        self, exchange: Exchange, response: ext_proc.ProcessingResponse
+    ) -> ext_proc.ProcessingResponse:
+        """`response`, once the exchange is on record; a refusal if it cannot be."""
+        record = exchange.audit_record(exchange.finished)
+        if self._audit is None or record is None:
+            return response
+        try:
+            await self._audit.record(record)
+        except SpoolError as exc:
+            return exchange.refuse(exc)
+        return response
+
+    def _record_late(self, exchange: Exchange) -> None:
+        record = exchange.audit_record("incomplete")
+        if self._audit is None or record is None:
+            return
+        # The stream is gone and may be cancelled: the write goes on in a task of its own.
+        task = asyncio.create_task(_record_quietly(self._audit, record))
+        self._late.add(task)
+        task.add_done_callback(self._late.discard)
 
     async def _off_loop(
         self, exchange: Exchange, request: ext_proc.ProcessingRequest
@@ -64,3 +115,10 @@ class ExternalProcessorServicer(ext_proc_grpc.ExternalProcessorServicer):
             # The thread cannot be stopped from here: the masker gives up at the same
             # deadline, and what it returns is dropped.
             return exchange.refuse(MaskingError(f"masking took longer than {limit:g} s"))
+
+
+async def _record_quietly(audit: AuditWriter, record: audit_pb2.Exchange) -> None:
+    try:
+        await audit.record(record)
+    except SpoolError as exc:
+        log.error("record of an exchange cut short not kept: %s", exc)

@@ -50,12 +50,15 @@ async def token(stack: LocalStack, subject: str, groups: list[str], **extra: Any
 
 @contextlib.asynccontextmanager
 async def mcp_client(
-    stack: LocalStack, bearer: str | None, mode: str = "legacy"
+    stack: LocalStack,
+    bearer: str | None,
+    mode: str = "legacy",
+    event_hooks: dict[str, list[Any]] | None = None,
 ) -> AsyncIterator[Client]:
     """The real MCP SDK client, talking to Envoy with the given bearer token (or none)."""
     headers = {"authorization": f"Bearer {bearer}"} if bearer is not None else {}
     async with (
-        httpx2.AsyncClient(headers=headers) as http,
+        httpx2.AsyncClient(headers=headers, event_hooks=event_hooks) as http,
         Client(
             streamable_http_client(stack.mcp_url, http_client=http),
             mode=mode,  # type: ignore[arg-type]

@@ -73,6 +73,11 @@ class AuditWriter:
             self._size_checked = now
         return self._spool_bytes >= self.config.max_spool_bytes
 
+    @property
+    def refuses(self) -> bool:
+        """Whether a new exchange must be refused now, for want of room for its record."""
+        return self.config.when_full == "refuse" and self.full
+
     async def record(self, exchange: Exchange) -> None:
         """Returns once the record is durable. Raises SpoolError when it cannot be kept
         and the configuration says to refuse; with `when_full: serve`, a record for which

@@ -61,10 +61,12 @@ async def test_allowed_call_without_credential_strips_the_client_token(
             "request_id": "req-1",  # the x-request-id Envoy set, linking the access log
             "effect": "allow",
             "code": "allow",
+            "reason": "rule readers-read-patients",  # for ext_proc's audit record
             "rule": "readers-read-patients",
             "policy": hashlib.sha256(EXAMPLE_POLICY.read_bytes()).hexdigest()[:12],
             "issuer": idp.url,
             "subject": "alice",
+            "source_address": "127.0.0.1",
             "mcp_methods": ["tools/call"],  # tells ext_proc what the answer will be
             "mcp_calls": [  # and, for masking exceptions, which tool was called
                 {"method": "tools/call", "tool": "search_patients", "name": "search_patients"}

@@ -1,0 +1,121 @@
+"""What ext_proc learns of an exchange for its audit record, message by message: who
+asked what (the decision ext_authz handed over), the request, the status, and the answer
+as the client got it, with a digest of the answer as the MCP server sent it."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+
+from google.protobuf import struct_pb2
+
+from custos.audit.audit_pb2 import Body, Decision, Exchange, MaskedPath, Masking
+from custos.audit.config import Bodies
+from custos.audit.exchanges import calls, principal
+from custos.audit.records import body
+from custos.policy import Identity, McpCall
+
+# Set by ext_authz once it has recorded a refusal itself (extauthz.audit.AUDITED).
+_AUDITED = "audited_by"
+
+
+@dataclass
+class ExchangeRecording:
+    bodies: Bodies
+    started: float = field(default_factory=time.perf_counter)
+    request_id: str = ""
+    session_id: str = ""
+    method: str = ""
+    path: str = ""
+    request_body: bytes = b""
+    status: int = 0
+    decision: Decision = field(default_factory=Decision)
+    decision_id: str = ""
+    source_address: str = ""
+    audited_elsewhere: bool = False
+    _response: bytearray = field(default_factory=bytearray)  # up to the cap
+    _response_size: int = 0
+    _response_digest: hashlib._Hash = field(default_factory=hashlib.sha256)
+    _unmasked_digest: hashlib._Hash = field(default_factory=hashlib.sha256)
+
+    def request_headers(self, headers: dict[str, str]) -> None:
+        self.method = headers.get(":method", "")
+        self.path = headers.get(":path", "")
+        self.request_id = headers.get("x-request-id", "")
+        self.session_id = headers.get("mcp-session-id", "")
+
+    def decided(self, metadata: struct_pb2.Struct) -> None:
+        fields = metadata.fields
+
+        def text(key: str) -> str:
+            return fields[key].string_value if key in fields else ""
+
+        self.decision = Decision(
+            effect=text("effect"),
+            code=text("code"),
+            rule=text("rule"),
+            reason=text("reason"),
+            policy=text("policy"),
+        )
+        self.decision_id = text("decision_id")
+        self.source_address = text("source_address")
+        self.audited_elsewhere = bool(text(_AUDITED))
+        if not self.request_id:  # a reply Envoy made itself: no request headers came here
+            self.request_id = text("request_id")
+
+    def response_headers(self, headers: dict[str, str]) -> None:
+        self.status = int(headers.get(":status", "0") or 0)
+        # An initialize answer names the session the client goes on with.
+        self.session_id = self.session_id or headers.get("mcp-session-id", "")
+
+    def response_chunk(self, unmasked: bytes, masked: bytes) -> None:
+        self._unmasked_digest.update(unmasked)
+        self._response_digest.update(masked)
+        self._response_size += len(masked)
+        room = self.bodies.max_bytes - len(self._response) if self.bodies.response else 0
+        if room > 0:
+            self._response += masked[:room]
+
+    def record(
+        self,
+        outcome: str,
+        identity: Identity | None,
+        mcp_calls: tuple[McpCall, ...],
+        masked: dict[str, dict[str, object]],
+    ) -> Exchange:
+        bodies = self.bodies
+        return Exchange(
+            request_id=self.request_id,
+            session_id=self.session_id,
+            decision_id=self.decision_id,
+            principal=principal(identity),
+            source_address=self.source_address,
+            http_method=self.method,
+            http_path=self.path,
+            calls=calls(mcp_calls),
+            request=body(self.request_body, bodies.request, bodies.max_bytes),
+            decision=self.decision,
+            masking=_masking(masked),
+            response=Body(
+                text=bytes(self._response).decode("utf-8", errors="replace"),
+                size=self._response_size,
+                sha256=self._response_digest.digest(),
+                truncated=len(self._response) < self._response_size,
+            ),
+            unmasked_response_sha256=self._unmasked_digest.digest(),
+            status=self.status,
+            latency_us=round((time.perf_counter() - self.started) * 1_000_000),
+            outcome=outcome,
+        )
+
+
+def _masking(report: dict[str, dict[str, object]]) -> Masking:
+    masking = Masking()
+    for entity, found in report.items():
+        count = found.get("count", 0)
+        paths = found.get("paths", [])
+        masking.counts[entity] = int(count) if isinstance(count, int) else 0
+        if isinstance(paths, list):
+            masking.paths.append(MaskedPath(entity=entity, paths=[str(p) for p in paths]))
+    return masking

@@ -1,0 +1,97 @@
+"""Audit records end to end: real Envoy, ext_authz, ext_proc, the shipper and the local
+Cloud Logging API emulator, driven by the real MCP SDK client. Every HTTP exchange the
+client makes leaves exactly one record, the records reach Cloud Logging, and `verify`
+passes on them, from the spool and read back with the real client library."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx2
+import pytest
+
+from custos.audit.audit_pb2 import AuditRecord
+from custos.audit.entries import from_cloud_logging
+from custos.audit.signing import load_public_keys
+from custos.audit.sources import from_spool
+from custos.audit.verify import Found, verify
+from custos.stack import LOCAL_PROJECT, LocalStack
+from tests.stack_fixture import mcp_client, running_stack, token
+
+SERVICES = ("envoy", "ext_proc", "ext_authz", "shipper")  # in the order the stack stops them
+
+
+async def stop_services(stack: LocalStack) -> None:
+    """Everything but the emulator, whose records the test then reads."""
+    for name in SERVICES:
+        await stack.stop_child(name)
+
+
+def shipped(stack: LocalStack) -> list[Found]:
+    endpoint = f"127.0.0.1:{stack.ports.logging}"
+    found = list(from_cloud_logging(LOCAL_PROJECT, "custos-audit", endpoint))
+    assert all(f.record is not None for f in found), [f.problem for f in found]
+    return found
+
+
+def exchanges(records: list[AuditRecord]) -> dict[str, list[AuditRecord]]:
+    by_request: dict[str, list[AuditRecord]] = {}
+    for record in records:
+        if record.HasField("exchange"):
+            by_request.setdefault(record.exchange.request_id, []).append(record)
+    return by_request
+
+
+async def test_every_exchange_leaves_one_verified_record(tmp_path: Path) -> None:
+    seen: dict[str, int] = {}  # x-request-id -> status, of every HTTP exchange the client made
+
+    async def remember(response: httpx2.Response) -> None:
+        seen[response.headers["x-request-id"]] = response.status_code
+
+    async with running_stack(tmp_path) as stack:
+        alice = await token(stack, "alice", ["phi-readers"], email="alice@clinic.example")
+        hooks = {"response": [remember]}
+        async with mcp_client(stack, alice, event_hooks=hooks) as client:
+            record = await client.call_tool("get_patient_record", {"patient_id": "pt-0001"})
+            assert not record.is_error
+            refused = await client.call_tool("delete_patient", {"patient_id": "pt-0003"})
+            assert refused.is_error
+        with pytest.raises(Exception, match=r"401|Unauthorized"):  # the SDK's own way
+            async with mcp_client(stack, None, event_hooks=hooks) as anonymous:
+                await anonymous.list_tools()
+        await stop_services(stack)
+        found = shipped(stack)
+
+    keys = load_public_keys([stack.audit_public_key])
+    cloud_report = verify(found, keys)
+    assert cloud_report.ok, cloud_report.findings
+    spool_report = verify(from_spool(stack.spool_dir), keys)
+    assert spool_report.ok, spool_report.findings
+
+    recorded = exchanges([f.record for f in found if f.record is not None])
+    assert set(recorded) == set(seen)
+    assert all(len(r) == 1 for r in recorded.values()), "a request recorded twice"
+    statuses = {rid: r[0].exchange.status for rid, r in recorded.items()}
+    assert statuses == seen
+
+    allowed = [r[0].exchange for r in recorded.values() if _called(r[0], "get_patient_record")]
+    assert len(allowed) == 1
+    call = allowed[0]
+    assert (call.principal.subject, call.principal.email) == ("alice", "alice@clinic.example")
+    assert (call.decision.effect, call.decision.rule) == ("allow", "readers-read-patients")
+    assert call.masking.counts and sum(call.masking.counts.values()) > 0
+    assert call.response.sha256 != call.unmasked_response_sha256  # the client saw it masked
+    assert "pt-0001" in call.request.text
+
+    denied = [r[0].exchange for r in recorded.values() if _called(r[0], "delete_patient")]
+    assert [(d.status, d.decision.effect, d.principal.subject) for d in denied] == [
+        (403, "deny", "alice")
+    ]
+    unauthenticated = [r[0].exchange for r in recorded.values() if r[0].exchange.status == 401]
+    assert unauthenticated and all(not u.principal.subject for u in unauthenticated)
+    assert {u.decision.code for u in unauthenticated} <= {"missing_token", "invalid_token"}
+
+
+def _called(record: AuditRecord, tool: str) -> bool:
+    return any(call.tool == tool for call in record.exchange.calls)
+
