@@ -125,7 +125,111 @@ def _parser() -> argparse.ArgumentParser:
     issuer = commands.add_parser("dev-issuer", help="serve a development OIDC issuer")
     issuer.add_argument("--port", type=int, default=9100)
     issuer.set_defaults(handler=_dev_issuer)
+    _logging_parser(commands)
     return parser
+
+
+def _logging_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    group = commands.add_parser(
+        "logging", help="the Cloud Logging bucket and sink that keep the audit records"
+    )
+    verbs = group.add_subparsers(required=True, metavar="VERB")
+    provision = verbs.add_parser(
+        "provision", help="create (idempotently) the log bucket, its lock and the sink"
+    )
+    _logging_target_arguments(provision)
+    provision.add_argument(
+        "--lock", action="store_true", help="lock the bucket: its retention can never change"
+    )
+    provision.add_argument("--sink", default="custos-audit", help="sink name (%(default)s)")
+    provision.add_argument(
+        "--allow-short-retention",
+        action="store_true",
+        help="accept retention under 2190 days (not for audit records)",
+    )
+    provision.set_defaults(handler=_logging_provision)
+    check = verbs.add_parser(
+        "check", help="exit 1 unless the bucket is locked, long enough and fed by a sink"
+    )
+    _logging_target_arguments(check)
+    check.set_defaults(handler=_logging_check)
+    emulator = verbs.add_parser("emulator", help="serve a local Cloud Logging API emulator")
+    emulator.add_argument("--host", default="127.0.0.1")
+    emulator.add_argument("--port", type=int, default=9105)
+    emulator.set_defaults(handler=_logging_emulator)
+
+
+def _logging_target_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--project", required=True, help="Google Cloud project id")
+    parser.add_argument("--location", required=True, help="bucket location, e.g. global")
+    parser.add_argument("--bucket", required=True, help="log bucket id")
+    parser.add_argument(
+        "--retention-days",
+        type=int,
+        default=2190,
+        help="retention in days: provision sets it, check requires at least it (%(default)s)",
+    )
+    parser.add_argument(
+        "--log-name", default="custos-audit", help="the audit log's name (%(default)s)"
+    )
+    parser.add_argument(
+        "--endpoint",
+        help="host:port of the local emulator (no TLS, no credentials); default: Google, "
+        "with Application Default Credentials",
+    )
+
+
+def _logging_provision(args: argparse.Namespace) -> int:
+    from custos.cloud_logging.clients import close, config_client
+    from custos.cloud_logging.provision import AuditBucket, provision
+
+    target = AuditBucket(args.project, args.location, args.bucket, args.log_name)
+    client = config_client(args.endpoint)
+    try:
+        done = provision(
+            client,
+            target,
+            retention_days=args.retention_days,
+            lock=args.lock,
+            sink_name=args.sink,
+            allow_short_retention=args.allow_short_retention,
+        )
+    finally:
+        close(client)
+    print(f"bucket {target.path}: {done.bucket.outcome} ({done.bucket.detail})")
+    print(f"lock: {done.lock.outcome} ({done.lock.detail})")
+    print(f"sink {done.sink_path}: {done.sink.outcome} ({done.sink.detail})")
+    print(f"writer identity: {done.writer_identity or 'none'}; {done.grant}")
+    return 0
+
+
+def _logging_check(args: argparse.Namespace) -> int:
+    from custos.cloud_logging.clients import close, config_client
+    from custos.cloud_logging.provision import AuditBucket, check
+
+    target = AuditBucket(args.project, args.location, args.bucket, args.log_name)
+    client = config_client(args.endpoint)
+    try:
+        result = check(client, target, retention_days=args.retention_days)
+    finally:
+        close(client)
+    if not result.ok:
+        for problem in result.problems:
+            print(f"FAIL  {problem}")
+        return 1
+    print(
+        f"OK  bucket {target.path}: locked, keeps entries {result.retention_days} days "
+        f"(required {result.required_days}); {target.log_filter} routed into it by "
+        f"sink {', '.join(result.routing_sinks)}"
+    )
+    return 0
+
+
+def _logging_emulator(args: argparse.Namespace) -> int:
+    from custos.cloud_logging.emulator import serve
+
+    serve(args.host, args.port)
+    return 0
 
 
 def _run(args: argparse.Namespace) -> int:

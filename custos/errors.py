@@ -24,3 +24,16 @@ class StackError(CustosError):
     """A process of the local stack did not start."""
 
     code = "stack_failed"
+
+
+class CloudLoggingError(CustosError):
+    """Cloud Logging refused a call, could not be reached, or no credentials were found."""
+
+    code = "cloud_logging_failed"
+
+
+class ProvisionRefused(CloudLoggingError):
+    """`custos logging provision` will not do what was asked (short retention, a locked
+    bucket with other retention); nothing has been changed when it is raised."""
+
+    code = "logging_provision_refused"

@@ -1,0 +1,386 @@
+"""Provision and check the locked log bucket and the sink that keep Custos' audit records.
+
+Plain functions over a ConfigServiceV2Client, returning dataclasses; `custos logging
+provision|check` prints them. Provisioning is idempotent and conservative: it creates
+what is missing, raises a retention that is too short, and refuses (ProvisionRefused,
+before changing anything) what it must not touch: a locked bucket's retention, or a
+retention longer than asked, which it will not shorten."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TypeVar
+
+from google.api_core import exceptions as api_exceptions
+from google.cloud.logging_v2.services.config_service_v2 import ConfigServiceV2Client
+from google.cloud.logging_v2.types import LifecycleState, LogBucket, LogSink
+
+from custos.cloud_logging import log_filter, resource_names
+from custos.cloud_logging.resource_names import (
+    bucket_destination,
+    bucket_path,
+    location_path,
+    log_id_problem,
+    log_path,
+    project_path,
+    sink_path,
+)
+from custos.errors import CloudLoggingError, ProvisionRefused
+
+__all__ = [
+    "DEFAULT_LOG_NAME",
+    "DEFAULT_SINK_NAME",
+    "MIN_RETENTION_DAYS",
+    "AuditBucket",
+    "CheckResult",
+    "Outcome",
+    "Provisioned",
+    "Step",
+    "check",
+    "provision",
+]
+
+# Six years: HIPAA keeps required documentation that long (45 CFR 164.316(b)(2)(i)).
+MIN_RETENTION_DAYS = 2190
+DEFAULT_LOG_NAME = "custos-audit"
+DEFAULT_SINK_NAME = "custos-audit"
+BUCKET_DESCRIPTION = "Custos audit records (hash-chained, locked retention)"
+SINK_DESCRIPTION = "Routes Custos audit records into their locked log bucket"
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class AuditBucket:
+    """Where the audit records go: one log, routed into one bucket of the same project."""
+
+    project: str
+    location: str
+    bucket: str
+    log_name: str = DEFAULT_LOG_NAME
+
+    def __post_init__(self) -> None:
+        problem = log_id_problem(self.log_name)
+        if problem:
+            raise CloudLoggingError(problem)
+
+    @property
+    def path(self) -> str:
+        return bucket_path(self.project, self.location, self.bucket)
+
+    @property
+    def destination(self) -> str:
+        return bucket_destination(self.project, self.location, self.bucket)
+
+    @property
+    def log_path(self) -> str:
+        return log_path(self.project, self.log_name)
+
+    @property
+    def log_filter(self) -> str:
+        return resource_names.log_filter(self.project, self.log_name)
+
+
+class Outcome(StrEnum):
+    CREATED = "created"
+    UNCHANGED = "already there"
+    UPDATED = "updated"
+    NOT_ASKED = "not asked"
+
+
+@dataclass(frozen=True)
+class Step:
+    outcome: Outcome
+    detail: str
+
+
+@dataclass(frozen=True)
+class Provisioned:
+    bucket: Step
+    lock: Step
+    sink: Step
+    sink_path: str
+    writer_identity: str  # "" when the API gives the sink none
+    grant: str  # what the writer identity needs, in words
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    target: AuditBucket
+    required_days: int
+    retention_days: int | None  # None: no such bucket
+    locked: bool
+    routing_sinks: tuple[str, ...]  # the sinks that route the audit log into the bucket
+    problems: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def provision(
+    client: ConfigServiceV2Client,
+    target: AuditBucket,
+    *,
+    retention_days: int = MIN_RETENTION_DAYS,
+    lock: bool = False,
+    sink_name: str = DEFAULT_SINK_NAME,
+    allow_short_retention: bool = False,
+) -> Provisioned:
+    """Make the bucket, its lock and the sink what was asked; see the module docstring."""
+    if retention_days < MIN_RETENTION_DAYS and not allow_short_retention:
+        raise ProvisionRefused(
+            f"retention of {retention_days} days is under the {MIN_RETENTION_DAYS} (six "
+            "years) audit records need; pass --allow-short-retention if this is not for "
+            "production"
+        )
+    bucket_step, bucket = _ensure_bucket(client, target, retention_days)
+    lock_step = _ensure_lock(client, target, bucket, lock)
+    sink_step, sink = _ensure_sink(client, target, sink_name)
+    return Provisioned(
+        bucket_step,
+        lock_step,
+        sink_step,
+        sink_path(target.project, sink_name),
+        sink.writer_identity,
+        _grant(sink.writer_identity),
+    )
+
+
+def check(
+    client: ConfigServiceV2Client, target: AuditBucket, *, retention_days: int = MIN_RETENTION_DAYS
+) -> CheckResult:
+    """Every reason the bucket does not keep the audit log as required (none: it does)."""
+    problems: list[str] = []
+    bucket = _read_bucket(client, target)
+    if bucket is None:
+        problems.append(f"bucket {target.path} does not exist")
+    else:
+        if bucket.lifecycle_state != LifecycleState.ACTIVE:
+            problems.append(f"bucket {target.path} is {bucket.lifecycle_state.name}, not ACTIVE")
+        if not bucket.locked:
+            problems.append(
+                f"bucket {target.path} is not locked: its retention can be shortened and "
+                "it can be deleted"
+            )
+        if bucket.retention_days < retention_days:
+            problems.append(
+                f"bucket {target.path} keeps entries {bucket.retention_days} days, under the "
+                f"required {retention_days}"
+            )
+    with _calling(f"listing the sinks of {project_path(target.project)}"):
+        sinks = list(client.list_sinks(request={"parent": project_path(target.project)}))
+    routing = tuple(sink.name for sink in sinks if not _why_not_routing(sink, target))
+    if not routing:
+        problems.append(f"no sink routes {target.log_filter} into {target.destination}")
+        problems.extend(
+            f"sink {sink.name}: {reason}"
+            for sink in sinks
+            if (reason := _why_not_routing(sink, target))
+            and (sink.destination == target.destination or _names_log(sink.filter, target))
+        )
+    return CheckResult(
+        target,
+        retention_days,
+        bucket.retention_days if bucket is not None else None,
+        bucket is not None and bucket.locked,
+        routing,
+        tuple(problems),
+    )
+
+
+def _ensure_bucket(
+    client: ConfigServiceV2Client, target: AuditBucket, days: int
+) -> tuple[Step, LogBucket]:
+    bucket = _read_bucket(client, target)
+    if bucket is None:
+        request = {
+            "parent": location_path(target.project, target.location),
+            "bucket_id": target.bucket,
+            "bucket": {"retention_days": days, "description": BUCKET_DESCRIPTION},
+        }
+        with _calling(f"creating bucket {target.path}"):
+            try:
+                created = client.create_bucket(request=request)
+                return Step(Outcome.CREATED, f"retention {days} days"), created
+            except api_exceptions.AlreadyExists:
+                pass  # another run created it between our read and our create: check it
+            bucket = client.get_bucket(request={"name": target.path})
+    if bucket.lifecycle_state != LifecycleState.ACTIVE:
+        raise ProvisionRefused(
+            f"bucket {target.path} is {bucket.lifecycle_state.name}, not ACTIVE; "
+            "nothing was changed"
+        )
+    have = bucket.retention_days
+    if have == days:
+        return Step(Outcome.UNCHANGED, f"retention {days} days"), bucket
+    if bucket.locked:
+        enough = have >= MIN_RETENTION_DAYS
+        hint = f"; ask for --retention-days {have} to accept it" if enough else ""
+        raise ProvisionRefused(
+            f"bucket {target.path} is locked with retention {have} days, not the {days} "
+            f"asked: a locked bucket's retention can never change{hint}; nothing was changed"
+        )
+    if have > days:
+        raise ProvisionRefused(
+            f"bucket {target.path} keeps entries {have} days, longer than the {days} asked; "
+            f"it will not be shortened (ask for --retention-days {have} to keep it); "
+            "nothing was changed"
+        )
+    with _calling(f"raising the retention of {target.path}"):
+        updated = client.update_bucket(
+            request={
+                "name": target.path,
+                "bucket": {"retention_days": days},
+                "update_mask": {"paths": ["retention_days"]},
+            }
+        )
+    return Step(Outcome.UPDATED, f"retention {have} -> {days} days"), updated
+
+
+def _ensure_lock(
+    client: ConfigServiceV2Client, target: AuditBucket, bucket: LogBucket, lock: bool
+) -> Step:
+    if bucket.locked:
+        return Step(Outcome.UNCHANGED, "locked")
+    if not lock:
+        return Step(
+            Outcome.NOT_ASKED,
+            "the bucket is NOT locked: its retention can still be shortened and it can be "
+            "deleted; `custos logging check` fails until it is locked",
+        )
+    with _calling(f"locking {target.path}"):
+        client.update_bucket(
+            request={
+                "name": target.path,
+                "bucket": {"locked": True},
+                "update_mask": {"paths": ["locked"]},
+            }
+        )
+    return Step(
+        Outcome.UPDATED,
+        "locked now: its retention can never change, and it can only be deleted once empty",
+    )
+
+
+def _ensure_sink(
+    client: ConfigServiceV2Client, target: AuditBucket, name: str
+) -> tuple[Step, LogSink]:
+    path = sink_path(target.project, name)
+    route = f"{target.log_filter} -> {target.destination}"
+    wanted = {
+        "name": name,
+        "destination": target.destination,
+        "filter": target.log_filter,
+        "description": SINK_DESCRIPTION,
+    }
+    sink = _get(lambda: client.get_sink(request={"sink_name": path}), f"reading sink {path}")
+    if sink is None:
+        with _calling(f"creating sink {path}"):
+            try:
+                # unique_writer_identity: true is never refused, false is refused on a
+                # sink that once had it; for a bucket of the sink's own project neither
+                # needs a grant (see `_grant`).
+                created = client.create_sink(
+                    request={
+                        "parent": project_path(target.project),
+                        "sink": wanted,
+                        "unique_writer_identity": True,
+                    }
+                )
+                return Step(Outcome.CREATED, route), created
+            except api_exceptions.AlreadyExists:
+                sink = client.get_sink(
+                    request={"sink_name": path}
+                )  # another run was first: check it
+    differences = _sink_differences(sink, target)
+    if not differences:
+        return Step(Outcome.UNCHANGED, route), sink
+    with _calling(f"updating sink {path}"):
+        updated = client.update_sink(
+            request={
+                "sink_name": path,
+                "sink": {**wanted, "disabled": False, "exclusions": []},
+                "unique_writer_identity": True,
+                "update_mask": {"paths": ["destination", "filter", "disabled", "exclusions"]},
+            }
+        )
+    return Step(Outcome.UPDATED, f"{route} ({'; '.join(differences)})"), updated
+
+
+def _sink_differences(sink: LogSink, target: AuditBucket) -> list[str]:
+    differences = []
+    if sink.destination != target.destination:
+        differences.append(f"destination was {sink.destination}")
+    if sink.filter != target.log_filter:
+        differences.append(f"filter was {sink.filter!r}")
+    if sink.disabled:
+        differences.append("was disabled")
+    if any(not exclusion.disabled for exclusion in sink.exclusions):
+        differences.append("had exclusions")
+    return differences
+
+
+def _why_not_routing(sink: LogSink, target: AuditBucket) -> str | None:
+    """Why this sink does not route every audit entry into the bucket (None: it does)."""
+    if sink.destination != target.destination:
+        return f"routes the audit log to {sink.destination}, not into the bucket"
+    if not _names_log(sink.filter, target):
+        return f"its filter is {sink.filter!r}, not {target.log_filter!r}"
+    if sink.disabled:
+        return "it is disabled"
+    active = [e.name for e in sink.exclusions if not e.disabled]
+    if active:
+        return f"its exclusions ({', '.join(active)}) may drop audit entries"
+    return None
+
+
+def _names_log(text: str, target: AuditBucket) -> bool:
+    """The filter selects exactly the audit log: one `logName = "..."` comparison."""
+    try:
+        terms = log_filter.parse(text)
+    except log_filter.FilterError:
+        return False
+    return terms == (log_filter.Comparison("logName", "=", target.log_path),)
+
+
+def _grant(writer_identity: str) -> str:
+    # Google's LogSink reference: "Sinks that have a destination that is a log bucket in
+    # the same project as the sink cannot have a writer_identity and no additional
+    # permissions are required." Provisioning always puts both in the same project.
+    if not writer_identity:
+        return (
+            "no IAM grant needed: the sink routes into a log bucket of its own project, "
+            "and such a sink has no writer identity"
+        )
+    return (
+        f"no IAM grant needed for {writer_identity}: the sink routes into a log bucket "
+        "of its own project (a bucket in another project would need it granted "
+        "roles/logging.bucketWriter there)"
+    )
+
+
+def _read_bucket(client: ConfigServiceV2Client, target: AuditBucket) -> LogBucket | None:
+    return _get(
+        lambda: client.get_bucket(request={"name": target.path}), f"reading bucket {target.path}"
+    )
+
+
+def _get(call: Callable[[], T], what: str) -> T | None:
+    with _calling(what):
+        try:
+            return call()
+        except api_exceptions.NotFound:
+            return None
+
+
+@contextmanager
+def _calling(what: str) -> Iterator[None]:
+    """Translate the client library's errors at the boundary, naming what was tried."""
+    try:
+        yield
+    except api_exceptions.GoogleAPIError as exc:
+        raise CloudLoggingError(f"Cloud Logging: {what} failed: {exc}") from exc

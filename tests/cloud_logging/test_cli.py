@@ -1,0 +1,118 @@
+"""`custos logging provision|check|emulator` as an operator runs them: exit codes and what
+they print. provision and check run in-process against the emulator; the emulator
+command runs as a real process and is stopped by a signal."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from custos.cli import main
+from custos.cloud_logging.clients import close, logging_client
+from custos.cloud_logging.emulator import Emulator
+from custos.net import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+BUCKET = "projects/custos-test/locations/global/buckets/audit"
+
+
+def custos(emulator: Emulator, verb: str, *extra: str) -> int:
+    target = ["--project", "custos-test", "--location", "global", "--bucket", "audit"]
+    return main(["logging", verb, "--endpoint", emulator.endpoint, *target, *extra])
+
+
+def test_provision_then_check(emulator: Emulator, capsys: pytest.CaptureFixture[str]) -> None:
+    assert custos(emulator, "provision", "--lock") == 0
+    out = capsys.readouterr().out
+    assert f"bucket {BUCKET}: created (retention 2190 days)" in out
+    assert "lock: updated (locked now" in out
+    assert "sink projects/custos-test/sinks/custos-audit: created" in out
+    assert "writer identity: none; no IAM grant needed" in out
+
+    assert custos(emulator, "provision", "--lock") == 0
+    assert capsys.readouterr().out.count("already there") == 3
+
+    assert custos(emulator, "check") == 0
+    assert capsys.readouterr().out.startswith(f"OK  bucket {BUCKET}: locked")
+
+
+def test_check_fails_with_each_reason(
+    emulator: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert custos(emulator, "provision") == 0  # not locked
+    capsys.readouterr()
+
+    assert custos(emulator, "check", "--log-name", "other-log") == 1
+
+    lines = capsys.readouterr().out.splitlines()
+    unlocked = f"bucket {BUCKET} is not locked: its retention can be shortened and it can be"
+    assert lines[0] == f"FAIL  {unlocked} deleted"
+    assert lines[1].startswith('FAIL  no sink routes logName="projects/custos-test/logs/other-log"')
+    assert lines[2].startswith("FAIL  sink custos-audit: its filter is")
+    assert len(lines) == 3
+
+
+def test_short_retention_is_refused_with_exit_1(
+    emulator: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert custos(emulator, "provision", "--lock", "--retention-days", "30") == 1
+
+    assert "--allow-short-retention" in capsys.readouterr().err
+    assert custos(emulator, "check") == 1  # nothing was created
+
+
+def test_a_locked_bucket_with_other_retention_exits_1(
+    emulator: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert custos(emulator, "provision", "--lock", "--retention-days", "3000") == 0
+
+    assert custos(emulator, "provision", "--lock") == 1
+
+    err = capsys.readouterr().err
+    assert "locked with retention 3000 days, not the 2190 asked" in err
+    assert "--retention-days 3000" in err
+
+
+def test_the_emulator_command_serves_until_sigterm() -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "custos", "logging", "emulator", "--port", str(port)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_for_port(port)
+        client = logging_client(f"127.0.0.1:{port}")
+        client.write_log_entries(
+            log_name="projects/custos-test/logs/custos-audit",
+            resource={"type": "global"},
+            entries=[{"text_payload": "hello"}],
+        )
+        close(client)
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, err
+    assert "LOCAL EMULATOR, not Google Cloud Logging" in err
+
+
+def _wait_for_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError(f"nothing listens on port {port} after {timeout} s")

@@ -1,0 +1,241 @@
+"""`provision` and `check` as plain functions, through the real client, against the
+emulator: what they create, what they refuse, and every reason a check fails."""
+
+from __future__ import annotations
+
+import pytest
+from google.cloud.logging_v2.services.config_service_v2 import ConfigServiceV2Client
+
+from custos.cloud_logging.provision import AuditBucket, Outcome, check, provision
+from custos.errors import CloudLoggingError, ProvisionRefused
+
+TARGET = AuditBucket("custos-test", "global", "audit")
+SINK = "projects/custos-test/sinks/custos-audit"
+DEFAULT_BUCKET = "logging.googleapis.com/projects/custos-test/locations/global/buckets/_Default"
+
+
+def bucket_fields(client: ConfigServiceV2Client) -> tuple[int, bool]:
+    bucket = client.get_bucket(request={"name": TARGET.path})
+    return bucket.retention_days, bucket.locked
+
+
+def make_bucket(client: ConfigServiceV2Client, days: int, *, locked: bool) -> None:
+    client.create_bucket(
+        request={
+            "parent": "projects/custos-test/locations/global",
+            "bucket_id": "audit",
+            "bucket": {"retention_days": days},
+        }
+    )
+    if locked:
+        client.update_bucket(
+            request={
+                "name": TARGET.path,
+                "bucket": {"locked": True},
+                "update_mask": {"paths": ["locked"]},
+            }
+        )
+
+
+def test_provision_creates_bucket_lock_and_sink(config_api: ConfigServiceV2Client) -> None:
+    done = provision(config_api, TARGET, lock=True)
+
+    assert (done.bucket.outcome, done.lock.outcome, done.sink.outcome) == (
+        Outcome.CREATED,
+        Outcome.UPDATED,
+        Outcome.CREATED,
+    )
+    assert bucket_fields(config_api) == (2190, True)
+    sink = config_api.get_sink(sink_name=SINK)
+    assert sink.destination == "logging.googleapis.com/" + TARGET.path
+    assert sink.filter == 'logName="projects/custos-test/logs/custos-audit"'
+    assert done.writer_identity == ""
+    assert done.grant.startswith("no IAM grant needed")
+
+
+def test_provision_twice_changes_nothing_the_second_time(
+    config_api: ConfigServiceV2Client,
+) -> None:
+    provision(config_api, TARGET, lock=True)
+
+    again = provision(config_api, TARGET, lock=True)
+
+    assert {again.bucket.outcome, again.lock.outcome, again.sink.outcome} == {Outcome.UNCHANGED}
+
+
+def test_provision_without_lock_says_the_bucket_is_unlocked(
+    config_api: ConfigServiceV2Client,
+) -> None:
+    done = provision(config_api, TARGET)
+
+    assert done.lock.outcome == Outcome.NOT_ASKED
+    assert "NOT locked" in done.lock.detail
+    assert bucket_fields(config_api) == (2190, False)
+
+
+def test_provision_refuses_short_retention_and_creates_nothing(
+    config_api: ConfigServiceV2Client,
+) -> None:
+    with pytest.raises(ProvisionRefused, match="under the 2190"):
+        provision(config_api, TARGET, retention_days=365, lock=True)
+
+    assert not check(config_api, TARGET).retention_days  # no bucket was made
+
+
+def test_short_retention_when_explicitly_allowed(config_api: ConfigServiceV2Client) -> None:
+    provision(config_api, TARGET, retention_days=7, allow_short_retention=True)
+
+    assert bucket_fields(config_api) == (7, False)
+
+
+def test_a_locked_bucket_with_other_retention_is_refused_untouched(
+    config_api: ConfigServiceV2Client,
+) -> None:
+    make_bucket(config_api, 3650, locked=True)
+
+    with pytest.raises(ProvisionRefused, match="locked with retention 3650 days"):
+        provision(config_api, TARGET, lock=True)
+
+    assert bucket_fields(config_api) == (3650, True)
+    assert "custos-audit" not in {
+        s.name for s in config_api.list_sinks(parent="projects/custos-test")
+    }
+
+
+def test_an_unlocked_bucket_with_shorter_retention_is_raised_then_locked(
+    config_api: ConfigServiceV2Client,
+) -> None:
+    make_bucket(config_api, 30, locked=False)
+
+    done = provision(config_api, TARGET, lock=True)
+
+    assert (done.bucket.outcome, done.bucket.detail) == (
+        Outcome.UPDATED,
+        "retention 30 -> 2190 days",
+    )
+    assert bucket_fields(config_api) == (2190, True)
+
+
+def test_an_unlocked_bucket_with_longer_retention_is_not_shortened(
+    config_api: ConfigServiceV2Client,
+) -> None:
+    make_bucket(config_api, 3000, locked=False)
+
+    with pytest.raises(ProvisionRefused, match="will not be shortened"):
+        provision(config_api, TARGET, lock=True)
+
+    assert bucket_fields(config_api) == (3000, False)
+
+
+def test_a_sink_with_another_filter_is_corrected(config_api: ConfigServiceV2Client) -> None:
+    config_api.create_sink(
+        parent="projects/custos-test",
+        sink={"name": "custos-audit", "destination": "storage.googleapis.com/x", "filter": ""},
+    )
+
+    done = provision(config_api, TARGET, lock=True)
+
+    assert done.sink.outcome == Outcome.UPDATED
+    assert "destination was storage.googleapis.com/x" in done.sink.detail
+    assert check(config_api, TARGET).ok
+
+
+def test_check_passes_after_provision(config_api: ConfigServiceV2Client) -> None:
+    provision(config_api, TARGET, lock=True)
+
+    result = check(config_api, TARGET)
+
+    assert result.ok, result.problems
+    assert (result.retention_days, result.locked, result.routing_sinks) == (
+        2190,
+        True,
+        ("custos-audit",),
+    )
+
+
+def test_check_names_an_unlocked_bucket(config_api: ConfigServiceV2Client) -> None:
+    provision(config_api, TARGET)
+
+    assert check(config_api, TARGET).problems == (
+        f"bucket {TARGET.path} is not locked: its retention can be shortened and it can be deleted",
+    )
+
+
+def test_check_names_short_retention(config_api: ConfigServiceV2Client) -> None:
+    provision(config_api, TARGET, retention_days=400, lock=True, allow_short_retention=True)
+
+    assert check(config_api, TARGET).problems == (
+        f"bucket {TARGET.path} keeps entries 400 days, under the required 2190",
+    )
+    assert check(config_api, TARGET, retention_days=400).ok
+
+
+def test_check_names_a_missing_bucket_and_sink(config_api: ConfigServiceV2Client) -> None:
+    assert check(config_api, TARGET).problems == (
+        f"bucket {TARGET.path} does not exist",
+        f"no sink routes {TARGET.log_filter} into {TARGET.destination}",
+    )
+
+
+def test_check_names_a_missing_sink(config_api: ConfigServiceV2Client) -> None:
+    make_bucket(config_api, 2190, locked=True)
+
+    assert check(config_api, TARGET).problems == (
+        f"no sink routes {TARGET.log_filter} into {TARGET.destination}",
+    )
+
+
+@pytest.mark.parametrize(
+    ("sink", "reason"),
+    [
+        (
+            {"filter": 'logName="projects/custos-test/logs/other"'},
+            "its filter is 'logName=\"projects/custos-test/logs/other\"', not "
+            "'logName=\"projects/custos-test/logs/custos-audit\"'",
+        ),
+        (
+            {"filter": TARGET.log_filter + ' AND insertId="x"'},
+            'its filter is \'logName="projects/custos-test/logs/custos-audit" AND '
+            'insertId="x"\', not \'logName="projects/custos-test/logs/custos-audit"\'',
+        ),
+        ({"disabled": True}, "it is disabled"),
+        (
+            {"exclusions": [{"name": "drop-some", "filter": 'insertId="x"'}]},
+            "its exclusions (drop-some) may drop audit entries",
+        ),
+        (
+            {"destination": DEFAULT_BUCKET},
+            f"routes the audit log to {DEFAULT_BUCKET}, not into the bucket",
+        ),
+    ],
+)
+def test_check_names_why_a_sink_does_not_count(
+    config_api: ConfigServiceV2Client, sink: dict[str, object], reason: str
+) -> None:
+    make_bucket(config_api, 2190, locked=True)
+    fields = {"destination": TARGET.destination, "filter": TARGET.log_filter, **sink}
+    config_api.create_sink(parent="projects/custos-test", sink={"name": "custom", **fields})
+
+    assert check(config_api, TARGET).problems == (
+        f"no sink routes {TARGET.log_filter} into {TARGET.destination}",
+        f"sink custom: {reason}",
+    )
+
+
+def test_a_filter_with_other_spacing_still_counts(config_api: ConfigServiceV2Client) -> None:
+    make_bucket(config_api, 2190, locked=True)
+    config_api.create_sink(
+        parent="projects/custos-test",
+        sink={
+            "name": "spaced",
+            "destination": TARGET.destination,
+            "filter": f'  logName = "{TARGET.log_path}" ',
+        },
+    )
+
+    assert check(config_api, TARGET).routing_sinks == ("spaced",)
+
+
+def test_an_impossible_log_name_is_refused_before_any_call() -> None:
+    with pytest.raises(CloudLoggingError, match="log name"):
+        AuditBucket("custos-test", "global", "audit", log_name="bad name")
