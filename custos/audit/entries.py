@@ -127,10 +127,12 @@ def from_cloud_logging(project: str, log_id: str, endpoint: str | None) -> Itera
     client = logging_client(endpoint)
     try:
         entries = client.list_log_entries(
-            resource_names=[f"projects/{project}"],
-            filter=f'logName="{log_name(project, log_id)}"',
-            order_by="timestamp asc",
-            page_size=1000,
+            request={
+                "resource_names": [f"projects/{project}"],
+                "filter": f'logName="{log_name(project, log_id)}"',
+                "order_by": "timestamp asc",
+                "page_size": 1000,
+            }
         )
         return from_entries(iter(entries))
     finally:
