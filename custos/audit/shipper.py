@@ -256,8 +256,10 @@ def serve(config: AuditConfig, metrics_listen: str | None = None) -> None:
     try:
         shipper.run(stop, shipping.poll_seconds)
         last = threading.Event()
-        threading.Timer(10, last.set).start()  # a last pass, bounded
+        deadline = threading.Timer(10, last.set)  # a last pass, bounded
+        deadline.start()
         shipper.ship_once(last)
+        deadline.cancel()
     finally:
         close(client)
         log.info("shipper stopping: %d records shipped", shipper.shipped)
