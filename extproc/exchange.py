@@ -87,6 +87,8 @@ class Exchange:
     def handle(self, request: ext_proc.ProcessingRequest) -> ext_proc.ProcessingResponse:
         if request.HasField("metadata_context"):
             self._remember_decision(request.metadata_context)
+        if self.recording is not None and request.attributes:
+            self.recording.attributes(request.attributes)
         kind = request.WhichOneof("request")
         try:
             if kind == "request_headers":

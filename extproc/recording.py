@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from google.protobuf import struct_pb2
@@ -34,6 +35,7 @@ class ExchangeRecording:
     decision_id: str = ""
     source_address: str = ""
     audited_elsewhere: bool = False
+    _decided: bool = False  # ext_authz's decision came along
     _response: bytearray = field(default_factory=bytearray)  # up to the cap
     _response_size: int = 0
     _response_digest: hashlib._Hash = field(default_factory=hashlib.sha256)
@@ -46,6 +48,7 @@ class ExchangeRecording:
         self.session_id = headers.get("mcp-session-id", "")
 
     def decided(self, metadata: struct_pb2.Struct) -> None:
+        self._decided = True
         fields = metadata.fields
 
         def text(key: str) -> str:
@@ -63,6 +66,16 @@ class ExchangeRecording:
         self.audited_elsewhere = bool(text(_AUDITED))
         if not self.request_id:  # a reply Envoy made itself: no request headers came here
             self.request_id = text("request_id")
+
+    def attributes(self, attributes: Mapping[str, struct_pb2.Struct]) -> None:
+        """Envoy's attributes of the stream (configured in the bootstrap): what a reply
+        Envoy made itself is known by."""
+        for values in attributes.values():
+            fields = values.fields
+            if not self.request_id and "request.id" in fields:
+                self.request_id = fields["request.id"].string_value
+            if not self.source_address and "source.address" in fields:
+                self.source_address = fields["source.address"].string_value
 
     def response_headers(self, headers: dict[str, str]) -> None:
         self.status = int(headers.get(":status", "0") or 0)
@@ -85,6 +98,12 @@ class ExchangeRecording:
         masked: dict[str, dict[str, object]],
     ) -> Exchange:
         bodies = self.bodies
+        decision = self.decision
+        if not self._decided and not self.method:
+            # No decision and no request seen here: Envoy answered itself, ext_authz being
+            # down or late. (If ext_authz recorded a refusal and died before answering,
+            # this is a second record of the request: Envoy's side of it.)
+            decision = Decision(code="no_decision", reason="Envoy answered without a decision")
         return Exchange(
             request_id=self.request_id,
             session_id=self.session_id,
@@ -95,7 +114,7 @@ class ExchangeRecording:
             http_path=self.path,
             calls=calls(mcp_calls),
             request=body(self.request_body, bodies.request, bodies.max_bytes),
-            decision=self.decision,
+            decision=decision,
             masking=_masking(masked),
             response=Body(
                 text=bytes(self._response).decode("utf-8", errors="replace"),
