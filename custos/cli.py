@@ -147,11 +147,24 @@ def _logging_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser
         action="store_true",
         help="accept retention under 2190 days (not for audit records)",
     )
+    provision.add_argument(
+        "--keep-default-copy",
+        action="store_true",
+        help="do not exclude the audit log from the _Default sink: a second copy of every "
+        "record stays in the unlocked _Default bucket (not for audit records)",
+    )
     provision.set_defaults(handler=_logging_provision)
     check = verbs.add_parser(
-        "check", help="exit 1 unless the bucket is locked, long enough and fed by a sink"
+        "check",
+        help="exit 1 unless the bucket is locked, long enough and fed by a sink, and the "
+        "_Default sink keeps no copy of the audit log",
     )
     _logging_target_arguments(check)
+    check.add_argument(
+        "--allow-default-copy",
+        action="store_true",
+        help="only warn when the _Default sink copies the audit log into its bucket",
+    )
     check.set_defaults(handler=_logging_check)
     emulator = verbs.add_parser("emulator", help="serve a local Cloud Logging API emulator")
     emulator.add_argument("--host", default="127.0.0.1")
@@ -193,6 +206,7 @@ def _logging_provision(args: argparse.Namespace) -> int:
             lock=args.lock,
             sink_name=args.sink,
             allow_short_retention=args.allow_short_retention,
+            keep_default_copy=args.keep_default_copy,
         )
     finally:
         close(client)
@@ -200,6 +214,8 @@ def _logging_provision(args: argparse.Namespace) -> int:
     print(f"lock: {done.lock.outcome} ({done.lock.detail})")
     print(f"sink {done.sink_path}: {done.sink.outcome} ({done.sink.detail})")
     print(f"writer identity: {done.writer_identity or 'none'}; {done.grant}")
+    default = done.default_copy
+    print(f"default sink {done.default_sink_path}: {default.outcome} ({default.detail})")
     return 0
 
 
@@ -210,9 +226,16 @@ def _logging_check(args: argparse.Namespace) -> int:
     target = AuditBucket(args.project, args.location, args.bucket, args.log_name)
     client = config_client(args.endpoint)
     try:
-        result = check(client, target, retention_days=args.retention_days)
+        result = check(
+            client,
+            target,
+            retention_days=args.retention_days,
+            allow_default_copy=args.allow_default_copy,
+        )
     finally:
         close(client)
+    for warning in result.warnings:
+        print(f"WARN  {warning}")
     if not result.ok:
         for problem in result.problems:
             print(f"FAIL  {problem}")
@@ -220,7 +243,7 @@ def _logging_check(args: argparse.Namespace) -> int:
     print(
         f"OK  bucket {target.path}: locked, keeps entries {result.retention_days} days "
         f"(required {result.required_days}); {target.log_filter} routed into it by "
-        f"sink {', '.join(result.routing_sinks)}"
+        f"sink {', '.join(result.routing_sinks)}; {result.default_copy}"
     )
     return 0
 

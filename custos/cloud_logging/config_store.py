@@ -6,7 +6,9 @@ has, so listing and checking code meets what it will meet in Google Cloud. The r
 from the real API: NOT_FOUND and ALREADY_EXISTS by name; an update names its fields in
 a mask; a locked bucket refuses any change to `retention_days` or `locked`
 (FAILED_PRECONDITION); retention is 1 to 3650 days; a sink into a log bucket of its own
-project has no writer identity, any other sink gets a service account."""
+project has no writer identity, any other sink gets a service account; an update with
+`exclusions` in its mask replaces the sink's whole list (a field in the mask is
+overwritten), and each exclusion needs a valid name and a filter."""
 
 from __future__ import annotations
 
@@ -157,6 +159,7 @@ class ConfigStore:
                 "starting with a letter or digit"
             )
         _check_destination(sink.destination)
+        _check_exclusions(sink.exclusions)
         name = sink_path(project, sink.name)
         sink.create_time.GetCurrentTime()
         sink.update_time.CopyFrom(sink.create_time)
@@ -174,6 +177,8 @@ class ConfigStore:
         paths = _mask(request.update_mask.paths, SINK_FIELDS, SINK_DEFAULT_MASK)
         if "destination" in paths:
             _check_destination(request.sink.destination)
+        if "exclusions" in paths:
+            _check_exclusions(request.sink.exclusions)
         with self._lock:
             stored = self._sink(request.sink_name)
             unique = request.sink_name in self._unique_writers
@@ -266,6 +271,19 @@ def _check_destination(destination: str) -> None:
         or re.fullmatch(r"logging\.googleapis\.com/projects/[^/]+", destination)
     ):
         raise invalid(f"sink destination {destination!r} is not a log bucket or a project")
+
+
+def _check_exclusions(exclusions: Iterable[Any]) -> None:
+    # LogExclusion: a name of up to 100 letters, digits, '_', '-' or '.' starting with
+    # a letter or digit, and a filter, are required.
+    for exclusion in exclusions:
+        if not _ID.fullmatch(exclusion.name):
+            raise invalid(
+                f"exclusion name {exclusion.name!r}: up to 100 letters, digits, '_', '-' or "
+                "'.', starting with a letter or digit"
+            )
+        if not exclusion.filter.strip():
+            raise invalid(f"exclusion {exclusion.name}: a filter is required")
 
 
 def _mask(paths: Iterable[str], allowed: set[str], default: tuple[str, ...]) -> set[str]:

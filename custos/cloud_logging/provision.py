@@ -4,7 +4,16 @@ Plain functions over a ConfigServiceV2Client, returning dataclasses; `custos log
 provision|check` prints them. Provisioning is idempotent and conservative: it creates
 what is missing, raises a retention that is too short, and refuses (ProvisionRefused,
 before changing anything) what it must not touch: a locked bucket's retention, or a
-retention longer than asked, which it will not shorten."""
+retention longer than asked, which it will not shorten.
+
+Google's built-in `_Default` sink routes every log not sent to `_Required` into the
+`_Default` bucket (30 days, unlocked, readable more widely), so without more the audit
+records (exact MCP requests and responses, PHI among them) would be kept twice, once
+under weaker controls. Provisioning therefore adds an exclusion for the audit log to
+that sink (LogSink.exclusions, as `gcloud logging sinks update _Default
+--add-exclusion` does), keeping its filter and its other exclusions; that needs
+`logging.sinks.update` on `_Default`, which the role that may create the audit sink
+(roles/logging.configWriter) has. `check` fails while `_Default` still copies the log."""
 
 from __future__ import annotations
 
@@ -31,6 +40,7 @@ from custos.cloud_logging.resource_names import (
 from custos.errors import CloudLoggingError, ProvisionRefused
 
 __all__ = [
+    "BUILTIN_DEFAULT_SINK",
     "DEFAULT_LOG_NAME",
     "DEFAULT_SINK_NAME",
     "MIN_RETENTION_DAYS",
@@ -49,6 +59,11 @@ DEFAULT_LOG_NAME = "custos-audit"
 DEFAULT_SINK_NAME = "custos-audit"
 BUCKET_DESCRIPTION = "Custos audit records (hash-chained, locked retention)"
 SINK_DESCRIPTION = "Routes Custos audit records into their locked log bucket"
+BUILTIN_DEFAULT_SINK = "_Default"
+EXCLUSION_DESCRIPTION = (
+    "Keeps Custos audit records (exact MCP requests and responses) out of the _Default "
+    "bucket: they are kept in their locked log bucket only"
+)
 
 T = TypeVar("T")
 
@@ -105,6 +120,8 @@ class Provisioned:
     sink_path: str
     writer_identity: str  # "" when the API gives the sink none
     grant: str  # what the writer identity needs, in words
+    default_copy: Step  # the exclusion that keeps the audit log out of _Default
+    default_sink_path: str
 
 
 @dataclass(frozen=True)
@@ -115,6 +132,8 @@ class CheckResult:
     locked: bool
     routing_sinks: tuple[str, ...]  # the sinks that route the audit log into the bucket
     problems: tuple[str, ...]
+    default_copy: str = ""  # what _Default does with the audit log, in words
+    warnings: tuple[str, ...] = ()  # allowed, but weakens the audit trail
 
     @property
     def ok(self) -> bool:
@@ -129,8 +148,11 @@ def provision(
     lock: bool = False,
     sink_name: str = DEFAULT_SINK_NAME,
     allow_short_retention: bool = False,
+    keep_default_copy: bool = False,
 ) -> Provisioned:
-    """Make the bucket, its lock and the sink what was asked; see the module docstring."""
+    """Make the bucket, its lock, the sink and the `_Default` exclusion what was asked;
+    see the module docstring. The exclusion is named after the sink, so two deployments
+    with their own sinks and logs in one project keep an exclusion each."""
     if retention_days < MIN_RETENTION_DAYS and not allow_short_retention:
         raise ProvisionRefused(
             f"retention of {retention_days} days is under the {MIN_RETENTION_DAYS} (six "
@@ -140,20 +162,31 @@ def provision(
     bucket_step, bucket = _ensure_bucket(client, target, retention_days)
     lock_step = _ensure_lock(client, target, bucket, lock)
     sink_step, sink = _ensure_sink(client, target, sink_name)
+    # Only now that the audit sink routes the log into its bucket: an exclusion made
+    # first would leave a window in which the log is stored nowhere.
+    default_step = _ensure_default_exclusion(client, target, sink_name, keep_default_copy)
     return Provisioned(
-        bucket_step,
-        lock_step,
-        sink_step,
-        sink_path(target.project, sink_name),
-        sink.writer_identity,
-        _grant(sink.writer_identity),
+        bucket=bucket_step,
+        lock=lock_step,
+        sink=sink_step,
+        sink_path=sink_path(target.project, sink_name),
+        writer_identity=sink.writer_identity,
+        grant=_grant(sink.writer_identity),
+        default_copy=default_step,
+        default_sink_path=sink_path(target.project, BUILTIN_DEFAULT_SINK),
     )
 
 
 def check(
-    client: ConfigServiceV2Client, target: AuditBucket, *, retention_days: int = MIN_RETENTION_DAYS
+    client: ConfigServiceV2Client,
+    target: AuditBucket,
+    *,
+    retention_days: int = MIN_RETENTION_DAYS,
+    allow_default_copy: bool = False,
 ) -> CheckResult:
-    """Every reason the bucket does not keep the audit log as required (none: it does)."""
+    """Every reason the bucket does not keep the audit log as required, or `_Default`
+    keeps a copy of it (none: all is as it must be). `allow_default_copy` makes the
+    `_Default` copy a warning instead of a problem."""
     problems: list[str] = []
     bucket = _read_bucket(client, target)
     if bucket is None:
@@ -182,13 +215,27 @@ def check(
             if (reason := _why_not_routing(sink, target))
             and (sink.destination == target.destination or _names_log(sink.filter, target))
         )
+    default = next((sink for sink in sinks if sink.name == BUILTIN_DEFAULT_SINK), None)
+    default_copy, copied = _default_copy(default, target)
+    warnings: list[str] = []
+    if copied:
+        problem = f"{default_copy}, outside the locked bucket: {copied}"
+        if allow_default_copy:
+            warnings.append(f"{problem} (allowed by --allow-default-copy)")
+        else:
+            problems.append(
+                f"{problem}; add an exclusion with that filter to it (`custos logging "
+                "provision` does) or pass --allow-default-copy"
+            )
     return CheckResult(
-        target,
-        retention_days,
-        bucket.retention_days if bucket is not None else None,
-        bucket is not None and bucket.locked,
-        routing,
-        tuple(problems),
+        target=target,
+        required_days=retention_days,
+        retention_days=bucket.retention_days if bucket is not None else None,
+        locked=bucket is not None and bucket.locked,
+        routing_sinks=routing,
+        problems=tuple(problems),
+        default_copy=default_copy,
+        warnings=tuple(warnings),
     )
 
 
@@ -309,6 +356,86 @@ def _ensure_sink(
             }
         )
     return Step(Outcome.UPDATED, f"{route} ({'; '.join(differences)})"), updated
+
+
+def _ensure_default_exclusion(
+    client: ConfigServiceV2Client, target: AuditBucket, name: str, keep: bool
+) -> Step:
+    path = sink_path(target.project, BUILTIN_DEFAULT_SINK)
+    sink = _get(lambda: client.get_sink(request={"sink_name": path}), f"reading sink {path}")
+    state, copied = _default_copy(sink, target)
+    if sink is None or _covering(sink, target):
+        return Step(Outcome.UNCHANGED, state)
+    if keep and not copied:  # the sink is disabled
+        return Step(Outcome.NOT_ASKED, f"{state}; no exclusion added (--keep-default-copy)")
+    if keep:
+        return Step(
+            Outcome.NOT_ASKED,
+            "WARNING: --keep-default-copy: every audit record (exact MCP requests and "
+            f"responses) is also kept in {sink.destination}, which is NOT locked and has "
+            "its own retention and readers; `custos logging check` fails unless given "
+            "--allow-default-copy",
+        )
+    # Added to a disabled `_Default` too, so enabling it again does not resume the copy.
+    wanted = {
+        "name": name,
+        "description": EXCLUSION_DESCRIPTION,
+        "filter": target.log_filter,
+        "disabled": False,
+    }
+    ours = next((e for e in sink.exclusions if e.name == name), None)
+    # A field in the update mask is overwritten whole: the list sent is the one just
+    # read with ours added or mended, so the sink's other exclusions stay (and its
+    # filter, not in the mask). LogSink has no etag: a change another writer makes
+    # between the read and the update would be lost, as with `gcloud logging sinks
+    # update --add-exclusion`.
+    exclusions = [wanted if e.name == name else e for e in sink.exclusions]
+    if ours is None:
+        exclusions.append(wanted)
+    with _calling(f"adding exclusion {name} to sink {path}"):
+        client.update_sink(
+            request={
+                "sink_name": path,
+                "sink": {"name": BUILTIN_DEFAULT_SINK, "exclusions": exclusions},
+                # As for the audit sink (see `_ensure_sink`); `_Default` routes into a
+                # bucket of its own project, so it gets no writer identity either way.
+                "unique_writer_identity": True,
+                "update_mask": {"paths": ["exclusions"]},
+            }
+        )
+    done = f"exclusion {name} keeps {target.log_filter} out of {sink.destination}"
+    if ours is None:
+        return Step(Outcome.CREATED, done)
+    was = "was disabled" if ours.disabled else f"filter was {ours.filter!r}"
+    return Step(Outcome.UPDATED, f"{done} ({was})")
+
+
+def _default_copy(sink: LogSink | None, target: AuditBucket) -> tuple[str, str | None]:
+    """(What `_Default` does with the audit log, in words; why it keeps a copy, or None
+    when it does not.) Only a disabled sink, or an active exclusion whose filter names
+    exactly the audit log, counts: other filters are not interpreted (`_names_log`)."""
+    if sink is None:
+        return f"no {BUILTIN_DEFAULT_SINK} sink: nothing copies the audit log", None
+    covering = _covering(sink, target)
+    if covering:
+        return f"exclusion {covering[0]} keeps the audit log out of {sink.destination}", None
+    if sink.disabled:
+        return f"sink {BUILTIN_DEFAULT_SINK} is disabled: it copies nothing", None
+    state = f"sink {BUILTIN_DEFAULT_SINK} copies {target.log_filter} into {sink.destination}"
+    naming = [e.name for e in sink.exclusions if _names_log(e.filter, target)]
+    if naming:  # every one disabled, or it would cover
+        return state, f"its exclusion {', '.join(naming)} for the audit log is disabled"
+    active = [e.name for e in sink.exclusions if not e.disabled]
+    if active:
+        return state, (
+            f"none of its exclusions ({', '.join(active)}) has the filter {target.log_filter!r}"
+        )
+    return state, f"it has no exclusion with the filter {target.log_filter!r}"
+
+
+def _covering(sink: LogSink, target: AuditBucket) -> list[str]:
+    """The sink's active exclusions that drop exactly the audit log."""
+    return [e.name for e in sink.exclusions if not e.disabled and _names_log(e.filter, target)]
 
 
 def _sink_differences(sink: LogSink, target: AuditBucket) -> list[str]:

@@ -20,6 +20,8 @@ from custos.net import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 BUCKET = "projects/custos-test/locations/global/buckets/audit"
+DEFAULT_BUCKET = "logging.googleapis.com/projects/custos-test/locations/global/buckets/_Default"
+AUDIT_LOG = 'logName="projects/custos-test/logs/custos-audit"'
 
 
 def custos(emulator: Emulator, verb: str, *extra: str) -> int:
@@ -34,12 +36,47 @@ def test_provision_then_check(emulator: Emulator, capsys: pytest.CaptureFixture[
     assert "lock: updated (locked now" in out
     assert "sink projects/custos-test/sinks/custos-audit: created" in out
     assert "writer identity: none; no IAM grant needed" in out
+    assert out.splitlines()[-1] == (
+        "default sink projects/custos-test/sinks/_Default: created (exclusion custos-audit "
+        f"keeps {AUDIT_LOG} out of {DEFAULT_BUCKET})"
+    )
 
     assert custos(emulator, "provision", "--lock") == 0
-    assert capsys.readouterr().out.count("already there") == 3
+    assert capsys.readouterr().out.count("already there") == 4
 
     assert custos(emulator, "check") == 0
-    assert capsys.readouterr().out.startswith(f"OK  bucket {BUCKET}: locked")
+    out = capsys.readouterr().out
+    assert out.startswith(f"OK  bucket {BUCKET}: locked")
+    assert out.rstrip().endswith(
+        f"; exclusion custos-audit keeps the audit log out of {DEFAULT_BUCKET}"
+    )
+
+
+def test_keep_default_copy_warns_and_check_fails_unless_allowed(
+    emulator: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert custos(emulator, "provision", "--lock", "--keep-default-copy") == 0
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert last.startswith(
+        "default sink projects/custos-test/sinks/_Default: not asked (WARNING: "
+        "--keep-default-copy: every audit record"
+    )
+
+    assert custos(emulator, "check") == 1
+    copied = (
+        f"sink _Default copies {AUDIT_LOG} into {DEFAULT_BUCKET}, outside the locked bucket: "
+        f"it has no exclusion with the filter {AUDIT_LOG!r}"
+    )
+    assert capsys.readouterr().out.splitlines() == [
+        f"FAIL  {copied}; add an exclusion with that filter to it (`custos logging provision` "
+        "does) or pass --allow-default-copy"
+    ]
+
+    assert custos(emulator, "check", "--allow-default-copy") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"WARN  {copied} (allowed by --allow-default-copy)"
+    assert lines[1].startswith(f"OK  bucket {BUCKET}: locked")
+    assert len(lines) == 2
 
 
 def test_check_fails_with_each_reason(
@@ -55,7 +92,9 @@ def test_check_fails_with_each_reason(
     assert lines[0] == f"FAIL  {unlocked} deleted"
     assert lines[1].startswith('FAIL  no sink routes logName="projects/custos-test/logs/other-log"')
     assert lines[2].startswith("FAIL  sink custos-audit: its filter is")
-    assert len(lines) == 3
+    # The exclusion provisioned for custos-audit does not cover other-log.
+    assert lines[3].startswith('FAIL  sink _Default copies logName="projects/custos-test/logs/ot')
+    assert len(lines) == 4
 
 
 def test_short_retention_is_refused_with_exit_1(

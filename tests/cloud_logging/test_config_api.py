@@ -122,3 +122,31 @@ def test_a_sink_update_without_mask_changes_destination_and_filter(
 
     sink = config_api.get_sink(sink_name=f"projects/{PROJECT}/sinks/s")
     assert (sink.filter, sink.disabled) == ("b", False)
+
+
+def test_an_exclusions_update_replaces_the_list_and_nothing_else(
+    config_api: ConfigServiceV2Client,
+) -> None:
+    name = f"projects/{PROJECT}/sinks/_Default"
+    before = config_api.get_sink(sink_name=name)
+
+    def set_exclusions(*exclusions: dict[str, object]) -> None:
+        config_api.update_sink(
+            request={
+                "sink_name": name,
+                "sink": {"filter": "ignored", "exclusions": list(exclusions)},
+                "update_mask": {"paths": ["exclusions"]},
+            }
+        )
+
+    set_exclusions({"name": "a", "filter": "severity<INFO"}, {"name": "b", "filter": "x"})
+    set_exclusions({"name": "c", "filter": "y", "disabled": True})
+
+    sink = config_api.get_sink(sink_name=name)
+    assert [(e.name, e.filter, e.disabled) for e in sink.exclusions] == [("c", "y", True)]
+    assert (sink.filter, sink.destination) == (before.filter, before.destination)
+    with pytest.raises(exceptions.InvalidArgument):
+        set_exclusions({"name": "_bad", "filter": "x"})
+    with pytest.raises(exceptions.InvalidArgument):
+        set_exclusions({"name": "no-filter", "filter": " "})
+    assert len(config_api.get_sink(sink_name=name).exclusions) == 1

@@ -6,12 +6,19 @@ from __future__ import annotations
 import pytest
 from google.cloud.logging_v2.services.config_service_v2 import ConfigServiceV2Client
 
-from custos.cloud_logging.provision import AuditBucket, Outcome, check, provision
+from custos.cloud_logging.provision import AuditBucket, Outcome, Step, check, provision
 from custos.errors import CloudLoggingError, ProvisionRefused
 
 TARGET = AuditBucket("custos-test", "global", "audit")
 SINK = "projects/custos-test/sinks/custos-audit"
 DEFAULT_BUCKET = "logging.googleapis.com/projects/custos-test/locations/global/buckets/_Default"
+DEFAULT_SINK = "projects/custos-test/sinks/_Default"
+DEFAULT_COPY = (
+    f"sink _Default copies {TARGET.log_filter} into {DEFAULT_BUCKET}, outside the locked "
+    "bucket: {reason}; add an exclusion with that filter to it (`custos logging provision` "
+    "does) or pass --allow-default-copy"
+)
+NO_EXCLUSION = f"it has no exclusion with the filter {TARGET.log_filter!r}"
 
 
 def bucket_fields(client: ConfigServiceV2Client) -> tuple[int, bool]:
@@ -37,6 +44,21 @@ def make_bucket(client: ConfigServiceV2Client, days: int, *, locked: bool) -> No
         )
 
 
+def set_default_exclusions(client: ConfigServiceV2Client, *exclusions: dict[str, object]) -> None:
+    client.update_sink(
+        request={
+            "sink_name": DEFAULT_SINK,
+            "sink": {"exclusions": list(exclusions)},
+            "update_mask": {"paths": ["exclusions"]},
+        }
+    )
+
+
+def default_exclusions(client: ConfigServiceV2Client) -> list[tuple[str, str, bool]]:
+    sink = client.get_sink(sink_name=DEFAULT_SINK)
+    return [(e.name, e.filter, e.disabled) for e in sink.exclusions]
+
+
 def test_provision_creates_bucket_lock_and_sink(config_api: ConfigServiceV2Client) -> None:
     done = provision(config_api, TARGET, lock=True)
 
@@ -60,7 +82,13 @@ def test_provision_twice_changes_nothing_the_second_time(
 
     again = provision(config_api, TARGET, lock=True)
 
-    assert {again.bucket.outcome, again.lock.outcome, again.sink.outcome} == {Outcome.UNCHANGED}
+    assert {
+        again.bucket.outcome,
+        again.lock.outcome,
+        again.sink.outcome,
+        again.default_copy.outcome,
+    } == {Outcome.UNCHANGED}
+    assert default_exclusions(config_api) == [("custos-audit", TARGET.log_filter, False)]
 
 
 def test_provision_without_lock_says_the_bucket_is_unlocked(
@@ -174,13 +202,14 @@ def test_check_names_a_missing_bucket_and_sink(config_api: ConfigServiceV2Client
     assert check(config_api, TARGET).problems == (
         f"bucket {TARGET.path} does not exist",
         f"no sink routes {TARGET.log_filter} into {TARGET.destination}",
+        DEFAULT_COPY.format(reason=NO_EXCLUSION),
     )
 
 
 def test_check_names_a_missing_sink(config_api: ConfigServiceV2Client) -> None:
     make_bucket(config_api, 2190, locked=True)
 
-    assert check(config_api, TARGET).problems == (
+    assert check(config_api, TARGET, allow_default_copy=True).problems == (
         f"no sink routes {TARGET.log_filter} into {TARGET.destination}",
     )
 
@@ -216,7 +245,7 @@ def test_check_names_why_a_sink_does_not_count(
     fields = {"destination": TARGET.destination, "filter": TARGET.log_filter, **sink}
     config_api.create_sink(parent="projects/custos-test", sink={"name": "custom", **fields})
 
-    assert check(config_api, TARGET).problems == (
+    assert check(config_api, TARGET, allow_default_copy=True).problems == (
         f"no sink routes {TARGET.log_filter} into {TARGET.destination}",
         f"sink custom: {reason}",
     )
@@ -239,3 +268,188 @@ def test_a_filter_with_other_spacing_still_counts(config_api: ConfigServiceV2Cli
 def test_an_impossible_log_name_is_refused_before_any_call() -> None:
     with pytest.raises(CloudLoggingError, match="log name"):
         AuditBucket("custos-test", "global", "audit", log_name="bad name")
+
+
+# The _Default sink: Google routes every log not sent to _Required into the _Default
+# bucket, so without an exclusion there a second, unlocked copy of each record is kept.
+
+
+def test_provision_excludes_the_audit_log_from_default(config_api: ConfigServiceV2Client) -> None:
+    default_filter = config_api.get_sink(sink_name=DEFAULT_SINK).filter
+
+    done = provision(config_api, TARGET, lock=True)
+
+    assert done.default_sink_path == DEFAULT_SINK
+    assert (done.default_copy.outcome, done.default_copy.detail) == (
+        Outcome.CREATED,
+        f"exclusion custos-audit keeps {TARGET.log_filter} out of {DEFAULT_BUCKET}",
+    )
+    sink = config_api.get_sink(sink_name=DEFAULT_SINK)
+    assert default_exclusions(config_api) == [("custos-audit", TARGET.log_filter, False)]
+    assert "Custos audit records" in sink.exclusions[0].description
+    assert (sink.filter, sink.destination, sink.disabled) == (default_filter, DEFAULT_BUCKET, False)
+    result = check(config_api, TARGET)
+    assert result.ok, result.problems
+    assert (
+        result.default_copy == f"exclusion custos-audit keeps the audit log out of {DEFAULT_BUCKET}"
+    )
+
+
+def test_provision_keeps_the_default_sinks_other_exclusions(
+    config_api: ConfigServiceV2Client,
+) -> None:
+    set_default_exclusions(
+        config_api,
+        {"name": "no-debug", "filter": "severity<INFO"},
+        {"name": "paused", "filter": 'resource.type="gce_instance"', "disabled": True},
+    )
+
+    provision(config_api, TARGET, lock=True)
+    provision(config_api, TARGET, lock=True)
+
+    assert default_exclusions(config_api) == [
+        ("no-debug", "severity<INFO", False),
+        ("paused", 'resource.type="gce_instance"', True),
+        ("custos-audit", TARGET.log_filter, False),
+    ]
+
+
+def test_provision_mends_its_disabled_exclusion_in_place(
+    config_api: ConfigServiceV2Client,
+) -> None:
+    set_default_exclusions(
+        config_api,
+        {"name": "custos-audit", "filter": TARGET.log_filter, "disabled": True},
+        {"name": "no-debug", "filter": "severity<INFO"},
+    )
+
+    done = provision(config_api, TARGET, lock=True)
+
+    assert done.default_copy.outcome == Outcome.UPDATED
+    assert done.default_copy.detail.endswith("(was disabled)")
+    assert default_exclusions(config_api) == [
+        ("custos-audit", TARGET.log_filter, False),
+        ("no-debug", "severity<INFO", False),
+    ]
+
+
+def test_provision_mends_its_exclusion_with_another_filter(
+    config_api: ConfigServiceV2Client,
+) -> None:
+    set_default_exclusions(config_api, {"name": "custos-audit", "filter": "severity<INFO"})
+
+    done = provision(config_api, TARGET, lock=True)
+
+    assert done.default_copy.outcome == Outcome.UPDATED
+    assert done.default_copy.detail.endswith("(filter was 'severity<INFO')")
+    assert default_exclusions(config_api) == [("custos-audit", TARGET.log_filter, False)]
+
+
+def test_an_exclusion_of_another_name_for_the_audit_log_is_left_alone(
+    config_api: ConfigServiceV2Client,
+) -> None:
+    set_default_exclusions(config_api, {"name": "phi-out", "filter": TARGET.log_filter})
+
+    done = provision(config_api, TARGET, lock=True)
+
+    assert done.default_copy == (
+        Step(Outcome.UNCHANGED, f"exclusion phi-out keeps the audit log out of {DEFAULT_BUCKET}")
+    )
+    assert default_exclusions(config_api) == [("phi-out", TARGET.log_filter, False)]
+
+
+def test_two_deployments_in_one_project_keep_an_exclusion_each(
+    config_api: ConfigServiceV2Client,
+) -> None:
+    other = AuditBucket("custos-test", "global", "audit-b", log_name="custos-audit-b")
+
+    provision(config_api, TARGET, lock=True)
+    provision(config_api, other, lock=True, sink_name="custos-audit-b")
+
+    assert default_exclusions(config_api) == [
+        ("custos-audit", TARGET.log_filter, False),
+        ("custos-audit-b", other.log_filter, False),
+    ]
+    assert check(config_api, TARGET).ok
+    assert check(config_api, other).ok
+
+
+def test_keep_default_copy_adds_no_exclusion_and_warns(config_api: ConfigServiceV2Client) -> None:
+    done = provision(config_api, TARGET, lock=True, keep_default_copy=True)
+
+    assert done.default_copy.outcome == Outcome.NOT_ASKED
+    assert done.default_copy.detail.startswith("WARNING: --keep-default-copy: every audit record")
+    assert f"also kept in {DEFAULT_BUCKET}, which is NOT locked" in done.default_copy.detail
+    assert default_exclusions(config_api) == []
+
+
+def test_check_fails_while_default_copies_the_audit_log(
+    config_api: ConfigServiceV2Client,
+) -> None:
+    provision(config_api, TARGET, lock=True, keep_default_copy=True)
+
+    result = check(config_api, TARGET)
+
+    assert result.problems == (DEFAULT_COPY.format(reason=NO_EXCLUSION),)
+    assert result.routing_sinks == ("custos-audit",)  # the audit sink itself is fine
+
+
+def test_allow_default_copy_turns_the_problem_into_a_warning(
+    config_api: ConfigServiceV2Client,
+) -> None:
+    provision(config_api, TARGET, lock=True, keep_default_copy=True)
+
+    result = check(config_api, TARGET, allow_default_copy=True)
+
+    assert result.ok
+    assert result.warnings == (
+        f"sink _Default copies {TARGET.log_filter} into {DEFAULT_BUCKET}, outside the locked "
+        f"bucket: {NO_EXCLUSION} (allowed by --allow-default-copy)",
+    )
+
+
+@pytest.mark.parametrize(
+    ("exclusions", "reason"),
+    [
+        (
+            [{"name": "custos-audit", "filter": TARGET.log_filter, "disabled": True}],
+            "its exclusion custos-audit for the audit log is disabled",
+        ),
+        (
+            [
+                {"name": "no-debug", "filter": "severity<INFO"},
+                {"name": "off", "filter": TARGET.log_filter + ' AND insertId="x"'},
+            ],
+            f"none of its exclusions (no-debug, off) has the filter {TARGET.log_filter!r}",
+        ),
+        (
+            [{"name": "other-log", "filter": 'logName="projects/custos-test/logs/other"'}],
+            f"none of its exclusions (other-log) has the filter {TARGET.log_filter!r}",
+        ),
+    ],
+)
+def test_check_names_why_the_default_exclusions_do_not_count(
+    config_api: ConfigServiceV2Client, exclusions: list[dict[str, object]], reason: str
+) -> None:
+    provision(config_api, TARGET, lock=True, keep_default_copy=True)
+    set_default_exclusions(config_api, *exclusions)
+
+    assert check(config_api, TARGET).problems == (DEFAULT_COPY.format(reason=reason),)
+
+
+def test_a_disabled_default_sink_copies_nothing(config_api: ConfigServiceV2Client) -> None:
+    provision(config_api, TARGET, lock=True, keep_default_copy=True)
+    config_api.update_sink(
+        request={
+            "sink_name": DEFAULT_SINK,
+            "sink": {"disabled": True},
+            "update_mask": {"paths": ["disabled"]},
+        }
+    )
+
+    result = check(config_api, TARGET)
+
+    assert result.ok, result.problems
+    assert result.default_copy == "sink _Default is disabled: it copies nothing"
+    # Provisioning still adds the exclusion, so enabling _Default again copies nothing.
+    assert provision(config_api, TARGET, lock=True).default_copy.outcome == Outcome.CREATED
