@@ -59,6 +59,8 @@ class LocalStack:
     demo_env: dict[str, str] = field(default_factory=dict)  # e.g. to make it misbehave
     # A fresh key per start: pseudonyms are stable for one run of the local stack.
     pseudonym_key: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    # A Logging API someone else runs (a test's in-process emulator); None: start one.
+    logging_endpoint: str | None = None
     supervisor: Supervisor = field(init=False)
 
     def __post_init__(self) -> None:
@@ -91,11 +93,12 @@ class LocalStack:
             env={"DEMO_MCP_HEADER_LOG": str(self.header_log), **self.demo_env},
         )
         self.write_audit_config()
-        await self.supervisor.spawn(
-            "logging",
-            [python, "-m", "custos", "logging", "emulator", "--port", str(self.ports.logging)],
-            port=self.ports.logging,
-        )
+        if self.logging_endpoint is None:
+            await self.supervisor.spawn(
+                "logging",
+                [python, "-m", "custos", "logging", "emulator", "--port", str(self.ports.logging)],
+                port=self.ports.logging,
+            )
         await self.start_shipper()
         await self.start_authz()
         await self.start_extproc()
@@ -183,7 +186,7 @@ class LocalStack:
             "checkpoint_every_seconds": 5,
             "shipping": {
                 "project": LOCAL_PROJECT,
-                "endpoint": f"127.0.0.1:{self.ports.logging}",
+                "endpoint": self.logging_endpoint or f"127.0.0.1:{self.ports.logging}",
                 "poll_seconds": 0.1,
                 "max_backoff_seconds": 1,
             },

@@ -25,10 +25,12 @@ async def running_stack(
     policy: Path | None = None,
     masking: Path | None = None,
     demo_env: dict[str, str] | None = None,
+    logging_endpoint: str | None = None,
 ) -> AsyncIterator[LocalStack]:
     stack = LocalStack(run_dir, Ports.free(), policy or EXAMPLE_POLICY, quiet=True)
     stack.masking = masking or stack.masking
     stack.demo_env = demo_env or {}
+    stack.logging_endpoint = logging_endpoint
     try:
         await stack.start()
         yield stack

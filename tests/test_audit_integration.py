@@ -5,21 +5,26 @@ passes on them, from the spool and read back with the real client library."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
+import grpc
 import httpx2
 import pytest
 from mcp.shared.exceptions import MCPError
 
 from custos.audit.audit_pb2 import AuditRecord
-from custos.audit.entries import from_cloud_logging
+from custos.audit.entries import from_cloud_logging, from_entries, log_name
 from custos.audit.signing import load_public_keys
 from custos.audit.sources import from_spool
+from custos.audit.spool import segments
 from custos.audit.verify import Found, verify
+from custos.cloud_logging.emulator import Emulator
 from custos.stack import LOCAL_PROJECT, LocalStack
-from tests.stack_fixture import mcp_client, running_stack, token
+from tests.stack_fixture import mcp_client, post_jsonrpc, running_stack, token
 
 SERVICES = ("envoy", "ext_proc", "ext_authz", "shipper")  # in the order the stack stops them
+LOG_NAME = log_name(LOCAL_PROJECT, "custos-audit")
 
 
 async def stop_services(stack: LocalStack) -> None:
@@ -96,3 +101,37 @@ async def test_every_exchange_leaves_one_verified_record(tmp_path: Path) -> None
 
 def _called(record: AuditRecord, tool: str) -> bool:
     return any(call.tool == tool for call in record.exchange.calls)
+
+
+async def test_records_wait_out_a_logging_outage_and_all_arrive(tmp_path: Path) -> None:
+    with Emulator().start() as logging_api:
+        async with running_stack(tmp_path, logging_endpoint=logging_api.endpoint) as stack:
+            bearer = await token(stack, "alice", ["phi-readers"])
+            await asyncio.sleep(0.3)  # the chains' first records are shipped
+            before = len(logging_api.entries(LOG_NAME))
+            logging_api.fail_writes(grpc.StatusCode.UNAVAILABLE, times=None)
+            statuses = [
+                (await post_jsonrpc(stack, tool_call(n), bearer)).status_code for n in range(40)
+            ]
+            assert set(statuses) == {403}  # served while Cloud Logging is down
+            await asyncio.sleep(0.5)
+            assert len(logging_api.entries(LOG_NAME)) == before
+            assert logging_api.write_stats().failed > 0  # the shipper kept trying
+            logging_api.clear_faults()
+            await stop_services(stack)
+        found = list(from_entries(iter(logging_api.entries(LOG_NAME))))
+
+    report = verify(found, load_public_keys([stack.audit_public_key]))
+    assert report.ok, report.findings
+    assert sum(s.exchanges for s in report.chains.values()) == 40
+    # Everything shipped: the spool keeps only the segment each writer was filling.
+    assert all(len(segments(d)) == 1 for d in stack.spool_dir.iterdir() if d.is_dir())
+
+
+def tool_call(number: int) -> dict[str, object]:
+    return {
+        "jsonrpc": "2.0",
+        "id": number,
+        "method": "tools/call",
+        "params": {"name": "delete_patient", "arguments": {"patient_id": "pt-0001"}},
+    }
