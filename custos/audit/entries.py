@@ -24,6 +24,8 @@ from custos.audit.verify import Found
 # Under the API's 256 KiB per entry, with room for the entry's other fields.
 MAX_ENTRY_BYTES = 240 * 1024
 _PART_BYTES = 160 * 1024  # raw bytes per part: about 214 KiB once in base64
+# Under the API's 10 MB per write request, with room for the request's own fields.
+MAX_REQUEST_BYTES = 9_000_000
 PART = "custos_part"
 
 

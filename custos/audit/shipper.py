@@ -4,10 +4,15 @@ the records to Cloud Logging in batches, and only then moves its mark.
 - The mark (`shipped` in each writer's directory: segment and offset) is replaced
   atomically after a batch is accepted. A crash before that sends the batch again; the
   entries keep their insertId and timestamp, so Cloud Logging keeps them once.
+- A batch goes in as many write requests as the API's 10 MB per request needs.
 - Transient errors (unavailable, deadline, quota, and credentials that may come back) are
-  retried with backoff, the batch unchanged.
+  retried here with backoff, the batch unchanged, each counted in `failures`; a stop cuts
+  the wait short and leaves the mark where it was.
 - A batch refused as invalid is sent entry by entry; an entry refused alone is set aside
   in `quarantine/` with the reason, never dropped, and shipping goes on.
+- Bytes that are not whole frames in a segment its writer has left are damage: they are
+  set aside in `quarantine/` too, with where they were, and shipping goes on from the next
+  whole record. At the end of the newest segment they are a write under way: waited for.
 - Segments wholly behind the mark, and not the one a writer is filling, are deleted."""
 
 from __future__ import annotations
@@ -32,9 +37,17 @@ from prometheus_client.registry import Collector
 
 from custos.audit.audit_pb2 import AuditRecord
 from custos.audit.config import AuditConfig
-from custos.audit.entries import log_name, to_entries
-from custos.audit.sources import spool_writers
-from custos.audit.spool import SHIPPED, SUFFIX, frame, scan, segment_path, segments
+from custos.audit.entries import MAX_REQUEST_BYTES, log_name, to_entries
+from custos.audit.sources import is_record, spool_writers
+from custos.audit.spool import (
+    SHIPPED,
+    SUFFIX,
+    frame,
+    next_frame,
+    scan,
+    segment_path,
+    segments,
+)
 from custos.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -58,10 +71,20 @@ class Mark:
     offset: int
 
 
+@dataclass(frozen=True)
+class Spooled:
+    """A frame read from a spool: a record's bytes, or damaged bytes to set aside."""
+
+    payload: bytes
+    where: str  # writer/segment@offset, for the quarantine's reasons
+    end: Mark  # just after it
+
+
 @dataclass
 class Batch:
     directory: Path
-    records: list[tuple[bytes, Mark]]  # (payload, the mark just after it)
+    records: list[Spooled]
+    damage: Spooled | None = None  # instead of records: bytes that are not whole frames
 
 
 class Shipper:
@@ -73,12 +96,14 @@ class Shipper:
         log_id: str,
         batch_entries: int = 500,
         max_backoff_seconds: float = 30.0,
+        initial_backoff_seconds: float = 0.1,
     ) -> None:
         self._root = spool_root
         self._client = client
         self._log_name = self.destination = log_name(project, log_id)
         self._batch_entries = batch_entries
         self._max_backoff = max_backoff_seconds
+        self._initial_backoff = initial_backoff_seconds
         self.shipped = 0  # records accepted since start
         self.quarantined = 0
         self.failures = 0  # transient errors met
@@ -89,69 +114,122 @@ class Shipper:
                 stop.wait(poll_seconds)
 
     def ship_once(self, stop: threading.Event | None = None) -> int:
-        """Ships what every spool holds now; the number of records shipped."""
+        """Ships what every spool holds now, or until `stop`; the number of records Cloud
+        Logging accepted (records set aside in quarantine are not among them)."""
         shipped = 0
         if not self._root.is_dir():
             return 0
-        for directory in spool_writers(self._root):
-            while (batch := self._read(directory)) is not None:
-                self._send(batch, stop)
-                if stop is not None and stop.is_set():
-                    return shipped
-                self._save_mark(directory, batch.records[-1][1])
-                shipped += len(batch.records)
-            self._prune(directory)
-        self.shipped += shipped
-        return shipped
+        try:
+            for directory in spool_writers(self._root):
+                while (batch := self._read(directory)) is not None:
+                    if stop is not None and stop.is_set():
+                        return shipped
+                    if batch.damage is not None:
+                        damage = batch.damage
+                        reason = f"{len(damage.payload)} bytes that are not whole records"
+                        self._quarantine(directory, damage.payload, f"{damage.where}: {reason}")
+                        self._save_mark(directory, damage.end)
+                        continue
+                    accepted = self._send(batch, stop)
+                    if accepted is None:  # stopped before the batch was all in: send it again
+                        return shipped
+                    self._save_mark(directory, batch.records[-1].end)
+                    shipped += accepted
+                self._prune(directory)
+            return shipped
+        finally:
+            self.shipped += shipped
 
     def _read(self, directory: Path) -> Batch | None:
         mark = read_mark(directory)
-        records: list[tuple[bytes, Mark]] = []
-        for number in segments(directory):
+        records: list[Spooled] = []
+        numbers = segments(directory)
+        for number in numbers:
             if number < mark.segment:
                 continue
             start = mark.offset if number == mark.segment else 0
-            with open(segment_path(directory, number), "rb") as segment:
+            path = segment_path(directory, number)
+            with open(path, "rb") as segment:
                 segment.seek(start)
-                result = scan(segment.read())
+                data = segment.read()
+            result = scan(data)
             for offset, payload in result.frames:
-                records.append((payload, Mark(number, start + offset + len(frame(payload)))))
+                at = start + offset
+                end = Mark(number, at + len(frame(payload)))
+                records.append(Spooled(payload, f"{directory.name}/{path.name}@{at}", end))
                 if len(records) == self._batch_entries:
                     return Batch(directory, records)
-            if result.end != result.size:
-                # A write under way (or damage, which verify reports): wait for it.
+            if result.end == result.size:
+                continue
+            if records:  # ship what comes before; the next read starts there
                 break
+            if number == numbers[-1]:
+                # A write under way, or an unfinished one its writer cuts off when it starts
+                # again, and then writes from there: a mark moved past it would skip that.
+                # So wait, even for damage with whole frames after it: that is set aside
+                # once the writer has moved on to a new segment.
+                break
+            # An older segment is never written again: what is not whole frames is damage.
+            # Set it aside and go on from the next whole record, or from the segment's end.
+            resume = next_frame(data, result.end + 1, is_record)
+            at = start + result.end
+            damage = Spooled(
+                data[result.end : resume],
+                f"{directory.name}/{path.name}@{at}",
+                Mark(number, start + resume),
+            )
+            return Batch(directory, [], damage)
         return Batch(directory, records) if records else None
 
-    def _send(self, batch: Batch, stop: threading.Event | None) -> None:
+    def _send(self, batch: Batch, stop: threading.Event | None) -> int | None:
+        """Writes a batch's records; how many were accepted, the others being set aside in
+        quarantine, or None if `stop` came first."""
         entries: list[tuple[int, LogEntry]] = []
-        for index, (payload, _) in enumerate(batch.records):
+        refused: set[int] = set()
+        for index, spooled in enumerate(batch.records):
             try:
-                record = AuditRecord.FromString(payload)
+                record = AuditRecord.FromString(spooled.payload)
             except DecodeError:
-                self._quarantine(batch.directory, payload, "not an audit record")
+                self._set_aside(batch, index, "not an audit record", refused)
                 continue
-            entries.extend((index, e) for e in to_entries(record, payload, self._log_name))
-        try:
-            self._write([e for _, e in entries], stop)
-        except api_errors.InvalidArgument:
-            for index, entry in entries:  # find the entry refused: send them one by one
-                try:
-                    self._write([entry], stop)
-                except api_errors.InvalidArgument as exc:
-                    self._quarantine(batch.directory, batch.records[index][0], exc.message)
+            entries.extend((index, e) for e in to_entries(record, spooled.payload, self._log_name))
+        for request in _requests(entries):
+            try:
+                if not self._write([e for _, e in request], stop):
+                    return None
+            except api_errors.InvalidArgument:
+                for index, entry in request:  # find the entry refused: send them one by one
+                    if index in refused:  # another part of its record was refused already
+                        continue
+                    try:
+                        if not self._write([entry], stop):
+                            return None
+                    except api_errors.InvalidArgument as exc:
+                        reason = f"Cloud Logging refused it: {exc.message}"
+                        self._set_aside(batch, index, reason, refused)
+        return len(batch.records) - len(refused)
 
-    def _write(self, entries: list[LogEntry], stop: threading.Event | None) -> None:
-        backoff = 0.1
+    def _set_aside(self, batch: Batch, index: int, reason: str, refused: set[int]) -> None:
+        spooled = batch.records[index]
+        self._quarantine(batch.directory, spooled.payload, f"{spooled.where}: {reason}")
+        refused.add(index)
+
+    def _write(self, entries: list[LogEntry], stop: threading.Event | None) -> bool:
+        """Writes until accepted (True) or `stop` is set (False). The client's own retry is
+        off: it would retry UNAVAILABLE out of sight of `failures` and of `stop`, for up to
+        a minute, and then raise an error that is not one of TRANSIENT."""
+        backoff = self._initial_backoff
         while True:
             try:
-                self._client.write_log_entries(log_name=self._log_name, entries=entries, timeout=30)
-                return
+                self._client.write_log_entries(
+                    log_name=self._log_name, entries=entries, retry=None, timeout=30
+                )
+                return True
             except TRANSIENT as exc:
                 self.failures += 1
                 log.warning("Cloud Logging write failed (%s); retrying", type(exc).__name__)
                 if stop is not None and stop.wait(backoff):
-                    return
+                    return False
                 if stop is None:
                     time.sleep(backoff)
                 backoff = min(backoff * 2, self._max_backoff)
@@ -188,6 +266,22 @@ class Shipper:
             if done:
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
+
+
+def _requests(entries: list[tuple[int, LogEntry]]) -> Iterator[list[tuple[int, LogEntry]]]:
+    """A batch's entries in write requests under the API's size limit: a batch of big
+    records can be many times that, and a request over it is refused whole."""
+    request: list[tuple[int, LogEntry]] = []
+    size = 0
+    for item in entries:
+        entry_size = LogEntry.pb(item[1]).ByteSize()
+        if request and size + entry_size > MAX_REQUEST_BYTES:
+            yield request
+            request, size = [], 0
+        request.append(item)
+        size += entry_size
+    if request:
+        yield request
 
 
 def read_mark(directory: Path) -> Mark:

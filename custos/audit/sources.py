@@ -8,7 +8,7 @@ from pathlib import Path
 from google.protobuf.message import DecodeError
 
 from custos.audit.audit_pb2 import AuditRecord
-from custos.audit.spool import SUFFIX, scan, segment_path, segments
+from custos.audit.spool import SUFFIX, next_frame, scan, segment_path, segments
 from custos.audit.verify import Found
 from custos.errors import ConfigError
 
@@ -39,7 +39,7 @@ def _segment(path: Path, name: str) -> Iterator[Found]:
         if result.end == result.size:
             return
         # Damage: skip to the next offset where a whole frame starts.
-        resume = _next_frame(data, result.end + 1)
+        resume = next_frame(data, result.end + 1, is_record)
         yield Found(
             f"{name}@{result.end}",
             None,
@@ -48,12 +48,10 @@ def _segment(path: Path, name: str) -> Iterator[Found]:
         offset = resume
 
 
-def _next_frame(data: bytes, start: int) -> int:
-    for offset in range(start, len(data)):
-        frames = scan(data, offset).frames
-        if frames and _parsed("", frames[0][1]).record is not None:
-            return offset
-    return len(data)
+def is_record(payload: bytes) -> bool:
+    """Whether a whole frame's payload reads as an audit record: after damage, reading goes
+    on only from a frame that does, not from bytes that happen to look framed."""
+    return _parsed("", payload).record is not None
 
 
 def _parsed(where: str, payload: bytes) -> Found:

@@ -16,7 +16,7 @@ import fcntl
 import os
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,17 +51,34 @@ class Scan:
 def scan(data: bytes, start: int = 0) -> Scan:
     frames: list[tuple[int, bytes]] = []
     offset = start
-    while offset + _HEADER.size <= len(data):
-        length, crc = _HEADER.unpack_from(data, offset)
-        end = offset + _HEADER.size + length
-        if length > MAX_FRAME or end > len(data):
-            break
-        payload = data[offset + _HEADER.size : end]
-        if zlib.crc32(payload) != crc:
-            break
+    while (payload := frame_at(data, offset)) is not None:
         frames.append((offset, payload))
-        offset = end
+        offset += _HEADER.size + len(payload)
     return Scan(frames, offset, len(data))
+
+
+def frame_at(data: bytes, offset: int) -> bytes | None:
+    """The payload of the whole frame at `offset`, or None if there is none there."""
+    if offset + _HEADER.size > len(data):
+        return None
+    length, crc = _HEADER.unpack_from(data, offset)
+    end = offset + _HEADER.size + length
+    # Nothing writes an empty payload; eight zero bytes (a zeroed block on a failing disk)
+    # would otherwise pass for a frame, with the CRC-32 of nothing being 0.
+    if length == 0 or length > MAX_FRAME or end > len(data):
+        return None
+    payload = memoryview(data)[offset + _HEADER.size : end]
+    return bytes(payload) if zlib.crc32(payload) == crc else None
+
+
+def next_frame(data: bytes, start: int, accept: Callable[[bytes], bool] = bool) -> int:
+    """Where reading can go on after damage: the first offset from `start` on where a whole
+    frame begins whose payload `accept` takes, or the end of `data`."""
+    for offset in range(start, len(data)):
+        payload = frame_at(data, offset)
+        if payload is not None and accept(payload):
+            return offset
+    return len(data)
 
 
 def segments(directory: Path) -> list[int]:

@@ -106,6 +106,21 @@ async def test_a_changed_byte_is_named(tmp_path: Path) -> None:
     assert f"@{at}" in report.findings[0].where
 
 
+async def test_a_zeroed_block_is_named_once_not_read_as_records(tmp_path: Path) -> None:
+    await write(audit_config(tmp_path), 5)
+    segment = only_segment(tmp_path)
+    data = bytearray(segment.read_bytes())
+    at, after = (offset for offset, _ in scan(bytes(data)).frames[3:5])
+    data[at + 20 : at + 84] = bytes(64)  # what a failing disk may give back for a block
+    segment.write_bytes(bytes(data))
+    report = check(tmp_path)
+    assert [(f.kind, f.where) for f in report.findings] == [
+        ("unreadable", f"extproc-test/{segment.name}@{at}"),
+        ("deleted", f"extproc-test/{segment.name}@{after} (extproc-test #5)"),
+    ]
+    assert report.findings[0].message == f"{after - at} bytes that are not whole records"
+
+
 async def test_a_record_changed_and_reframed_is_named(tmp_path: Path) -> None:
     await write(audit_config(tmp_path), 5)
     segment = only_segment(tmp_path)

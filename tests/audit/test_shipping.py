@@ -1,0 +1,422 @@
+"""The shipper, with the real client library against the local Logging API and real spools
+written by `AuditWriter`: what a writer spooled reaches Cloud Logging once per record and
+verifies there; the mark moves only past what was accepted or set aside; transient errors
+are retried, refused records and damaged bytes go to quarantine, and nothing is dropped."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from google.cloud.logging_v2.services.logging_service_v2 import LoggingServiceV2Client
+
+from custos.audit.audit_pb2 import AuditRecord, Exchange
+from custos.audit.config import AuditConfig
+from custos.audit.entries import from_entries, log_name
+from custos.audit.records import body
+from custos.audit.shipper import QUARANTINE, Mark, Shipper, read_mark
+from custos.audit.signing import load_public_keys
+from custos.audit.sources import from_spool
+from custos.audit.spool import SHIPPED, frame, scan, segment_path, segments
+from custos.audit.verify import Found, Report, verify
+from custos.audit.writer import AuditWriter
+from custos.cloud_logging.clients import close, logging_client
+from custos.cloud_logging.emulator import Emulator
+from tests.audit.support import audit_config, exchange
+
+PROJECT = "custos-test"
+LOG_ID = "custos-audit"
+LOG = log_name(PROJECT, LOG_ID)
+WRITER = "extproc-test"  # the writer name audit_config gives
+BIG_BODIES = {"max_bytes": 1_048_576}
+
+
+@pytest.fixture
+def emulator() -> Iterator[Emulator]:
+    with Emulator() as server:
+        yield server
+
+
+@pytest.fixture
+def client(emulator: Emulator) -> Iterator[LoggingServiceV2Client]:
+    api = logging_client(emulator.endpoint)
+    yield api
+    close(api)
+
+
+def shipper_for(config: AuditConfig, client: LoggingServiceV2Client, **options: Any) -> Shipper:
+    # Backoff in milliseconds, so retries cost the test next to nothing.
+    settings: dict[str, Any] = {"initial_backoff_seconds": 0.01, "max_backoff_seconds": 0.05}
+    return Shipper(config.spool_dir, client, PROJECT, LOG_ID, **(settings | options))
+
+
+async def write(config: AuditConfig, count: int, prefix: str = "req") -> AuditWriter:
+    """Exchanges one after another, as requests that do not overlap: each record is a write
+    of its own, so a small `segment_bytes` gives several segments. The writer is closed."""
+    writer = await AuditWriter.open(config, "extproc")
+    for i in range(count):
+        await writer.record(exchange(f"{prefix}-{i}"))
+    await writer.close()
+    return writer
+
+
+def big_exchange(request_id: str, size: int) -> Exchange:
+    """An exchange whose response (a tool's text, as an MCP server answers) is `size`
+    bytes, kept whole."""
+    text = ("Patient note: seen today, doing well. " * (size // 38 + 1))[:size]
+    answer = f'{{"jsonrpc":"2.0","id":1,"result":{{"content":[{{"text":"{text}"}}]}}}}'
+    record = exchange(request_id)
+    record.response.CopyFrom(body(answer.encode(), keep=True, max_bytes=BIG_BODIES["max_bytes"]))
+    return record
+
+
+def spooled(config: AuditConfig) -> list[AuditRecord]:
+    """Every record the spool holds now, in written order."""
+    records = []
+    for found in from_spool(config.spool_dir):
+        assert found.record is not None, found.problem
+        records.append(found.record)
+    return records
+
+
+def ids(records: Iterable[AuditRecord]) -> list[str]:
+    return [record.record_id for record in records]
+
+
+def stored_ids(emulator: Emulator) -> list[str]:
+    """The insert ids Cloud Logging keeps, in the order they arrived."""
+    return [entry.insert_id for entry in emulator.entries(LOG)]
+
+
+def check_cloud(tmp_path: Path, emulator: Emulator, more: Iterable[Found] = ()) -> Report:
+    """`verify` over what Cloud Logging holds (and `more`, put in chain order with it), as
+    an auditor runs it."""
+    found = sorted(
+        [*from_entries(iter(emulator.entries(LOG))), *more],
+        key=lambda f: (f.record.chain, f.record.sequence) if f.record else ("", 0),
+    )
+    return verify(found, load_public_keys([tmp_path / "audit.pub"]))
+
+
+def framed(path: Path) -> list[bytes]:
+    result = scan(path.read_bytes())
+    assert result.end == result.size, f"{path} does not end with a whole frame"
+    return [payload for _, payload in result.frames]
+
+
+def quarantine(config: AuditConfig, writer: str = WRITER) -> tuple[list[bytes], list[str]]:
+    """What was set aside for a writer: the frames, and the reason for each."""
+    folder = config.spool_dir / QUARANTINE
+    frames = folder / f"{writer}.frames"
+    reasons = folder / f"{writer}.reasons"
+    if not frames.exists():
+        return [], []
+    return framed(frames), reasons.read_text().splitlines()
+
+
+async def test_spooled_records_reach_cloud_logging_once_each_and_verify_there(
+    tmp_path: Path, emulator: Emulator, client: LoggingServiceV2Client
+) -> None:
+    config = audit_config(tmp_path, segment_bytes=4096, checkpoint_every_records=10)
+    await write(config, 40)
+    directory = config.spool_dir / WRITER
+    numbers = segments(directory)
+    assert len(numbers) >= 3
+    records = spooled(config)
+    shipper = shipper_for(config, client, batch_entries=16)
+
+    assert shipper.ship_once() == len(records)
+
+    # Each record once, under its own id, in the order it was written, in 16-record batches.
+    assert stored_ids(emulator) == ids(records)
+    stats = emulator.write_stats()
+    assert (stats.calls, stats.failed, stats.duplicates) == (-(-len(records) // 16), 0, 0)
+    assert shipper.shipped == len(records)
+    newest = segment_path(directory, numbers[-1])
+    assert read_mark(directory) == Mark(numbers[-1], newest.stat().st_size)
+    # Shipped segments are gone, but not the newest, which its writer may be filling.
+    assert segments(directory) == [numbers[-1]]
+    report = check_cloud(tmp_path, emulator)
+    assert report.ok, report.findings
+    (chain,) = report.chains.values()
+    assert (chain.exchanges, chain.records, chain.closed) == (40, len(records), True)
+
+    # With nothing new, nothing is sent.
+    assert shipper.ship_once() == 0
+    assert emulator.write_stats().calls == stats.calls
+    assert shipper.shipped == len(records)
+
+
+async def test_a_batch_sent_again_after_a_crash_is_kept_once(
+    tmp_path: Path, emulator: Emulator, client: LoggingServiceV2Client
+) -> None:
+    config = audit_config(tmp_path)
+    await write(config, 10)
+    records = spooled(config)
+    assert shipper_for(config, client).ship_once() == len(records)
+
+    # The shipper crashed after the batch was accepted, before its mark was saved.
+    (config.spool_dir / WRITER / SHIPPED).unlink()
+    assert shipper_for(config, client).ship_once() == len(records)
+
+    stats = emulator.write_stats()
+    assert (stats.calls, stats.entries_stored, stats.duplicates) == (2, len(records), len(records))
+    assert stored_ids(emulator) == ids(records)
+    report = check_cloud(tmp_path, emulator)
+    assert report.ok, report.findings
+
+
+@pytest.mark.parametrize(
+    "code", [grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED], ids=str
+)
+async def test_transient_errors_are_retried_until_the_batch_is_accepted(
+    tmp_path: Path, emulator: Emulator, client: LoggingServiceV2Client, code: grpc.StatusCode
+) -> None:
+    config = audit_config(tmp_path)
+    await write(config, 5)
+    records = spooled(config)
+    emulator.fail_writes(code, times=3)
+    shipper = shipper_for(config, client)
+
+    assert shipper.ship_once() == len(records)
+
+    assert shipper.failures == 3
+    stats = emulator.write_stats()
+    assert (stats.calls, stats.failed, stats.duplicates) == (4, 3, 0)
+    assert stored_ids(emulator) == ids(records)
+    report = check_cloud(tmp_path, emulator)
+    assert report.ok, report.findings
+
+
+async def test_a_stop_during_backoff_returns_at_once_and_leaves_the_mark(
+    tmp_path: Path, emulator: Emulator, client: LoggingServiceV2Client
+) -> None:
+    config = audit_config(tmp_path)
+    await write(config, 5)
+    records = spooled(config)
+    emulator.fail_writes(grpc.StatusCode.UNAVAILABLE, times=None)  # an outage
+    shipper = shipper_for(config, client, initial_backoff_seconds=5, max_backoff_seconds=5)
+    stop = threading.Event()
+    timer = threading.Timer(0.2, stop.set)
+    timer.start()
+    started = time.monotonic()
+
+    assert shipper.ship_once(stop) == 0
+
+    timer.join()
+    assert time.monotonic() - started < 1, "the stop waited for the backoff"
+    assert (shipper.failures, shipper.shipped) == (1, 0)
+    assert not (config.spool_dir / WRITER / SHIPPED).exists()
+    assert stored_ids(emulator) == []
+
+    emulator.clear_faults()  # the service is back: the next pass ships it all
+    assert shipper.ship_once() == len(records)
+    assert stored_ids(emulator) == ids(records)
+
+
+async def test_a_stop_counts_the_batches_accepted_before_it(
+    tmp_path: Path, emulator: Emulator, client: LoggingServiceV2Client
+) -> None:
+    config = audit_config(tmp_path)
+    await write(config, 8)
+    records = spooled(config)
+    directory = config.spool_dir / WRITER
+    shipper = shipper_for(
+        config, client, batch_entries=4, initial_backoff_seconds=5, max_backoff_seconds=5
+    )
+    stop = threading.Event()
+    emulator.delay_writes(0.3)  # the first batch is accepted, late ...
+
+    def outage_after_the_first_batch() -> None:
+        while emulator.write_stats().calls < 1:
+            time.sleep(0.005)
+        time.sleep(0.1)  # the first call has taken its delay; ...
+        emulator.fail_writes(grpc.StatusCode.UNAVAILABLE, times=None)  # ... the next fail
+        while emulator.write_stats().failed < 1:
+            time.sleep(0.005)
+        stop.set()
+
+    watcher = threading.Thread(target=outage_after_the_first_batch)
+    watcher.start()
+    shipped = shipper.ship_once(stop)
+    watcher.join()
+
+    assert shipped == shipper.shipped == 4
+    assert stored_ids(emulator) == ids(records[:4])
+    (number,) = segments(directory)
+    fifth = scan(segment_path(directory, number).read_bytes()).frames[4][0]
+    assert read_mark(directory) == Mark(number, fifth)
+
+
+async def test_a_record_refused_as_invalid_is_set_aside_and_the_rest_shipped(
+    tmp_path: Path, emulator: Emulator, client: LoggingServiceV2Client
+) -> None:
+    config = audit_config(tmp_path)
+    await write(config, 5)
+    records = spooled(config)
+    directory = config.spool_dir / WRITER
+    (number,) = segments(directory)
+    payloads = framed(segment_path(directory, number))
+    # The batch is refused, and then the first record alone: the one the API will not take.
+    emulator.fail_writes(grpc.StatusCode.INVALID_ARGUMENT, times=2, message="refused (test)")
+    shipper = shipper_for(config, client)
+
+    assert shipper.ship_once() == len(records) - 1
+
+    assert (shipper.shipped, shipper.quarantined) == (len(records) - 1, 1)
+    assert stored_ids(emulator) == ids(records[1:])
+    set_aside, reasons = quarantine(config)
+    assert set_aside == payloads[:1]
+    assert len(reasons) == 1
+    assert reasons[0].endswith("refused (test)")
+    assert f"{WRITER}/{segment_path(directory, number).name}@0" in reasons[0]
+    assert read_mark(directory) == Mark(number, segment_path(directory, number).stat().st_size)
+    # Cloud Logging lacks the record, and says so; with the quarantine the chain is whole.
+    cloud = check_cloud(tmp_path, emulator)
+    assert [(f.kind, f.message) for f in cloud.findings] == [
+        ("deleted", "records 1-1 are missing before it")
+    ]
+    kept = [Found("quarantine", AuditRecord.FromString(p)) for p in set_aside]
+    report = check_cloud(tmp_path, emulator, kept)
+    assert report.ok, report.findings
+
+
+async def test_a_record_bigger_than_an_entry_goes_in_parts_and_comes_back_whole(
+    tmp_path: Path, emulator: Emulator, client: LoggingServiceV2Client
+) -> None:
+    config = audit_config(tmp_path, bodies=BIG_BODIES)
+    writer = await AuditWriter.open(config, "extproc")
+    await writer.record(big_exchange("req-big", 600_000))
+    await writer.close()
+    start, big, shutdown = spooled(config)
+    shipper = shipper_for(config, client)
+
+    assert shipper.ship_once() == shipper.shipped == 3
+
+    stored = stored_ids(emulator)
+    parts = [f"{big.record_id}.part{i}" for i in range(1, 5)]  # 160 KiB of the record each
+    assert stored == [start.record_id, *parts, shutdown.record_id]
+    (back,) = [f.record for f in from_entries(iter(emulator.entries(LOG))) if f.record == big]
+    assert back.exchange.response.text == big.exchange.response.text
+    assert back.exchange.response.size > 600_000
+    report = check_cloud(tmp_path, emulator)
+    assert report.ok, report.findings
+
+
+async def test_a_batch_over_the_request_limit_goes_in_several_requests(
+    tmp_path: Path, emulator: Emulator, client: LoggingServiceV2Client
+) -> None:
+    # Fourteen 600 KB answers: some 11 MB of entries, over the API's 10 MB per request.
+    config = audit_config(tmp_path, bodies=BIG_BODIES)
+    writer = await AuditWriter.open(config, "extproc")
+    for i in range(14):
+        await writer.record(big_exchange(f"req-{i}", 600_000))
+    await writer.close()
+    records = spooled(config)
+    shipper = shipper_for(config, client)
+
+    assert shipper.ship_once() == len(records)
+
+    stats = emulator.write_stats()
+    assert (stats.calls, stats.failed, shipper.quarantined) == (2, 0, 0)
+    report = check_cloud(tmp_path, emulator)
+    assert report.ok, report.findings
+    assert [c.exchanges for c in report.chains.values()] == [14]
+
+
+async def test_every_writer_under_the_root_is_shipped(
+    tmp_path: Path, emulator: Emulator, client: LoggingServiceV2Client
+) -> None:
+    extauthz = audit_config(tmp_path, writer="extauthz-test")
+    extproc = audit_config(tmp_path)
+    await write(extauthz, 3, prefix="denied")
+    await write(extproc, 4)
+    records = spooled(extproc)  # the root holds both writers
+    shipper = shipper_for(extproc, client)
+
+    assert shipper.ship_once() == shipper.shipped == len(records) == 3 + 4 + 2 * 2
+
+    assert sorted(stored_ids(emulator)) == sorted(ids(records))
+    report = check_cloud(tmp_path, emulator)
+    assert report.ok, report.findings
+    assert {c.writer: c.exchanges for c in report.chains.values()} == {
+        "extauthz-test": 3,
+        "extproc-test": 4,
+    }
+    for writer in ("extauthz-test", "extproc-test"):
+        (number,) = segments(extproc.spool_dir / writer)
+        size = segment_path(extproc.spool_dir / writer, number).stat().st_size
+        assert read_mark(extproc.spool_dir / writer) == Mark(number, size)
+
+
+async def test_damage_inside_an_older_segment_is_set_aside_and_shipping_goes_on(
+    tmp_path: Path, emulator: Emulator, client: LoggingServiceV2Client
+) -> None:
+    config = audit_config(tmp_path, segment_bytes=4096)
+    await write(config, 30)
+    directory = config.spool_dir / WRITER
+    numbers = segments(directory)
+    assert len(numbers) >= 2
+    records = spooled(config)
+    oldest = segment_path(directory, numbers[0])
+    data = bytearray(oldest.read_bytes())
+    frames = scan(bytes(data)).frames
+    (at, payload), (after, _) = frames[3], frames[4]
+    data[at + 20 : at + 84] = bytes(64)  # a block of zeros, as a failing disk gives back
+    oldest.write_bytes(bytes(data))
+    lost = AuditRecord.FromString(payload)
+    shipper = shipper_for(config, client)
+
+    assert shipper.ship_once() == shipper.shipped == len(records) - 1
+
+    assert stored_ids(emulator) == [i for i in ids(records) if i != lost.record_id]
+    set_aside, reasons = quarantine(config)
+    assert set_aside == [bytes(data[at:after])]  # the damaged bytes, kept as they are
+    where = f"{WRITER}/{oldest.name}@{at}"
+    assert reasons == [f"{where}: {after - at} bytes that are not whole records"]
+    assert shipper.quarantined == 1
+    assert segments(directory) == numbers[-1:]
+    # What the damage took is named by verify over Cloud Logging, and nothing else is.
+    cloud = check_cloud(tmp_path, emulator)
+    assert [(f.kind, f.message) for f in cloud.findings] == [
+        ("deleted", f"records {lost.sequence}-{lost.sequence} are missing before it")
+    ]
+
+
+async def test_an_unfinished_write_at_the_end_of_the_newest_segment_is_waited_for(
+    tmp_path: Path, emulator: Emulator, client: LoggingServiceV2Client
+) -> None:
+    config = audit_config(tmp_path)
+    first = await write(config, 3)
+    directory = config.spool_dir / WRITER
+    (number,) = segments(directory)
+    segment = segment_path(directory, number)
+    records = spooled(config)
+    whole = segment.read_bytes()
+    # A write under way, or a crash in the middle of one.
+    segment.write_bytes(whole + frame(b"x" * 40)[:20])
+    shipper = shipper_for(config, client)
+
+    assert shipper.ship_once() == len(records)
+    assert read_mark(directory) == Mark(number, len(whole))
+    assert shipper.ship_once() == 0  # still waiting: not damage, nothing set aside
+    assert quarantine(config) == ([], [])
+
+    # The writer comes back: it cuts the unfinished write off and starts a chain after it.
+    second = await write(config, 2)
+    assert second.chain != first.chain
+    assert shipper.ship_once() == 1 + 2 + 1  # chain start, 2 exchanges, shutdown
+
+    assert stored_ids(emulator) == ids(records) + ids(spooled(config))[len(records) :]
+    report = check_cloud(tmp_path, emulator)
+    assert report.ok, report.findings
+    assert {c.chain: c.exchanges for c in report.chains.values()} == {
+        first.chain: 3,
+        second.chain: 2,
+    }
+    assert quarantine(config) == ([], [])
