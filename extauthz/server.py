@@ -15,6 +15,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import start_http_server
 
 from custos.audit.config import AuditConfig
+from custos.audit.metrics import AuditMetrics
 from custos.audit.writer import AuditWriter
 from custos.envoy_config import MAX_BODY_BYTES
 from custos.policy.reloader import PolicyReloader
@@ -38,7 +39,11 @@ MAX_CHECK_REQUEST_BYTES = MAX_BODY_BYTES + 1_048_576
 
 async def serve(config: AuthzConfig, audit: AuditConfig | None = None) -> None:
     metrics = AuthzMetrics()
-    writer = await AuditWriter.open(audit, "extauthz") if audit is not None else None
+    writer = (
+        await AuditWriter.open(audit, "extauthz", AuditMetrics(metrics.registry).event)
+        if audit is not None
+        else None
+    )
     if writer is None:
         log.warning("no audit configuration: refusals are not recorded")
     reloader = PolicyReloader(config.policy, metrics.record_policy_reload)

@@ -67,11 +67,14 @@ class AuditWriter:
 
     @property
     def full(self) -> bool:
-        now = time.monotonic()
-        if now - self._size_checked >= _SIZE_CHECK_SECONDS:
-            self._spool_bytes = self._spool.bytes_on_disk()
-            self._size_checked = now
+        if time.monotonic() - self._size_checked >= _SIZE_CHECK_SECONDS:
+            self.measure_spool()
         return self._spool_bytes >= self.config.max_spool_bytes
+
+    def measure_spool(self) -> None:
+        """Look at the spool's size now (it is looked at once a second otherwise)."""
+        self._spool_bytes = self._spool.bytes_on_disk()
+        self._size_checked = time.monotonic()
 
     @property
     def refuses(self) -> bool:
