@@ -421,7 +421,12 @@ def _audit_verify(args: argparse.Namespace) -> int:
     from custos.audit.verify import verify
 
     keys = load_public_keys(args.public_key)
-    report = verify(_records(args), keys, live=args.live)
+    shipped_start = False
+    if args.spool is not None:
+        from custos.audit.sources import shipped_from
+
+        shipped_start = shipped_from(args.spool)
+    report = verify(_records(args), keys, live=args.live, shipped_start=shipped_start)
     for summary in report.chains.values():
         state = "closed" if summary.closed else f"open after #{summary.last}"
         print(

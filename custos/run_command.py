@@ -15,11 +15,15 @@ Custos is ready (development stack: not for production).
   ext_authz metrics http://127.0.0.1:{metrics}/metrics
   ext_proc metrics  http://127.0.0.1:{masking_metrics}/metrics
   Envoy admin       http://127.0.0.1:{admin}
+  Audit spool       {spool}   (shipped to a Logging API emulator on :{logging})
 Get a token and list the tools:
   TOKEN=$(.venv/bin/custos token --sub alice --groups phi-readers)
   curl -s {mcp_url} -H "Authorization: Bearer $TOKEN" \\
     -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' \\
     -d '{{"jsonrpc":"2.0","id":1,"method":"tools/list"}}'
+See what the audit trail holds, and check it:
+  .venv/bin/custos audit replay --spool {spool}
+  .venv/bin/custos audit verify --spool {spool} --public-key {public_key} --live
 Ctrl-C stops everything.
 """
 
@@ -43,6 +47,9 @@ async def _run(stack: LocalStack) -> int:
                 metrics=stack.ports.authz_metrics,
                 masking_metrics=stack.ports.extproc_metrics,
                 admin=stack.ports.envoy_admin,
+                spool=stack.spool_dir,
+                logging=stack.ports.logging,
+                public_key=stack.audit_public_key,
             ),
             flush=True,
         )

@@ -8,7 +8,7 @@ from pathlib import Path
 from google.protobuf.message import DecodeError
 
 from custos.audit.audit_pb2 import AuditRecord
-from custos.audit.spool import SUFFIX, next_frame, scan, segment_path, segments
+from custos.audit.spool import SHIPPED, SUFFIX, next_frame, scan, segment_path, segments
 from custos.audit.verify import Found
 from custos.errors import ConfigError
 
@@ -20,6 +20,15 @@ def spool_writers(root: Path) -> list[Path]:
     if any(root.glob(f"*{SUFFIX}")):
         return [root]
     return sorted(p for p in root.iterdir() if p.is_dir() and any(p.glob(f"*{SUFFIX}")))
+
+
+def shipped_from(root: Path) -> bool:
+    """Whether the shipper has deleted segments of any writer under `root`: their records
+    are then in Cloud Logging, not here."""
+    return any(
+        (directory / SHIPPED).exists() and segments(directory)[:1] != [1]
+        for directory in spool_writers(root)
+    )
 
 
 def from_spool(root: Path) -> Iterator[Found]:

@@ -69,7 +69,14 @@ class Report:
         return not self.findings
 
 
-def verify(found: Iterable[Found], keys: dict[str, Ed25519PublicKey], live: bool = False) -> Report:
+def verify(
+    found: Iterable[Found],
+    keys: dict[str, Ed25519PublicKey],
+    live: bool = False,
+    shipped_start: bool = False,
+) -> Report:
+    """`shipped_start`: the set is a spool whose shipped segments were deleted, so a chain
+    may begin after its first record (a note; those are checked in Cloud Logging)."""
     report = Report()
     entries: dict[str, dict[int, tuple[str, AuditRecord]]] = {}  # chain -> sequence -> it
     links: list[tuple[str, AuditRecord]] = []  # chain starts that name an earlier chain
@@ -109,7 +116,7 @@ def verify(found: Iterable[Found], keys: dict[str, Ed25519PublicKey], live: bool
         if record.HasField("chain_start") and record.chain_start.previous_chain:
             links.append((item.where, record))
     for chain in entries.values():
-        _check_links(chain, report)
+        _check_links(chain, report, shipped_start)
     linked = _check_successors(links, report)
     for summary in report.chains.values():
         _check_end(summary, summary.chain in linked, live, report)
@@ -155,14 +162,21 @@ def _check_record(
         summary.signed_through = max(summary.signed_through, checkpoint.head_sequence)
 
 
-def _check_links(chain: dict[int, tuple[str, AuditRecord]], report: Report) -> None:
+def _check_links(
+    chain: dict[int, tuple[str, AuditRecord]], report: Report, shipped_start: bool
+) -> None:
     """Every sequence number from 1 to the last is there, and each record's previous hash
     is the hash of the record numbered before it."""
     missing_from = 1
     for sequence in sorted(chain):
         where, record = chain[sequence]
         label = f"{where} ({_name(record)})"
-        if sequence > missing_from:
+        if shipped_start and missing_from == 1 < sequence:
+            report.notes.append(
+                f"{label}: records 1-{sequence - 1} of its chain were shipped and are no "
+                "longer in the spool; verify them in Cloud Logging"
+            )
+        elif sequence > missing_from:
             report.findings.append(
                 Finding(
                     "deleted", label, f"records {missing_from}-{sequence - 1} are missing before it"

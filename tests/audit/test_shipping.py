@@ -25,6 +25,7 @@ from custos.audit.sources import from_spool
 from custos.audit.spool import SHIPPED, frame, scan, segment_path, segments
 from custos.audit.verify import Found, Report, verify
 from custos.audit.writer import AuditWriter
+from custos.cli import main
 from custos.cloud_logging.clients import close, logging_client
 from custos.cloud_logging.emulator import Emulator
 from tests.audit.support import audit_config, exchange
@@ -420,3 +421,19 @@ async def test_an_unfinished_write_at_the_end_of_the_newest_segment_is_waited_fo
         second.chain: 2,
     }
     assert quarantine(config) == ([], [])
+
+
+async def test_verify_of_a_shipped_spool_notes_the_records_it_no_longer_holds(
+    tmp_path: Path, client: LoggingServiceV2Client, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = audit_config(tmp_path, segment_bytes=4096)
+    await write(config, 40)
+    shipper_for(config, client).ship_once()
+    assert segments(config.spool_dir / WRITER)[0] > 1  # shipped segments are gone
+    command = ["audit", "verify", "--spool", str(config.spool_dir)]
+    assert main([*command, "--public-key", str(tmp_path / "audit.pub")]) == 0
+    assert "were shipped and are no longer in the spool" in capsys.readouterr().out
+    # Without the shipper's mark, a missing start is a deletion.
+    (config.spool_dir / WRITER / SHIPPED).unlink()
+    assert main([*command, "--public-key", str(tmp_path / "audit.pub")]) == 1
+    assert "FINDING deleted" in capsys.readouterr().out
