@@ -79,6 +79,11 @@ def parse_args(
         )
     if floor:
         parser.add_argument(
+            "--no-audit",
+            action="store_true",
+            help="ext_authz and ext_proc without audit records (no spool, no shipper)",
+        )
+        parser.add_argument(
             "--floor",
             choices=FLOORS,
             help="no-rules: ext_proc with rules that find nothing; no-processing: a server "
@@ -99,9 +104,11 @@ async def start_common(
     stack: LocalStack,
     upstream_body: str,
     profile: Path | None = None,
+    audit: bool = False,
 ) -> str:
     """The development issuer, the trivial upstream answering `upstream_body` and
-    ext_authz (under cProfile when `profile` names a file); returns alice's token."""
+    ext_authz (under cProfile when `profile` names a file; recording refusals with
+    `audit`, after the Logging API emulator and the shipper); returns alice's token."""
     python = sys.executable
     ports = stack.ports
     issuer = [python, "-m", "custos", "dev-issuer", "--port", str(ports.issuer)]
@@ -112,12 +119,18 @@ async def start_common(
     upstream.write_text(upstream_bootstrap(ports.mcp, upstream_body))
     await children.spawn("upstream", [envoy_binary(), "-c", str(upstream), *ENVOY_FLAGS], ports.mcp)
 
+    audit_flags: list[str] = []
+    if audit:
+        stack.write_audit_config()
+        await children.spawn("logging", stack.emulator_command(), ports.logging)
+        await children.spawn("shipper", stack.shipper_command(), ports.shipper_metrics)
+        audit_flags = ["--audit", str(stack.audit_config)]
     config = work / "extauthz.yaml"
     config.write_text(yaml.safe_dump(stack.authz_config(), sort_keys=False))
     profiler = ["-m", "cProfile", "-o", str(profile)] if profile else []
     await children.spawn(
         "ext_authz",
-        [python, *profiler, "-m", "custos", "extauthz", "--config", str(config)],
+        [python, *profiler, "-m", "custos", "extauthz", "--config", str(config), *audit_flags],
         ports.authz,
         env={UPSTREAM_TOKEN_ENV: stack.upstream_token},
     )

@@ -1,5 +1,6 @@
 """What the full path costs: bare Envoy against Envoy + ext_authz + ext_proc masking a
-16 KB JSON-RPC result, in one run (issue 3, section 5b).
+16 KB JSON-RPC result, with audit records on (issue 4, section 7; `--no-audit` leaves
+them off), in one run (issue 3, section 5b).
 
     .venv/bin/python bench/masking_path.py [--duration 10] [--rate 200] [--connections 32]
 
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 from fixtures import request_headers
 from harness import (
@@ -134,16 +136,18 @@ class Bench:
         return front.target(request_headers(self.token), TOOL_CALL_BODY, with_token)
 
 
-async def start(children: Supervisor, work: Path, floor: str | None) -> Bench:
+async def start(children: Supervisor, work: Path, args: argparse.Namespace) -> Bench:
     """Every service, started in dependency order and checked listening."""
     ports = Ports.free()  # `mcp` goes to the trivial upstream, in the MCP server's place
     # The example policy and masking rules, exactly as `make run` uses them; for the
     # no-rules floor, rules that find nothing.
+    floor = args.floor
     masking = NO_RULES if floor == "no-rules" else EXAMPLE_MASKING
     stack = LocalStack(run_dir=work, ports=ports, quiet=True, masking=masking)
     body, ssns = upstream_result()
-    token = await start_common(children, work, stack, body)
-    command = stack.extproc_command()
+    audit = not args.no_audit
+    token = await start_common(children, work, stack, body, audit=audit)
+    command = stack.extproc_command(audit)
     if floor == "no-processing":
         command = [sys.executable, str(NULL_EXTPROC), str(ports.extproc)]
     env = {PSEUDONYM_KEY_ENV: stack.pseudonym_key}
@@ -205,7 +209,11 @@ def p99_added(bare: TargetRun, full: TargetRun) -> float:
 
 
 def render(
-    args: argparse.Namespace, bare: TargetRun, full: TargetRun, sizes: tuple[int, int]
+    args: argparse.Namespace,
+    bare: TargetRun,
+    full: TargetRun,
+    sizes: tuple[int, int],
+    shipped: int,
 ) -> str:
     at = f"at {args.rate:g} req/s"
 
@@ -220,6 +228,13 @@ def render(
         "Custos benchmark: bare Envoy vs the full path (ext_authz + ext_proc masking)",
         f"  machine: {os.cpu_count()} CPUs; every Envoy --concurrency 1; nothing pinned",
         f"  request: tools/call get_patient_record, valid token (alice, phi-readers), {rules}",
+        "  audit: "
+        + (
+            "off (--no-audit)"
+            if args.no_audit
+            else f"on: each exchange spooled (fsync) before its answer; {shipped:,} records "
+            "shipped to the local Logging API emulator"
+        ),
         f"  upstream: an Envoy answering {sizes[0]} bytes ({RECORDS} fake records, as text "
         f"and structuredContent); masked answer: {sizes[1]} bytes",
         f"  max load: wrk -t1 -c{args.connections} -d{args.duration}s; fixed rate: "
@@ -258,6 +273,7 @@ def to_json(args: argparse.Namespace, bare: TargetRun, full: TargetRun) -> dict[
             "connections": args.connections,
             "rate": args.rate,
             "floor": args.floor,
+            "audit": not args.no_audit,
         },
         "bare": run_figures(bare),
         "full": run_figures(full),
@@ -266,17 +282,32 @@ def to_json(args: argparse.Namespace, bare: TargetRun, full: TargetRun) -> dict[
     }
 
 
+async def shipped_records(stack: LocalStack) -> int:
+    """What the shipper says it shipped: none would mean the path ran unaudited."""
+    async with httpx.AsyncClient() as client:
+        metrics = await client.get(f"http://127.0.0.1:{stack.ports.shipper_metrics}/metrics")
+    for line in metrics.text.splitlines():
+        if line.startswith("custos_audit_shipped_records_total "):
+            shipped = int(float(line.split()[1]))
+            if shipped == 0:
+                raise BenchError("audit on, but the shipper shipped no record")
+            return shipped
+    raise BenchError("the shipper's metrics do not say what it shipped")
+
+
 async def run(args: argparse.Namespace) -> int:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     wrk_binary()  # fail before starting anything when wrk is missing
     async with supervised() as (children, work):
-        bench = await start(children, work, args.floor)
+        bench = await start(children, work, args)
         masked_size = await check_paths(bench)
         bare = await measure_front(bench, children, bench.bare, args)
         full = await measure_front(bench, children, bench.full, args)
         await check_paths(bench)  # still masking after the load, not failing open
+        shipped = 0 if args.no_audit else await shipped_records(bench.stack)
     print()
-    print(render(args, bare, full, (len(bench.upstream_body.encode()), masked_size)))
+    sizes = (len(bench.upstream_body.encode()), masked_size)
+    print(render(args, bare, full, sizes, shipped))
     kind = f"masking_floor_{args.floor}" if args.floor else "masking_path"
     return finish(args, kind, stamp, to_json(args, bare, full), (bare, full))
 

@@ -94,11 +94,7 @@ class LocalStack:
         )
         self.write_audit_config()
         if self.logging_endpoint is None:
-            await self.supervisor.spawn(
-                "logging",
-                [python, "-m", "custos", "logging", "emulator", "--port", str(self.ports.logging)],
-                port=self.ports.logging,
-            )
+            await self.supervisor.spawn("logging", self.emulator_command(), self.ports.logging)
         await self.start_shipper()
         await self.start_authz()
         await self.start_extproc()
@@ -144,22 +140,32 @@ class LocalStack:
         )
 
     async def start_shipper(self) -> None:
-        await self.supervisor.spawn(
-            "shipper",
-            [
-                *(sys.executable, "-m", "custos", "shipper", "--audit", str(self.audit_config)),
-                *("--metrics-listen", f"127.0.0.1:{self.ports.shipper_metrics}"),
-            ],
-            port=self.ports.shipper_metrics,
-        )
+        await self.supervisor.spawn("shipper", self.shipper_command(), self.ports.shipper_metrics)
 
-    def extproc_command(self) -> list[str]:
+    def extproc_command(self, audit: bool = True) -> list[str]:
         return [
             *(sys.executable, "-m", "custos", "extproc"),
             *("--masking", str(self.masking), "--policy", str(self.policy)),
             *("--listen", f"127.0.0.1:{self.ports.extproc}"),
             *("--metrics-listen", f"127.0.0.1:{self.ports.extproc_metrics}"),
-            *("--audit", str(self.audit_config)),
+            *(("--audit", str(self.audit_config)) if audit else ()),
+        ]
+
+    def emulator_command(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "custos",
+            "logging",
+            "emulator",
+            "--port",
+            str(self.ports.logging),
+        ]
+
+    def shipper_command(self) -> list[str]:
+        return [
+            *(sys.executable, "-m", "custos", "shipper", "--audit", str(self.audit_config)),
+            *("--metrics-listen", f"127.0.0.1:{self.ports.shipper_metrics}"),
         ]
 
     @property
