@@ -16,9 +16,11 @@ from custos.errors import ConfigError
 _RAW = (serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
-def statement(writer: str, chain: str, head_sequence: int, head_hash: bytes) -> bytes:
-    lines = ("custos-audit-checkpoint/v1", writer, chain, str(head_sequence), head_hash.hex())
-    return "\n".join(lines).encode()
+def statement(writer: str, chain: str, head_sequence: int, head_hash: bytes, reason: str) -> bytes:
+    """What a checkpoint signs. The reason is in it: a `count` checkpoint relabelled
+    `shutdown` would make a cut tail look like a chain that was closed."""
+    head = (str(head_sequence), head_hash.hex(), reason)
+    return "\n".join(("custos-audit-checkpoint/v2", writer, chain, *head)).encode()
 
 
 def key_id(public_key: Ed25519PublicKey) -> str:

@@ -148,7 +148,13 @@ def _check_record(
             Finding("unsigned", label, f"signed with key {checkpoint.key_id!r}, not given")
         )
         return
-    said = statement(record.writer, record.chain, checkpoint.head_sequence, checkpoint.head_hash)
+    said = statement(
+        record.writer,
+        record.chain,
+        checkpoint.head_sequence,
+        checkpoint.head_hash,
+        checkpoint.reason,
+    )
     if not signature_holds(key, checkpoint.signature, said):
         report.findings.append(Finding("modified", label, "its signature does not hold"))
     elif (

@@ -149,7 +149,8 @@ class AuditWriter:
         await self._spool.commit(data)
 
     def _checkpoint(self, reason: str) -> bytes:
-        signature = self._signer.sign(statement(self.name, self.chain, self.sequence, self.head))
+        said = statement(self.name, self.chain, self.sequence, self.head, reason)
+        signature = self._signer.sign(said)
         checkpoint = Checkpoint(
             head_sequence=self.sequence,
             head_hash=self.head,

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from custos.audit.audit_pb2 import AuditRecord
-from custos.audit.signing import load_public_keys
+from custos.audit.records import content_hash
+from custos.audit.signing import generate_key_pair, load_public_keys
 from custos.audit.sources import from_spool
 from custos.audit.spool import frame, scan, segment_path, segments
 from custos.audit.verify import verify
@@ -181,8 +182,6 @@ async def test_a_checkpoint_by_another_key_is_named(tmp_path: Path) -> None:
     await write(audit_config(tmp_path), 2)
     other = tmp_path / "other"
     other.mkdir()
-    from custos.audit.signing import generate_key_pair
-
     generate_key_pair(other / "k.pem", other / "k.pub")
     report = verify(from_spool(tmp_path / "spool"), load_public_keys([other / "k.pub"]))
     assert {f.kind for f in report.findings} == {"unsigned"}
@@ -194,11 +193,24 @@ async def test_a_forged_signature_is_named(tmp_path: Path) -> None:
     payloads = frames(segment)
     record = AuditRecord.FromString(payloads[-1])
     record.checkpoint.signature = bytes(64)
-    from custos.audit.records import content_hash
-
     record.hash = content_hash(record)  # a forger can rehash, but cannot sign
     payloads[-1] = record.SerializeToString(deterministic=True)
     rewrite(segment, payloads)
+    assert [(f.kind, f.message) for f in check(tmp_path).findings] == [
+        ("modified", "its signature does not hold")
+    ]
+
+
+async def test_a_checkpoint_relabelled_shutdown_is_named(tmp_path: Path) -> None:
+    # Cut the tail after a checkpoint by count and call that checkpoint a shutdown one.
+    await write(audit_config(tmp_path, checkpoint_every_records=3), 5)
+    segment = only_segment(tmp_path)
+    payloads = frames(segment)
+    cut = next(i for i, p in enumerate(payloads) if AuditRecord.FromString(p).checkpoint.reason)
+    record = AuditRecord.FromString(payloads[cut])
+    record.checkpoint.reason = "shutdown"
+    record.hash = content_hash(record)
+    rewrite(segment, [*payloads[:cut], record.SerializeToString(deterministic=True)])
     assert [(f.kind, f.message) for f in check(tmp_path).findings] == [
         ("modified", "its signature does not hold")
     ]
