@@ -40,10 +40,13 @@ from custos.audit.config import AuditConfig
 from custos.audit.entries import MAX_REQUEST_BYTES, log_name, to_entries
 from custos.audit.sources import is_record, spool_writers
 from custos.audit.spool import (
+    COMMITTED,
     SHIPPED,
     SUFFIX,
+    Mark,
     frame,
     next_frame,
+    read_mark,
     scan,
     segment_path,
     segments,
@@ -63,12 +66,6 @@ TRANSIENT = (
     api_errors.PermissionDenied,
 )
 QUARANTINE = "quarantine"
-
-
-@dataclass(frozen=True, order=True)
-class Mark:
-    segment: int
-    offset: int
 
 
 @dataclass(frozen=True)
@@ -141,7 +138,10 @@ class Shipper:
             self.shipped += shipped
 
     def _read(self, directory: Path) -> Batch | None:
-        mark = read_mark(directory)
+        mark = read_mark(directory) or Mark(0, 0)
+        # Only what the writer has acknowledged: a frame written and not yet fsync'd (or
+        # whose fsync failed, and which the writer then cuts off) is not a record yet.
+        committed = read_mark(directory, COMMITTED)
         records: list[Spooled] = []
         numbers = segments(directory)
         for number in numbers:
@@ -151,7 +151,12 @@ class Shipper:
             path = segment_path(directory, number)
             with open(path, "rb") as segment:
                 segment.seek(start)
-                data = segment.read()
+                if committed is not None and number == committed.segment:
+                    data = segment.read(max(committed.offset - start, 0))
+                elif committed is not None and number > committed.segment:
+                    data = b""
+                else:
+                    data = segment.read()
             result = scan(data)
             for offset, payload in result.frames:
                 at = start + offset
@@ -256,7 +261,7 @@ class Shipper:
         os.replace(temporary, directory / SHIPPED)
 
     def _prune(self, directory: Path) -> None:
-        mark = read_mark(directory)
+        mark = read_mark(directory) or Mark(0, 0)
         numbers = segments(directory)
         for number in numbers[:-1]:  # never the newest: its writer may be filling it
             path = segment_path(directory, number)
@@ -282,14 +287,6 @@ def _requests(entries: list[tuple[int, LogEntry]]) -> Iterator[list[tuple[int, L
         size += entry_size
     if request:
         yield request
-
-
-def read_mark(directory: Path) -> Mark:
-    try:
-        segment, offset = (directory / SHIPPED).read_text().split()
-        return Mark(int(segment), int(offset))
-    except FileNotFoundError:
-        return Mark(0, 0)
 
 
 class ShipperCollector(Collector):

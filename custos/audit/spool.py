@@ -16,7 +16,7 @@ import fcntl
 import os
 import struct
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +26,7 @@ _HEADER = struct.Struct(">II")  # payload length, CRC-32 of the payload
 MAX_FRAME = 64 * 1_048_576
 SUFFIX = ".seg"
 SHIPPED = "shipped"
+COMMITTED = "committed"
 
 
 class SpoolError(CustosError):
@@ -94,22 +95,30 @@ def segment_path(directory: Path, number: int) -> Path:
     return directory / f"{number:012d}{SUFFIX}"
 
 
-def read_all(directory: Path) -> Iterator[tuple[int, int, bytes]]:
-    """Every whole frame of a spool directory in order, as (segment, offset, payload), and
-    stops at the first that is not whole (the end, or damage `custos audit verify`
-    reports as the records it cannot read)."""
-    for number in segments(directory):
-        result = scan(segment_path(directory, number).read_bytes())
-        for offset, payload in result.frames:
-            yield number, offset, payload
-        if result.end != result.size:
-            return
+@dataclass(frozen=True, order=True)
+class Mark:
+    """A place in a spool: how far the shipper got, or how far the writer committed."""
+
+    segment: int
+    offset: int
+
+
+def read_mark(directory: Path, name: str = SHIPPED) -> Mark | None:
+    try:
+        segment, offset = (directory / name).read_text().split()
+        return Mark(int(segment), int(offset))
+    except (FileNotFoundError, ValueError):
+        return None
 
 
 @dataclass(frozen=True)
 class Recovery:
+    """What opening the spool found, for the record that starts the writer's new chain."""
+
     last: bytes | None  # the last whole record's payload; None for an empty spool
-    dropped_bytes: int  # of an unfinished write at the end, cut off
+    dropped_bytes: int = 0  # of an unfinished write at the end, cut off
+    damaged_at: str = ""  # bad bytes with whole records after them, left in place
+    shipped_past_end: bool = False  # the shipper's mark lies beyond the spool's end
 
 
 class Spool:
@@ -126,6 +135,8 @@ class Spool:
         self._waiters: list[asyncio.Future[None]] = []
         self._flusher: asyncio.Task[None] | None = None
         self._broken: str | None = None
+        self._committed_fd = -1
+        self.failures = 0  # failed writes: the records queued with them are lost too
 
     def open(self) -> Recovery:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -136,22 +147,44 @@ class Spool:
             os.close(self._lock_fd)
             raise SpoolError(f"{self.directory}: another process writes this spool") from exc
         numbers = segments(self.directory)
-        last: bytes | None = None
-        dropped = 0
+        newest = numbers[-1] if numbers else 1
+        last, dropped, damaged = None, 0, ""
         for number in reversed(numbers):  # the newest segment that holds a record
             path = segment_path(self.directory, number)
-            result = scan(path.read_bytes())
-            if number == numbers[-1] and result.end != result.size:
-                dropped = result.size - result.end
-                os.truncate(path, result.end)
-            if result.frames:
-                last = result.frames[-1][1]
+            data = path.read_bytes()
+            result = scan(data)
+            frames = result.frames
+            if number == newest and result.end != result.size:
+                resume = next_frame(data, result.end + 1)
+                if resume == len(data):
+                    # An unfinished write: never acknowledged, so it goes.
+                    dropped = result.size - result.end
+                    os.truncate(path, result.end)
+                else:
+                    # Whole records follow the damage: nothing is cut, verify and the
+                    # shipper see it all, and writing goes on in a new segment.
+                    damaged = f"{path.name}@{result.end}"
+                    frames = [*frames, *scan(data, resume).frames]
+            if frames:
+                last = frames[-1][1]
                 break
-        self._number = numbers[-1] if numbers else 1
-        self._open_segment(self._number)
+        shipped = read_mark(self.directory)
+        behind = shipped is not None and shipped > Mark(newest, self._size_of(newest))
+        if damaged or behind:
+            # Never write where the shipper's mark says it has been, or after damage.
+            newest = max(newest, shipped.segment if shipped else 0) + 1
+        self._open_segment(newest)
         if dropped:
             os.fsync(self._fd)
-        return Recovery(last, dropped)
+        self._committed_fd = os.open(self.directory / COMMITTED, os.O_RDWR | os.O_CREAT, 0o600)
+        self._publish()
+        return Recovery(last, dropped, damaged, behind)
+
+    def _size_of(self, number: int) -> int:
+        try:
+            return segment_path(self.directory, number).stat().st_size
+        except FileNotFoundError:
+            return 0
 
     def bytes_on_disk(self) -> int:
         """What the segments take, shipped or not; the shipper deletes shipped ones."""
@@ -173,15 +206,20 @@ class Spool:
         # A caller that gives up (Envoy cancelled the stream) leaves its record queued.
         await asyncio.shield(waiter)
 
+    @property
+    def broken(self) -> bool:
+        return self._broken is not None
+
     async def drain(self) -> None:
         while self._flusher is not None and not self._flusher.done():
-            await self._flusher
+            # A caller cancelled here must not cancel the write its records are in.
+            await asyncio.shield(self._flusher)
 
     def close(self) -> None:
-        for fd in (self._fd, self._lock_fd):
+        for fd in (self._fd, self._committed_fd, self._lock_fd):
             if fd >= 0:
                 os.close(fd)
-        self._fd = self._lock_fd = -1
+        self._fd = self._committed_fd = self._lock_fd = -1
 
     async def _flush(self) -> None:
         while self._pending:
@@ -190,23 +228,25 @@ class Spool:
             try:
                 await asyncio.to_thread(self._write, data)
             except OSError as exc:
-                error = SpoolError(f"audit spool write failed: {exc.strerror or exc}")
-                for waiter in waiters:
-                    if not waiter.done():
-                        waiter.set_exception(error)
-                continue
-            for waiter in waiters:
-                if not waiter.done():
-                    waiter.set_result(None)
+                # Records queued meanwhile chain onto the lost ones: they fail with them,
+                # and the writer starts a new chain from what is on disk.
+                waiters += self._waiters
+                self._pending, self._waiters = [], []
+                self.failures += 1
+                _settle(waiters, SpoolError(f"audit spool write failed: {exc.strerror or exc}"))
+            except BaseException:
+                _settle([*waiters, *self._waiters], SpoolError("audit spool write cancelled"))
+                self._pending, self._waiters = [], []
+                raise
+            else:
+                _settle(waiters, None)
 
     def _write(self, data: bytes) -> None:
         if self._broken is not None:
             raise OSError(self._broken)
-        if self._size and self._size + len(data) > self._segment_bytes:
-            os.fsync(self._fd)
-            os.close(self._fd)
-            self._open_segment(self._number + 1)
         try:
+            if self._size and self._size + len(data) > self._segment_bytes:
+                self._roll()
             view = memoryview(data)
             while view:  # O_APPEND: each write lands at the end
                 view = view[os.write(self._fd, view) :]
@@ -215,6 +255,22 @@ class Spool:
             self._undo()
             raise
         self._size += len(data)
+        self._publish()
+
+    def _roll(self) -> None:
+        """The next segment is open before the full one is closed: a failure leaves the
+        spool writing where it was."""
+        full = self._fd
+        os.fsync(full)
+        self._open_segment(self._number + 1)
+        os.close(full)
+
+    def _publish(self) -> None:
+        """How far the records are durable, for the shipper, which reads no further: it
+        never ships a record whose write was not acknowledged. Not fsync'd: after a power
+        loss it may lag behind the data, never run ahead of it."""
+        text = f"{self._number:012d} {self._size:020d}\n".encode()
+        os.pwrite(self._committed_fd, text, 0)
 
     def _undo(self) -> None:
         """Cut a failed write off, so that later frames do not follow a half one; if even
@@ -228,12 +284,21 @@ class Spool:
     def _open_segment(self, number: int) -> None:
         path = segment_path(self.directory, number)
         created = not path.exists()
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        self._number = number
-        self._size = os.fstat(self._fd).st_size
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        self._fd, self._number, self._size = fd, number, os.fstat(fd).st_size
         if created:  # the new name must survive a crash too
             directory = os.open(self.directory, os.O_RDONLY)
             try:
                 os.fsync(directory)
             finally:
                 os.close(directory)
+
+
+def _settle(waiters: list[asyncio.Future[None]], error: SpoolError | None) -> None:
+    for waiter in waiters:
+        if waiter.done():
+            continue
+        if error is None:
+            waiter.set_result(None)
+        else:
+            waiter.set_exception(error)

@@ -2,9 +2,12 @@
 record's hash, and is committed to the spool before the caller goes on; a signed
 checkpoint follows every N records, every T seconds with news, and at shutdown.
 
-A restart continues the chain from the spool's last record. When the spool's end had to
-be cut off, or its last record is not this writer's, a new chain starts with a record that
-says why and links to the old head, so an auditor sees the seam."""
+Every start of the writer starts a new chain, whose first record says why (a shutdown, a
+crash, an unfinished write cut off, damage, a spool shorter than what was shipped) and
+links to the head of the chain before it. So no later chain can continue from a spool
+whose end was cut while the writer was down, and `verify` holds every chain's end against
+the link of the chain after it. A failed write starts a new chain too, linked to the last
+record on disk: the records lost with that write were never acknowledged."""
 
 from __future__ import annotations
 
@@ -51,6 +54,13 @@ class AuditWriter:
         self._spool_bytes = 0
         self._size_checked = 0.0
         self._timer: asyncio.Task[None] | None = None
+        # The newest record known to be on disk, for the chain that follows a failed write.
+        self._durable: AuditRecord | None = None
+        self._tickets = self._durable_ticket = 0
+        self._failures_seen = 0
+        self._failing = False  # the last write failed; cleared by the next that succeeds
+        self._probe: asyncio.Task[None] | None = None
+        self._probed = 0.0
 
     @classmethod
     async def open(
@@ -78,8 +88,22 @@ class AuditWriter:
 
     @property
     def refuses(self) -> bool:
-        """Whether a new exchange must be refused now, for want of room for its record."""
+        """Whether a new exchange must be refused now, before the MCP server is asked: its
+        record would find no room, or the spool does not take writes. A failing spool is
+        tried again (a checkpoint) at most once a second, and taken back when it works."""
+        if self._spool.broken:
+            return True
+        if self._failing:
+            self._try_again()
+            return True
         return self.config.when_full == "refuse" and self.full
+
+    def _try_again(self) -> None:
+        now = time.monotonic()
+        if (self._probe is None or self._probe.done()) and now - self._probed >= 1.0:
+            self._probed = now
+            self._probe = asyncio.create_task(self._append_checkpoint("probe"))
+            self._probe.add_done_callback(_quiet)
 
     async def record(self, exchange: Exchange) -> None:
         """Returns once the record is durable. Raises SpoolError when it cannot be kept
@@ -108,25 +132,15 @@ class AuditWriter:
 
     async def _resume(self, recovery: Recovery) -> None:
         last = _parse(recovery.last)
-        if last is not None and not recovery.dropped_bytes and last.writer == self.name:
-            self.chain, self.sequence, self.head = last.chain, last.sequence, last.hash
-            if not last.HasField("checkpoint"):  # a crash: what came before is signed now
-                self._unsigned = 1
-                await self._append_checkpoint("resumed")
-            return
-        start = ChainStart(reason="new spool")
+        reasons = [_why_started(last, recovery.last is not None, self.name)]
         if recovery.dropped_bytes:
-            start.reason = (
-                f"spool end cut off: {recovery.dropped_bytes} bytes of an unfinished write"
-            )
-        elif recovery.last is not None:
-            start.reason = "the spool's last record is unreadable or another writer's"
-        if last is not None:
-            start.previous_chain = last.chain
-            start.previous_sequence = last.sequence
-            start.previous_hash = last.hash
-        self.chain = secrets.token_hex(8)
-        await self._append(chain_start=start)
+            reasons.append(f"{recovery.dropped_bytes} bytes of an unfinished write cut off")
+        if recovery.damaged_at:
+            reasons.append(f"damaged bytes at {recovery.damaged_at} left in place")
+        if recovery.shipped_past_end:
+            reasons.append("the spool ends before what the shipper shipped: records are gone")
+        self._durable = last
+        await self._write(lambda: self._chain_start("; ".join(reasons), last))
 
     async def _checkpoint_on_time(self) -> None:
         while True:
@@ -138,15 +152,52 @@ class AuditWriter:
                     log.error("audit checkpoint not written: %s", exc)
 
     async def _append_checkpoint(self, reason: str) -> None:
-        if self._unsigned or reason == "shutdown":
-            await self._spool.commit(frame(self._checkpoint(reason)))
+        if self._unsigned or reason in ("shutdown", "probe"):
+            await self._write(lambda: frame(self._checkpoint(reason)))
 
-    async def _append(self, **body: Exchange | ChainStart) -> None:
-        data = frame(self._next(**body))
-        self._unsigned += 1
-        if self._unsigned >= self.config.checkpoint_every_records:
-            data += frame(self._checkpoint("count"))
-        await self._spool.commit(data)
+    async def _append(self, **body: Exchange) -> None:
+        def frames() -> bytes:
+            data = frame(self._next(**body))
+            self._unsigned += 1
+            if self._unsigned >= self.config.checkpoint_every_records:
+                data += frame(self._checkpoint("count"))
+            return data
+
+        await self._write(frames)
+
+    async def _write(self, make: Callable[[], bytes]) -> None:
+        """Commits the frames `make` builds, after a new chain's first record if a write
+        failed since the last one: the records lost with it are not on disk to follow."""
+        data = b""
+        if self._spool.failures != self._failures_seen:
+            self._failures_seen = self._spool.failures
+            lost = "a spool write failed: the records written with it were not kept"
+            data = self._chain_start(lost, self._durable)
+        data += make()
+        self._tickets += 1
+        ticket, head = self._tickets, self._head_record()
+        try:
+            await self._spool.commit(data)
+        except SpoolError:
+            self._failing = True
+            raise
+        self._failing = False
+        if ticket > self._durable_ticket:  # commits finish in order; callers may not
+            self._durable_ticket, self._durable = ticket, head
+
+    def _chain_start(self, reason: str, previous: AuditRecord | None) -> bytes:
+        start = ChainStart(reason=reason)
+        if previous is not None:
+            start.previous_chain = previous.chain
+            start.previous_sequence = previous.sequence
+            start.previous_hash = previous.hash
+        self.chain, self.sequence, self.head = secrets.token_hex(8), 0, GENESIS_HASH
+        self._unsigned = 0
+        return frame(self._next(chain_start=start))
+
+    def _head_record(self) -> AuditRecord:
+        """The chain's head, as much of it as the next chain start links to."""
+        return AuditRecord(chain=self.chain, sequence=self.sequence, hash=self.head)
 
     def _checkpoint(self, reason: str) -> bytes:
         said = statement(self.name, self.chain, self.sequence, self.head, reason)
@@ -177,6 +228,22 @@ class AuditWriter:
         record.hash = content_hash(record)
         self.head = record.hash
         return record.SerializeToString(deterministic=True)
+
+
+def _why_started(last: AuditRecord | None, had_records: bool, name: str) -> str:
+    if not had_records:
+        return "new spool"
+    if last is None or last.writer != name:
+        return "the spool's last record is unreadable or another writer's"
+    if last.HasField("checkpoint") and last.checkpoint.reason == "shutdown":
+        return "writer started again after a shutdown"
+    return "writer started again after a crash (no shutdown checkpoint)"
+
+
+def _quiet(task: asyncio.Task[None]) -> None:
+    """A probe of a failing spool may fail again: that is what it is for."""
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("audit spool still failing: %s", task.exception())
 
 
 def _parse(payload: bytes | None) -> AuditRecord | None:

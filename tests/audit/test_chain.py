@@ -4,6 +4,8 @@ a whole chain passes, and each kind of tampering is found and named."""
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,7 @@ from custos.audit.audit_pb2 import AuditRecord
 from custos.audit.records import content_hash
 from custos.audit.signing import generate_key_pair, load_public_keys
 from custos.audit.sources import from_spool
-from custos.audit.spool import frame, scan, segment_path, segments
+from custos.audit.spool import SpoolError, frame, scan, segment_path, segments
 from custos.audit.verify import verify
 from custos.audit.writer import AuditWriter
 from tests.audit.support import audit_config, exchange
@@ -56,25 +58,48 @@ async def test_a_closed_chain_verifies(tmp_path: Path) -> None:
     assert summary.signed_through == 28
 
 
-async def test_a_restart_continues_the_chain(tmp_path: Path) -> None:
+def chain_starts(tmp_path: Path) -> list[AuditRecord]:
+    records = [AuditRecord.FromString(p) for p in frames(only_segment(tmp_path))]
+    return [r for r in records if r.HasField("chain_start")]
+
+
+async def test_a_restart_starts_a_chain_linked_to_the_last_head(tmp_path: Path) -> None:
     config = audit_config(tmp_path)
     first = await write(config, 3)
     second = await write(config, 2)
-    assert second.chain == first.chain
+    assert second.chain != first.chain
+    start = chain_starts(tmp_path)[1].chain_start
+    assert (start.previous_chain, start.previous_sequence) == (first.chain, first.sequence)
+    assert start.reason == "writer started again after a shutdown"
     report = check(tmp_path)
     assert report.ok, report.findings
-    assert [s.exchanges for s in report.chains.values()] == [5]
+    assert [s.exchanges for s in report.chains.values()] == [3, 2]
 
 
-async def test_a_crash_is_signed_on_restart_and_loses_no_record(tmp_path: Path) -> None:
+async def test_a_restart_after_a_cut_links_to_what_is_left(tmp_path: Path) -> None:
+    # The second run's records are cut off while the writer is down. The next run starts
+    # a chain from what is left (it cannot know better); the cut chain's copy in Cloud
+    # Logging then shows two chains following the same head, which verify names.
+    config = audit_config(tmp_path)
+    first = await write(config, 3)
+    kept = only_segment(tmp_path).read_bytes()
+    await write(config, 2)
+    only_segment(tmp_path).write_bytes(kept)
+    await write(config, 1)
+    start = chain_starts(tmp_path)[-1].chain_start
+    assert (start.previous_chain, start.previous_sequence) == (first.chain, first.sequence)
+
+
+async def test_a_crash_loses_no_record_and_the_next_chain_links_to_it(tmp_path: Path) -> None:
     config = audit_config(tmp_path)
     crashed = await write(config, 4, close=False)
     crashed._spool.close()  # the process is gone: no shutdown checkpoint
-    assert not check(tmp_path).ok
+    assert not check(tmp_path).ok  # a chain that ends without its shutdown checkpoint
     await write(config, 1)
+    assert "crash" in chain_starts(tmp_path)[1].chain_start.reason
     report = check(tmp_path)
     assert report.ok, report.findings
-    assert [s.exchanges for s in report.chains.values()] == [5]
+    assert [s.exchanges for s in report.chains.values()] == [4, 1]
 
 
 async def test_an_unfinished_write_is_cut_off_and_a_new_chain_links_to_the_old(
@@ -90,9 +115,54 @@ async def test_an_unfinished_write_is_cut_off_and_a_new_chain_links_to_the_old(
     assert segment.read_bytes().startswith(whole)
     report = check(tmp_path)
     assert report.ok, report.findings
-    start = AuditRecord.FromString(frames(segment)[len(frames(segment)) - 3])
-    assert start.chain_start.previous_chain == first.chain
-    assert "20 bytes" in start.chain_start.reason
+    start = chain_starts(tmp_path)[1].chain_start
+    assert start.previous_chain == first.chain
+    assert "20 bytes of an unfinished write cut off" in start.reason
+
+
+async def test_damage_with_records_after_it_is_left_in_place(tmp_path: Path) -> None:
+    config = audit_config(tmp_path)
+    await write(config, 5)
+    segment = only_segment(tmp_path)
+    data = bytearray(segment.read_bytes())
+    at = scan(bytes(data)).frames[3][0]
+    data[at + 30] ^= 0x01  # one bit, in the middle of the newest segment
+    segment.write_bytes(bytes(data))
+    await write(config, 1)
+    assert segment.read_bytes() == bytes(data)  # nothing after the damage was cut
+    directory = segment.parent
+    assert len(segments(directory)) == 2  # writing went on in a new segment
+    newest = segment_path(directory, segments(directory)[-1])
+    start = AuditRecord.FromString(frames(newest)[0]).chain_start
+    assert "damaged bytes" in start.reason
+    assert [f.kind for f in check(tmp_path).findings] == ["unreadable", "deleted"]
+
+
+async def test_a_failed_write_starts_a_chain_from_what_is_on_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = await AuditWriter.open(audit_config(tmp_path), "extproc")
+    await writer.record(exchange("kept"))
+    synced = os.fdatasync
+
+    def failing(fd: int) -> None:  # the disk's answer, once: an I/O error
+        monkeypatch.setattr(os, "fdatasync", synced)
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "fdatasync", failing)
+    with pytest.raises(SpoolError):
+        await writer.record(exchange("lost"))
+    assert writer.refuses  # no new exchange until the spool takes writes again
+    await asyncio.sleep(0.05)  # the probe: a checkpoint, which now goes through
+    assert not writer.refuses
+    await writer.record(exchange("after"))
+    await writer.close()
+    report = check(tmp_path)
+    assert report.ok, report.findings
+    records = [AuditRecord.FromString(p) for p in frames(only_segment(tmp_path))]
+    kept = [r.exchange.request_id for r in records if r.HasField("exchange")]
+    assert kept == ["kept", "after"]
+    assert "write failed" in chain_starts(tmp_path)[1].chain_start.reason
 
 
 async def test_a_changed_byte_is_named(tmp_path: Path) -> None:

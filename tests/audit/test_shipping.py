@@ -19,10 +19,10 @@ from custos.audit.audit_pb2 import AuditRecord, Exchange
 from custos.audit.config import AuditConfig
 from custos.audit.entries import from_entries, log_name
 from custos.audit.records import body
-from custos.audit.shipper import QUARANTINE, Mark, Shipper, read_mark
+from custos.audit.shipper import QUARANTINE, Shipper
 from custos.audit.signing import load_public_keys
 from custos.audit.sources import from_spool
-from custos.audit.spool import SHIPPED, frame, scan, segment_path, segments
+from custos.audit.spool import SHIPPED, Mark, frame, read_mark, scan, segment_path, segments
 from custos.audit.verify import Found, Report, verify
 from custos.audit.writer import AuditWriter
 from custos.cli import main
@@ -437,3 +437,25 @@ async def test_verify_of_a_shipped_spool_notes_the_records_it_no_longer_holds(
     (config.spool_dir / WRITER / SHIPPED).unlink()
     assert main([*command, "--public-key", str(tmp_path / "audit.pub")]) == 1
     assert "FINDING deleted" in capsys.readouterr().out
+
+
+async def test_a_record_not_yet_acknowledged_is_not_shipped(
+    tmp_path: Path, client: LoggingServiceV2Client, emulator: Emulator
+) -> None:
+    # A frame on disk past the writer's committed mark: written, but its fsync has not
+    # returned (or failed, and the writer cuts it off). Shipped, it would be a record of
+    # an exchange the client may have been refused.
+    config = audit_config(tmp_path)
+    await write(config, 2)
+    directory = config.spool_dir / WRITER
+    (number,) = segments(directory)
+    segment = segment_path(directory, number)
+    pending = AuditRecord.FromString(scan(segment.read_bytes()).frames[-1][1])
+    pending.sequence += 1
+    pending.record_id = f"{pending.chain}-{pending.sequence:012d}"
+    with segment.open("ab") as out:
+        out.write(frame(pending.SerializeToString()))
+    shipper = shipper_for(config, client)
+    assert shipper.ship_once() == 4  # chain start, 2 exchanges, the shutdown checkpoint
+    assert pending.record_id not in {e.insert_id for e in emulator.entries(LOG)}
+    assert shipper.ship_once() == 0
