@@ -248,9 +248,12 @@ class Shipper:
             out.write(frame(payload))
             out.flush()
             os.fsync(out.fileno())
-        with open(folder / f"{directory.name}.reasons", "a") as out:
+        reasons = folder / f"{directory.name}.reasons"
+        with open(reasons, "a") as out:
             out.write(f"{reason}\n")
-        log.error("audit record set aside in quarantine: %s", reason)
+        # The reason stays beside the record: the API's words may quote what the record
+        # holds, and the process log is no place for that.
+        log.error("an audit record was set aside in quarantine; why: %s", reasons.name)
 
     def _save_mark(self, directory: Path, mark: Mark) -> None:
         temporary = directory / f"{SHIPPED}.tmp"
