@@ -7,9 +7,12 @@ ProcessingRequests to ProcessingResponses, with no server in it.
   streamed for `text/event-stream`, so SSE events reach the client as they come); the
   length goes, since masking changes it; an encoding is decoded (gzip) or refused; a
   header in which a detector finds PHI is removed;
-- response body: masked, whole or event by event;
+- response body: masked, whole or event by event; in a stream answering a POST of
+  JSON-RPC requests, the responses to them are looked for, so the servicer can record
+  the exchange before the last of them goes out;
 - anything that cannot be masked ends the exchange with a 502 carrying no body of the
-  MCP server's, and an unknown message is an error, never a pass-through."""
+  MCP server's (or, once a stream's 200 is out, breaks the stream off), and an unknown
+  message is an error, never a pass-through."""
 
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 from envoy.config.core.v3 import base_pb2
@@ -57,6 +61,10 @@ _PROTOCOL_HEADERS = frozenset(
 )
 
 
+# A JSON-RPC id a response can be matched by (MCP forbids null; a bool is no id).
+_Id = str | int | float
+
+
 class ExchangeError(CustosError):
     """A message out of order or of an unknown kind: the stream is broken off."""
 
@@ -79,9 +87,15 @@ class Exchange:
     _deadline: float | None = None  # for the body message in hand: mask_timeout_ms from it
     _json_rewrite: Callable[[str], str] | None = None  # set by the response headers
     _carried: Carried = field(default_factory=Carried)  # marked values of the events so far
+    # A stream's status and headers went to the client: a refusal can only break it off.
+    _released: bool = False
+    # The ids of the request's calls whose responses the stream has not carried yet; None
+    # when no response is awaited (a GET stream, notifications only, no record kept).
+    _awaiting: set[_Id] | None = None
     # What the audit record needs; None when this ext_proc writes no records.
     recording: ExchangeRecording | None = None
-    # Set when the client has its whole answer: "complete", or "refused" (a 502 or 503).
+    # Set when the exchange is over for the client: "complete", "refused" (it got a 502
+    # or 503), or "reset" (refused after a stream's 200 went out: Envoy breaks it off).
     finished: str = ""
 
     def handle(self, request: ext_proc.ProcessingRequest) -> ext_proc.ProcessingResponse:
@@ -132,12 +146,27 @@ class Exchange:
         if self.metrics is not None:
             self.metrics.record_refusal(exc.code)
         response = _refusal(exc)
+        if self._released:
+            # The client has the server's status, maybe some events: Envoy can only reset
+            # the stream, so the record keeps the status and the body the client did get.
+            self.finished = "reset"
+            return response
         self.finished = "refused"
         if self.recording is not None:
             refusal = response.immediate_response
             self.recording.status = refusal.status.code
-            self.recording.response_chunk(b"", refusal.body)
+            self.recording.delivered(refusal.body)
         return response
+
+    @property
+    def outcome(self) -> str:
+        """The outcome to record now; "" while the client's answer is not complete. A
+        stream is "complete" as soon as it has carried the response to each call of the
+        request, before the last of them goes out: what follows (usually nothing, the
+        server closes the stream) is not in the record."""
+        if self.finished:
+            return self.finished
+        return "complete" if self._awaiting is not None and not self._awaiting else ""
 
     def audit_record(self, outcome: str) -> audit_pb2.Exchange | None:
         """The record of this exchange; None when it is not this service's to write (no
@@ -243,16 +272,31 @@ class Exchange:
         # no way to be masked, and is refused in turn.
         rewrite = self._json_rewrite = self._rewrite()
         if streamed:
-            self._sse = SseRewriter(rewrite, rewrite_other=self._mask_line)
+            self._sse = SseRewriter(self._answering(rewrite), rewrite_other=self._mask_line)
         removed = ["content-length", "content-encoding", *self._headers_with_phi(pairs)]
         mutation = ext_proc.HeaderMutation(remove_headers=removed)
         body_mode = Mode.STREAMED if streamed else Mode.BUFFERED
+        # Envoy sends a streamed answer's headers on as soon as it has this; a buffered
+        # answer's wait for its body, so a refusal can still replace them.
+        self._released = streamed
         return ext_proc.ProcessingResponse(
             response_headers=ext_proc.HeadersResponse(
                 response=ext_proc.CommonResponse(header_mutation=mutation)
             ),
             mode_override=Mode(response_body_mode=body_mode),
         )
+
+    def _answering(self, rewrite: Callable[[str], str]) -> Callable[[str], str]:
+        """`rewrite` for an event's data, noting the responses to the request's calls in
+        what the client will read."""
+
+        def rewrite_event(text: str) -> str:
+            masked = rewrite(text)
+            if self._awaiting:  # once all are answered, no event is parsed again
+                self._awaiting -= _response_ids(masked)
+            return masked
+
+        return rewrite_event
 
     def _headers_with_phi(self, pairs: list[tuple[str, str]]) -> list[str]:
         """Names of the answer's headers in which a detector finds PHI: removed whole (a
@@ -269,6 +313,9 @@ class Exchange:
         """Masked when the rules say so; else only seen, for the audit record."""
         if not body.end_of_stream:
             raise MaskingError("a buffered request body that does not end")
+        if self.recording is not None:
+            # A GET has no body: its stream is the server's, and is recorded when it ends.
+            self._awaiting = _request_ids(body.body) or None
         if not self.masker.config.mask_requests:
             if self.recording is None:
                 raise ExchangeError("a request body that was not asked for")
@@ -284,12 +331,14 @@ class Exchange:
         )
 
     def _response_body(self, body: ext_proc.HttpBody) -> ext_proc.ProcessingResponse:
+        if self.recording is not None:
+            self.recording.upstream_chunk(body.body)
         self._deadline = time.monotonic() + self.masker.config.mask_timeout_ms / 1000
         if self._sse is not None:
             out = self._sse.feed(body.body)
             if body.end_of_stream:
                 out += self._sse.finish()
-            self._seen(body.body, out)
+            self._seen(out)
             return _body_response(out, self.report if body.end_of_stream else None)
         if self._json_rewrite is None:
             raise ExchangeError("a response body before its headers")
@@ -301,12 +350,12 @@ class Exchange:
             masked = self.masker.mask_text_body(raw, self.report, self._deadline)
         else:
             masked = self._json_rewrite(text).encode()
-        self._seen(body.body, masked)
+        self._seen(masked)
         return _body_response(masked, self.report)
 
-    def _seen(self, unmasked: bytes, masked: bytes) -> None:
+    def _seen(self, masked: bytes) -> None:
         if self.recording is not None:
-            self.recording.response_chunk(unmasked, masked)
+            self.recording.delivered(masked)
 
 
 def _calls_from(decision: struct_pb2.Struct) -> tuple[McpCall, ...]:
@@ -325,6 +374,42 @@ def _calls_from(decision: struct_pb2.Struct) -> tuple[McpCall, ...]:
 
 
 _CALL_KEYS = ("method", "tool", "name")
+
+
+def _request_ids(body: bytes) -> set[_Id]:
+    """The ids of the JSON-RPC requests (a message with an id and a method) in a request
+    body, one message or a batch; none for notifications, responses, or what is not JSON."""
+    try:
+        messages = _messages(body.decode())
+    except UnicodeDecodeError:
+        return set()
+    return {i for m in messages if "method" in m and (i := _id_of(m)) is not None}
+
+
+def _response_ids(text: str) -> set[_Id]:
+    """The ids of the JSON-RPC responses (an id and a result or an error, no method) in
+    an event's data; a request or notification of the server's answers nothing."""
+    return {
+        i
+        for m in _messages(text)
+        if "method" not in m and ("result" in m or "error" in m) and (i := _id_of(m)) is not None
+    }
+
+
+def _messages(text: str) -> list[dict[str, Any]]:
+    try:
+        document = json_codec.loads(text)
+    except (ValueError, RecursionError):
+        return []
+    items = document if isinstance(document, list) else [document]
+    return [item for item in items if isinstance(item, dict)]
+
+
+def _id_of(message: dict[str, Any]) -> _Id | None:
+    value = message.get("id")
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return None
+    return value
 
 
 def _header_pairs(headers: ext_proc.HttpHeaders) -> list[tuple[str, str]]:

@@ -82,8 +82,13 @@ class ExchangeRecording:
         # An initialize answer names the session the client goes on with.
         self.session_id = self.session_id or headers.get("mcp-session-id", "")
 
-    def response_chunk(self, unmasked: bytes, masked: bytes) -> None:
+    def upstream_chunk(self, unmasked: bytes) -> None:
+        """The MCP server's bytes as they came, before masking is tried: a chunk that
+        cannot be masked is in the digest all the same."""
         self._unmasked_digest.update(unmasked)
+
+    def delivered(self, masked: bytes) -> None:
+        """What went to the client."""
         self._response_digest.update(masked)
         self._response_size += len(masked)
         room = self.bodies.max_bytes - len(self._response) if self.bodies.response else 0

@@ -6,8 +6,12 @@ exchanges meanwhile (the GIL changes hands every few milliseconds); an answer th
 longer than `mask_timeout_ms` is refused rather than waited for.
 
 With an audit writer, the message that completes the client's answer goes out only once
-the exchange's record is on disk; an exchange that ends before its answer does (the
-client went away, Envoy gave up) is recorded as incomplete."""
+the exchange's record is on disk: the whole body of a JSON answer; in a stream answering
+a POST, the chunk carrying the last response to the request's calls (the events before it,
+progress notifications, stream as they come; those after it just pass). A GET stream is
+the server's own, with no response to wait for: it is recorded when it ends. An exchange
+that ends before its answer does (the client went away, Envoy gave up) is recorded as
+incomplete. One record per exchange, whichever comes first."""
 
 from __future__ import annotations
 
@@ -73,7 +77,7 @@ class ExternalProcessorServicer(ext_proc_grpc.ExternalProcessorServicer):
                     response = exchange.handle(request)
                 else:
                     response = await self._off_loop(exchange, request)
-                if exchange.finished and not recorded:
+                if exchange.outcome and not recorded:
                     recorded = True
                     response = await self._record(exchange, response)
                 if self._metrics is not None:
@@ -87,7 +91,7 @@ class ExternalProcessorServicer(ext_proc_grpc.ExternalProcessorServicer):
         self, exchange: Exchange, response: ext_proc.ProcessingResponse
     ) -> ext_proc.ProcessingResponse:
         """`response`, once the exchange is on record; a refusal if it cannot be."""
-        record = exchange.audit_record(exchange.finished)
+        record = exchange.audit_record(exchange.outcome)
         if self._audit is None or record is None:
             return response
         try:

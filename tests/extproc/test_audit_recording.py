@@ -1,11 +1,16 @@
 """ext_proc's audit records, through the servicer with a real writer and spool: the record
-is on disk before the answer's last message goes out, and with the spool full the
-exchange is refused at its request headers, before the MCP server is asked."""
+is on disk before the answer's last message goes out (for a streamed answer, before the
+event carrying the JSON-RPC response does), and with the spool full the exchange is
+refused at its request headers, before the MCP server is asked."""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import json
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from envoy.config.core.v3 import base_pb2
@@ -13,16 +18,17 @@ from envoy.service.ext_proc.v3 import external_processor_pb2 as ext_proc
 from google.protobuf import struct_pb2
 
 from custos.audit.audit_pb2 import AuditRecord
+from custos.audit.audit_pb2 import Exchange as ExchangeRecord
 from custos.audit.spool import scan, segment_path, segments
 from custos.audit.writer import AuditWriter
 from extproc.exchange import AUTHZ_NAMESPACE
 from extproc.servicer import ExternalProcessorServicer
 from tests.audit.support import audit_config, exchange
-from tests.extproc.test_servicer import answer, json_headers, masker, responses
+from tests.extproc.test_servicer import NOTE, answer, json_headers, masker, responses
 
 
-def request_headers() -> ext_proc.ProcessingRequest:
-    pairs = {":method": "POST", ":path": "/mcp", "x-request-id": "req-7"}
+def request_headers(method: str = "POST") -> ext_proc.ProcessingRequest:
+    pairs = {":method": method, ":path": "/mcp", "x-request-id": "req-7"}
     headers = [base_pb2.HeaderValue(key=k, raw_value=v.encode()) for k, v in pairs.items()]
     decision = struct_pb2.Struct()
     decision.update(
@@ -40,9 +46,70 @@ def request_headers() -> ext_proc.ProcessingRequest:
     )
 
 
-def request_body() -> ext_proc.ProcessingRequest:
-    call = b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_note"}}'
+def request_body(*ids: int | str) -> ext_proc.ProcessingRequest:
+    """A tools/call with id 1, or a batch of one call per id given."""
+    calls = [{"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": {}} for i in ids]
+    call = (
+        json.dumps(calls).encode()
+        if ids
+        else b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_note"}}'
+    )
     return ext_proc.ProcessingRequest(request_body=ext_proc.HttpBody(body=call, end_of_stream=True))
+
+
+def sse_headers() -> ext_proc.ProcessingRequest:
+    pairs = {":status": "200", "content-type": "text/event-stream"}
+    headers = [base_pb2.HeaderValue(key=k, raw_value=v.encode()) for k, v in pairs.items()]
+    return ext_proc.ProcessingRequest(
+        response_headers=ext_proc.HttpHeaders(headers=base_pb2.HeaderMap(headers=headers))
+    )
+
+
+PROGRESS = {"jsonrpc": "2.0", "method": "notifications/progress", "params": {"progress": 1}}
+
+
+def result(call_id: int | str) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": call_id, "result": {"content": [{"text": NOTE}]}}
+
+
+def events(*messages: dict[str, Any], end: bool = False) -> ext_proc.ProcessingRequest:
+    data = "".join(f"event: message\ndata: {json.dumps(m)}\n\n" for m in messages).encode()
+    return ext_proc.ProcessingRequest(response_body=ext_proc.HttpBody(body=data, end_of_stream=end))
+
+
+def raw_chunk(data: bytes, end: bool = False) -> ext_proc.ProcessingRequest:
+    return ext_proc.ProcessingRequest(response_body=ext_proc.HttpBody(body=data, end_of_stream=end))
+
+
+def sent(response: ext_proc.ProcessingResponse) -> bytes:
+    return response.response_body.response.body_mutation.body
+
+
+async def fed(*requests: ext_proc.ProcessingRequest) -> AsyncIterator[ext_proc.ProcessingRequest]:
+    for request in requests:
+        yield request
+
+
+async def step_by_step(
+    servicer: ExternalProcessorServicer,
+    requests: AsyncIterator[ext_proc.ProcessingRequest],
+    tmp_path: Path,
+) -> list[tuple[ext_proc.ProcessingResponse, list[ExchangeRecord]]]:
+    """Each message that went to Envoy, with the records on disk when it went: Envoy
+    passes a message on to the client as soon as it has it."""
+    out = []
+    async for response in servicer.Process(requests, None):  # type: ignore[arg-type]
+        out.append((response, exchange_records(tmp_path)))
+    return out
+
+
+def exchange_records(tmp_path: Path) -> list[ExchangeRecord]:
+    return [r.exchange for r in spooled(tmp_path) if r.HasField("exchange")]
+
+
+def fill_spool(tmp_path: Path, writer: AuditWriter) -> None:
+    (tmp_path / "spool" / "extproc-test" / "000000000000.seg").write_bytes(bytes(70_000))
+    writer.measure_spool()
 
 
 def spooled(tmp_path: Path) -> list[AuditRecord]:
@@ -99,4 +166,135 @@ async def test_with_when_full_serve_the_record_is_dropped_and_counted(tmp_path: 
     await writer.record(exchange("req-1"))
     assert events == ["dropped_full"]
     assert not [r for r in spooled(tmp_path) if r.HasField("exchange")]
+    await writer.close()
+
+
+async def test_a_streamed_answer_is_on_record_before_its_response_goes_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = await AuditWriter.open(audit_config(tmp_path), "extproc")
+    servicer = ExternalProcessorServicer(masker(monkeypatch), audit=writer)
+    requests = fed(
+        request_headers(),
+        request_body(),
+        sse_headers(),
+        events(PROGRESS),
+        events(result(1)),
+        raw_chunk(b"", end=True),
+    )
+    *_, progress, response, end = await step_by_step(servicer, requests, tmp_path)
+    # The progress event streams as it comes, before anything is recorded...
+    assert b"notifications/progress" in sent(progress[0]) and progress[1] == []
+    # ...and the event carrying the response goes out with its record already on disk.
+    (record,) = response[1]
+    assert b'"id":1' in sent(response[0]) and b"123-45-6789" not in sent(response[0])
+    assert (record.outcome, record.status) == ("complete", 200)
+    assert record.response.text.encode() == sent(progress[0]) + sent(response[0])
+    assert end[1] == [record]  # the stream's end records nothing more
+    await writer.close()
+
+
+async def test_a_batch_is_recorded_when_its_last_response_comes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = await AuditWriter.open(audit_config(tmp_path), "extproc")
+    servicer = ExternalProcessorServicer(masker(monkeypatch), audit=writer)
+    requests = fed(
+        request_headers(),
+        request_body(1, "two"),
+        sse_headers(),
+        events(result(1)),
+        events(result("other")),  # not one of this request's ids
+        events(PROGRESS, result("two")),
+        raw_chunk(b"", end=True),
+    )
+    *_, first, other, last, end = await step_by_step(servicer, requests, tmp_path)
+    assert first[1] == [] and other[1] == []
+    (record,) = last[1]
+    assert record.outcome == "complete" and b'"id":"two"' in sent(last[0])
+    assert end[1] == [record]
+    await writer.close()
+
+
+async def test_a_response_that_cannot_be_recorded_never_reaches_the_client(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = audit_config(tmp_path, max_spool_bytes=65_536)
+    writer = await AuditWriter.open(config, "extproc")
+    servicer = ExternalProcessorServicer(masker(monkeypatch), audit=writer)
+
+    async def requests() -> AsyncIterator[ext_proc.ProcessingRequest]:
+        for request in (request_headers(), request_body(), sse_headers(), events(PROGRESS)):
+            yield request
+        fill_spool(tmp_path, writer)  # the spool fills up while the tool runs
+        yield events(result(1))
+
+    *_, progress, response = await step_by_step(servicer, requests(), tmp_path)
+    assert b"notifications/progress" in sent(progress[0])
+    assert response[0].HasField("immediate_response") and not response[0].HasField("response_body")
+    assert b"Okafor" not in response[0].immediate_response.body
+    assert response[1] == []
+    await writer.close()
+
+
+async def test_a_get_stream_is_recorded_when_it_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Server-initiated: no request of the client's is waiting for an answer in it.
+    writer = await AuditWriter.open(audit_config(tmp_path), "extproc")
+    servicer = ExternalProcessorServicer(masker(monkeypatch), audit=writer)
+    requests = fed(
+        request_headers("GET"), sse_headers(), events(result(1)), raw_chunk(b"", end=True)
+    )
+    *_, event, end = await step_by_step(servicer, requests, tmp_path)
+    assert event[1] == []
+    (record,) = end[1]
+    assert (record.http_method, record.outcome) == ("GET", "complete")
+    await writer.close()
+
+
+async def test_a_refused_answer_keeps_the_digest_of_what_the_server_sent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = await AuditWriter.open(audit_config(tmp_path), "extproc")
+    servicer = ExternalProcessorServicer(masker(monkeypatch), audit=writer)
+    pairs = {":status": "200", "content-type": "application/json", "content-encoding": "gzip"}
+    headers = ext_proc.ProcessingRequest(
+        response_headers=ext_proc.HttpHeaders(
+            headers=base_pb2.HeaderMap(
+                headers=[
+                    base_pb2.HeaderValue(key=k, raw_value=v.encode()) for k, v in pairs.items()
+                ]
+            )
+        )
+    )
+    broken = gzip.compress(answer(1).response_body.body)[:-12]  # cut short: cannot be read
+    out = await responses(
+        servicer, [request_headers(), request_body(), headers, raw_chunk(broken, end=True)]
+    )
+    assert out[-1].immediate_response.status.code == 502
+    (record,) = exchange_records(tmp_path)
+    assert (record.outcome, record.status) == ("refused", 502)
+    assert record.unmasked_response_sha256 == hashlib.sha256(broken).digest()
+    assert record.response.text.encode() == out[-1].immediate_response.body
+    await writer.close()
+
+
+async def test_a_stream_broken_off_midway_is_recorded_as_the_client_saw_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = await AuditWriter.open(audit_config(tmp_path), "extproc")
+    servicer = ExternalProcessorServicer(masker(monkeypatch), audit=writer)
+    bad = b"event: message\ndata: \xff\n\n"  # not UTF-8: cannot be masked
+    progress = events(PROGRESS)
+    requests = fed(request_headers(), request_body(), sse_headers(), progress, raw_chunk(bad))
+    *_, (went, _), (refused, records) = await step_by_step(servicer, requests, tmp_path)
+    assert refused.HasField("immediate_response")
+    # The 200 and the progress event were out: Envoy can only reset the stream, and the
+    # client never sees the 502.
+    (record,) = records
+    assert (record.outcome, record.status) == ("reset", 200)
+    assert record.response.text.encode() == sent(went)
+    server_sent = progress.response_body.body + bad
+    assert record.unmasked_response_sha256 == hashlib.sha256(server_sent).digest()
     await writer.close()
