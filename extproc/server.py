@@ -55,9 +55,8 @@ async def serve(
     server = grpc.aio.server(
         options=[("grpc.max_receive_message_length", MAX_BODY_BYTES + 1_048_576)]
     )
-    ext_proc_grpc.add_ExternalProcessorServicer_to_server(
-        ExternalProcessorServicer(masker, tools, metrics, audit=writer), server
-    )
+    servicer = ExternalProcessorServicer(masker, tools, metrics, audit=writer)
+    ext_proc_grpc.add_ExternalProcessorServicer_to_server(servicer, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     port = server.add_insecure_port(listen)
@@ -80,4 +79,5 @@ async def serve(
             await watcher
     await server.stop(grace=5)
     if writer is not None:
+        await servicer.settle()
         await writer.close()

@@ -100,6 +100,12 @@ class ExternalProcessorServicer(ext_proc_grpc.ExternalProcessorServicer):
             return exchange.refuse(exc)
         return response
 
+    async def settle(self) -> None:
+        """Waits for the records of exchanges cut short: at shutdown, before the writer's
+        last checkpoint, so none comes after it or finds the spool closed."""
+        while self._late:
+            await asyncio.gather(*self._late, return_exceptions=True)
+
     def _record_late(self, exchange: Exchange) -> None:
         record = exchange.audit_record("incomplete")
         if self._audit is None or record is None:

@@ -298,3 +298,21 @@ async def test_a_stream_broken_off_midway_is_recorded_as_the_client_saw_it(
     server_sent = progress.response_body.body + bad
     assert record.unmasked_response_sha256 == hashlib.sha256(server_sent).digest()
     await writer.close()
+
+
+async def test_a_stream_cut_short_is_on_record_before_the_shutdown_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The client goes away in the middle of a GET stream; then ext_proc shuts down. The
+    # late record of the stream must land before the chain's last checkpoint.
+    writer = await AuditWriter.open(audit_config(tmp_path), "extproc")
+    servicer = ExternalProcessorServicer(masker(monkeypatch), audit=writer)
+    stream = servicer.Process(fed(request_headers("GET"), sse_headers(), events(result(1))), None)  # type: ignore[arg-type]
+    async for _ in stream:
+        pass  # the messages run out: Envoy closed the stream before its end
+    await servicer.settle()
+    await writer.close()
+    records = spooled(tmp_path)
+    assert records[-1].checkpoint.reason == "shutdown"
+    (cut,) = [r.exchange for r in records if r.HasField("exchange")]
+    assert (cut.http_method, cut.outcome) == ("GET", "incomplete")
