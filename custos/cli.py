@@ -106,6 +106,19 @@ def _parser() -> argparse.ArgumentParser:
         "--public-key", type=Path, action="append", required=True, help="PEM; may repeat"
     )
     verify.add_argument("--live", action="store_true", help="writers still running: open ends")
+    verify.add_argument(
+        "--max-unsigned-seconds",
+        type=_seconds,
+        help="with --live: how long an open end may stay unsigned, next to the set's newest "
+        "record (default 180: checkpoints come every 60 s with news)",
+    )
+    verify.add_argument(
+        "--expect-writer",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a writer that must have a chain in the set; may repeat",
+    )
     verify.set_defaults(handler=_audit_verify)
     replay = audit_verbs.add_parser("replay", help="show exchanges as the client saw them")
     _record_source(replay)
@@ -406,6 +419,13 @@ def _utc(text: str) -> dt.datetime:
     return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
 
 
+def _seconds(text: str) -> float:
+    seconds = float(text)
+    if not seconds >= 0:
+        raise argparse.ArgumentTypeError(f"{text}: not a number of seconds (0 or more)")
+    return seconds
+
+
 def _audit_replay(args: argparse.Namespace) -> int:
     from custos.audit.replay import Selection, as_json, as_text, select
 
@@ -418,15 +438,23 @@ def _audit_replay(args: argparse.Namespace) -> int:
 
 def _audit_verify(args: argparse.Namespace) -> int:
     from custos.audit.signing import load_public_keys
-    from custos.audit.verify import verify
+    from custos.audit.verify import DEFAULT_MAX_UNSIGNED_SECONDS, verify
 
     keys = load_public_keys(args.public_key)
+    max_unsigned = args.max_unsigned_seconds
     shipped_start = False
     if args.spool is not None:
         from custos.audit.sources import shipped_from
 
         shipped_start = shipped_from(args.spool)
-    report = verify(_records(args), keys, live=args.live, shipped_start=shipped_start)
+    report = verify(
+        _records(args),
+        keys,
+        live=args.live,
+        shipped_start=shipped_start,
+        max_unsigned_seconds=DEFAULT_MAX_UNSIGNED_SECONDS if max_unsigned is None else max_unsigned,
+        expect_writers=args.expect_writer,
+    )
     for summary in report.chains.values():
         state = "closed" if summary.closed else f"open after #{summary.last}"
         print(
