@@ -122,6 +122,13 @@ def _parser() -> argparse.ArgumentParser:
     verify.set_defaults(handler=_audit_verify)
     replay = audit_verbs.add_parser("replay", help="show exchanges as the client saw them")
     _record_source(replay)
+    replay.add_argument(
+        "--public-key",
+        type=Path,
+        action="append",
+        default=[],
+        help="PEM; may repeat: records no valid signature covers are marked",
+    )
     replay.add_argument("--request-id")
     replay.add_argument("--session-id")
     replay.add_argument("--principal", help="subject or e-mail")
@@ -427,11 +434,21 @@ def _seconds(text: str) -> float:
 
 
 def _audit_replay(args: argparse.Namespace) -> int:
-    from custos.audit.replay import Selection, as_json, as_text, select
+    from custos.audit.replay import Selection, as_json, as_text, checked, select, warning
+    from custos.audit.signing import load_public_keys
+    from custos.audit.verify import verify
 
+    keys = load_public_keys(args.public_key)
     selection = Selection(args.request_id, args.session_id, args.principal, args.since, args.until)
-    records = select(_records(args), selection)
-    for line in (as_json if args.json else as_text)(records):
+    found = list(_records(args))
+    # Verified over the whole set: a record is covered by checkpoints outside the selection.
+    report = verify(found, keys) if keys else None
+    shown = checked(select(found, selection), report)
+    said = warning(shown, keys_given=report is not None)
+    if said:
+        print(said, file=sys.stderr)
+    lines = as_json(shown) if args.json else as_text(shown, marked=report is not None)
+    for line in lines:
         print(line)
     return 0
 
