@@ -106,9 +106,29 @@ def _parser() -> argparse.ArgumentParser:
         "--public-key", type=Path, action="append", required=True, help="PEM; may repeat"
     )
     verify.add_argument("--live", action="store_true", help="writers still running: open ends")
+    verify.add_argument(
+        "--max-unsigned-seconds",
+        type=_seconds,
+        help="with --live: how long an open end may stay unsigned, next to the set's newest "
+        "record (default 180: checkpoints come every 60 s with news)",
+    )
+    verify.add_argument(
+        "--expect-writer",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a writer that must have a chain in the set; may repeat",
+    )
     verify.set_defaults(handler=_audit_verify)
     replay = audit_verbs.add_parser("replay", help="show exchanges as the client saw them")
     _record_source(replay)
+    replay.add_argument(
+        "--public-key",
+        type=Path,
+        action="append",
+        default=[],
+        help="PEM; may repeat: records no valid signature covers are marked",
+    )
     replay.add_argument("--request-id")
     replay.add_argument("--session-id")
     replay.add_argument("--principal", help="subject or e-mail")
@@ -406,27 +426,52 @@ def _utc(text: str) -> dt.datetime:
     return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
 
 
-def _audit_replay(args: argparse.Namespace) -> int:
-    from custos.audit.replay import Selection, as_json, as_text, select
+def _seconds(text: str) -> float:
+    seconds = float(text)
+    if not seconds >= 0:
+        raise argparse.ArgumentTypeError(f"{text}: not a number of seconds (0 or more)")
+    return seconds
 
+
+def _audit_replay(args: argparse.Namespace) -> int:
+    from custos.audit.replay import Selection, as_json, as_text, checked, select, warning
+    from custos.audit.signing import load_public_keys
+    from custos.audit.verify import verify
+
+    keys = load_public_keys(args.public_key)
     selection = Selection(args.request_id, args.session_id, args.principal, args.since, args.until)
-    records = select(_records(args), selection)
-    for line in (as_json if args.json else as_text)(records):
+    found = list(_records(args))
+    # Verified over the whole set: a record is covered by checkpoints outside the selection.
+    report = verify(found, keys) if keys else None
+    shown = checked(select(found, selection), report)
+    said = warning(shown, keys_given=report is not None)
+    if said:
+        print(said, file=sys.stderr)
+    lines = as_json(shown) if args.json else as_text(shown, marked=report is not None)
+    for line in lines:
         print(line)
     return 0
 
 
 def _audit_verify(args: argparse.Namespace) -> int:
     from custos.audit.signing import load_public_keys
-    from custos.audit.verify import verify
+    from custos.audit.verify import DEFAULT_MAX_UNSIGNED_SECONDS, verify
 
     keys = load_public_keys(args.public_key)
+    max_unsigned = args.max_unsigned_seconds
     shipped_start = False
     if args.spool is not None:
         from custos.audit.sources import shipped_from
 
         shipped_start = shipped_from(args.spool)
-    report = verify(_records(args), keys, live=args.live, shipped_start=shipped_start)
+    report = verify(
+        _records(args),
+        keys,
+        live=args.live,
+        shipped_start=shipped_start,
+        max_unsigned_seconds=DEFAULT_MAX_UNSIGNED_SECONDS if max_unsigned is None else max_unsigned,
+        expect_writers=args.expect_writer,
+    )
     for summary in report.chains.values():
         state = "closed" if summary.closed else f"open after #{summary.last}"
         print(

@@ -22,7 +22,7 @@ Get a token and list the tools:
     -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' \\
     -d '{{"jsonrpc":"2.0","id":1,"method":"tools/list"}}'
 See what the audit trail holds, and check it:
-  .venv/bin/custos audit replay --spool {spool}
+  .venv/bin/custos audit replay --spool {spool} --public-key {public_key}
   .venv/bin/custos audit verify --spool {spool} --public-key {public_key} --live
 Ctrl-C stops everything.
 """

@@ -16,7 +16,8 @@ from urllib.parse import quote
 from google.api import monitored_resource_pb2
 from google.cloud.logging_v2.types import LogEntry
 from google.logging.type import log_severity_pb2
-from google.protobuf import json_format, struct_pb2
+from google.protobuf import json_format, struct_pb2, timestamp_pb2
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import DecodeError
 
 from custos.audit.audit_pb2 import AuditRecord
@@ -99,11 +100,98 @@ def from_entries(entries: Iterator[LogEntry]) -> Iterator[Found]:
 
 def _parsed(where: str, payload: struct_pb2.Struct) -> Found:
     record = AuditRecord()
+    value = json_format.MessageToDict(payload)
     try:
-        json_format.ParseDict(json_format.MessageToDict(payload), record)
-    except json_format.ParseError as exc:
-        return Found(where, None, f"not an audit record: {exc}")
+        json_format.ParseDict(value, record)
+    except json_format.ParseError:
+        # Not the error's text: it quotes the value, and a value can be PHI.
+        why = _misfit(value, AuditRecord.DESCRIPTOR, "jsonPayload")
+        return Found(where, None, f"not an audit record: {why or 'its JSON is not one'}")
     return Found(where, record)
+
+
+def _misfit(value: object, message: Descriptor, path: str) -> str | None:
+    """Where `value`, a message's proto3 JSON form, does not fit `message`: the field's
+    path and the kind of JSON value it holds. Never the value, nor the name of a field the
+    message does not have: either can be anything, PHI included."""
+    if message.full_name == "google.protobuf.Timestamp":
+        return None if _is_time(value) else f"{path} is {_kind(value)}, not an RFC 3339 time"
+    if not isinstance(value, dict):
+        return f"{path} is {_kind(value)}, not an object"
+    for key, item in value.items():
+        field = message.fields_by_camelcase_name.get(key) or message.fields_by_name.get(key)
+        if field is None:
+            return f"{path} has a field that {message.name} does not have"
+        found = _field_misfit(item, field, f"{path}.{field.name}")
+        if found:
+            return found
+    return None
+
+
+def _field_misfit(value: object, field: FieldDescriptor, path: str) -> str | None:
+    if value is None:  # proto3 JSON: null is the field's default
+        return None
+    if not field.is_repeated:
+        return _one_misfit(value, field, path)
+    entry = field.message_type
+    if entry is not None and entry.GetOptions().map_entry:
+        if not isinstance(value, dict):
+            return f"{path} is {_kind(value)}, not an object"
+        items, field = list(value.values()), entry.fields_by_name["value"]
+    elif isinstance(value, list):
+        items = value
+    else:
+        return f"{path} is {_kind(value)}, not a list"
+    return next(filter(None, (_one_misfit(v, field, f"{path}[]") for v in items)), None)
+
+
+def _one_misfit(value: object, field: FieldDescriptor, path: str) -> str | None:
+    if field.message_type is not None:
+        return _misfit(value, field.message_type, path)
+    wanted, fits = _SCALARS.get(field.cpp_type, ("a value", lambda v: True))
+    return None if fits(value) else f"{path} is {_kind(value)}, not {wanted}"
+
+
+def _is_integer(value: object) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, float):
+        return value.is_integer()
+    if isinstance(value, str):  # proto3 JSON writes 64-bit integers as strings
+        return value.lstrip("-").isdigit()
+    return isinstance(value, int)
+
+
+def _is_time(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        timestamp_pb2.Timestamp().FromJsonString(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return {str: "a string", list: "a list", dict: "an object"}.get(type(value), "a value")
+
+
+_INTEGER = ("an integer", _is_integer)
+_COUNT = ("an integer of 0 or more", lambda v: _is_integer(v) and not str(v).startswith("-"))
+_SCALARS = {
+    FieldDescriptor.CPPTYPE_STRING: ("a string", lambda v: isinstance(v, str)),  # bytes too
+    FieldDescriptor.CPPTYPE_BOOL: ("a boolean", lambda v: isinstance(v, bool)),
+    FieldDescriptor.CPPTYPE_INT32: _INTEGER,
+    FieldDescriptor.CPPTYPE_INT64: _INTEGER,
+    FieldDescriptor.CPPTYPE_UINT32: _COUNT,
+    FieldDescriptor.CPPTYPE_UINT64: _COUNT,
+}
 
 
 def _joined(record_id: str, pieces: dict[int, tuple[str, struct_pb2.Struct]]) -> Found:

@@ -1,5 +1,6 @@
 """`custos audit replay`: the exchanges that match, in the order they happened, each as
-the client saw it, with the decision and what was masked."""
+the client saw it, with the decision and what was masked, and whether a valid checkpoint
+signature covers its record: a forged record is printed too, marked as not verified."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 from google.protobuf import json_format
 
 from custos.audit.audit_pb2 import AuditRecord
-from custos.audit.verify import Found
+from custos.audit.verify import Found, Report
 
 
 @dataclass(frozen=True)
@@ -42,41 +43,72 @@ def select(found: Iterable[Found], selection: Selection) -> list[AuditRecord]:
     return sorted(records, key=lambda r: (r.time.ToNanoseconds(), r.record_id))
 
 
-def as_json(records: Iterable[AuditRecord]) -> Iterator[str]:
-    """One JSON object per line: the record's proto3 JSON form."""
-    for record in records:
-        yield json.dumps(
-            json_format.MessageToDict(record, preserving_proto_field_name=True), sort_keys=True
-        )
+@dataclass(frozen=True)
+class Shown:
+    record: AuditRecord
+    verified: bool  # a valid checkpoint signature covers the record as it is
 
 
-def as_text(records: Iterable[AuditRecord]) -> Iterator[str]:
-    for record in records:
-        exchange = record.exchange
-        who = exchange.principal.subject or "(no identity)"
-        if exchange.principal.email:
-            who += f" <{exchange.principal.email}>"
-        calls = ", ".join(
-            c.method + (f" {c.tool or c.name}" if c.tool or c.name else "") for c in exchange.calls
+def checked(records: Iterable[AuditRecord], report: Report | None) -> list[Shown]:
+    """`report`: verify's over the whole set the records come from; None without keys."""
+    return [Shown(r, report is not None and report.verifies(r)) for r in records]
+
+
+def warning(shown: list[Shown], keys_given: bool) -> str | None:
+    """One line to say, before the records, what of them is not verified."""
+    if not keys_given:
+        return (
+            "warning: no --public-key given: these records are not verified; they may be "
+            "forged or altered"
         )
-        decision = exchange.decision
-        yield (
-            f"{record.time.ToJsonString()}  {who}  {exchange.http_method} {exchange.http_path}"
-            f"  {calls or '-'}"
-        )
-        yield (
-            f"  request {exchange.request_id}  session {exchange.session_id or '-'}"
-            f"  record {record.record_id}"
-        )
-        yield (
-            f"  decision {decision.effect or 'none'} ({decision.code or '-'}, rule "
-            f"{decision.rule or '-'})  status {exchange.status}  {exchange.outcome}"
-        )
-        if exchange.masking.counts:
-            masked = ", ".join(f"{k} {v}" for k, v in sorted(exchange.masking.counts.items()))
-            yield f"  masked {masked}"
-        yield f"  > {_shown(exchange.request)}"
-        yield f"  < {_shown(exchange.response)}"
+    unverified = sum(not s.verified for s in shown)
+    if not unverified:
+        return None
+    return (
+        f"warning: {unverified} of the {len(shown)} records shown are NOT VERIFIED: no valid "
+        "checkpoint signature covers them (forged, altered, or not signed yet); "
+        "`custos audit verify` says what is wrong"
+    )
+
+
+def as_json(shown: Iterable[Shown]) -> Iterator[str]:
+    """One JSON object per line: the record's proto3 JSON form, and `verified`."""
+    for item in shown:
+        data = json_format.MessageToDict(item.record, preserving_proto_field_name=True)
+        yield json.dumps(data | {"verified": item.verified}, sort_keys=True)
+
+
+def as_text(shown: Iterable[Shown], marked: bool = True) -> Iterator[str]:
+    """`marked`: flag each record not verified (without keys, the warning says it once)."""
+    for item in shown:
+        lines = _text(item.record)
+        if marked and not item.verified:
+            lines[0] = f"NOT VERIFIED  {lines[0]}"
+        yield from lines
+
+
+def _text(record: AuditRecord) -> list[str]:
+    exchange = record.exchange
+    who = exchange.principal.subject or "(no identity)"
+    if exchange.principal.email:
+        who += f" <{exchange.principal.email}>"
+    calls = ", ".join(
+        c.method + (f" {c.tool or c.name}" if c.tool or c.name else "") for c in exchange.calls
+    )
+    decision = exchange.decision
+    lines = [
+        f"{record.time.ToJsonString()}  {who}  {exchange.http_method} {exchange.http_path}"
+        f"  {calls or '-'}",
+        f"  request {exchange.request_id}  session {exchange.session_id or '-'}"
+        f"  record {record.record_id}",
+        f"  decision {decision.effect or 'none'} ({decision.code or '-'}, rule "
+        f"{decision.rule or '-'})  status {exchange.status}  {exchange.outcome}",
+    ]
+    if exchange.masking.counts:
+        masked = ", ".join(f"{k} {v}" for k, v in sorted(exchange.masking.counts.items()))
+        lines.append(f"  masked {masked}")
+    lines += [f"  > {_shown(exchange.request)}", f"  < {_shown(exchange.response)}"]
+    return lines
 
 
 def _shown(body: object) -> str:

@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterator
 from pathlib import Path
 
 from google.protobuf.message import DecodeError
 
 from custos.audit.audit_pb2 import AuditRecord
-from custos.audit.spool import SHIPPED, SUFFIX, next_frame, scan, segment_path, segments
+from custos.audit.spool import (
+    MAX_FRAME,
+    SHIPPED,
+    SUFFIX,
+    frame,
+    next_frame,
+    scan,
+    segment_path,
+    segments,
+)
 from custos.audit.verify import Found
 from custos.errors import ConfigError
+
+_HEADER_BYTES = len(frame(b""))  # a frame with nothing in it is its header alone
+_LENGTH = struct.Struct(">I")  # a frame's header starts with its payload's length
 
 
 def spool_writers(root: Path) -> list[Path]:
@@ -33,12 +46,15 @@ def shipped_from(root: Path) -> bool:
 
 def from_spool(root: Path) -> Iterator[Found]:
     for directory in spool_writers(root):
-        for number in segments(directory):
+        numbers = segments(directory)
+        for number in numbers:
             path = segment_path(directory, number)
-            yield from _segment(path, f"{directory.name}/{path.name}")
+            newest = number == numbers[-1]
+            yield from _segment(path, f"{directory.name}/{path.name}", newest)
 
 
-def _segment(path: Path, name: str) -> Iterator[Found]:
+def _segment(path: Path, name: str, newest: bool) -> Iterator[Found]:
+    """`newest`: the segment its writer may be appending to now."""
     data = path.read_bytes()
     offset = 0
     while offset < len(data):
@@ -53,8 +69,20 @@ def _segment(path: Path, name: str) -> Iterator[Found]:
             f"{name}@{result.end}",
             None,
             f"{resume - result.end} bytes that are not whole records",
+            write_under_way=newest and resume == len(data) and _cut_short(data[result.end :]),
         )
         offset = resume
+
+
+def _cut_short(tail: bytes) -> bool:
+    """Whether `tail` is what a reader sees of a frame still being written: the start of
+    a header, or a whole header whose payload runs past the end. The file grows as the
+    write goes, so the bytes there are right, only not all there yet; bytes that do not
+    start a frame like that are damage, wherever they are."""
+    if len(tail) < _HEADER_BYTES:
+        return True
+    (length,) = _LENGTH.unpack_from(tail)
+    return 0 < length <= MAX_FRAME and _HEADER_BYTES + length > len(tail)
 
 
 def is_record(payload: bytes) -> bool:

@@ -1,15 +1,19 @@
-"""Pieces the audit tests share: a configuration with a key pair made for the test, and
-exchanges of the shape the services record."""
+"""Pieces the audit tests share: a configuration with a key pair made for the test,
+exchanges of the shape the services record, and records made up as a forger would."""
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from custos.audit.audit_pb2 import Call, Decision, Exchange, Principal
+from google.protobuf import timestamp_pb2
+
+from custos.audit.audit_pb2 import AuditRecord, Call, Decision, Exchange, Principal
 from custos.audit.config import AuditConfig
-from custos.audit.records import body
+from custos.audit.records import GENESIS_HASH, body, content_hash, record_id
 from custos.audit.signing import generate_key_pair
+from custos.audit.spool import frame, segment_path
 
 
 def audit_config(tmp_path: Path, **overrides: Any) -> AuditConfig:
@@ -39,3 +43,59 @@ def exchange(request_id: str, status: int = 200) -> Exchange:
         status=status,
         outcome="complete",
     )
+
+
+def sealed(record: AuditRecord) -> AuditRecord:
+    """`record` with the hash of its content, as a forger can make without any key."""
+    record.hash = content_hash(record)
+    return record
+
+
+def stamp(when: dt.datetime) -> timestamp_pb2.Timestamp:
+    stamped = timestamp_pb2.Timestamp()
+    stamped.FromDatetime(when)
+    return stamped
+
+
+def made_up_chain(writer: str, times: list[dt.datetime]) -> list[AuditRecord]:
+    """A chain made up by hand, one record per time: a chain start, then exchanges. Every
+    hash and link holds; no checkpoint is signed, for want of the key."""
+    chain = "f0f0f0f0f0f0f0f0"
+    records: list[AuditRecord] = []
+    for sequence, when in enumerate(times, start=1):
+        record = AuditRecord(
+            record_id=record_id(chain, sequence),
+            writer=writer,
+            chain=chain,
+            sequence=sequence,
+            previous_hash=records[-1].hash if records else GENESIS_HASH,
+            time=stamp(when),
+        )
+        if records:
+            record.exchange.CopyFrom(exchange(f"made-up-{sequence}"))
+        else:
+            record.chain_start.reason = "new spool"
+        records.append(sealed(record))
+    return records
+
+
+def appended(last: AuditRecord, when: dt.datetime, request_id: str) -> AuditRecord:
+    """An exchange record made up to follow `last` in its chain: its hash and link hold."""
+    return sealed(
+        AuditRecord(
+            record_id=record_id(last.chain, last.sequence + 1),
+            writer=last.writer,
+            chain=last.chain,
+            sequence=last.sequence + 1,
+            previous_hash=last.hash,
+            time=stamp(when),
+            exchange=exchange(request_id),
+        )
+    )
+
+
+def spool_of(directory: Path, records: list[AuditRecord]) -> None:
+    """A writer's spool directory holding `records`, framed, in one segment."""
+    directory.mkdir(parents=True)
+    payloads = (r.SerializeToString(deterministic=True) for r in records)
+    segment_path(directory, 1).write_bytes(b"".join(frame(p) for p in payloads))

@@ -4,9 +4,11 @@ a whole chain passes, and each kind of tampering is found and named."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import errno
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,9 +17,17 @@ from custos.audit.records import content_hash
 from custos.audit.signing import generate_key_pair, load_public_keys
 from custos.audit.sources import from_spool
 from custos.audit.spool import SpoolError, frame, scan, segment_path, segments
-from custos.audit.verify import verify
+from custos.audit.verify import Report, verify
 from custos.audit.writer import AuditWriter
-from tests.audit.support import audit_config, exchange
+from custos.cli import main
+from tests.audit.support import (
+    appended,
+    audit_config,
+    exchange,
+    made_up_chain,
+    sealed,
+    spool_of,
+)
 
 
 async def write(config, count: int, close: bool = True) -> AuditWriter:  # type: ignore[no-untyped-def]
@@ -28,9 +38,9 @@ async def write(config, count: int, close: bool = True) -> AuditWriter:  # type:
     return writer
 
 
-def check(tmp_path: Path, live: bool = False):  # type: ignore[no-untyped-def]
+def check(tmp_path: Path, live: bool = False, **options: Any) -> Report:
     keys = load_public_keys([tmp_path / "audit.pub"])
-    return verify(from_spool(tmp_path / "spool"), keys, live=live)
+    return verify(from_spool(tmp_path / "spool"), keys, live=live, **options)
 
 
 def only_segment(tmp_path: Path) -> Path:
@@ -284,3 +294,204 @@ async def test_a_checkpoint_relabelled_shutdown_is_named(tmp_path: Path) -> None
     assert [(f.kind, f.message) for f in check(tmp_path).findings] == [
         ("modified", "its signature does not hold")
     ]
+
+
+def places(path: Path) -> list[str]:
+    """Where verify names each frame of a segment: `<writer>/<segment>@<offset>`."""
+    return [f"{path.parent.name}/{path.name}@{at}" for at, _ in scan(path.read_bytes()).frames]
+
+
+def verify_command(tmp_path: Path, *options: str) -> list[str]:
+    spool, key = tmp_path / "spool", tmp_path / "audit.pub"
+    return ["audit", "verify", "--spool", str(spool), "--public-key", str(key), *options]
+
+
+async def test_an_empty_set_is_a_finding(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    audit_config(tmp_path)  # the key pair
+    (tmp_path / "spool").mkdir()
+    assert [(f.kind, f.where) for f in check(tmp_path).findings] == [("missing", "the set")]
+    assert main(verify_command(tmp_path)) == 1
+    assert "FINDING missing: the set: it holds no audit record" in capsys.readouterr().out
+
+
+async def test_a_writer_expected_but_without_a_chain_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await write(audit_config(tmp_path, writer="extauthz-test"), 2)
+    await write(audit_config(tmp_path), 2)
+    expect = ["--expect-writer", "extauthz-test", "--expect-writer", "extproc-test"]
+    assert main(verify_command(tmp_path, *expect)) == 0
+    # Deleting a writer's whole chain leaves nothing to find, but for the writer's name.
+    for path in (tmp_path / "spool" / "extauthz-test").iterdir():
+        path.unlink()
+    (tmp_path / "spool" / "extauthz-test").rmdir()
+    capsys.readouterr()
+    assert main(verify_command(tmp_path)) == 0
+    assert main(verify_command(tmp_path, *expect)) == 1
+    findings = [line for line in capsys.readouterr().out.splitlines() if "FINDING" in line]
+    assert findings == [
+        "FINDING missing: writer extauthz-test: no chain of this writer is in the set: its "
+        "records were deleted, or never written or shipped"
+    ]
+
+
+T0 = dt.datetime(2020, 3, 1, 9, 0, tzinfo=dt.UTC)  # long before the test runs
+
+
+@pytest.mark.parametrize(("span", "young"), [(60, True), (181, False)])
+async def test_live_a_made_up_chain_without_a_valid_signature_is_a_finding_once_old(
+    tmp_path: Path, span: int, young: bool
+) -> None:
+    audit_config(tmp_path)
+    times = [T0, T0 + dt.timedelta(seconds=span / 2), T0 + dt.timedelta(seconds=span)]
+    forged = made_up_chain("extproc-forged", times)
+    spool_of(tmp_path / "spool" / "extproc-forged", forged)
+
+    report = check(tmp_path, live=True)
+
+    # The set's newest record is the clock, not the wall: a set dated 2020 checks the same.
+    (summary,) = report.chains.values()
+    assert summary.signed_through == 0
+    if young:  # a writer that started a minute ago may not have signed yet
+        assert report.ok, report.findings
+        assert "not signed yet: 3 records and no valid checkpoint" in report.notes[0]
+        return
+    (finding,) = report.findings
+    assert (finding.kind, finding.where) == (
+        "unsigned",
+        "chain f0f0f0f0f0f0f0f0 (writer extproc-forged)",
+    )
+    assert finding.message.startswith(
+        "no valid checkpoint signs any of its records, and its oldest "
+        "(extproc-forged/000000000001.seg@0 (extproc-forged #1)) is 181.0 s older than the "
+        "newest record of the set"
+    )
+    # The bound is the auditor's to set.
+    assert check(tmp_path, live=True, max_unsigned_seconds=200).ok
+    assert main([*verify_command(tmp_path, "--live"), "--max-unsigned-seconds", "200"]) == 0
+    assert main(verify_command(tmp_path, "--live")) == 1
+
+
+@pytest.mark.parametrize(("back", "young"), [(0, True), (3600, False)])
+async def test_live_a_record_made_up_after_the_last_checkpoint_is_a_finding_once_old(
+    tmp_path: Path, back: int, young: bool
+) -> None:
+    await write(audit_config(tmp_path), 3)
+    segment = only_segment(tmp_path)
+    payloads = frames(segment)
+    last = AuditRecord.FromString(payloads[-1])
+    when = last.time.ToDatetime(tzinfo=dt.UTC) - dt.timedelta(seconds=back)
+    forged = appended(last, when, "made-up")
+    rewrite(segment, [*payloads, forged.SerializeToString(deterministic=True)])
+
+    report = check(tmp_path, live=True)
+
+    if young:  # as new as the set's newest record: a write its writer has yet to sign
+        assert report.ok, report.findings
+        assert "not signed yet: 1 record since the last valid checkpoint" in report.notes[0]
+        return
+    (finding,) = report.findings
+    assert finding.kind == "unsigned"
+    assert f"(#{last.sequence})" in finding.message  # the last valid checkpoint
+    assert f"{places(segment)[-1]} (extproc-test #{forged.sequence})" in finding.message
+    assert "3600.0 s older than the newest record of the set" in finding.message
+
+
+async def test_a_forged_copy_is_the_one_named_before_or_after_the_genuine_record(
+    tmp_path: Path,
+) -> None:
+    await write(audit_config(tmp_path), 5)
+    segment = only_segment(tmp_path)
+    payloads = frames(segment)
+    forged = AuditRecord.FromString(payloads[2])
+    forged.exchange.principal.subject = "mallory"
+    forged = sealed(forged).SerializeToString(deterministic=True)
+    for before in (True, False):
+        at = 2 if before else len(payloads)
+        rewrite(segment, [*payloads[:at], forged, *payloads[at:]])
+        report = check(tmp_path)
+        assert [(f.kind, f.where, f.message) for f in report.findings] == [
+            (
+                "inserted",
+                f"{places(segment)[at]} (extproc-test #3)",
+                "one of 2 records numbered 3, and not one that links to the chain: #4 "
+                "does not follow it",
+            )
+        ], before
+        assert report.chains[AuditRecord.FromString(forged).chain].records == len(payloads)
+
+
+async def test_two_forged_records_linked_to_each_other_are_both_named(tmp_path: Path) -> None:
+    await write(audit_config(tmp_path), 5)
+    segment = only_segment(tmp_path)
+    payloads = frames(segment)
+    third = AuditRecord.FromString(payloads[2])
+    third.exchange.principal.subject = "mallory"
+    fourth = AuditRecord.FromString(payloads[3])
+    fourth.previous_hash = sealed(third).hash
+    sealed(fourth)
+    forged = [r.SerializeToString(deterministic=True) for r in (third, fourth)]
+    rewrite(segment, [*payloads, *forged])
+    report = check(tmp_path)
+    named = places(segment)[len(payloads) :]
+    assert [(f.kind, f.where) for f in report.findings] == [
+        ("inserted", f"{named[1]} (extproc-test #4)"),
+        ("inserted", f"{named[0]} (extproc-test #3)"),
+    ]
+
+
+async def test_a_record_changed_and_rehashed_is_named_with_the_record_after_it(
+    tmp_path: Path,
+) -> None:
+    await write(audit_config(tmp_path), 5)
+    segment = only_segment(tmp_path)
+    payloads = frames(segment)
+    record = AuditRecord.FromString(payloads[2])
+    record.exchange.status = 500
+    payloads[2] = sealed(record).SerializeToString(deterministic=True)
+    rewrite(segment, payloads)
+    where = places(segment)
+    assert [(f.kind, f.where, f.message) for f in check(tmp_path).findings] == [
+        (
+            "modified",
+            f"between {where[2]} (extproc-test #3) and {where[3]} (extproc-test #4)",
+            "#4's previous hash is not the hash of #3: one of the two was changed and "
+            "rehashed, or put in the place of the one written",
+        )
+    ]
+
+
+@pytest.mark.parametrize("written", [5, 20], ids=["in-the-header", "in-the-payload"])
+async def test_live_a_write_under_way_at_the_newest_segment_end_is_a_note(
+    tmp_path: Path, written: int
+) -> None:
+    await write(audit_config(tmp_path), 3)
+    segment = only_segment(tmp_path)
+    size = segment.stat().st_size
+    segment.write_bytes(segment.read_bytes() + frame(b"x" * 40)[:written])
+
+    (finding,) = check(tmp_path).findings
+    assert (finding.kind, finding.where) == ("unreadable", f"extproc-test/{segment.name}@{size}")
+    assert "a write under way, or one a crash left unfinished" in finding.message
+    report = check(tmp_path, live=True)
+    assert report.ok, report.findings
+    assert f"extproc-test/{segment.name}@{size}: {written} bytes" in report.notes[0]
+
+
+async def test_live_damage_is_a_finding_elsewhere_than_a_frame_cut_short_at_the_newest_end(
+    tmp_path: Path,
+) -> None:
+    config = audit_config(tmp_path, segment_bytes=4096)
+    await write(config, 30)
+    directory = config.spool_dir / "extproc-test"
+    oldest, *_, newest = (segment_path(directory, n) for n in segments(directory))
+    cut = frame(b"x" * 40)[:20]
+    # A frame cut short in a segment its writer has left: never written again.
+    oldest.write_bytes(oldest.read_bytes() + cut)
+    assert [f.kind for f in check(tmp_path, live=True).findings] == ["unreadable"]
+    oldest.write_bytes(oldest.read_bytes()[: -len(cut)])
+    # Zeros at the newest end: no frame starts like that.
+    newest.write_bytes(newest.read_bytes() + bytes(12))
+    assert [f.kind for f in check(tmp_path, live=True).findings] == ["unreadable"]

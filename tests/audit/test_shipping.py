@@ -459,3 +459,45 @@ async def test_a_record_not_yet_acknowledged_is_not_shipped(
     assert shipper.ship_once() == 4  # chain start, 2 exchanges, the shutdown checkpoint
     assert pending.record_id not in {e.insert_id for e in emulator.entries(LOG)}
     assert shipper.ship_once() == 0
+
+
+PHI = "note: patient SSN 123-45-6789"
+
+
+@pytest.mark.parametrize(
+    ("payload", "said"),
+    [
+        ({"sequence": PHI}, "jsonPayload.sequence is a string, not an integer of 0 or more"),
+        (
+            {"exchange": {"principal": {"groups": PHI}}},
+            "jsonPayload.exchange.principal.groups is a string, not a list",
+        ),
+        ({PHI: 1}, "jsonPayload has a field that AuditRecord does not have"),
+    ],
+    ids=["a-value", "a-list", "a-field-name"],
+)
+async def test_an_entry_that_is_not_a_record_is_named_without_its_content(
+    tmp_path: Path,
+    emulator: Emulator,
+    client: LoggingServiceV2Client,
+    capsys: pytest.CaptureFixture[str],
+    payload: dict[str, Any],
+    said: str,
+) -> None:
+    config = audit_config(tmp_path)
+    await write(config, 2)
+    shipper_for(config, client).ship_once()
+    entry = {"insert_id": "not-a-record", "json_payload": payload}
+    client.write_log_entries(
+        request={"log_name": LOG, "resource": {"type": "global"}, "entries": [entry]}
+    )
+
+    key = str(tmp_path / "audit.pub")
+    command = ["audit", "verify", "--project", PROJECT, "--endpoint", emulator.endpoint]
+    assert main([*command, "--public-key", key]) == 1
+
+    out, err = capsys.readouterr()
+    findings = [line for line in out.splitlines() if line.startswith("FINDING")]
+    assert findings == [f"FINDING unreadable: entry not-a-record: not an audit record: {said}"]
+    assert "123-45-6789" not in out + err
+    assert "patient" not in out + err
