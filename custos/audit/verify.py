@@ -7,9 +7,11 @@ place. What is found:
 - modified: a record's hash is not the hash of its content, a checkpoint's signature does
   not hold, or a link is broken: a record's previous hash is not the hash of the record
   numbered before it (one of the two was changed and rehashed, or put in the other's place);
-- deleted: sequence numbers skip, or a chain does not start at 1;
+- deleted: sequence numbers skip, a chain does not start at 1, or two chains say they
+  follow the same one (a writer's run cut out of the spool, and the writer started again);
 - inserted: several records with one sequence number: those that do not link to their
   neighbours are named, or, when each does, all of them (an exact copy is named as one);
+  or records after a chain's shutdown checkpoint;
 - reordered: a sequence number lower than one before it;
 - truncated: a chain that ends neither with a shutdown checkpoint nor where a later chain
   says it ended;
@@ -148,6 +150,7 @@ def verify(
     for chain in seen.chains.values():
         _check_links(chain, report, shipped_start)
         _summarize(chain)
+        _check_closed(chain, report)
     linked = _check_successors(seen.chains, report)
     ends = _Ends(live, int(max_unsigned_seconds * 1e9), _newest(seen.chains))
     for name, chain in seen.chains.items():
@@ -412,11 +415,52 @@ def _check_successors(chains: dict[str, _Chain], report: Report) -> set[str]:
         for place in places
         if place.record.HasField("chain_start") and place.record.chain_start.previous_chain
     ]
+    _check_forks(starts, report)
     return {
         place.record.chain_start.previous_chain
         for place in starts
         if _check_successor(place, report)
     }
+
+
+def _check_forks(starts: list[Place], report: Report) -> None:
+    """A writer starts one chain after another: two chains following the same one mean a
+    run of its records was cut from the spool while it was down, and it started again
+    from what was left (or that one of the two was made up)."""
+    followers: dict[str, list[Place]] = {}
+    for place in starts:
+        followers.setdefault(place.record.chain_start.previous_chain, []).append(place)
+    for previous, places in followers.items():
+        if len(places) > 1:
+            named = ", ".join(f"{p.record.chain} ({p.where})" for p in places)
+            report.findings.append(
+                Finding(
+                    "deleted",
+                    f"chain {previous}",
+                    f"{len(places)} chains say they follow it: {named}; the records of the "
+                    "writer's runs between them may have been cut",
+                )
+            )
+
+
+def _check_closed(chain: _Chain, report: Report) -> None:
+    """A shutdown checkpoint ends its chain: the writer starts a new one when it runs
+    again, so a record after it was put there."""
+    shutdown = [
+        sequence
+        for sequence, places in chain.kept.items()
+        if places[0].record.checkpoint.reason == "shutdown"
+    ]
+    after = [s for s in chain.kept if shutdown and s > min(shutdown)]
+    if after:
+        place = chain.kept[min(after)][0]
+        report.findings.append(
+            Finding(
+                "inserted",
+                f"{place.where} ({_name(place.record)})",
+                f"{len(after)} records after the chain's shutdown checkpoint (#{min(shutdown)})",
+            )
+        )
 
 
 def _check_successor(place: Place, report: Report) -> bool:

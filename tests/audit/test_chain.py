@@ -100,6 +100,40 @@ async def test_a_restart_after_a_cut_links_to_what_is_left(tmp_path: Path) -> No
     assert (start.previous_chain, start.previous_sequence) == (first.chain, first.sequence)
 
 
+async def test_two_chains_following_one_are_named(tmp_path: Path) -> None:
+    # The cut above, seen where both the cut run and the next are (as in Cloud Logging,
+    # which got the cut run before it was cut from the spool).
+    config = audit_config(tmp_path)
+    first = await write(config, 3)
+    kept = only_segment(tmp_path).read_bytes()
+    await write(config, 2)
+    cut = only_segment(tmp_path).read_bytes()[len(kept) :]
+    only_segment(tmp_path).write_bytes(kept)
+    await write(config, 1)
+    only_segment(tmp_path).write_bytes(only_segment(tmp_path).read_bytes() + cut)
+    findings = check(tmp_path).findings
+    assert [(f.kind, f.where) for f in findings] == [("deleted", f"chain {first.chain}")]
+    assert "2 chains say they follow it" in findings[0].message
+
+
+async def test_records_after_a_shutdown_checkpoint_are_named(tmp_path: Path) -> None:
+    await write(audit_config(tmp_path), 2)
+    segment = only_segment(tmp_path)
+    payloads = frames(segment)
+    shutdown = AuditRecord.FromString(payloads[-1])
+    forged = AuditRecord()
+    forged.CopyFrom(AuditRecord.FromString(payloads[-2]))  # an exchange, sealed anew
+    forged.sequence, forged.previous_hash = shutdown.sequence + 1, shutdown.hash
+    forged.record_id = f"{forged.chain}-{forged.sequence:012d}"
+    forged.hash = content_hash(forged)
+    rewrite(segment, [*payloads, forged.SerializeToString(deterministic=True)])
+    kinds = [(f.kind, f.message) for f in check(tmp_path).findings]
+    assert (
+        "inserted",
+        f"1 records after the chain's shutdown checkpoint (#{shutdown.sequence})",
+    ) in kinds
+
+
 async def test_a_crash_loses_no_record_and_the_next_chain_links_to_it(tmp_path: Path) -> None:
     config = audit_config(tmp_path)
     crashed = await write(config, 4, close=False)
@@ -378,10 +412,13 @@ async def test_live_a_made_up_chain_without_a_valid_signature_is_a_finding_once_
 async def test_live_a_record_made_up_after_the_last_checkpoint_is_a_finding_once_old(
     tmp_path: Path, back: int, young: bool
 ) -> None:
-    await write(audit_config(tmp_path), 3)
+    # A writer still running, its last record a checkpoint by count.
+    running = await write(audit_config(tmp_path, checkpoint_every_records=3), 3, close=False)
+    running._spool.close()
     segment = only_segment(tmp_path)
     payloads = frames(segment)
     last = AuditRecord.FromString(payloads[-1])
+    assert last.checkpoint.reason == "count"
     when = last.time.ToDatetime(tzinfo=dt.UTC) - dt.timedelta(seconds=back)
     forged = appended(last, when, "made-up")
     rewrite(segment, [*payloads, forged.SerializeToString(deterministic=True)])
