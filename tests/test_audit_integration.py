@@ -6,22 +6,30 @@ passes on them, from the spool and read back with the real client library."""
 from __future__ import annotations
 
 import asyncio
+import json
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 import httpx2
 import pytest
+import pytest_asyncio
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from mcp.shared.exceptions import MCPError
 
 from custos.audit.audit_pb2 import AuditRecord
 from custos.audit.entries import from_cloud_logging, from_entries, log_name
 from custos.audit.signing import load_public_keys
 from custos.audit.sources import from_spool
-from custos.audit.spool import segments
+from custos.audit.spool import frame, scan, segment_path, segments
 from custos.audit.verify import Found, verify
+from custos.cli import main
 from custos.cloud_logging.emulator import Emulator
 from custos.stack import LOCAL_PROJECT, LocalStack
 from tests.stack_fixture import mcp_client, post_jsonrpc, running_stack, token
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 SERVICES = ("envoy", "ext_proc", "ext_authz", "shipper")  # in the order the stack stops them
 LOG_NAME = log_name(LOCAL_PROJECT, "custos-audit")
@@ -48,13 +56,24 @@ def exchanges(records: list[AuditRecord]) -> dict[str, list[AuditRecord]]:
     return by_request
 
 
-async def test_every_exchange_leaves_one_verified_record(tmp_path: Path) -> None:
-    seen: dict[str, int] = {}  # x-request-id -> status, of every HTTP exchange the client made
+@dataclass(frozen=True)
+class Run:
+    """One run of the stack, kept for the tests that read its records."""
+
+    stack: LocalStack
+    seen: dict[str, int]  # x-request-id -> status, of every HTTP exchange the client made
+    shipped: list[Found]  # read back from the Logging API with the real client library
+    keys: dict[str, Ed25519PublicKey]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    seen: dict[str, int] = {}
 
     async def remember(response: httpx2.Response) -> None:
         seen[response.headers["x-request-id"]] = response.status_code
 
-    async with running_stack(tmp_path) as stack:
+    async with running_stack(tmp_path_factory.mktemp("audit")) as stack:
         alice = await token(stack, "alice", ["phi-readers"], email="alice@clinic.example")
         hooks = {"response": [remember]}
         async with mcp_client(stack, alice, event_hooks=hooks) as client:
@@ -68,18 +87,20 @@ async def test_every_exchange_leaves_one_verified_record(tmp_path: Path) -> None
         assert "401" in repr(raised.value) or "Unauthorized" in repr(raised.value)
         await stop_services(stack)
         found = shipped(stack)
+    return Run(stack, seen, found, load_public_keys([stack.audit_public_key]))
 
-    keys = load_public_keys([stack.audit_public_key])
-    cloud_report = verify(found, keys)
+
+async def test_every_exchange_leaves_one_verified_record(run: Run) -> None:
+    cloud_report = verify(run.shipped, run.keys)
     assert cloud_report.ok, cloud_report.findings
-    spool_report = verify(from_spool(stack.spool_dir), keys)
+    spool_report = verify(from_spool(run.stack.spool_dir), run.keys)
     assert spool_report.ok, spool_report.findings
 
-    recorded = exchanges([f.record for f in found if f.record is not None])
-    assert set(recorded) == set(seen)
+    recorded = exchanges([f.record for f in run.shipped if f.record is not None])
+    assert set(recorded) == set(run.seen)
     assert all(len(r) == 1 for r in recorded.values()), "a request recorded twice"
     statuses = {rid: r[0].exchange.status for rid, r in recorded.items()}
-    assert statuses == seen
+    assert statuses == run.seen
 
     allowed = [r[0].exchange for r in recorded.values() if _called(r[0], "get_patient_record")]
     assert len(allowed) == 1
@@ -97,6 +118,89 @@ async def test_every_exchange_leaves_one_verified_record(tmp_path: Path) -> None
     unauthenticated = [r[0].exchange for r in recorded.values() if r[0].exchange.status == 401]
     assert unauthenticated and all(not u.principal.subject for u in unauthenticated)
     assert {u.decision.code for u in unauthenticated} == {"token_missing"}
+
+
+def tampered_spool(run: Run, tmp_path: Path, change: str) -> Path:
+    """A copy of the run's spool with the ext_proc writer's records changed as `change`
+    says; returns the copy and leaves the run's spool as it was."""
+    copy = tmp_path / "spool"
+    shutil.copytree(run.stack.spool_dir, copy)
+    (directory,) = [d for d in copy.iterdir() if d.name.startswith("extproc-")]
+    (number,) = segments(directory)
+    segment = segment_path(directory, number)
+    data = segment.read_bytes()
+    frames = scan(data).frames
+    payloads = [payload for _, payload in frames]
+    if change == "byte":
+        at = frames[2][0] + 40
+        segment.write_bytes(data[:at] + bytes([data[at] ^ 0x01]) + data[at + 1 :])
+        return copy
+    if change == "delete":
+        del payloads[2]
+    elif change == "swap":
+        payloads[2], payloads[3] = payloads[3], payloads[2]
+    elif change == "cut":
+        payloads = payloads[:-2]
+    segment.write_bytes(b"".join(frame(p) for p in payloads))
+    return copy
+
+
+@pytest.mark.parametrize(
+    ("change", "kind", "place"),
+    [
+        ("byte", "unreadable", "@"),  # the segment and the offset of the changed frame
+        ("delete", "deleted", "#4"),  # the record after the gap
+        ("swap", "reordered", "#3"),  # the record that comes too late
+        ("cut", "truncated", "ends at sequence"),
+    ],
+)
+async def test_tampering_with_the_stacks_records_is_found_and_placed(
+    run: Run, tmp_path: Path, change: str, kind: str, place: str
+) -> None:
+    report = verify(from_spool(tampered_spool(run, tmp_path, change)), run.keys)
+    assert report.findings, f"{change}: not found"
+    assert kind in {f.kind for f in report.findings}
+    assert any(place in f"{f.where} {f.message}" for f in report.findings if f.kind == kind)
+
+
+async def test_a_changed_record_in_cloud_logging_is_found(run: Run) -> None:
+    found = [Found(f.where, _copy(f.record)) for f in run.shipped]
+    changed = next(f for f in found if f.record is not None and f.record.HasField("exchange"))
+    assert changed.record is not None
+    changed.record.exchange.principal.subject = "mallory"
+    report = verify(found, run.keys)
+    assert [f.kind for f in report.findings] == ["modified"]
+    assert changed.where in report.findings[0].where
+    without = [f for f in found if f is not changed]
+    assert {f.kind for f in verify(without, run.keys).findings} == {"deleted"}
+
+
+async def test_replay_shows_the_exchanges_as_the_client_saw_them(
+    run: Run, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spool = ["--spool", str(run.stack.spool_dir)]
+    keys = ["--public-key", str(run.stack.audit_public_key)]
+    assert main(["audit", "replay", *spool, *keys, "--principal", "alice", "--json"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert lines and all(line["verified"] for line in lines)
+    assert {line["exchange"]["principal"]["subject"] for line in lines} == {"alice"}
+    times = [line["time"] for line in lines]
+    assert times == sorted(times)
+    denied = [line for line in lines if line["exchange"]["status"] == 403]
+    (request_id,) = [line["exchange"]["request_id"] for line in denied]
+    assert main(["audit", "replay", *spool, *keys, "--request-id", request_id]) == 0
+    text = capsys.readouterr().out
+    assert "delete_patient" in text and "decision deny" in text and "Forbidden" in text
+    assert main(["audit", "replay", *spool, *keys, "--principal", "nobody"]) == 0
+    assert capsys.readouterr().out == ""
+
+
+def _copy(record: AuditRecord | None) -> AuditRecord | None:
+    if record is None:
+        return None
+    copy = AuditRecord()
+    copy.CopyFrom(record)
+    return copy
 
 
 def _called(record: AuditRecord, tool: str) -> bool:
