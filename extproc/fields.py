@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -74,6 +75,7 @@ def parse_path(path: str) -> tuple[str | int, ...]:
     return tuple(segments)
 
 
+@functools.lru_cache(maxsize=4096)  # answers of one shape repeat the same paths
 def render(path: Path) -> str:
     """`$.result.content[0].text`: how a path appears in reports and audit records."""
     return "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)

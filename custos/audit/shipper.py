@@ -343,6 +343,8 @@ def serve(config: AuditConfig, metrics_listen: str | None = None) -> None:
         registry.register(ShipperCollector(shipper, config.spool_dir))
         host, _, port = metrics_listen.rpartition(":")
         start_http_server(int(port), host, registry=registry)
+    # Batch work, off every request's path: under contention the services go first.
+    os.nice(10)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
