@@ -37,6 +37,7 @@ protos: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/authz_overhead.py
 	$(BIN)/python bench/masking_throughput.py
+	$(BIN)/python bench/audit_throughput.py
 
 clean:
 	rm -rf $(VENV) run .pytest_cache .ruff_cache
