@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,6 @@ from custos.audit.spool import SHIPPED, Mark, frame, read_mark, scan, segment_pa
 from custos.audit.verify import Found, Report, verify
 from custos.audit.writer import AuditWriter
 from custos.cli import main
-from custos.cloud_logging.clients import close, logging_client
 from custos.cloud_logging.emulator import Emulator
 from tests.audit.support import audit_config, exchange
 
@@ -35,19 +34,6 @@ LOG_ID = "custos-audit"
 LOG = log_name(PROJECT, LOG_ID)
 WRITER = "extproc-test"  # the writer name audit_config gives
 BIG_BODIES = {"max_bytes": 1_048_576}
-
-
-@pytest.fixture
-def emulator() -> Iterator[Emulator]:
-    with Emulator() as server:
-        yield server
-
-
-@pytest.fixture
-def client(emulator: Emulator) -> Iterator[LoggingServiceV2Client]:
-    api = logging_client(emulator.endpoint)
-    yield api
-    close(api)
 
 
 def shipper_for(config: AuditConfig, client: LoggingServiceV2Client, **options: Any) -> Shipper:
@@ -121,7 +107,7 @@ def quarantine(config: AuditConfig, writer: str = WRITER) -> tuple[list[bytes], 
 
 
 async def test_spooled_records_reach_cloud_logging_once_each_and_verify_there(
-    tmp_path: Path, emulator: Emulator, client: LoggingServiceV2Client
+    tmp_path: Path, emulator: Emulator, entries_api: LoggingServiceV2Client
 ) -> None:
     config = audit_config(tmp_path, segment_bytes=4096, checkpoint_every_records=10)
     await write(config, 40)
@@ -129,7 +115,7 @@ async def test_spooled_records_reach_cloud_logging_once_each_and_verify_there(
     numbers = segments(directory)
     assert len(numbers) >= 3
     records = spooled(config)
-    shipper = shipper_for(config, client, batch_entries=16)
+    shipper = shipper_for(config, entries_api, batch_entries=16)
 
     assert shipper.ship_once() == len(records)
 
@@ -154,16 +140,16 @@ async def test_spooled_records_reach_cloud_logging_once_each_and_verify_there(
 
 
 async def test_a_batch_sent_again_after_a_crash_is_kept_once(
-    tmp_path: Path, emulator: Emulator, client: LoggingServiceV2Client
+    tmp_path: Path, emulator: Emulator, entries_api: LoggingServiceV2Client
 ) -> None:
     config = audit_config(tmp_path)
     await write(config, 10)
     records = spooled(config)
-    assert shipper_for(config, client).ship_once() == len(records)
+    assert shipper_for(config, entries_api).ship_once() == len(records)
 
     # The shipper crashed after the batch was accepted, before its mark was saved.
     (config.spool_dir / WRITER / SHIPPED).unlink()
-    assert shipper_for(config, client).ship_once() == len(records)
+    assert shipper_for(config, entries_api).ship_once() == len(records)
 
     stats = emulator.write_stats()
     assert (stats.calls, stats.entries_stored, stats.duplicates) == (2, len(records), len(records))
@@ -176,13 +162,13 @@ async def test_a_batch_sent_again_after_a_crash_is_kept_once(
     "code", [grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED], ids=str
 )
 async def test_transient_errors_are_retried_until_the_batch_is_accepted(
-    tmp_path: Path, emulator: Emulator, client: LoggingServiceV2Client, code: grpc.StatusCode
+    tmp_path: Path, emulator: Emulator, entries_api: LoggingServiceV2Client, code: grpc.StatusCode
 ) -> None:
     config = audit_config(tmp_path)
     await write(config, 5)
     records = spooled(config)
     emulator.fail_writes(code, times=3)
-    shipper = shipper_for(config, client)
+    shipper = shipper_for(config, entries_api)
 
     assert shipper.ship_once() == len(records)
 
@@ -195,13 +181,13 @@ async def test_transient_errors_are_retried_until_the_batch_is_accepted(
 
 
 async def test_a_stop_during_backoff_returns_at_once_and_leaves_the_mark(
-    tmp_path: Path, emulator: Emulator, client: LoggingServiceV2Client
+    tmp_path: Path, emulator: Emulator, entries_api: LoggingServiceV2Client
 ) -> None:
     config = audit_config(tmp_path)
     await write(config, 5)
     records = spooled(config)
     emulator.fail_writes(grpc.StatusCode.UNAVAILABLE, times=None)  # an outage
-    shipper = shipper_for(config, client, initial_backoff_seconds=5, max_backoff_seconds=5)
+    shipper = shipper_for(config, entries_api, initial_backoff_seconds=5, max_backoff_seconds=5)
     stop = threading.Event()
     timer = threading.Timer(0.2, stop.set)
     timer.start()
@@ -221,14 +207,14 @@ async def test_a_stop_during_backoff_returns_at_once_and_leaves_the_mark(
 
 
 async def test_a_stop_counts_the_batches_accepted_before_it(
-    tmp_path: Path, emulator: Emulator, client: LoggingServiceV2Client
+    tmp_path: Path, emulator: Emulator, entries_api: LoggingServiceV2Client
 ) -> None:
     config = audit_config(tmp_path)
     await write(config, 8)
     records = spooled(config)
     directory = config.spool_dir / WRITER
     shipper = shipper_for(
-        config, client, batch_entries=4, initial_backoff_seconds=5, max_backoff_seconds=5
+        config, entries_api, batch_entries=4, initial_backoff_seconds=5, max_backoff_seconds=5
     )
     stop = threading.Event()
     emulator.delay_writes(0.3)  # the first batch is accepted, late ...
@@ -255,7 +241,7 @@ async def test_a_stop_counts_the_batches_accepted_before_it(
 
 
 async def test_a_record_refused_as_invalid_is_set_aside_and_the_rest_shipped(
-    tmp_path: Path, emulator: Emulator, client: LoggingServiceV2Client
+    tmp_path: Path, emulator: Emulator, entries_api: LoggingServiceV2Client
 ) -> None:
     config = audit_config(tmp_path)
     await write(config, 5)
@@ -265,7 +251,7 @@ async def test_a_record_refused_as_invalid_is_set_aside_and_the_rest_shipped(
     payloads = framed(segment_path(directory, number))
     # The batch is refused, and then the first record alone: the one the API will not take.
     emulator.fail_writes(grpc.StatusCode.INVALID_ARGUMENT, times=2, message="refused (test)")
-    shipper = shipper_for(config, client)
+    shipper = shipper_for(config, entries_api)
 
     assert shipper.ship_once() == len(records) - 1
 
@@ -288,14 +274,14 @@ async def test_a_record_refused_as_invalid_is_set_aside_and_the_rest_shipped(
 
 
 async def test_a_record_bigger_than_an_entry_goes_in_parts_and_comes_back_whole(
-    tmp_path: Path, emulator: Emulator, client: LoggingServiceV2Client
+    tmp_path: Path, emulator: Emulator, entries_api: LoggingServiceV2Client
 ) -> None:
     config = audit_config(tmp_path, bodies=BIG_BODIES)
     writer = await AuditWriter.open(config, "extproc")
     await writer.record(big_exchange("req-big", 600_000))
     await writer.close()
     start, big, shutdown = spooled(config)
-    shipper = shipper_for(config, client)
+    shipper = shipper_for(config, entries_api)
 
     assert shipper.ship_once() == shipper.shipped == 3
 
@@ -310,7 +296,7 @@ async def test_a_record_bigger_than_an_entry_goes_in_parts_and_comes_back_whole(
 
 
 async def test_a_batch_over_the_request_limit_goes_in_several_requests(
-    tmp_path: Path, emulator: Emulator, client: LoggingServiceV2Client
+    tmp_path: Path, emulator: Emulator, entries_api: LoggingServiceV2Client
 ) -> None:
     # Fourteen 600 KB answers: some 11 MB of entries, over the API's 10 MB per request.
     config = audit_config(tmp_path, bodies=BIG_BODIES)
@@ -319,7 +305,7 @@ async def test_a_batch_over_the_request_limit_goes_in_several_requests(
         await writer.record(big_exchange(f"req-{i}", 600_000))
     await writer.close()
     records = spooled(config)
-    shipper = shipper_for(config, client)
+    shipper = shipper_for(config, entries_api)
 
     assert shipper.ship_once() == len(records)
 
@@ -331,14 +317,14 @@ async def test_a_batch_over_the_request_limit_goes_in_several_requests(
 
 
 async def test_every_writer_under_the_root_is_shipped(
-    tmp_path: Path, emulator: Emulator, client: LoggingServiceV2Client
+    tmp_path: Path, emulator: Emulator, entries_api: LoggingServiceV2Client
 ) -> None:
     extauthz = audit_config(tmp_path, writer="extauthz-test")
     extproc = audit_config(tmp_path)
     await write(extauthz, 3, prefix="denied")
     await write(extproc, 4)
     records = spooled(extproc)  # the root holds both writers
-    shipper = shipper_for(extproc, client)
+    shipper = shipper_for(extproc, entries_api)
 
     assert shipper.ship_once() == shipper.shipped == len(records) == 3 + 4 + 2 * 2
 
@@ -356,7 +342,7 @@ async def test_every_writer_under_the_root_is_shipped(
 
 
 async def test_damage_inside_an_older_segment_is_set_aside_and_shipping_goes_on(
-    tmp_path: Path, emulator: Emulator, client: LoggingServiceV2Client
+    tmp_path: Path, emulator: Emulator, entries_api: LoggingServiceV2Client
 ) -> None:
     config = audit_config(tmp_path, segment_bytes=4096)
     await write(config, 30)
@@ -371,7 +357,7 @@ async def test_damage_inside_an_older_segment_is_set_aside_and_shipping_goes_on(
     data[at + 20 : at + 84] = bytes(64)  # a block of zeros, as a failing disk gives back
     oldest.write_bytes(bytes(data))
     lost = AuditRecord.FromString(payload)
-    shipper = shipper_for(config, client)
+    shipper = shipper_for(config, entries_api)
 
     assert shipper.ship_once() == shipper.shipped == len(records) - 1
 
@@ -390,7 +376,7 @@ async def test_damage_inside_an_older_segment_is_set_aside_and_shipping_goes_on(
 
 
 async def test_an_unfinished_write_at_the_end_of_the_newest_segment_is_waited_for(
-    tmp_path: Path, emulator: Emulator, client: LoggingServiceV2Client
+    tmp_path: Path, emulator: Emulator, entries_api: LoggingServiceV2Client
 ) -> None:
     config = audit_config(tmp_path)
     first = await write(config, 3)
@@ -401,7 +387,7 @@ async def test_an_unfinished_write_at_the_end_of_the_newest_segment_is_waited_fo
     whole = segment.read_bytes()
     # A write under way, or a crash in the middle of one.
     segment.write_bytes(whole + frame(b"x" * 40)[:20])
-    shipper = shipper_for(config, client)
+    shipper = shipper_for(config, entries_api)
 
     assert shipper.ship_once() == len(records)
     assert read_mark(directory) == Mark(number, len(whole))
@@ -424,11 +410,11 @@ async def test_an_unfinished_write_at_the_end_of_the_newest_segment_is_waited_fo
 
 
 async def test_verify_of_a_shipped_spool_notes_the_records_it_no_longer_holds(
-    tmp_path: Path, client: LoggingServiceV2Client, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, entries_api: LoggingServiceV2Client, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = audit_config(tmp_path, segment_bytes=4096)
     await write(config, 40)
-    shipper_for(config, client).ship_once()
+    shipper_for(config, entries_api).ship_once()
     assert segments(config.spool_dir / WRITER)[0] > 1  # shipped segments are gone
     command = ["audit", "verify", "--spool", str(config.spool_dir)]
     assert main([*command, "--public-key", str(tmp_path / "audit.pub")]) == 0
@@ -440,7 +426,7 @@ async def test_verify_of_a_shipped_spool_notes_the_records_it_no_longer_holds(
 
 
 async def test_a_record_not_yet_acknowledged_is_not_shipped(
-    tmp_path: Path, client: LoggingServiceV2Client, emulator: Emulator
+    tmp_path: Path, entries_api: LoggingServiceV2Client, emulator: Emulator
 ) -> None:
     # A frame on disk past the writer's committed mark: written, but its fsync has not
     # returned (or failed, and the writer cuts it off). Shipped, it would be a record of
@@ -455,7 +441,7 @@ async def test_a_record_not_yet_acknowledged_is_not_shipped(
     pending.record_id = f"{pending.chain}-{pending.sequence:012d}"
     with segment.open("ab") as out:
         out.write(frame(pending.SerializeToString()))
-    shipper = shipper_for(config, client)
+    shipper = shipper_for(config, entries_api)
     assert shipper.ship_once() == 4  # chain start, 2 exchanges, the shutdown checkpoint
     assert pending.record_id not in {e.insert_id for e in emulator.entries(LOG)}
     assert shipper.ship_once() == 0
@@ -479,16 +465,16 @@ PHI = "note: patient SSN 123-45-6789"
 async def test_an_entry_that_is_not_a_record_is_named_without_its_content(
     tmp_path: Path,
     emulator: Emulator,
-    client: LoggingServiceV2Client,
+    entries_api: LoggingServiceV2Client,
     capsys: pytest.CaptureFixture[str],
     payload: dict[str, Any],
     said: str,
 ) -> None:
     config = audit_config(tmp_path)
     await write(config, 2)
-    shipper_for(config, client).ship_once()
+    shipper_for(config, entries_api).ship_once()
     entry = {"insert_id": "not-a-record", "json_payload": payload}
-    client.write_log_entries(
+    entries_api.write_log_entries(
         request={"log_name": LOG, "resource": {"type": "global"}, "entries": [entry]}
     )
 

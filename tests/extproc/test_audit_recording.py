@@ -27,6 +27,16 @@ from tests.audit.support import audit_config, exchange
 from tests.extproc.test_servicer import NOTE, answer, json_headers, masker, responses
 
 
+@pytest.fixture
+async def audited(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[ExternalProcessorServicer]:
+    """The servicer with a writer on a spool in `tmp_path`, closed after the test."""
+    writer = await AuditWriter.open(audit_config(tmp_path), "extproc")
+    yield ExternalProcessorServicer(masker(monkeypatch), audit=writer)
+    await writer.close()
+
+
 def request_headers(method: str = "POST") -> ext_proc.ProcessingRequest:
     pairs = {":method": method, ":path": "/mcp", "x-request-id": "req-7"}
     headers = [base_pb2.HeaderValue(key=k, raw_value=v.encode()) for k, v in pairs.items()]
@@ -122,10 +132,9 @@ def spooled(tmp_path: Path) -> list[AuditRecord]:
 
 
 async def test_the_record_holds_what_the_client_got(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, audited: ExternalProcessorServicer
 ) -> None:
-    writer = await AuditWriter.open(audit_config(tmp_path), "extproc")
-    servicer = ExternalProcessorServicer(masker(monkeypatch), audit=writer)
+    servicer = audited
     upstream = answer(1)
     out = await responses(servicer, [request_headers(), request_body(), json_headers(), upstream])
     (record,) = [r.exchange for r in spooled(tmp_path) if r.HasField("exchange")]
@@ -139,7 +148,6 @@ async def test_the_record_holds_what_the_client_got(
     assert record.unmasked_response_sha256 == hashlib.sha256(upstream.response_body.body).digest()
     assert record.request.text.startswith('{"jsonrpc"')
     assert record.masking.counts["ssn"] == 1 and record.outcome == "complete"
-    await writer.close()
 
 
 async def test_a_full_spool_refuses_before_the_server_is_asked(
@@ -170,10 +178,9 @@ async def test_with_when_full_serve_the_record_is_dropped_and_counted(tmp_path: 
 
 
 async def test_a_streamed_answer_is_on_record_before_its_response_goes_out(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, audited: ExternalProcessorServicer
 ) -> None:
-    writer = await AuditWriter.open(audit_config(tmp_path), "extproc")
-    servicer = ExternalProcessorServicer(masker(monkeypatch), audit=writer)
+    servicer = audited
     requests = fed(
         request_headers(),
         request_body(),
@@ -191,14 +198,12 @@ async def test_a_streamed_answer_is_on_record_before_its_response_goes_out(
     assert (record.outcome, record.status) == ("complete", 200)
     assert record.response.text.encode() == sent(progress[0]) + sent(response[0])
     assert end[1] == [record]  # the stream's end records nothing more
-    await writer.close()
 
 
 async def test_a_batch_is_recorded_when_its_last_response_comes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, audited: ExternalProcessorServicer
 ) -> None:
-    writer = await AuditWriter.open(audit_config(tmp_path), "extproc")
-    servicer = ExternalProcessorServicer(masker(monkeypatch), audit=writer)
+    servicer = audited
     requests = fed(
         request_headers(),
         request_body(1, "two"),
@@ -213,7 +218,6 @@ async def test_a_batch_is_recorded_when_its_last_response_comes(
     (record,) = last[1]
     assert record.outcome == "complete" and b'"id":"two"' in sent(last[0])
     assert end[1] == [record]
-    await writer.close()
 
 
 async def test_a_response_that_cannot_be_recorded_never_reaches_the_client(
@@ -238,11 +242,10 @@ async def test_a_response_that_cannot_be_recorded_never_reaches_the_client(
 
 
 async def test_a_get_stream_is_recorded_when_it_ends(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, audited: ExternalProcessorServicer
 ) -> None:
     # Server-initiated: no request of the client's is waiting for an answer in it.
-    writer = await AuditWriter.open(audit_config(tmp_path), "extproc")
-    servicer = ExternalProcessorServicer(masker(monkeypatch), audit=writer)
+    servicer = audited
     requests = fed(
         request_headers("GET"), sse_headers(), events(result(1)), raw_chunk(b"", end=True)
     )
@@ -250,14 +253,12 @@ async def test_a_get_stream_is_recorded_when_it_ends(
     assert event[1] == []
     (record,) = end[1]
     assert (record.http_method, record.outcome) == ("GET", "complete")
-    await writer.close()
 
 
 async def test_a_refused_answer_keeps_the_digest_of_what_the_server_sent(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, audited: ExternalProcessorServicer
 ) -> None:
-    writer = await AuditWriter.open(audit_config(tmp_path), "extproc")
-    servicer = ExternalProcessorServicer(masker(monkeypatch), audit=writer)
+    servicer = audited
     pairs = {":status": "200", "content-type": "application/json", "content-encoding": "gzip"}
     headers = ext_proc.ProcessingRequest(
         response_headers=ext_proc.HttpHeaders(
@@ -277,14 +278,12 @@ async def test_a_refused_answer_keeps_the_digest_of_what_the_server_sent(
     assert (record.outcome, record.status) == ("refused", 502)
     assert record.unmasked_response_sha256 == hashlib.sha256(broken).digest()
     assert record.response.text.encode() == out[-1].immediate_response.body
-    await writer.close()
 
 
 async def test_a_stream_broken_off_midway_is_recorded_as_the_client_saw_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, audited: ExternalProcessorServicer
 ) -> None:
-    writer = await AuditWriter.open(audit_config(tmp_path), "extproc")
-    servicer = ExternalProcessorServicer(masker(monkeypatch), audit=writer)
+    servicer = audited
     bad = b"event: message\ndata: \xff\n\n"  # not UTF-8: cannot be masked
     progress = events(PROGRESS)
     requests = fed(request_headers(), request_body(), sse_headers(), progress, raw_chunk(bad))
@@ -297,7 +296,6 @@ async def test_a_stream_broken_off_midway_is_recorded_as_the_client_saw_it(
     assert record.response.text.encode() == sent(went)
     server_sent = progress.response_body.body + bad
     assert record.unmasked_response_sha256 == hashlib.sha256(server_sent).digest()
-    await writer.close()
 
 
 async def test_a_stream_cut_short_is_on_record_before_the_shutdown_checkpoint(
@@ -307,8 +305,8 @@ async def test_a_stream_cut_short_is_on_record_before_the_shutdown_checkpoint(
     # late record of the stream must land before the chain's last checkpoint.
     writer = await AuditWriter.open(audit_config(tmp_path), "extproc")
     servicer = ExternalProcessorServicer(masker(monkeypatch), audit=writer)
-    stream = servicer.Process(fed(request_headers("GET"), sse_headers(), events(result(1))), None)  # type: ignore[arg-type]
-    async for _ in stream:
+    messages = fed(request_headers("GET"), sse_headers(), events(result(1)))
+    async for _ in servicer.Process(messages, None):  # type: ignore[arg-type]
         pass  # the messages run out: Envoy closed the stream before its end
     await servicer.settle()
     await writer.close()

@@ -1,5 +1,5 @@
-"""Fixtures of the Cloud Logging tests: the emulator on a port of its own, and the real
-client library pointed at it."""
+"""Fixtures shared by the Cloud Logging and audit tests: the emulator on a port of its own,
+and the real client library pointed at it."""
 
 from collections.abc import Iterator
 
