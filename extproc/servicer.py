@@ -71,7 +71,7 @@ class ExternalProcessorServicer(ext_proc_grpc.ExternalProcessorServicer):
                 kind = request.WhichOneof("request") or "unknown"
                 if kind == "request_headers" and audit is not None and audit.refuses:
                     # Before the MCP server is asked: no tool runs that cannot be recorded.
-                    response = exchange.refuse(SpoolError("the audit spool is full"))
+                    response = exchange.refuse(SpoolError("the audit spool takes no record now"))
                 # An ExchangeError ends the stream; Envoy, failing closed, answers the client.
                 elif exchange.work_bytes(request) <= self._inline:
                     response = exchange.handle(request)
