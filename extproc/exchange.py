@@ -92,6 +92,11 @@ class Exchange:
     # The ids of the request's calls whose responses the stream has not carried yet; None
     # when no response is awaited (a GET stream, notifications only, no record kept).
     _awaiting: set[_Id] | None = None
+    # Once a response has gone by with others still awaited (a batch, or an error with a
+    # null id), what follows is held until all are answered or the stream ends: no
+    # response reaches the client before the exchange's record is on disk.
+    _responded: bool = False
+    _held: bytearray = field(default_factory=bytearray)
     # What the audit record needs; None when this ext_proc writes no records.
     recording: ExchangeRecording | None = None
     # Set when the exchange is over for the client: "complete", "refused" (it got a 502
@@ -293,7 +298,9 @@ class Exchange:
         def rewrite_event(text: str) -> str:
             masked = rewrite(text)
             if self._awaiting:  # once all are answered, no event is parsed again
-                self._awaiting -= _response_ids(masked)
+                answered, any_response = _responses(masked)
+                self._awaiting -= answered
+                self._responded = self._responded or (any_response and bool(self._awaiting))
             return masked
 
         return rewrite_event
@@ -338,6 +345,7 @@ class Exchange:
             out = self._sse.feed(body.body)
             if body.end_of_stream:
                 out += self._sse.finish()
+            out = self._hold(out, body.end_of_stream)
             self._seen(out)
             return _body_response(out, self.report if body.end_of_stream else None)
         if self._json_rewrite is None:
@@ -352,6 +360,16 @@ class Exchange:
             masked = self._json_rewrite(text).encode()
         self._seen(masked)
         return _body_response(masked, self.report)
+
+    def _hold(self, out: bytes, end: bool) -> bytes:
+        """What of a stream's masked output goes to the client now (see `_responded`)."""
+        if not self._responded:
+            return out
+        self._held += out
+        if self._awaiting and not end:
+            return b""
+        released, self._held = bytes(self._held), bytearray()
+        return released
 
     def _seen(self, masked: bytes) -> None:
         if self.recording is not None:
@@ -386,14 +404,14 @@ def _request_ids(body: bytes) -> set[_Id]:
     return {i for m in messages if "method" in m and (i := _id_of(m)) is not None}
 
 
-def _response_ids(text: str) -> set[_Id]:
+def _responses(text: str) -> tuple[set[_Id], bool]:
     """The ids of the JSON-RPC responses (an id and a result or an error, no method) in
-    an event's data; a request or notification of the server's answers nothing."""
-    return {
-        i
-        for m in _messages(text)
-        if "method" not in m and ("result" in m or "error" in m) and (i := _id_of(m)) is not None
-    }
+    an event's data, and whether it holds any response (an error's id may be null); a
+    request or notification of the server's answers nothing."""
+    responses = [
+        m for m in _messages(text) if "method" not in m and ("result" in m or "error" in m)
+    ]
+    return {i for m in responses if (i := _id_of(m)) is not None}, bool(responses)
 
 
 def _messages(text: str) -> list[dict[str, Any]]:

@@ -214,10 +214,34 @@ async def test_a_batch_is_recorded_when_its_last_response_comes(
         raw_chunk(b"", end=True),
     )
     *_, first, other, last, end = await step_by_step(servicer, requests, tmp_path)
-    assert first[1] == [] and other[1] == []
+    # The first response is held back with what follows it, not sent before the record.
+    assert sent(first[0]) == sent(other[0]) == b""
     (record,) = last[1]
     assert record.outcome == "complete" and b'"id":"two"' in sent(last[0])
+    assert b'"id":1' in sent(last[0]) and b'"id":"other"' in sent(last[0])
+    assert record.response.text.encode() == sent(last[0])
     assert end[1] == [record]
+
+
+async def test_an_error_with_a_null_id_is_held_until_the_stream_ends(
+    tmp_path: Path, audited: ExternalProcessorServicer
+) -> None:
+    # The server could not read one call of the batch: its error has a null id, and the
+    # other call is answered. Neither goes out before the record.
+    error = {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": "bad"}}
+    requests = fed(
+        request_headers(),
+        request_body(1, 2),
+        sse_headers(),
+        events(result(1)),
+        events(error),
+        raw_chunk(b"", end=True),
+    )
+    *_, answered, failed, end = await step_by_step(audited, requests, tmp_path)
+    assert sent(answered[0]) == sent(failed[0]) == b""
+    (record,) = end[1]
+    assert record.outcome == "complete" and b"Okafor" not in sent(end[0])
+    assert b'"id":1' in sent(end[0]) and b'"id":null' in sent(end[0])
 
 
 async def test_a_response_that_cannot_be_recorded_never_reaches_the_client(
