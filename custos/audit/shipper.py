@@ -266,7 +266,13 @@ class Shipper:
     def _prune(self, directory: Path) -> None:
         mark = read_mark(directory) or Mark(0, 0)
         numbers = segments(directory)
-        for number in numbers[:-1]:  # never the newest: its writer may be filling it
+        # Never the newest, which its writer may be filling, nor the newest that holds a
+        # record: a writer that starts again links its new chain to that record.
+        holding = [n for n in numbers if segment_path(directory, n).stat().st_size]
+        keep = min(numbers[-1:] + holding[-1:], default=0)
+        for number in numbers:
+            if number >= keep:
+                break
             path = segment_path(directory, number)
             done = number < mark.segment or (
                 number == mark.segment and mark.offset >= path.stat().st_size

@@ -136,7 +136,9 @@ class Spool:
         self._flusher: asyncio.Task[None] | None = None
         self._broken: str | None = None
         self._committed_fd = -1
+        self._heads: list[object] = []
         self.failures = 0  # failed writes: the records queued with them are lost too
+        self.durable: object = None  # the head of the last write that reached the disk
 
     def open(self) -> Recovery:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -154,17 +156,18 @@ class Spool:
             data = path.read_bytes()
             result = scan(data)
             frames = result.frames
-            if number == newest and result.end != result.size:
+            if result.end != result.size:
                 resume = next_frame(data, result.end + 1)
-                if resume == len(data):
+                if number == newest and resume == len(data):
                     # An unfinished write: never acknowledged, so it goes.
                     dropped = result.size - result.end
                     os.truncate(path, result.end)
                 else:
-                    # Whole records follow the damage: nothing is cut, verify and the
-                    # shipper see it all, and writing goes on in a new segment.
-                    damaged = f"{path.name}@{result.end}"
-                    frames = [*frames, *scan(data, resume).frames]
+                    # Damage with whole records after it: nothing is cut (verify and the
+                    # shipper see it all), the last record is the one after it, and
+                    # writing goes on in a new segment.
+                    damaged = damaged or f"{path.name}@{result.end}"
+                    frames = [*frames, *_whole_frames(data, resume)]
             if frames:
                 last = frames[-1][1]
                 break
@@ -194,12 +197,15 @@ class Spool:
                 total += segment_path(self.directory, number).stat().st_size
         return total
 
-    async def commit(self, data: bytes) -> None:
-        """Returns once `data` (whole frames) is on disk; raises SpoolError if it is not."""
+    async def commit(self, data: bytes, head: object = None) -> None:
+        """Returns once `data` (whole frames) is on disk; raises SpoolError if it is not.
+        `head` (the last record in `data`) becomes `durable` once it is, whether or not
+        the caller is still waiting then."""
         if self._broken is not None:
             raise SpoolError(self._broken)
         waiter = asyncio.get_running_loop().create_future()
         self._pending.append(data)
+        self._heads.append(head)
         self._waiters.append(waiter)
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
@@ -223,22 +229,23 @@ class Spool:
 
     async def _flush(self) -> None:
         while self._pending:
-            data, waiters = b"".join(self._pending), self._waiters
-            self._pending, self._waiters = [], []
+            data, waiters, heads = b"".join(self._pending), self._waiters, self._heads
+            self._pending, self._waiters, self._heads = [], [], []
             try:
                 await asyncio.to_thread(self._write, data)
             except OSError as exc:
                 # Records queued meanwhile chain onto the lost ones: they fail with them,
                 # and the writer starts a new chain from what is on disk.
                 waiters += self._waiters
-                self._pending, self._waiters = [], []
+                self._pending, self._waiters, self._heads = [], [], []
                 self.failures += 1
                 _settle(waiters, SpoolError(f"audit spool write failed: {exc.strerror or exc}"))
             except BaseException:
                 _settle([*waiters, *self._waiters], SpoolError("audit spool write cancelled"))
-                self._pending, self._waiters = [], []
+                self._pending, self._waiters, self._heads = [], [], []
                 raise
             else:
+                self.durable = next((h for h in reversed(heads) if h is not None), self.durable)
                 _settle(waiters, None)
 
     def _write(self, data: bytes) -> None:
@@ -292,6 +299,18 @@ class Spool:
                 os.fsync(directory)
             finally:
                 os.close(directory)
+
+
+def _whole_frames(data: bytes, start: int) -> list[tuple[int, bytes]]:
+    """Every whole frame from `start` on, reading on past any further damage."""
+    frames: list[tuple[int, bytes]] = []
+    while start < len(data):
+        result = scan(data, start)
+        frames += result.frames
+        if result.end == result.size:
+            break
+        start = next_frame(data, result.end + 1)
+    return frames
 
 
 def _settle(waiters: list[asyncio.Future[None]], error: SpoolError | None) -> None:

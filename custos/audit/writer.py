@@ -54,9 +54,6 @@ class AuditWriter:
         self._spool_bytes = 0
         self._size_checked = 0.0
         self._timer: asyncio.Task[None] | None = None
-        # The newest record known to be on disk, for the chain that follows a failed write.
-        self._durable: AuditRecord | None = None
-        self._tickets = self._durable_ticket = 0
         self._failures_seen = 0
         self._failing = False  # the last write failed; cleared by the next that succeeds
         self._probe: asyncio.Task[None] | None = None
@@ -139,7 +136,7 @@ class AuditWriter:
             reasons.append(f"damaged bytes at {recovery.damaged_at} left in place")
         if recovery.shipped_past_end:
             reasons.append("the spool ends before what the shipper shipped: records are gone")
-        self._durable = last
+        self._spool.durable = last
         await self._write(lambda: self._chain_start("; ".join(reasons), last))
 
     async def _checkpoint_on_time(self) -> None:
@@ -172,18 +169,16 @@ class AuditWriter:
         if self._spool.failures != self._failures_seen:
             self._failures_seen = self._spool.failures
             lost = "a spool write failed: the records written with it were not kept"
-            data = self._chain_start(lost, self._durable)
+            durable = self._spool.durable
+            data = self._chain_start(lost, durable if isinstance(durable, AuditRecord) else None)
         data += make()
-        self._tickets += 1
-        ticket, head = self._tickets, self._head_record()
         try:
-            await self._spool.commit(data)
+            # The spool notes the head once it is on disk, even if this caller is gone.
+            await self._spool.commit(data, self._head_record())
         except SpoolError:
             self._failing = True
             raise
         self._failing = False
-        if ticket > self._durable_ticket:  # commits finish in order; callers may not
-            self._durable_ticket, self._durable = ticket, head
 
     def _chain_start(self, reason: str, previous: AuditRecord | None) -> bytes:
         start = ChainStart(reason=reason)
@@ -192,8 +187,10 @@ class AuditWriter:
             start.previous_sequence = previous.sequence
             start.previous_hash = previous.hash
         self.chain, self.sequence, self.head = secrets.token_hex(8), 0, GENESIS_HASH
-        self._unsigned = 0
-        return frame(self._next(chain_start=start))
+        started = frame(self._next(chain_start=start))
+        # Signed like any record: by the next checkpoint, on time even if nothing follows.
+        self._unsigned = 1
+        return started
 
     def _head_record(self) -> AuditRecord:
         """The chain's head, as much of it as the next chain start links to."""

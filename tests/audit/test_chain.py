@@ -14,12 +14,15 @@ import pytest
 
 from custos.audit.audit_pb2 import AuditRecord
 from custos.audit.records import content_hash
+from custos.audit.shipper import Shipper
 from custos.audit.signing import generate_key_pair, load_public_keys
 from custos.audit.sources import from_spool
 from custos.audit.spool import SpoolError, frame, scan, segment_path, segments
 from custos.audit.verify import Report, verify
 from custos.audit.writer import AuditWriter
 from custos.cli import main
+from custos.cloud_logging.clients import close, logging_client
+from custos.cloud_logging.emulator import Emulator
 from tests.audit.support import (
     appended,
     audit_config,
@@ -413,7 +416,7 @@ async def test_live_a_record_made_up_after_the_last_checkpoint_is_a_finding_once
     tmp_path: Path, back: int, young: bool
 ) -> None:
     # A writer still running, its last record a checkpoint by count.
-    running = await write(audit_config(tmp_path, checkpoint_every_records=3), 3, close=False)
+    running = await write(audit_config(tmp_path, checkpoint_every_records=4), 3, close=False)
     running._spool.close()
     segment = only_segment(tmp_path)
     payloads = frames(segment)
@@ -532,3 +535,80 @@ async def test_live_damage_is_a_finding_elsewhere_than_a_frame_cut_short_at_the_
     # Zeros at the newest end: no frame starts like that.
     newest.write_bytes(newest.read_bytes() + bytes(12))
     assert [f.kind for f in check(tmp_path, live=True).findings] == ["unreadable"]
+
+
+async def test_an_idle_writers_chain_start_is_signed_on_time(tmp_path: Path) -> None:
+    # ext_authz records only refusals: its writer may stay idle for hours after it starts.
+    writer = await AuditWriter.open(audit_config(tmp_path, checkpoint_every_seconds=0.05), "x")
+    await asyncio.sleep(0.2)
+    records = [AuditRecord.FromString(p) for p in frames(only_segment(tmp_path))]
+    assert [r.WhichOneof("body") for r in records[:2]] == ["chain_start", "checkpoint"]
+    await writer.close()
+
+
+async def test_a_cancelled_caller_does_not_leave_the_next_chain_a_stale_link(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = await AuditWriter.open(audit_config(tmp_path), "extproc")
+    waiting = asyncio.create_task(writer.record(exchange("given-up")))
+    await asyncio.sleep(0)  # queued in the spool...
+    waiting.cancel()  # ...and Envoy gives up on the exchange: the record is written still
+    await writer._spool.drain()
+    synced = os.fdatasync
+
+    def failing(fd: int) -> None:
+        monkeypatch.setattr(os, "fdatasync", synced)
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "fdatasync", failing)
+    with pytest.raises(SpoolError):
+        await writer.record(exchange("lost"))
+    await writer.record(exchange("after"))
+    await writer.close()
+    report = check(tmp_path)
+    assert report.ok, report.findings
+
+
+async def test_a_restart_after_the_shipper_pruned_links_to_the_last_record(
+    tmp_path: Path,
+) -> None:
+    config = audit_config(tmp_path, segment_bytes=4096)
+    crashed = await write(config, 12, close=False)
+    crashed._spool.close()  # killed right after rolling to a new, still empty, segment
+    directory = config.spool_dir / "extproc-test"
+    empty = segment_path(directory, segments(directory)[-1] + 1)
+    empty.touch()
+    with Emulator() as api:
+        client = logging_client(api.endpoint)
+        Shipper(config.spool_dir, client, "custos-test", "custos-audit").ship_once()
+        close(client)
+    assert len(segments(directory)) == 2  # the one holding the last record is kept
+    restarted = await write(config, 1)
+    start = chain_starts_in(directory)[-1].chain_start
+    assert (start.previous_chain, start.previous_sequence) == (crashed.chain, crashed.sequence)
+    assert restarted.chain != crashed.chain
+
+
+async def test_damage_in_an_older_segment_does_not_hide_the_last_record(tmp_path: Path) -> None:
+    config = audit_config(tmp_path, segment_bytes=4096)
+    crashed = await write(config, 12, close=False)
+    crashed._spool.close()
+    directory = config.spool_dir / "extproc-test"
+    newest = segment_path(directory, segments(directory)[-1])
+    data = bytearray(newest.read_bytes())
+    data[scan(bytes(data)).frames[0][0] + 30] ^= 0x01  # the newest segment's first record
+    newest.write_bytes(bytes(data))
+    segment_path(directory, segments(directory)[-1] + 1).touch()  # then a roll, and a crash
+    await write(config, 1)
+    start = chain_starts_in(directory)[-1].chain_start
+    assert (start.previous_chain, start.previous_sequence) == (crashed.chain, crashed.sequence)
+    assert "damaged bytes" in start.reason
+
+
+def chain_starts_in(directory: Path) -> list[AuditRecord]:
+    records = [
+        AuditRecord.FromString(payload)
+        for number in segments(directory)
+        for _, payload in scan(segment_path(directory, number).read_bytes()).frames
+    ]
+    return [r for r in records if r.HasField("chain_start")]
