@@ -136,8 +136,9 @@ def verify(
     max_unsigned_seconds: float = DEFAULT_MAX_UNSIGNED_SECONDS,
     expect_writers: Iterable[str] = (),
 ) -> Report:
-    """`shipped_start`: the set is a spool whose shipped segments were deleted, so a chain
-    may begin after its first record (a note; those are checked in Cloud Logging).
+    """`shipped_start`: the set is a spool whose shipped segments were deleted, so each
+    writer's oldest chain left may begin after its first record, and after a chain that
+    is gone (notes: those are checked in Cloud Logging).
     `expect_writers`: writers that must have a chain in the set (a deleted chain leaves no
     other trace)."""
     report = Report()
@@ -147,11 +148,17 @@ def verify(
             _unreadable(item, live, report)
         else:
             _read(Place(item.where, item.record), seen, keys, report)
-    for chain in seen.chains.values():
-        _check_links(chain, report, shipped_start)
+    # In a spool the shipper pruned, a writer's oldest chain left may have lost its start
+    # (and the chain before it) to Cloud Logging; any other chain may not.
+    firsts: dict[str, str] = {}
+    for name, chain in seen.chains.items():
+        firsts.setdefault(chain.summary.writer, name)
+    pruned = set(firsts.values()) if shipped_start else set()
+    for name, chain in seen.chains.items():
+        _check_links(chain, report, name in pruned)
         _summarize(chain)
         _check_closed(chain, report)
-    linked = _check_successors(seen.chains, report)
+    linked = _check_successors(seen.chains, report, pruned)
     ends = _Ends(live, int(max_unsigned_seconds * 1e9), _newest(seen.chains))
     for name, chain in seen.chains.items():
         if name not in linked:
@@ -406,7 +413,7 @@ def _summarize(chain: _Chain) -> None:
     )
 
 
-def _check_successors(chains: dict[str, _Chain], report: Report) -> set[str]:
+def _check_successors(chains: dict[str, _Chain], report: Report, pruned: set[str]) -> set[str]:
     """Chains that a later chain says ended at a given head: their end is that head."""
     starts = [
         place
@@ -419,7 +426,7 @@ def _check_successors(chains: dict[str, _Chain], report: Report) -> set[str]:
     return {
         place.record.chain_start.previous_chain
         for place in starts
-        if _check_successor(place, report)
+        if _check_successor(place, report, place.record.chain in pruned)
     }
 
 
@@ -463,17 +470,19 @@ def _check_closed(chain: _Chain, report: Report) -> None:
         )
 
 
-def _check_successor(place: Place, report: Report) -> bool:
+def _check_successor(place: Place, report: Report, pruned: bool) -> bool:
     """Whether the chain that `place` starts after is in the set; findings if it does not
-    end where `place` says."""
+    end where `place` says, or is not there (a writer's whole run deleted) unless the
+    shipper pruned it from the spool."""
     record = place.record
     start = record.chain_start
     summary = report.chains.get(start.previous_chain)
     if summary is None:
-        report.notes.append(
-            f"{place.where}: chain {record.chain} follows chain {start.previous_chain}, "
-            "whose records are not in this set"
-        )
+        said = f"chain {record.chain} follows chain {start.previous_chain}, which is not here"
+        if pruned:
+            report.notes.append(f"{place.where}: {said} (shipped and pruned from the spool)")
+        else:
+            report.findings.append(Finding("deleted", place.label, said))
         return False
     where = f"chain {summary.chain} (writer {summary.writer})"
     if summary.last < start.previous_sequence:

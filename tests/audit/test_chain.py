@@ -612,3 +612,22 @@ def chain_starts_in(directory: Path) -> list[AuditRecord]:
         for _, payload in scan(segment_path(directory, number).read_bytes()).frames
     ]
     return [r for r in records if r.HasField("chain_start")]
+
+
+async def test_a_whole_run_deleted_from_the_middle_is_named(tmp_path: Path) -> None:
+    config = audit_config(tmp_path)
+    await write(config, 2)
+    kept = only_segment(tmp_path).read_bytes()
+    second = await write(config, 2)
+    middle = only_segment(tmp_path).read_bytes()
+    await write(config, 2)
+    whole = only_segment(tmp_path).read_bytes()
+    only_segment(tmp_path).write_bytes(kept + whole[len(middle) :])  # the second run, gone
+    (finding,) = check(tmp_path).findings
+    assert finding.kind == "deleted"
+    assert f"follows chain {second.chain}, which is not here" in finding.message
+    # The shipper's mark does not excuse it: the chain is not the writer's oldest left.
+    (tmp_path / "spool" / "extproc-test" / "shipped").write_text("1 0\n")
+    keys = load_public_keys([tmp_path / "audit.pub"])
+    pruned = verify(from_spool(tmp_path / "spool"), keys, shipped_start=True)
+    assert [f.kind for f in pruned.findings] == ["deleted"]
