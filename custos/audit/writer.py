@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import shutil
 import time
 from collections.abc import Callable
 
@@ -52,6 +53,7 @@ class AuditWriter:
         self.head = GENESIS_HASH
         self._unsigned = 0  # records since the last checkpoint
         self._spool_bytes = 0
+        self._disk_free = 0
         self._size_checked = 0.0
         self._timer: asyncio.Task[None] | None = None
         self._failures_seen = 0
@@ -74,13 +76,17 @@ class AuditWriter:
 
     @property
     def full(self) -> bool:
+        """The spool has reached its cap, or the disk under it has no room left for the
+        biggest record (a small probe write could pass where a record would not)."""
         if time.monotonic() - self._size_checked >= _SIZE_CHECK_SECONDS:
             self.measure_spool()
-        return self._spool_bytes >= self.config.max_spool_bytes
+        room = 4 * self.config.bodies.max_bytes + 1_048_576  # two bodies, as text, and more
+        return self._spool_bytes >= self.config.max_spool_bytes or self._disk_free < room
 
     def measure_spool(self) -> None:
         """Look at the spool's size now (it is looked at once a second otherwise)."""
         self._spool_bytes = self._spool.bytes_on_disk()
+        self._disk_free = shutil.disk_usage(self._spool.directory).free
         self._size_checked = time.monotonic()
 
     @property

@@ -7,6 +7,7 @@ import asyncio
 import datetime as dt
 import errno
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -631,3 +632,15 @@ async def test_a_whole_run_deleted_from_the_middle_is_named(tmp_path: Path) -> N
     keys = load_public_keys([tmp_path / "audit.pub"])
     pruned = verify(from_spool(tmp_path / "spool"), keys, shipped_start=True)
     assert [f.kind for f in pruned.findings] == ["deleted"]
+
+
+async def test_a_disk_without_room_for_a_record_refuses_even_when_a_probe_fits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = await AuditWriter.open(audit_config(tmp_path), "extproc")
+    assert not writer.refuses
+    room = shutil.disk_usage(tmp_path)._replace(free=100_000)  # a checkpoint fits, a body not
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: room)
+    writer.measure_spool()
+    assert writer.refuses
+    await writer.close()
