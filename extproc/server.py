@@ -65,6 +65,11 @@ async def serve(
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("ext_proc listening on %s:%d", listen.rpartition(":")[0], port)
     watcher = asyncio.create_task(reloader.watch()) if reloader is not None else None
+    audit_health = (
+        asyncio.create_task(serving_while_recording(writer, health_servicer))
+        if writer is not None
+        else None
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -73,11 +78,36 @@ async def serve(
     log.info("ext_proc stopping")
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-    if watcher is not None:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
+    for task in (watcher, audit_health):
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
     await server.stop(grace=5)
     if writer is not None:
         await servicer.settle()
         await writer.close()
+
+
+async def serving_while_recording(
+    writer: AuditWriter, health_servicer: health.aio.HealthServicer
+) -> None:
+    """NOT_SERVING while exchanges are refused for want of a record (spool full, failing or
+    broken): a readiness probe takes the pod out of rotation, and a broken spool, which
+    only a restart mends, fails the liveness probe too."""
+    serving = True
+    while True:
+        await asyncio.sleep(1.0)
+        now = not writer.refuses
+        if now != serving:
+            serving = now
+            status = (
+                health_pb2.HealthCheckResponse.SERVING
+                if now
+                else health_pb2.HealthCheckResponse.NOT_SERVING
+            )
+            for name in ("", SERVICE_NAME):
+                await health_servicer.set(name, status)
+            log.warning(
+                "ext_proc %s", "serving again" if now else "refusing: no audit record can be kept"
+            )
