@@ -546,7 +546,8 @@ def _check_end(chain: _Chain, ends: _Ends, report: Report) -> None:
     oldest = min(unsigned, key=lambda p: p.record.time.ToNanoseconds(), default=None)
     age = ends.newest_ns - oldest.record.time.ToNanoseconds() if oldest else 0
     if oldest is None:
-        report.notes.append(f"{where}: open, signed up to its last record (#{summary.last})")
+        last = summary.last
+        report.notes.append(f"{where}: open; its last record (#{last}) is a valid checkpoint")
         return
     if age <= ends.max_unsigned_ns:
         since = "since the last" if summary.signed_through else "and no"
