@@ -13,7 +13,8 @@ the records to Cloud Logging in batches, and only then moves its mark.
 - Bytes that are not whole frames in a segment its writer has left are damage: they are
   set aside in `quarantine/` too, with where they were, and shipping goes on from the next
   whole record. At the end of the newest segment they are a write under way: waited for.
-- Segments wholly behind the mark, and not the one a writer is filling, are deleted."""
+- Segments wholly behind the mark are deleted, but not the one a writer is filling nor
+  the newest that holds a record (a writer that starts again links to its last one)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """A writer's hash chain: each record gets the next sequence number and the previous
 record's hash, and is committed to the spool before the caller goes on; a signed
-checkpoint follows every N records, every T seconds with news, and at shutdown.
+checkpoint follows every N records, every T seconds with news, at shutdown, and once a
+second while a failing spool is tried again.
 
 Every start of the writer starts a new chain, whose first record says why (a shutdown, a
 crash, an unfinished write cut off, damage, a spool shorter than what was shipped) and
@@ -70,7 +71,7 @@ class AuditWriter:
         spool = Spool(config.spool_dir / name, config.segment_bytes)
         recovery = spool.open()
         writer = cls(config, name, spool, signer, on_event)
-        await writer._resume(recovery)
+        await writer._start(recovery)
         writer._timer = asyncio.create_task(writer._checkpoint_on_time())
         return writer
 
@@ -133,7 +134,7 @@ class AuditWriter:
             await self._spool.drain()
             self._spool.close()
 
-    async def _resume(self, recovery: Recovery) -> None:
+    async def _start(self, recovery: Recovery) -> None:
         last = _parse(recovery.last)
         reasons = [_why_started(last, recovery.last is not None, self.name)]
         if recovery.dropped_bytes:

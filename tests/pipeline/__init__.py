@@ -4,7 +4,7 @@ Every object is the real one: the development OIDC issuer served over HTTP on lo
 an `httpx.AsyncClient` fetching its discovery document and JWKS, `IssuerKeys`,
 `TokenVerifier`, `TokenCache`, a `PolicyReloader` on the example policy, `CredentialSource`
 and `ResponseBuilder`. Verdicts are captured through `on_verdict`, the hook the metrics
-(and later the audit record) hang on, so the tests see exactly what would be recorded.
+hang on, so the tests see exactly what would be recorded.
 
 Assertions are made on the protobuf fields Envoy acts on (status, headers to set and
 remove, the denial's HTTP status, headers and body, dynamic metadata), because a field
