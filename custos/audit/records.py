@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 
+from google.protobuf.message import DecodeError
+
 from custos.audit.audit_pb2 import AuditRecord, Body
 
 GENESIS_HASH = bytes(32)
@@ -35,3 +37,13 @@ def body(data: bytes, keep: bool, max_bytes: int) -> Body:
         sha256=hashlib.sha256(data).digest(),
         truncated=len(kept) < len(data),
     )
+
+
+def is_record(payload: bytes) -> bool:
+    """Whether a whole frame's payload reads as an audit record: after damage, reading goes
+    on only from a frame that does, not from bytes that happen to look framed."""
+    try:
+        AuditRecord.FromString(payload)
+    except DecodeError:
+        return False
+    return True

@@ -39,16 +39,17 @@ from prometheus_client.registry import Collector
 from custos.audit.audit_pb2 import AuditRecord
 from custos.audit.config import AuditConfig
 from custos.audit.entries import MAX_REQUEST_BYTES, log_name, to_entries
-from custos.audit.sources import is_record, spool_writers
+from custos.audit.sources import spool_writers
 from custos.audit.spool import (
     COMMITTED,
+    HEADER,
     SHIPPED,
     SUFFIX,
     Mark,
     frame,
     next_frame,
+    read_frames,
     read_mark,
-    scan,
     segment_path,
     segments,
 )
@@ -148,23 +149,18 @@ class Shipper:
         for number in numbers:
             if number < mark.segment:
                 continue
+            if committed is not None and number > committed.segment:
+                break
             start = mark.offset if number == mark.segment else 0
+            stop = committed.offset if committed and number == committed.segment else None
             path = segment_path(directory, number)
-            with open(path, "rb") as segment:
-                segment.seek(start)
-                if committed is not None and number == committed.segment:
-                    data = segment.read(max(committed.offset - start, 0))
-                elif committed is not None and number > committed.segment:
-                    data = b""
-                else:
-                    data = segment.read()
-            result = scan(data)
-            for offset, payload in result.frames:
-                at = start + offset
-                end = Mark(number, at + len(frame(payload)))
-                records.append(Spooled(payload, f"{directory.name}/{path.name}@{at}", end))
-                if len(records) == self._batch_entries:
-                    return Batch(directory, records)
+            where = f"{directory.name}/{path.name}"
+            result = read_frames(path, start, stop, self._batch_entries - len(records))
+            for at, payload in result.frames:
+                end = Mark(number, at + HEADER.size + len(payload))
+                records.append(Spooled(payload, f"{where}@{at}", end))
+            if len(records) == self._batch_entries:
+                return Batch(directory, records)
             if result.end == result.size:
                 continue
             if records:  # ship what comes before; the next read starts there
@@ -177,12 +173,10 @@ class Shipper:
                 break
             # An older segment is never written again: what is not whole frames is damage.
             # Set it aside and go on from the next whole record, or from the segment's end.
-            resume = next_frame(data, result.end + 1, is_record)
-            at = start + result.end
+            data = path.read_bytes()
+            resume = next_frame(data, result.end + 1)
             damage = Spooled(
-                data[result.end : resume],
-                f"{directory.name}/{path.name}@{at}",
-                Mark(number, start + resume),
+                data[result.end : resume], f"{where}@{result.end}", Mark(number, resume)
             )
             return Batch(directory, [], damage)
         return Batch(directory, records) if records else None

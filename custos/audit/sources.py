@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,10 +9,10 @@ from google.protobuf.message import DecodeError
 
 from custos.audit.audit_pb2 import AuditRecord
 from custos.audit.spool import (
+    HEADER,
     MAX_FRAME,
     SHIPPED,
     SUFFIX,
-    frame,
     next_frame,
     scan,
     segment_path,
@@ -21,9 +20,6 @@ from custos.audit.spool import (
 )
 from custos.audit.verify import Found
 from custos.errors import ConfigError
-
-_HEADER_BYTES = len(frame(b""))  # a frame with nothing in it is its header alone
-_LENGTH = struct.Struct(">I")  # a frame's header starts with its payload's length
 
 
 def spool_writers(root: Path) -> list[Path]:
@@ -64,7 +60,7 @@ def _segment(path: Path, name: str, newest: bool) -> Iterator[Found]:
         if result.end == result.size:
             return
         # Damage: skip to the next offset where a whole frame starts.
-        resume = next_frame(data, result.end + 1, is_record)
+        resume = next_frame(data, result.end + 1)
         yield Found(
             f"{name}@{result.end}",
             None,
@@ -79,16 +75,10 @@ def _cut_short(tail: bytes) -> bool:
     a header, or a whole header whose payload runs past the end. The file grows as the
     write goes, so the bytes there are right, only not all there yet; bytes that do not
     start a frame like that are damage, wherever they are."""
-    if len(tail) < _HEADER_BYTES:
+    if len(tail) < HEADER.size:
         return True
-    (length,) = _LENGTH.unpack_from(tail)
-    return 0 < length <= MAX_FRAME and _HEADER_BYTES + length > len(tail)
-
-
-def is_record(payload: bytes) -> bool:
-    """Whether a whole frame's payload reads as an audit record: after damage, reading goes
-    on only from a frame that does, not from bytes that happen to look framed."""
-    return _parsed("", payload).record is not None
+    length, _ = HEADER.unpack_from(tail)
+    return 0 < length <= MAX_FRAME and HEADER.size + length > len(tail)
 
 
 def _parsed(where: str, payload: bytes) -> Found:

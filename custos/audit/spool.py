@@ -20,9 +20,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from custos.audit.records import is_record
 from custos.errors import CustosError
 
-_HEADER = struct.Struct(">II")  # payload length, CRC-32 of the payload
+HEADER = struct.Struct(">II")  # payload length, CRC-32 of the payload
 MAX_FRAME = 64 * 1_048_576
 SUFFIX = ".seg"
 SHIPPED = "shipped"
@@ -37,7 +38,7 @@ class SpoolError(CustosError):
 
 
 def frame(payload: bytes) -> bytes:
-    return _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
+    return HEADER.pack(len(payload), zlib.crc32(payload)) + payload
 
 
 @dataclass(frozen=True)
@@ -54,25 +55,60 @@ def scan(data: bytes, start: int = 0) -> Scan:
     offset = start
     while (payload := frame_at(data, offset)) is not None:
         frames.append((offset, payload))
-        offset += _HEADER.size + len(payload)
+        offset += HEADER.size + len(payload)
     return Scan(frames, offset, len(data))
 
 
 def frame_at(data: bytes, offset: int) -> bytes | None:
     """The payload of the whole frame at `offset`, or None if there is none there."""
-    if offset + _HEADER.size > len(data):
+    if offset + HEADER.size > len(data):
         return None
-    length, crc = _HEADER.unpack_from(data, offset)
-    end = offset + _HEADER.size + length
+    length, crc = HEADER.unpack_from(data, offset)
+    end = offset + HEADER.size + length
     # Nothing writes an empty payload; eight zero bytes (a zeroed block on a failing disk)
     # would otherwise pass for a frame, with the CRC-32 of nothing being 0.
     if length == 0 or length > MAX_FRAME or end > len(data):
         return None
-    payload = memoryview(data)[offset + _HEADER.size : end]
+    payload = memoryview(data)[offset + HEADER.size : end]
     return bytes(payload) if zlib.crc32(payload) == crc else None
 
 
-def next_frame(data: bytes, start: int, accept: Callable[[bytes], bool] = bool) -> int:
+def read_frames(path: Path, start: int, stop: int | None, most: int) -> Scan:
+    """Up to `most` whole frames of a segment file from `start` on, reading no further than
+    `stop` (None: the file's end), without reading the rest of the file. `Scan.size` is
+    where reading had to stop; `end` short of it, with fewer than `most` frames, is a
+    frame not whole (yet)."""
+    frames: list[tuple[int, bytes]] = []
+    with open(path, "rb") as segment:
+        size = os.fstat(segment.fileno()).st_size
+        size = size if stop is None else min(stop, size)
+        segment.seek(start)
+        offset = start
+        while len(frames) < most and offset + HEADER.size <= size:
+            length, crc = HEADER.unpack(segment.read(HEADER.size))
+            if length == 0 or length > MAX_FRAME or offset + HEADER.size + length > size:
+                break
+            payload = segment.read(length)
+            if len(payload) != length or zlib.crc32(payload) != crc:
+                break
+            frames.append((offset, payload))
+            offset += HEADER.size + length
+    return Scan(frames, offset, size)
+
+
+def whole_frames(data: bytes, start: int = 0) -> list[tuple[int, bytes]]:
+    """Every whole frame holding a record from `start` on, reading on past any damage."""
+    frames: list[tuple[int, bytes]] = []
+    while start < len(data):
+        result = scan(data, start)
+        frames += result.frames
+        if result.end == result.size:
+            break
+        start = next_frame(data, result.end + 1)
+    return frames
+
+
+def next_frame(data: bytes, start: int, accept: Callable[[bytes], bool] = is_record) -> int:
     """Where reading can go on after damage: the first offset from `start` on where a whole
     frame begins whose payload `accept` takes, or the end of `data`."""
     for offset in range(start, len(data)):
@@ -167,7 +203,7 @@ class Spool:
                     # shipper see it all), the last record is the one after it, and
                     # writing goes on in a new segment.
                     damaged = damaged or f"{path.name}@{result.end}"
-                    frames = [*frames, *_whole_frames(data, resume)]
+                    frames = [*frames, *whole_frames(data, resume)]
             if frames:
                 last = frames[-1][1]
                 break
@@ -299,18 +335,6 @@ class Spool:
                 os.fsync(directory)
             finally:
                 os.close(directory)
-
-
-def _whole_frames(data: bytes, start: int) -> list[tuple[int, bytes]]:
-    """Every whole frame from `start` on, reading on past any further damage."""
-    frames: list[tuple[int, bytes]] = []
-    while start < len(data):
-        result = scan(data, start)
-        frames += result.frames
-        if result.end == result.size:
-            break
-        start = next_frame(data, result.end + 1)
-    return frames
 
 
 def _settle(waiters: list[asyncio.Future[None]], error: SpoolError | None) -> None:
