@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from custos.audit.audit_pb2 import AuditRecord
 from custos.audit.records import is_record
 from custos.errors import CustosError
 
@@ -172,9 +173,9 @@ class Spool:
         self._flusher: asyncio.Task[None] | None = None
         self._broken: str | None = None
         self._committed_fd = -1
-        self._heads: list[object] = []
+        self._heads: list[AuditRecord] = []
         self.failures = 0  # failed writes: the records queued with them are lost too
-        self.durable: object = None  # the head of the last write that reached the disk
+        self.durable: AuditRecord | None = None  # the head of the last write on disk
 
     def open(self) -> Recovery:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -233,7 +234,7 @@ class Spool:
                 total += segment_path(self.directory, number).stat().st_size
         return total
 
-    async def commit(self, data: bytes, head: object = None) -> None:
+    async def commit(self, data: bytes, head: AuditRecord) -> None:
         """Returns once `data` (whole frames) is on disk; raises SpoolError if it is not.
         `head` (the last record in `data`) becomes `durable` once it is, whether or not
         the caller is still waiting then."""
@@ -281,7 +282,7 @@ class Spool:
                 self._pending, self._waiters, self._heads = [], [], []
                 raise
             else:
-                self.durable = next((h for h in reversed(heads) if h is not None), self.durable)
+                self.durable = heads[-1]
                 _settle(waiters, None)
 
     def _write(self, data: bytes) -> None:

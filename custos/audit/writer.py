@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import secrets
 import shutil
@@ -25,12 +26,14 @@ from google.protobuf.message import DecodeError
 
 from custos.audit.audit_pb2 import AuditRecord, ChainStart, Checkpoint, Exchange
 from custos.audit.config import AuditConfig
-from custos.audit.records import GENESIS_HASH, content_hash, record_id
+from custos.audit.records import GENESIS_HASH, record_id
 from custos.audit.signing import Signer, statement
 from custos.audit.spool import Recovery, Spool, SpoolError, frame
 
 log = logging.getLogger(__name__)
 
+# The tag and length of AuditRecord.hash (field 6, length-delimited, 32 bytes).
+_HASH_FIELD = bytes([6 << 3 | 2, 32])
 # How often the size of the spool is looked at again (the shipper shrinks it meanwhile).
 _SIZE_CHECK_SECONDS = 1.0
 
@@ -120,7 +123,7 @@ class AuditWriter:
             self._on_event("dropped_full")
             log.error("audit spool full: record of request %s dropped", exchange.request_id)
             return
-        await self._append(exchange=exchange)
+        await self._append(exchange)
         self._on_event("written")
 
     async def close(self) -> None:
@@ -159,9 +162,9 @@ class AuditWriter:
         if self._unsigned or reason in ("shutdown", "probe"):
             await self._write(lambda: frame(self._checkpoint(reason)))
 
-    async def _append(self, **body: Exchange) -> None:
+    async def _append(self, exchange: Exchange) -> None:
         def frames() -> bytes:
-            data = frame(self._next(**body))
+            data = frame(self._next(exchange=exchange))
             self._unsigned += 1
             if self._unsigned >= self.config.checkpoint_every_records:
                 data += frame(self._checkpoint("count"))
@@ -176,8 +179,7 @@ class AuditWriter:
         if self._spool.failures != self._failures_seen:
             self._failures_seen = self._spool.failures
             lost = "a spool write failed: the records written with it were not kept"
-            durable = self._spool.durable
-            data = self._chain_start(lost, durable if isinstance(durable, AuditRecord) else None)
+            data = self._chain_start(lost, self._spool.durable)
         data += make()
         try:
             # The spool notes the head once it is on disk, even if this caller is gone.
@@ -225,13 +227,16 @@ class AuditWriter:
             writer=self.name,
             chain=self.chain,
             sequence=self.sequence,
-            previous_hash=self.head if self.sequence > 1 else GENESIS_HASH,
+            previous_hash=self.head,  # GENESIS_HASH for a chain's first record
             time=_now(),
             **body,
         )
-        record.hash = content_hash(record)
-        self.head = record.hash
-        return record.SerializeToString(deterministic=True)
+        # The canonical form is this serialization, `hash` being empty yet; the hash goes
+        # after it as one more field (a parser takes fields in any order), so a record of
+        # up to two bodies is serialized once, not copied and serialized twice.
+        canonical = record.SerializeToString(deterministic=True)
+        self.head = hashlib.sha256(canonical).digest()
+        return canonical + _HASH_FIELD + self.head
 
 
 def _why_started(last: AuditRecord | None, had_records: bool, name: str) -> str:
