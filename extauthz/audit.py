@@ -9,7 +9,7 @@ from envoy.service.auth.v3 import external_auth_pb2 as authz
 
 from custos.audit.audit_pb2 import Decision, Exchange
 from custos.audit.config import Bodies
-from custos.audit.exchanges import calls, principal
+from custos.audit.exchanges import AUDITED, calls, principal
 from custos.audit.records import body
 from custos.audit.spool import SpoolError
 from custos.audit.writer import AuditWriter
@@ -17,10 +17,6 @@ from custos.policy import HttpRequest
 from extauthz.pipeline import Verdict
 
 log = logging.getLogger(__name__)
-
-# In the decision's dynamic metadata: the refusal is on record, so ext_proc, which sees
-# Envoy's reply to it, does not record it a second time.
-AUDITED = "audited_by"
 
 
 async def record_refusal(

@@ -8,17 +8,15 @@ import hashlib
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from google.protobuf import struct_pb2
 
 from custos.audit.audit_pb2 import Body, Decision, Exchange, MaskedPath, Masking
 from custos.audit.config import Bodies
-from custos.audit.exchanges import calls, principal
+from custos.audit.exchanges import AUDITED, calls, principal
 from custos.audit.records import body
 from custos.policy import Identity, McpCall
-
-# Set by ext_authz once it has recorded a refusal itself (extauthz.audit.AUDITED).
-_AUDITED = "audited_by"
 
 
 @dataclass
@@ -63,7 +61,7 @@ class ExchangeRecording:
         )
         self.decision_id = text("decision_id")
         self.source_address = text("source_address")
-        self.audited_elsewhere = bool(text(_AUDITED))
+        self.audited_elsewhere = bool(text(AUDITED))
         if not self.request_id:  # a reply Envoy made itself: no request headers came here
             self.request_id = text("request_id")
 
@@ -100,7 +98,7 @@ class ExchangeRecording:
         outcome: str,
         identity: Identity | None,
         mcp_calls: tuple[McpCall, ...],
-        masked: dict[str, dict[str, object]],
+        masked: dict[str, dict[str, Any]],
     ) -> Exchange:
         bodies = self.bodies
         decision = self.decision
@@ -134,12 +132,10 @@ class ExchangeRecording:
         )
 
 
-def _masking(report: dict[str, dict[str, object]]) -> Masking:
+def _masking(report: dict[str, dict[str, Any]]) -> Masking:
+    """The masking report (`MaskReport.as_dict`) as the record keeps it."""
     masking = Masking()
     for entity, found in report.items():
-        count = found.get("count", 0)
-        paths = found.get("paths", [])
-        masking.counts[entity] = int(count) if isinstance(count, int) else 0
-        if isinstance(paths, list):
-            masking.paths.append(MaskedPath(entity=entity, paths=[str(p) for p in paths]))
+        masking.counts[entity] = found["count"]
+        masking.paths.append(MaskedPath(entity=entity, paths=found["paths"]))
     return masking

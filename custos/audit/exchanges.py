@@ -8,6 +8,10 @@ from collections.abc import Iterable
 from custos.audit.audit_pb2 import Call, Principal
 from custos.policy import Identity, McpCall
 
+# In the decision's dynamic metadata: ext_authz has recorded its refusal itself, so
+# ext_proc, which sees Envoy's reply to it, does not record it a second time.
+AUDITED = "audited_by"
+
 
 def principal(identity: Identity | None) -> Principal | None:
     if identity is None:
