@@ -13,7 +13,8 @@ from custos.audit.audit_pb2 import AuditRecord, Call, Decision, Exchange, Princi
 from custos.audit.config import AuditConfig
 from custos.audit.records import GENESIS_HASH, body, content_hash, record_id
 from custos.audit.signing import generate_key_pair
-from custos.audit.spool import frame, segment_path
+from custos.audit.spool import frame, scan, segment_path
+from custos.audit.writer import AuditWriter
 
 
 def audit_config(tmp_path: Path, **overrides: Any) -> AuditConfig:
@@ -99,3 +100,24 @@ def spool_of(directory: Path, records: list[AuditRecord]) -> None:
     directory.mkdir(parents=True)
     payloads = (r.SerializeToString(deterministic=True) for r in records)
     segment_path(directory, 1).write_bytes(b"".join(frame(p) for p in payloads))
+
+
+async def write(
+    config: AuditConfig, count: int, close: bool = True, prefix: str = "req"
+) -> AuditWriter:
+    """`count` exchanges by a writer of `config`, one after another, as requests that do
+    not overlap: each record is a write of its own (so a small `segment_bytes` gives
+    several segments). Closed, with its shutdown checkpoint, unless `close` is false."""
+    writer = await AuditWriter.open(config, "extproc")
+    for i in range(count):
+        await writer.record(exchange(f"{prefix}-{i}"))
+    if close:
+        await writer.close()
+    return writer
+
+
+def framed(path: Path) -> list[bytes]:
+    """The payloads of a segment file, which must end with a whole frame."""
+    result = scan(path.read_bytes())
+    assert result.end == result.size, f"{path} does not end with a whole frame"
+    return [payload for _, payload in result.frames]

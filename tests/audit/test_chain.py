@@ -28,18 +28,12 @@ from tests.audit.support import (
     appended,
     audit_config,
     exchange,
+    framed,
     made_up_chain,
     sealed,
     spool_of,
+    write,
 )
-
-
-async def write(config, count: int, close: bool = True) -> AuditWriter:  # type: ignore[no-untyped-def]
-    writer = await AuditWriter.open(config, "extproc")
-    await asyncio.gather(*(writer.record(exchange(f"req-{i}")) for i in range(count)))
-    if close:
-        await writer.close()
-    return writer
 
 
 def check(tmp_path: Path, live: bool = False, **options: Any) -> Report:
@@ -51,10 +45,6 @@ def only_segment(tmp_path: Path) -> Path:
     directory = tmp_path / "spool" / "extproc-test"
     (number,) = segments(directory)
     return segment_path(directory, number)
-
-
-def frames(path: Path) -> list[bytes]:
-    return [payload for _, payload in scan(path.read_bytes()).frames]
 
 
 def rewrite(path: Path, payloads: list[bytes]) -> None:
@@ -73,7 +63,7 @@ async def test_a_closed_chain_verifies(tmp_path: Path) -> None:
 
 
 def chain_starts(tmp_path: Path) -> list[AuditRecord]:
-    records = [AuditRecord.FromString(p) for p in frames(only_segment(tmp_path))]
+    records = [AuditRecord.FromString(p) for p in framed(only_segment(tmp_path))]
     return [r for r in records if r.HasField("chain_start")]
 
 
@@ -123,7 +113,7 @@ async def test_two_chains_following_one_are_named(tmp_path: Path) -> None:
 async def test_records_after_a_shutdown_checkpoint_are_named(tmp_path: Path) -> None:
     await write(audit_config(tmp_path), 2)
     segment = only_segment(tmp_path)
-    payloads = frames(segment)
+    payloads = framed(segment)
     shutdown = AuditRecord.FromString(payloads[-1])
     forged = AuditRecord()
     forged.CopyFrom(AuditRecord.FromString(payloads[-2]))  # an exchange, sealed anew
@@ -181,7 +171,7 @@ async def test_damage_with_records_after_it_is_left_in_place(tmp_path: Path) -> 
     directory = segment.parent
     assert len(segments(directory)) == 2  # writing went on in a new segment
     newest = segment_path(directory, segments(directory)[-1])
-    start = AuditRecord.FromString(frames(newest)[0]).chain_start
+    start = AuditRecord.FromString(framed(newest)[0]).chain_start
     assert "damaged bytes" in start.reason
     assert [f.kind for f in check(tmp_path).findings] == ["unreadable", "deleted"]
 
@@ -207,7 +197,7 @@ async def test_a_failed_write_starts_a_chain_from_what_is_on_disk(
     await writer.close()
     report = check(tmp_path)
     assert report.ok, report.findings
-    records = [AuditRecord.FromString(p) for p in frames(only_segment(tmp_path))]
+    records = [AuditRecord.FromString(p) for p in framed(only_segment(tmp_path))]
     kept = [r.exchange.request_id for r in records if r.HasField("exchange")]
     assert kept == ["kept", "after"]
     assert "write failed" in chain_starts(tmp_path)[1].chain_start.reason
@@ -243,7 +233,7 @@ async def test_a_zeroed_block_is_named_once_not_read_as_records(tmp_path: Path) 
 async def test_a_record_changed_and_reframed_is_named(tmp_path: Path) -> None:
     await write(audit_config(tmp_path), 5)
     segment = only_segment(tmp_path)
-    payloads = frames(segment)
+    payloads = framed(segment)
     record = AuditRecord.FromString(payloads[2])
     record.exchange.status = 200 if record.exchange.status != 200 else 500
     payloads[2] = record.SerializeToString(deterministic=True)
@@ -255,7 +245,7 @@ async def test_a_record_changed_and_reframed_is_named(tmp_path: Path) -> None:
 async def test_a_deleted_record_is_named(tmp_path: Path) -> None:
     await write(audit_config(tmp_path), 5)
     segment = only_segment(tmp_path)
-    payloads = frames(segment)
+    payloads = framed(segment)
     del payloads[2]
     rewrite(segment, payloads)
     report = check(tmp_path)
@@ -267,7 +257,7 @@ async def test_a_deleted_record_is_named(tmp_path: Path) -> None:
 async def test_swapped_records_are_named(tmp_path: Path) -> None:
     await write(audit_config(tmp_path), 5)
     segment = only_segment(tmp_path)
-    payloads = frames(segment)
+    payloads = framed(segment)
     payloads[2], payloads[3] = payloads[3], payloads[2]
     rewrite(segment, payloads)
     kinds = [f.kind for f in check(tmp_path).findings]
@@ -277,7 +267,7 @@ async def test_swapped_records_are_named(tmp_path: Path) -> None:
 async def test_a_copied_record_is_named(tmp_path: Path) -> None:
     await write(audit_config(tmp_path), 5)
     segment = only_segment(tmp_path)
-    payloads = frames(segment)
+    payloads = framed(segment)
     payloads.insert(3, payloads[2])
     rewrite(segment, payloads)
     assert [f.kind for f in check(tmp_path).findings] == ["inserted"]
@@ -287,7 +277,7 @@ async def test_a_copied_record_is_named(tmp_path: Path) -> None:
 async def test_a_cut_tail_is_named(tmp_path: Path, cut: int) -> None:
     await write(audit_config(tmp_path), 5)
     segment = only_segment(tmp_path)
-    payloads = frames(segment)
+    payloads = framed(segment)
     rewrite(segment, payloads[:-cut])
     (finding,) = check(tmp_path).findings
     assert finding.kind == "truncated"
@@ -308,7 +298,7 @@ async def test_a_checkpoint_by_another_key_is_named(tmp_path: Path) -> None:
 async def test_a_forged_signature_is_named(tmp_path: Path) -> None:
     await write(audit_config(tmp_path), 2)
     segment = only_segment(tmp_path)
-    payloads = frames(segment)
+    payloads = framed(segment)
     record = AuditRecord.FromString(payloads[-1])
     record.checkpoint.signature = bytes(64)
     record.hash = content_hash(record)  # a forger can rehash, but cannot sign
@@ -323,7 +313,7 @@ async def test_a_checkpoint_relabelled_shutdown_is_named(tmp_path: Path) -> None
     # Cut the tail after a checkpoint by count and call that checkpoint a shutdown one.
     await write(audit_config(tmp_path, checkpoint_every_records=3), 5)
     segment = only_segment(tmp_path)
-    payloads = frames(segment)
+    payloads = framed(segment)
     cut = next(i for i, p in enumerate(payloads) if AuditRecord.FromString(p).checkpoint.reason)
     record = AuditRecord.FromString(payloads[cut])
     record.checkpoint.reason = "shutdown"
@@ -420,7 +410,7 @@ async def test_live_a_record_made_up_after_the_last_checkpoint_is_a_finding_once
     running = await write(audit_config(tmp_path, checkpoint_every_records=4), 3, close=False)
     running._spool.close()
     segment = only_segment(tmp_path)
-    payloads = frames(segment)
+    payloads = framed(segment)
     last = AuditRecord.FromString(payloads[-1])
     assert last.checkpoint.reason == "count"
     when = last.time.ToDatetime(tzinfo=dt.UTC) - dt.timedelta(seconds=back)
@@ -445,7 +435,7 @@ async def test_a_forged_copy_is_the_one_named_before_or_after_the_genuine_record
 ) -> None:
     await write(audit_config(tmp_path), 5)
     segment = only_segment(tmp_path)
-    payloads = frames(segment)
+    payloads = framed(segment)
     forged = AuditRecord.FromString(payloads[2])
     forged.exchange.principal.subject = "mallory"
     forged = sealed(forged).SerializeToString(deterministic=True)
@@ -467,7 +457,7 @@ async def test_a_forged_copy_is_the_one_named_before_or_after_the_genuine_record
 async def test_two_forged_records_linked_to_each_other_are_both_named(tmp_path: Path) -> None:
     await write(audit_config(tmp_path), 5)
     segment = only_segment(tmp_path)
-    payloads = frames(segment)
+    payloads = framed(segment)
     third = AuditRecord.FromString(payloads[2])
     third.exchange.principal.subject = "mallory"
     fourth = AuditRecord.FromString(payloads[3])
@@ -488,7 +478,7 @@ async def test_a_record_changed_and_rehashed_is_named_with_the_record_after_it(
 ) -> None:
     await write(audit_config(tmp_path), 5)
     segment = only_segment(tmp_path)
-    payloads = frames(segment)
+    payloads = framed(segment)
     record = AuditRecord.FromString(payloads[2])
     record.exchange.status = 500
     payloads[2] = sealed(record).SerializeToString(deterministic=True)
@@ -542,7 +532,7 @@ async def test_an_idle_writers_chain_start_is_signed_on_time(tmp_path: Path) -> 
     # ext_authz records only refusals: its writer may stay idle for hours after it starts.
     writer = await AuditWriter.open(audit_config(tmp_path, checkpoint_every_seconds=0.05), "x")
     await asyncio.sleep(0.2)
-    records = [AuditRecord.FromString(p) for p in frames(only_segment(tmp_path))]
+    records = [AuditRecord.FromString(p) for p in framed(only_segment(tmp_path))]
     assert [r.WhichOneof("body") for r in records[:2]] == ["chain_start", "checkpoint"]
     await writer.close()
 

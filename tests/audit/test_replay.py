@@ -11,20 +11,8 @@ import pytest
 
 from custos.audit.audit_pb2 import AuditRecord
 from custos.audit.spool import frame, scan, segment_path, segments
-from custos.audit.writer import AuditWriter
 from custos.cli import main
-from tests.audit.support import audit_config, exchange, sealed
-
-
-async def write(tmp_path: Path, count: int, close: bool = True) -> AuditWriter:
-    """`count` exchanges, one after another, by a writer that signs only at shutdown."""
-    config = audit_config(tmp_path, checkpoint_every_records=1000)
-    writer = await AuditWriter.open(config, "extproc")
-    for i in range(count):
-        await writer.record(exchange(f"req-{i}"))
-    if close:
-        await writer.close()
-    return writer
+from tests.audit.support import audit_config, sealed, write
 
 
 def forge_before_the_third(tmp_path: Path) -> None:
@@ -61,7 +49,7 @@ def headers(out: str) -> dict[str, str]:
 async def test_a_forged_record_is_printed_marked_not_verified(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    await write(tmp_path, 3)
+    await write(audit_config(tmp_path), 3)
     forge_before_the_third(tmp_path)
 
     replay(tmp_path)
@@ -88,7 +76,7 @@ async def test_a_forged_record_is_printed_marked_not_verified(
 async def test_without_keys_replay_says_once_that_nothing_is_verified(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    await write(tmp_path, 2)
+    await write(audit_config(tmp_path), 2)
     forge_before_the_third(tmp_path)
 
     replay(tmp_path, keys=False)
@@ -108,7 +96,7 @@ async def test_without_keys_replay_says_once_that_nothing_is_verified(
 async def test_records_not_signed_yet_are_marked_until_a_checkpoint_covers_them(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    writer = await write(tmp_path, 2, close=False)
+    writer = await write(audit_config(tmp_path), 2, close=False)
     try:
         replay(tmp_path)
         out, err = capsys.readouterr()

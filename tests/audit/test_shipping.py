@@ -27,7 +27,7 @@ from custos.audit.verify import Found, Report, verify
 from custos.audit.writer import AuditWriter
 from custos.cli import main
 from custos.cloud_logging.emulator import Emulator
-from tests.audit.support import audit_config, exchange
+from tests.audit.support import audit_config, exchange, framed, write
 
 PROJECT = "custos-test"
 LOG_ID = "custos-audit"
@@ -40,16 +40,6 @@ def shipper_for(config: AuditConfig, client: LoggingServiceV2Client, **options: 
     # Backoff in milliseconds, so retries cost the test next to nothing.
     settings: dict[str, Any] = {"initial_backoff_seconds": 0.01, "max_backoff_seconds": 0.05}
     return Shipper(config.spool_dir, client, PROJECT, LOG_ID, **(settings | options))
-
-
-async def write(config: AuditConfig, count: int, prefix: str = "req") -> AuditWriter:
-    """Exchanges one after another, as requests that do not overlap: each record is a write
-    of its own, so a small `segment_bytes` gives several segments. The writer is closed."""
-    writer = await AuditWriter.open(config, "extproc")
-    for i in range(count):
-        await writer.record(exchange(f"{prefix}-{i}"))
-    await writer.close()
-    return writer
 
 
 def big_exchange(request_id: str, size: int) -> Exchange:
@@ -88,12 +78,6 @@ def check_cloud(tmp_path: Path, emulator: Emulator, more: Iterable[Found] = ()) 
         key=lambda f: (f.record.chain, f.record.sequence) if f.record else ("", 0),
     )
     return verify(found, load_public_keys([tmp_path / "audit.pub"]))
-
-
-def framed(path: Path) -> list[bytes]:
-    result = scan(path.read_bytes())
-    assert result.end == result.size, f"{path} does not end with a whole frame"
-    return [payload for _, payload in result.frames]
 
 
 def quarantine(config: AuditConfig, writer: str = WRITER) -> tuple[list[bytes], list[str]]:
