@@ -77,25 +77,25 @@ class ExternalProcessorServicer(ext_proc_grpc.ExternalProcessorServicer):
                     response = exchange.handle(request)
                 else:
                     response = await self._off_loop(exchange, request)
-                if exchange.outcome and not recorded:
+                if audit is not None and exchange.outcome and not recorded:
                     recorded = True
-                    response = await self._record(exchange, response)
+                    response = await self._record(audit, exchange, response)
                 if self._metrics is not None:
                     self._metrics.handled(kind, time.perf_counter() - started)
                 yield response
         finally:
-            if not recorded and recording is not None and recording.request_id:
-                self._record_late(exchange)
+            if audit is not None and not recorded and recording and recording.request_id:
+                self._record_late(audit, exchange)
 
     async def _record(
-        self, exchange: Exchange, response: ext_proc.ProcessingResponse
+        self, audit: AuditWriter, exchange: Exchange, response: ext_proc.ProcessingResponse
     ) -> ext_proc.ProcessingResponse:
         """`response`, once the exchange is on record; a refusal if it cannot be."""
         record = exchange.audit_record(exchange.outcome)
-        if self._audit is None or record is None:
+        if record is None:  # ext_authz recorded its refusal itself
             return response
         try:
-            await self._audit.record(record)
+            await audit.record(record)
         except SpoolError as exc:
             return exchange.refuse(exc)
         return response
@@ -106,12 +106,12 @@ class ExternalProcessorServicer(ext_proc_grpc.ExternalProcessorServicer):
         while self._late:
             await asyncio.gather(*self._late, return_exceptions=True)
 
-    def _record_late(self, exchange: Exchange) -> None:
+    def _record_late(self, audit: AuditWriter, exchange: Exchange) -> None:
         record = exchange.audit_record("incomplete")
-        if self._audit is None or record is None:
+        if record is None:
             return
         # The stream is gone and may be cancelled: the write goes on in a task of its own.
-        task = asyncio.create_task(_record_quietly(self._audit, record))
+        task = asyncio.create_task(_record_quietly(audit, record))
         self._late.add(task)
         task.add_done_callback(self._late.discard)
 
