@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from custos.audit.defaults import AUDIT_LOG, MAX_UNSIGNED_SECONDS, MIN_RETENTION_DAYS
 from custos.errors import CustosError
 
 if TYPE_CHECKING:
@@ -109,8 +110,9 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument(
         "--max-unsigned-seconds",
         type=_seconds,
+        default=MAX_UNSIGNED_SECONDS,
         help="with --live: how long an open end may stay unsigned, next to the set's newest "
-        "record (default 180: checkpoints come every 60 s with news)",
+        "record (default %(default)g: checkpoints come every 60 s with news)",
     )
     verify.add_argument(
         "--expect-writer",
@@ -161,11 +163,11 @@ def _logging_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser
     provision.add_argument(
         "--lock", action="store_true", help="lock the bucket: its retention can never change"
     )
-    provision.add_argument("--sink", default="custos-audit", help="sink name (%(default)s)")
+    provision.add_argument("--sink", default=AUDIT_LOG, help="sink name (%(default)s)")
     provision.add_argument(
         "--allow-short-retention",
         action="store_true",
-        help="accept retention under 2190 days (not for audit records)",
+        help=f"accept retention under {MIN_RETENTION_DAYS} days (not for audit records)",
     )
     provision.add_argument(
         "--keep-default-copy",
@@ -199,12 +201,10 @@ def _logging_target_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--retention-days",
         type=int,
-        default=2190,
+        default=MIN_RETENTION_DAYS,
         help="retention in days: provision sets it, check requires at least it (%(default)s)",
     )
-    parser.add_argument(
-        "--log-name", default="custos-audit", help="the audit log's name (%(default)s)"
-    )
+    parser.add_argument("--log-name", default=AUDIT_LOG, help="the audit log's name (%(default)s)")
     parser.add_argument(
         "--endpoint",
         help="host:port of the local emulator (no TLS, no credentials); default: Google, "
@@ -407,7 +407,7 @@ def _record_source(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--spool", type=Path, help="a spool directory (or one writer's)")
     source.add_argument("--project", help="read the records back from Cloud Logging")
-    parser.add_argument("--log-name", default="custos-audit", help="with --project")
+    parser.add_argument("--log-name", default=AUDIT_LOG, help="with --project")
     parser.add_argument("--endpoint", help="with --project: a local Logging API (host:port)")
 
 
@@ -455,10 +455,9 @@ def _audit_replay(args: argparse.Namespace) -> int:
 
 def _audit_verify(args: argparse.Namespace) -> int:
     from custos.audit.signing import load_public_keys
-    from custos.audit.verify import DEFAULT_MAX_UNSIGNED_SECONDS, verify
+    from custos.audit.verify import verify
 
     keys = load_public_keys(args.public_key)
-    max_unsigned = args.max_unsigned_seconds
     shipped_start = False
     if args.spool is not None:
         from custos.audit.sources import shipped_from
@@ -469,7 +468,7 @@ def _audit_verify(args: argparse.Namespace) -> int:
         keys,
         live=args.live,
         shipped_start=shipped_start,
-        max_unsigned_seconds=DEFAULT_MAX_UNSIGNED_SECONDS if max_unsigned is None else max_unsigned,
+        max_unsigned_seconds=args.max_unsigned_seconds,
         expect_writers=args.expect_writer,
     )
     for summary in report.chains.values():

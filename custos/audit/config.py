@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from custos.audit.defaults import AUDIT_LOG
 from custos.config_file import load_model
 
 # Cloud Logging log ids: letters, digits and a few marks, at most 512 characters.
@@ -31,7 +32,7 @@ class Bodies(_Strict):
 
 class Shipping(_Strict):
     project: str = Field(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
-    log_name: str = Field(default="custos-audit", pattern=LOG_NAME)
+    log_name: str = Field(default=AUDIT_LOG, pattern=LOG_NAME)
     # host:port of a Logging API that speaks plain gRPC (the local emulator); unset, the
     # shipper calls Google with Application Default Credentials (Workload Identity).
     endpoint: str | None = None

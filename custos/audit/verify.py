@@ -32,12 +32,12 @@ from dataclasses import dataclass, field
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from custos.audit.audit_pb2 import AuditRecord
+from custos.audit.defaults import MAX_UNSIGNED_SECONDS
 from custos.audit.records import GENESIS_HASH, content_hash, record_id
 from custos.audit.signing import signature_holds, statement
 
 # Checkpoints come every 60 s with news by default: an open end older than this, next to
 # the newest record of the set, is not a write its writer has yet to sign.
-DEFAULT_MAX_UNSIGNED_SECONDS = 180.0
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,7 @@ def verify(
     *,
     live: bool = False,
     shipped_start: bool = False,
-    max_unsigned_seconds: float = DEFAULT_MAX_UNSIGNED_SECONDS,
+    max_unsigned_seconds: float = MAX_UNSIGNED_SECONDS,
     expect_writers: Iterable[str] = (),
 ) -> Report:
     """`shipped_start`: the set is a spool whose shipped segments were deleted, so each

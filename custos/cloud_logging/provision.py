@@ -27,6 +27,7 @@ from google.api_core import exceptions as api_exceptions
 from google.cloud.logging_v2.services.config_service_v2 import ConfigServiceV2Client
 from google.cloud.logging_v2.types import LifecycleState, LogBucket, LogSink
 
+from custos.audit.defaults import AUDIT_LOG, MIN_RETENTION_DAYS
 from custos.cloud_logging import log_filter, resource_names
 from custos.cloud_logging.resource_names import (
     bucket_destination,
@@ -54,9 +55,7 @@ __all__ = [
 ]
 
 # Six years: HIPAA keeps required documentation that long (45 CFR 164.316(b)(2)(i)).
-MIN_RETENTION_DAYS = 2190
-DEFAULT_LOG_NAME = "custos-audit"
-DEFAULT_SINK_NAME = "custos-audit"
+DEFAULT_LOG_NAME = DEFAULT_SINK_NAME = AUDIT_LOG
 BUCKET_DESCRIPTION = "Custos audit records (hash-chained, locked retention)"
 SINK_DESCRIPTION = "Routes Custos audit records into their locked log bucket"
 BUILTIN_DEFAULT_SINK = "_Default"
