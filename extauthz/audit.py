@@ -28,12 +28,14 @@ async def record_refusal(
 ) -> None:
     """Commits the record, then marks the response as recorded. If the record cannot be
     kept, the refusal stands and ext_proc records what it sees of the exchange instead."""
+    record = refusal(verdict, request, request_body, response, writer.config.bodies)
     try:
-        await writer.record(refusal(verdict, request, request_body, response, writer.config.bodies))
+        written = await writer.record(record)
     except SpoolError as exc:
         log.error("refusal %s not recorded: %s", verdict.decision_id, exc)
         return
-    response.dynamic_metadata.update({AUDITED: writer.name})
+    if written:  # dropped (`when_full: serve`): ext_proc may still have room for it
+        response.dynamic_metadata.update({AUDITED: writer.name})
 
 
 def refusal(

@@ -112,19 +112,20 @@ class AuditWriter:
             self._probe = asyncio.create_task(self._append_checkpoint("probe"))
             self._probe.add_done_callback(_quiet)
 
-    async def record(self, exchange: Exchange) -> None:
-        """Returns once the record is durable. Raises SpoolError when it cannot be kept
-        and the configuration says to refuse; with `when_full: serve`, a record for which
-        the spool has no room is dropped and counted."""
+    async def record(self, exchange: Exchange) -> bool:
+        """Returns once the record is durable: True. Raises SpoolError when it cannot be
+        kept and the configuration says to refuse; with `when_full: serve`, a record for
+        which the spool has no room is dropped and counted: False."""
         if self.full:
             if self.config.when_full == "refuse":
                 self._on_event("refused_full")
                 raise SpoolError("the audit spool is full")
             self._on_event("dropped_full")
             log.error("audit spool full: record of request %s dropped", exchange.request_id)
-            return
+            return False
         await self._append(exchange)
         self._on_event("written")
+        return True
 
     async def close(self) -> None:
         if self._timer is not None:
