@@ -26,6 +26,7 @@ head of the chain before. `replay` marks the records that are not."""
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -290,9 +291,21 @@ def _resolve(
     until nothing changes: dropping a forged record can leave the forged one before it
     linked to nothing."""
     kept = {sequence: list(places) for sequence, places in candidates.items()}
-    shared = sorted(sequence for sequence, places in candidates.items() if len(places) > 1)
+    shared = {sequence for sequence, places in candidates.items() if len(places) > 1}
     dropped: list[tuple[Place, str]] = []
-    while drop := next(filter(None, (_unlinked(kept, s) for s in shared)), None):
+    # Lowest number first, as a rescan from the start would go; a drop can only change
+    # what its neighbours link to, so only they are looked at again (not every number:
+    # that made a log full of copies take quadratic time).
+    waiting = sorted(shared)
+    queued = set(shared)
+    while waiting:
+        sequence = heapq.heappop(waiting)
+        queued.discard(sequence)
+        drop = _unlinked(kept, sequence)
+        for near in (sequence - 1, sequence, sequence + 1) if drop else ():
+            if near in shared and near not in queued:
+                queued.add(near)
+                heapq.heappush(waiting, near)
         for place, why in drop:
             sequence = place.record.sequence
             kept[sequence] = [p for p in kept[sequence] if p is not place]
