@@ -175,17 +175,35 @@ def _logging_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser
         help="do not exclude the audit log from the _Default sink: a second copy of every "
         "record stays in the unlocked _Default bucket (not for audit records)",
     )
+    provision.add_argument(
+        "--force-sink",
+        action="store_true",
+        help="re-point an existing sink that routes into another destination (by default "
+        "refused: it may be what feeds a locked bucket now)",
+    )
     provision.set_defaults(handler=_logging_provision)
     check = verbs.add_parser(
         "check",
-        help="exit 1 unless the bucket is locked, long enough and fed by a sink, and the "
-        "_Default sink keeps no copy of the audit log",
+        help="exit 1 unless the bucket is locked, long enough and fed by a sink, and no "
+        "other sink (_Default included) keeps a copy of the audit log",
     )
     _logging_target_arguments(check)
+    check.add_argument(
+        "--allow-short-retention",
+        action="store_true",
+        help=f"accept --retention-days under {MIN_RETENTION_DAYS} (not for audit records)",
+    )
     check.add_argument(
         "--allow-default-copy",
         action="store_true",
         help="only warn when the _Default sink copies the audit log into its bucket",
+    )
+    check.add_argument(
+        "--allow-sink",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="only warn when this sink (not _Default) may copy the audit log; repeatable",
     )
     check.set_defaults(handler=_logging_check)
     emulator = verbs.add_parser("emulator", help="serve a local Cloud Logging API emulator")
@@ -227,6 +245,7 @@ def _logging_provision(args: argparse.Namespace) -> int:
             sink_name=args.sink,
             allow_short_retention=args.allow_short_retention,
             keep_default_copy=args.keep_default_copy,
+            force_sink=args.force_sink,
         )
     finally:
         close(client)
@@ -250,7 +269,9 @@ def _logging_check(args: argparse.Namespace) -> int:
             client,
             target,
             retention_days=args.retention_days,
+            allow_short_retention=args.allow_short_retention,
             allow_default_copy=args.allow_default_copy,
+            allow_sinks=tuple(args.allow_sink),
         )
     finally:
         close(client)

@@ -3,8 +3,10 @@
 Plain functions over a ConfigServiceV2Client, returning dataclasses; `custos logging
 provision|check` prints them. Provisioning is idempotent and conservative: it creates
 what is missing, raises a retention that is too short, and refuses (ProvisionRefused,
-before changing anything) what it must not touch: a locked bucket's retention, or a
-retention longer than asked, which it will not shorten.
+before changing anything) what it must not touch: a locked bucket's retention, a
+retention longer than asked, which it will not shorten, or an existing audit sink that
+routes into another bucket (it may be what feeds a locked bucket now: a second run for
+another location would move it away), unless `force_sink`.
 
 Google's built-in `_Default` sink routes every log not sent to `_Required` into the
 `_Default` bucket (30 days, unlocked, readable more widely), so without more the audit
@@ -13,11 +15,16 @@ under weaker controls. Provisioning therefore adds an exclusion for the audit lo
 that sink (LogSink.exclusions, as `gcloud logging sinks update _Default
 --add-exclusion` does), keeping its filter and its other exclusions; that needs
 `logging.sinks.update` on `_Default`, which the role that may create the audit sink
-(roles/logging.configWriter) has. `check` fails while `_Default` still copies the log."""
+(roles/logging.configWriter) has. `check` fails while `_Default` still copies the log.
+
+Any other sink of the project may copy the log out of the locked bucket too (into
+Cloud Storage, BigQuery, another bucket): `check` fails for each enabled one whose filter
+it cannot show excludes the audit log, unless an active exclusion of it does, or the
+operator vouches for it (`allow_sinks`). `_Required` only takes Google's own audit logs."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -35,6 +42,7 @@ from custos.cloud_logging.resource_names import (
     location_path,
     log_id_problem,
     log_path,
+    parse_log_path,
     project_path,
     sink_path,
 )
@@ -59,6 +67,7 @@ DEFAULT_LOG_NAME = DEFAULT_SINK_NAME = AUDIT_LOG
 BUCKET_DESCRIPTION = "Custos audit records (hash-chained, locked retention)"
 SINK_DESCRIPTION = "Routes Custos audit records into their locked log bucket"
 BUILTIN_DEFAULT_SINK = "_Default"
+BUILTIN_REQUIRED_SINK = "_Required"
 EXCLUSION_DESCRIPTION = (
     "Keeps Custos audit records (exact MCP requests and responses) out of the _Default "
     "bucket: they are kept in their locked log bucket only"
@@ -148,6 +157,7 @@ def provision(
     sink_name: str = DEFAULT_SINK_NAME,
     allow_short_retention: bool = False,
     keep_default_copy: bool = False,
+    force_sink: bool = False,
 ) -> Provisioned:
     """Make the bucket, its lock, the sink and the `_Default` exclusion what was asked;
     see the module docstring. The exclusion is named after the sink, so two deployments
@@ -158,9 +168,13 @@ def provision(
             "years) audit records need; pass --allow-short-retention if this is not for "
             "production"
         )
+    # Read before the bucket is touched, so a refusal leaves nothing half done.
+    existing = _read_sink(client, target.project, sink_name)
+    if not force_sink:
+        _refuse_re_pointing(existing, target, "nothing was changed")
     bucket_step, bucket = _ensure_bucket(client, target, retention_days)
     lock_step = _ensure_lock(client, target, bucket, lock)
-    sink_step, sink = _ensure_sink(client, target, sink_name)
+    sink_step, sink = _ensure_sink(client, target, sink_name, existing, force_sink)
     # Only now that the audit sink routes the log into its bucket: an exclusion made
     # first would leave a window in which the log is stored nowhere.
     default_step = _ensure_default_exclusion(client, target, sink_name, keep_default_copy)
@@ -181,39 +195,45 @@ def check(
     target: AuditBucket,
     *,
     retention_days: int = MIN_RETENTION_DAYS,
+    allow_short_retention: bool = False,
     allow_default_copy: bool = False,
+    allow_sinks: Collection[str] = (),
 ) -> CheckResult:
-    """Every reason the bucket does not keep the audit log as required, or `_Default`
-    keeps a copy of it (none: all is as it must be). `allow_default_copy` makes the
-    `_Default` copy a warning instead of a problem."""
+    """Every reason the bucket does not keep the audit log as required, or a sink keeps a
+    copy of it elsewhere (none: all is as it must be). A `retention_days` under the
+    six-year floor is itself a problem unless `allow_short_retention`, and the bucket is
+    then held to the floor. `allow_default_copy` makes the `_Default` copy a warning
+    instead of a problem, `allow_sinks` the copies of the sinks it names."""
+    if BUILTIN_DEFAULT_SINK in allow_sinks:
+        raise CloudLoggingError(
+            f"--allow-sink does not cover {BUILTIN_DEFAULT_SINK}: its copy is allowed only "
+            "by --allow-default-copy"
+        )
     problems: list[str] = []
+    required = retention_days
+    if retention_days < MIN_RETENTION_DAYS and not allow_short_retention:
+        # As provision refuses it: a check asked for less would pass a bucket too short.
+        problems.append(
+            f"--retention-days {retention_days} is under the {MIN_RETENTION_DAYS} days (six "
+            "years) audit records need; pass --allow-short-retention if this is not for "
+            "production"
+        )
+        required = MIN_RETENTION_DAYS
     bucket = _read_bucket(client, target)
-    if bucket is None:
-        problems.append(f"bucket {target.path} does not exist")
-    else:
-        if bucket.lifecycle_state != LifecycleState.ACTIVE:
-            problems.append(f"bucket {target.path} is {bucket.lifecycle_state.name}, not ACTIVE")
-        if not bucket.locked:
-            problems.append(
-                f"bucket {target.path} is not locked: its retention can be shortened and "
-                "it can be deleted"
-            )
-        if bucket.retention_days < retention_days:
-            problems.append(
-                f"bucket {target.path} keeps entries {bucket.retention_days} days, under the "
-                f"required {retention_days}"
-            )
+    problems.extend(_bucket_problems(bucket, target, required))
     with _calling(f"listing the sinks of {project_path(target.project)}"):
         sinks = list(client.list_sinks(request={"parent": project_path(target.project)}))
     routing = tuple(sink.name for sink in sinks if not _why_not_routing(sink, target))
+    explained: list[str] = []  # sinks already named for not routing, named once only
     if not routing:
         problems.append(f"no sink routes {target.log_filter} into {target.destination}")
-        problems.extend(
-            f"sink {sink.name}: {reason}"
-            for sink in sinks
-            if (reason := _why_not_routing(sink, target))
-            and (sink.destination == target.destination or _names_log(sink.filter, target))
-        )
+        for sink in sinks:
+            reason = _why_not_routing(sink, target)
+            if reason and (
+                sink.destination == target.destination or _names_log(sink.filter, target)
+            ):
+                problems.append(f"sink {sink.name}: {reason}")
+                explained.append(sink.name)
     default = next((sink for sink in sinks if sink.name == BUILTIN_DEFAULT_SINK), None)
     default_copy, copied = _default_copy(default, target)
     warnings: list[str] = []
@@ -226,9 +246,11 @@ def check(
                 f"{problem}; add an exclusion with that filter to it (`custos logging "
                 "provision` does) or pass --allow-default-copy"
             )
+    others = [sink for sink in sinks if sink.name not in explained]
+    _judge_other_copies(others, target, allow_sinks, problems, warnings)
     return CheckResult(
         target=target,
-        required_days=retention_days,
+        required_days=required,
         retention_days=bucket.retention_days if bucket is not None else None,
         locked=bucket is not None and bucket.locked,
         routing_sinks=routing,
@@ -236,6 +258,47 @@ def check(
         default_copy=default_copy,
         warnings=tuple(warnings),
     )
+
+
+def _judge_other_copies(
+    sinks: list[LogSink],
+    target: AuditBucket,
+    allowed: Collection[str],
+    problems: list[str],
+    warnings: list[str],
+) -> None:
+    """Add each copy another sink may keep of the audit log to `problems`, or to
+    `warnings` if the operator vouched for that sink."""
+    for sink in sinks:
+        copy = _other_copy(sink, target)
+        if copy is None:
+            continue
+        if sink.name in allowed:
+            warnings.append(f"{copy} (allowed by --allow-sink {sink.name})")
+        else:
+            problems.append(
+                f"{copy}; add an exclusion with the filter {target.log_filter!r} to it, or "
+                f"pass --allow-sink {sink.name} if that copy is meant"
+            )
+
+
+def _bucket_problems(bucket: LogBucket | None, target: AuditBucket, required: int) -> list[str]:
+    if bucket is None:
+        return [f"bucket {target.path} does not exist"]
+    problems = []
+    if bucket.lifecycle_state != LifecycleState.ACTIVE:
+        problems.append(f"bucket {target.path} is {bucket.lifecycle_state.name}, not ACTIVE")
+    if not bucket.locked:
+        problems.append(
+            f"bucket {target.path} is not locked: its retention can be shortened and "
+            "it can be deleted"
+        )
+    if bucket.retention_days < required:
+        problems.append(
+            f"bucket {target.path} keeps entries {bucket.retention_days} days, under the "
+            f"required {required}"
+        )
+    return problems
 
 
 def _ensure_bucket(
@@ -313,8 +376,13 @@ def _ensure_lock(
 
 
 def _ensure_sink(
-    client: ConfigServiceV2Client, target: AuditBucket, name: str
+    client: ConfigServiceV2Client,
+    target: AuditBucket,
+    name: str,
+    sink: LogSink | None,
+    force: bool,
 ) -> tuple[Step, LogSink]:
+    """Create the sink, or mend `sink` (as read before the bucket was touched)."""
     path = sink_path(target.project, name)
     route = f"{target.log_filter} -> {target.destination}"
     wanted = {
@@ -323,7 +391,6 @@ def _ensure_sink(
         "filter": target.log_filter,
         "description": SINK_DESCRIPTION,
     }
-    sink = _get(lambda: client.get_sink(request={"sink_name": path}), f"reading sink {path}")
     if sink is None:
         with _calling(f"creating sink {path}"):
             try:
@@ -342,6 +409,8 @@ def _ensure_sink(
                 sink = client.get_sink(
                     request={"sink_name": path}
                 )  # another run was first: check it
+        if not force:
+            _refuse_re_pointing(sink, target, "the sink was left as it is")
     differences = _sink_differences(sink, target)
     if not differences:
         return Step(Outcome.UNCHANGED, route), sink
@@ -357,11 +426,23 @@ def _ensure_sink(
     return Step(Outcome.UPDATED, f"{route} ({'; '.join(differences)})"), updated
 
 
+def _refuse_re_pointing(sink: LogSink | None, target: AuditBucket, done: str) -> None:
+    """ProvisionRefused if the sink exists and routes into another destination."""
+    if sink is None or sink.destination == target.destination:
+        return
+    path = sink_path(target.project, sink.name)
+    raise ProvisionRefused(
+        f"sink {path} routes into {sink.destination} now, not {target.destination}; pass "
+        f"--force-sink to re-point it (the log would no longer reach {sink.destination}), "
+        f"or name another sink with --sink; {done}"
+    )
+
+
 def _ensure_default_exclusion(
     client: ConfigServiceV2Client, target: AuditBucket, name: str, keep: bool
 ) -> Step:
     path = sink_path(target.project, BUILTIN_DEFAULT_SINK)
-    sink = _get(lambda: client.get_sink(request={"sink_name": path}), f"reading sink {path}")
+    sink = _read_sink(client, target.project, BUILTIN_DEFAULT_SINK)
     state, copied = _default_copy(sink, target)
     if sink is None or _covering(sink, target):
         return Step(Outcome.UNCHANGED, state)
@@ -432,6 +513,72 @@ def _default_copy(sink: LogSink | None, target: AuditBucket) -> tuple[str, str |
     return state, f"it has no exclusion with the filter {target.log_filter!r}"
 
 
+def _other_copy(sink: LogSink, target: AuditBucket) -> str | None:
+    """How a sink other than `_Default`, `_Required` and those into the bucket copies the
+    audit log elsewhere, in words; None when it does not (disabled, an active exclusion
+    drops exactly the audit log, or its filter provably excludes it)."""
+    builtin = sink.name in (BUILTIN_DEFAULT_SINK, BUILTIN_REQUIRED_SINK)
+    if builtin or sink.destination == target.destination or sink.disabled:
+        return None
+    if _covering(sink, target):
+        return None
+    reach = _filter_reach(sink.filter, target)
+    if reach is None:
+        return None
+    verb = "copies" if reach.certain else "may copy"
+    return (
+        f"sink {sink.name} {verb} {target.log_filter} into {sink.destination}, outside the "
+        f"locked bucket: {reach.why}"
+    )
+
+
+@dataclass(frozen=True)
+class _Reach:
+    certain: bool  # the filter surely selects audit entries, not only perhaps
+    why: str
+
+
+def _filter_reach(text: str, target: AuditBucket) -> _Reach | None:
+    """Whether a sink filter can select audit entries (None: provably not). Only a
+    conjunction with a `logName = "..."` term for another log is taken as excluding it:
+    the filters Custos reads are a small subset (`log_filter`), and a filter it cannot
+    read is counted as one that may match."""
+    if not text.strip():
+        return _Reach(True, "its filter is empty: it takes every log")
+    try:
+        terms = log_filter.parse(text)
+    except log_filter.FilterError:
+        terms = None
+    if terms is not None:
+        ours = _folded(target.project, target.log_name)
+        names = [_log_named(t) for t in terms if t.field == "logName" and t.op == "="]
+        if any(name is not None and name != ours for name in names):
+            return None  # all terms must hold, and this one never does for the audit log
+        if ours in names:
+            return _Reach(True, "its filter selects the audit log")
+    return _Reach(
+        False,
+        f"its filter {text!r} is not shown to exclude the audit log (only a logName "
+        "equality for another log is)",
+    )
+
+
+def _log_named(term: log_filter.Comparison) -> tuple[str, str] | None:
+    """The log a logName term names, as `_folded` spells it; None if it names no valid
+    log (then it is not taken as naming another one)."""
+    try:
+        return _folded(*parse_log_path(term.value))
+    except ValueError:
+        return None
+
+
+def _folded(project: str, log_id: str) -> tuple[str, str]:
+    # Decoded, so other %-escapes of one log id compare equal; case-folded, because the
+    # query language compares strings case-insensitively: a name that differs from the
+    # audit log's only in case may still select it.
+    return project.casefold(), log_id.casefold()
+
+
 def _covering(sink: LogSink, target: AuditBucket) -> list[str]:
     """The sink's active exclusions that drop exactly the audit log."""
     return [e.name for e in sink.exclusions if not e.disabled and _names_log(e.filter, target)]
@@ -487,6 +634,11 @@ def _grant(writer_identity: str) -> str:
         "of its own project (a bucket in another project would need it granted "
         "roles/logging.bucketWriter there)"
     )
+
+
+def _read_sink(client: ConfigServiceV2Client, project: str, name: str) -> LogSink | None:
+    path = sink_path(project, name)
+    return _get(lambda: client.get_sink(request={"sink_name": path}), f"reading sink {path}")
 
 
 def _read_bucket(client: ConfigServiceV2Client, target: AuditBucket) -> LogBucket | None:

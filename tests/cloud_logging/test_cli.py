@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from custos.cli import main
-from custos.cloud_logging.clients import close, logging_client
+from custos.cloud_logging.clients import close, config_client, logging_client
 from custos.cloud_logging.emulator import Emulator
 from custos.net import free_port
 
@@ -116,6 +116,81 @@ def test_a_locked_bucket_with_other_retention_exits_1(
     err = capsys.readouterr().err
     assert "locked with retention 3000 days, not the 2190 asked" in err
     assert "--retention-days 3000" in err
+
+
+def test_check_holds_the_retention_floor_unless_allowed(
+    emulator: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    short = ("--retention-days", "30")
+    assert custos(emulator, "provision", "--lock", *short, "--allow-short-retention") == 0
+    capsys.readouterr()
+
+    assert custos(emulator, "check", *short) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        "FAIL  --retention-days 30 is under the 2190 days (six years) audit records need; "
+        "pass --allow-short-retention if this is not for production",
+        f"FAIL  bucket {BUCKET} keeps entries 30 days, under the required 2190",
+    ]
+
+    assert custos(emulator, "check", *short, "--allow-short-retention") == 0
+    assert "keeps entries 30 days (required 30)" in capsys.readouterr().out
+
+
+def test_check_fails_on_other_sinks_that_copy_the_log_unless_each_is_allowed(
+    emulator: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert custos(emulator, "provision", "--lock") == 0
+    client = config_client(emulator.endpoint)
+    try:
+        for name, log_filter in (("everything", ""), ("audit-copy", AUDIT_LOG)):
+            client.create_sink(
+                parent="projects/custos-test",
+                sink={
+                    "name": name,
+                    "destination": "storage.googleapis.com/x",
+                    "filter": log_filter,
+                },
+            )
+    finally:
+        close(client)
+    capsys.readouterr()
+
+    assert custos(emulator, "check", "--allow-default-copy") == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(" into ")[0] for line in lines] == [
+        f"FAIL  sink audit-copy copies {AUDIT_LOG}",
+        f"FAIL  sink everything copies {AUDIT_LOG}",
+    ]
+    assert lines[1].endswith("or pass --allow-sink everything if that copy is meant")
+
+    allowed = ("--allow-sink", "everything", "--allow-sink", "audit-copy")
+    assert custos(emulator, "check", *allowed) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("WARN  sink audit-copy copies")
+    assert lines[0].endswith("(allowed by --allow-sink audit-copy)")
+    assert lines[1].endswith("(allowed by --allow-sink everything)")
+    assert lines[2].startswith(f"OK  bucket {BUCKET}: locked")
+
+    assert custos(emulator, "check", "--allow-sink", "_Default") == 1
+    assert "--allow-default-copy" in capsys.readouterr().err
+
+
+def test_provision_elsewhere_does_not_move_the_sink_without_force_sink(
+    emulator: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert custos(emulator, "provision", "--lock") == 0
+    capsys.readouterr()
+    europe = ("--location", "europe-west1")
+
+    assert custos(emulator, "provision", "--lock", *europe) == 1
+    err = capsys.readouterr().err
+    assert f"routes into logging.googleapis.com/{BUCKET} now" in err
+    assert "--force-sink" in err
+    assert custos(emulator, "check") == 0
+
+    assert custos(emulator, "provision", "--lock", *europe, "--force-sink") == 0
+    assert f"(destination was logging.googleapis.com/{BUCKET})" in capsys.readouterr().out
+    assert custos(emulator, "check", *europe) == 0
 
 
 def test_the_emulator_command_serves_until_sigterm() -> None:

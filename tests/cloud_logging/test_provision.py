@@ -3,6 +3,8 @@ emulator: what they create, what they refuse, and every reason a check fails."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from google.cloud.logging_v2.services.config_service_v2 import ConfigServiceV2Client
 
@@ -158,10 +160,29 @@ def test_an_unlocked_bucket_with_longer_retention_is_not_shortened(
 def test_a_sink_with_another_filter_is_corrected(config_api: ConfigServiceV2Client) -> None:
     config_api.create_sink(
         parent="projects/custos-test",
-        sink={"name": "custos-audit", "destination": "storage.googleapis.com/x", "filter": ""},
+        sink={"name": "custos-audit", "destination": TARGET.destination, "filter": ""},
     )
 
     done = provision(config_api, TARGET, lock=True)
+
+    assert done.sink.outcome == Outcome.UPDATED
+    assert done.sink.detail.endswith("(filter was '')")
+    assert check(config_api, TARGET).ok
+
+
+def test_a_sink_into_another_destination_is_corrected_only_when_forced(
+    config_api: ConfigServiceV2Client,
+) -> None:
+    config_api.create_sink(
+        parent="projects/custos-test",
+        sink={"name": "custos-audit", "destination": "storage.googleapis.com/x", "filter": ""},
+    )
+    with pytest.raises(
+        ProvisionRefused, match=re.escape("routes into storage.googleapis.com/x now")
+    ):
+        provision(config_api, TARGET, lock=True)
+
+    done = provision(config_api, TARGET, lock=True, force_sink=True)
 
     assert done.sink.outcome == Outcome.UPDATED
     assert "destination was storage.googleapis.com/x" in done.sink.detail
@@ -195,7 +216,7 @@ def test_check_names_short_retention(config_api: ConfigServiceV2Client) -> None:
     assert check(config_api, TARGET).problems == (
         f"bucket {TARGET.path} keeps entries 400 days, under the required 2190",
     )
-    assert check(config_api, TARGET, retention_days=400).ok
+    assert check(config_api, TARGET, retention_days=400, allow_short_retention=True).ok
 
 
 def test_check_names_a_missing_bucket_and_sink(config_api: ConfigServiceV2Client) -> None:
@@ -453,3 +474,214 @@ def test_a_disabled_default_sink_copies_nothing(config_api: ConfigServiceV2Clien
     assert result.default_copy == "sink _Default is disabled: it copies nothing"
     # Provisioning still adds the exclusion, so enabling _Default again copies nothing.
     assert provision(config_api, TARGET, lock=True).default_copy.outcome == Outcome.CREATED
+
+
+# The retention floor: check holds the bucket to six years, as provision does, unless
+# short retention is asked for explicitly.
+
+UNDER_FLOOR = (
+    "--retention-days 30 is under the 2190 days (six years) audit records need; pass "
+    "--allow-short-retention if this is not for production"
+)
+
+
+def test_check_refuses_a_retention_under_the_floor(config_api: ConfigServiceV2Client) -> None:
+    provision(config_api, TARGET, retention_days=30, lock=True, allow_short_retention=True)
+
+    result = check(config_api, TARGET, retention_days=30)
+
+    assert result.problems == (
+        UNDER_FLOOR,
+        f"bucket {TARGET.path} keeps entries 30 days, under the required 2190",
+    )
+    assert result.required_days == 2190
+
+
+def test_check_takes_a_short_retention_when_explicitly_allowed(
+    config_api: ConfigServiceV2Client,
+) -> None:
+    provision(config_api, TARGET, retention_days=30, lock=True, allow_short_retention=True)
+
+    result = check(config_api, TARGET, retention_days=30, allow_short_retention=True)
+
+    assert result.ok, result.problems
+    assert result.required_days == 30
+
+
+def test_asking_check_for_less_than_the_floor_fails_even_on_a_long_bucket(
+    config_api: ConfigServiceV2Client,
+) -> None:
+    provision(config_api, TARGET, lock=True)
+
+    assert check(config_api, TARGET, retention_days=30).problems == (UNDER_FLOOR,)
+
+
+# Other sinks: any enabled sink of the project, besides _Required, _Default and those into
+# the locked bucket, that may take the audit log keeps a copy outside the locked bucket.
+
+ELSEWHERE = "storage.googleapis.com/someone-elses-bucket"
+
+
+def add_sink(client: ConfigServiceV2Client, name: str, **fields: object) -> None:
+    client.create_sink(
+        parent="projects/custos-test",
+        sink={"name": name, "destination": ELSEWHERE, **fields},
+    )
+
+
+def copy_problem(name: str, why: str, verb: str = "copies") -> str:
+    return (
+        f"sink {name} {verb} {TARGET.log_filter} into {ELSEWHERE}, outside the locked "
+        f"bucket: {why}; add an exclusion with the filter {TARGET.log_filter!r} to it, or "
+        f"pass --allow-sink {name} if that copy is meant"
+    )
+
+
+@pytest.mark.parametrize(
+    ("sink_filter", "problem"),
+    [
+        (TARGET.log_filter, copy_problem("copier", "its filter selects the audit log")),
+        ("", copy_problem("copier", "its filter is empty: it takes every log")),
+        (
+            f'{TARGET.log_filter} AND insertId="x"',
+            copy_problem("copier", "its filter selects the audit log"),
+        ),
+        (
+            # The query language compares strings case-insensitively.
+            'logName="projects/custos-test/logs/CUSTOS-AUDIT"',
+            copy_problem("copier", "its filter selects the audit log"),
+        ),
+        (
+            'logName="projects/custos-test/logs/custos%2Daudit"',
+            copy_problem("copier", "its filter selects the audit log"),
+        ),
+        (
+            'logName!="projects/custos-test/logs/other"',
+            copy_problem(
+                "copier",
+                "its filter 'logName!=\"projects/custos-test/logs/other\"' is not shown to "
+                "exclude the audit log (only a logName equality for another log is)",
+                verb="may copy",
+            ),
+        ),
+        (
+            'LOG_ID("custos-audit")',
+            copy_problem(
+                "copier",
+                "its filter 'LOG_ID(\"custos-audit\")' is not shown to exclude the audit log "
+                "(only a logName equality for another log is)",
+                verb="may copy",
+            ),
+        ),
+    ],
+)
+def test_check_fails_while_another_sink_may_copy_the_audit_log(
+    config_api: ConfigServiceV2Client, sink_filter: str, problem: str
+) -> None:
+    provision(config_api, TARGET, lock=True)
+    add_sink(config_api, "copier", filter=sink_filter)
+
+    result = check(config_api, TARGET)
+
+    assert result.problems == (problem,)
+    assert result.routing_sinks == ("custos-audit",)
+
+
+@pytest.mark.parametrize(
+    "sink",
+    [
+        {"filter": 'logName="projects/custos-test/logs/other"'},
+        {"filter": 'logName="projects/custos-test/logs/other" AND insertId="x"'},
+        {"filter": 'logName="projects/another-project/logs/custos-audit"'},
+        {"filter": "", "disabled": True},
+        {"filter": "", "exclusions": [{"name": "no-audit", "filter": TARGET.log_filter}]},
+    ],
+)
+def test_a_sink_that_cannot_take_the_audit_log_is_no_problem(
+    config_api: ConfigServiceV2Client, sink: dict[str, object]
+) -> None:
+    provision(config_api, TARGET, lock=True)
+    add_sink(config_api, "other", **sink)
+
+    result = check(config_api, TARGET)
+
+    assert result.ok, result.problems
+    assert result.warnings == ()
+
+
+def test_a_disabled_exclusion_for_the_audit_log_does_not_count(
+    config_api: ConfigServiceV2Client,
+) -> None:
+    provision(config_api, TARGET, lock=True)
+    exclusion = {"name": "no-audit", "filter": TARGET.log_filter, "disabled": True}
+    add_sink(config_api, "copier", filter="", exclusions=[exclusion])
+
+    assert check(config_api, TARGET).problems == (
+        copy_problem("copier", "its filter is empty: it takes every log"),
+    )
+
+
+def test_allow_sink_turns_that_sinks_copy_into_a_warning(
+    config_api: ConfigServiceV2Client,
+) -> None:
+    provision(config_api, TARGET, lock=True)
+    add_sink(config_api, "vouched", filter="")
+    add_sink(config_api, "copier", filter=TARGET.log_filter)
+
+    result = check(config_api, TARGET, allow_sinks=("vouched",))
+
+    assert result.problems == (copy_problem("copier", "its filter selects the audit log"),)
+    assert result.warnings == (
+        copy_problem("vouched", "its filter is empty: it takes every log").split("; add")[0]
+        + " (allowed by --allow-sink vouched)",
+    )
+
+
+def test_allow_default_copy_covers_default_only(config_api: ConfigServiceV2Client) -> None:
+    provision(config_api, TARGET, lock=True, keep_default_copy=True)
+    add_sink(config_api, "copier", filter="")
+
+    result = check(config_api, TARGET, allow_default_copy=True)
+
+    assert result.problems == (copy_problem("copier", "its filter is empty: it takes every log"),)
+    assert len(result.warnings) == 1 and result.warnings[0].startswith("sink _Default copies")
+
+
+def test_allow_sink_does_not_cover_default(config_api: ConfigServiceV2Client) -> None:
+    with pytest.raises(CloudLoggingError, match="--allow-default-copy"):
+        check(config_api, TARGET, allow_sinks=("_Default",))
+
+
+# An existing audit sink that routes elsewhere (say into the bucket of another location)
+# is not re-pointed without --force-sink: it may be what feeds a locked bucket now.
+
+OTHER_LOCATION = AuditBucket("custos-test", "europe-west1", "audit")
+
+
+def test_provision_refuses_to_re_point_an_existing_sink(
+    config_api: ConfigServiceV2Client,
+) -> None:
+    provision(config_api, TARGET, lock=True)
+
+    with pytest.raises(ProvisionRefused) as refused:
+        provision(config_api, OTHER_LOCATION, lock=True)
+
+    assert str(refused.value) == (
+        f"sink {SINK} routes into {TARGET.destination} now, not {OTHER_LOCATION.destination}; "
+        "pass --force-sink to re-point it (the log would no longer reach "
+        f"{TARGET.destination}), or name another sink with --sink; nothing was changed"
+    )
+    assert config_api.get_sink(sink_name=SINK).destination == TARGET.destination
+    assert check(config_api, OTHER_LOCATION).retention_days is None  # no bucket made
+    assert check(config_api, TARGET).ok
+
+
+def test_force_sink_re_points_it(config_api: ConfigServiceV2Client) -> None:
+    provision(config_api, TARGET, lock=True)
+
+    done = provision(config_api, OTHER_LOCATION, lock=True, force_sink=True)
+
+    assert done.sink.outcome == Outcome.UPDATED
+    assert done.sink.detail.endswith(f"(destination was {TARGET.destination})")
+    assert config_api.get_sink(sink_name=SINK).destination == OTHER_LOCATION.destination
+    assert check(config_api, OTHER_LOCATION).ok
