@@ -475,6 +475,7 @@ def _audit_replay(args: argparse.Namespace) -> int:
 
 
 def _audit_verify(args: argparse.Namespace) -> int:
+    from custos.audit.printable import printable
     from custos.audit.signing import load_public_keys
     from custos.audit.verify import verify
 
@@ -492,16 +493,22 @@ def _audit_verify(args: argparse.Namespace) -> int:
         max_unsigned_seconds=args.max_unsigned_seconds,
         expect_writers=args.expect_writer,
     )
+    # Chains, writers, insert ids and spool names in these lines come from the records
+    # and entries read, which anyone able to write there chose: escaped, they cannot
+    # print a line of their own (a fake "verified") or drive the terminal.
     for summary in report.chains.values():
         state = "closed" if summary.closed else f"open after #{summary.last}"
         print(
-            f"chain {summary.chain} (writer {summary.writer}): {summary.records} records, "
-            f"{summary.exchanges} exchanges, signed through #{summary.signed_through}, {state}"
+            printable(
+                f"chain {summary.chain} (writer {summary.writer}): {summary.records} records, "
+                f"{summary.exchanges} exchanges, signed through #{summary.signed_through}, "
+                f"{state}"
+            )
         )
     for note in report.notes:
-        print(f"note: {note}")
+        print(printable(f"note: {note}"))
     for finding in report.findings:
-        print(f"FINDING {finding}")
+        print(printable(f"FINDING {finding}"))
     print(f"{len(report.findings)} findings" if report.findings else "verified: no findings")
     return 1 if report.findings else 0
 

@@ -9,6 +9,11 @@ from google.protobuf.message import DecodeError
 from custos.audit.audit_pb2 import AuditRecord, Body
 
 GENESIS_HASH = bytes(32)
+# The range a protobuf Timestamp may hold (years 1 to 9999): outside it, reading the time
+# (as nanoseconds, a datetime, RFC 3339) raises.
+_MIN_SECONDS = -62_135_596_800
+_MAX_SECONDS = 253_402_300_799
+_MAX_NANOS = 999_999_999
 
 
 def canonical(record: AuditRecord) -> bytes:
@@ -37,6 +42,13 @@ def body(data: bytes, keep: bool, max_bytes: int) -> Body:
         sha256=hashlib.sha256(data).digest(),
         truncated=len(kept) < len(data),
     )
+
+
+def time_in_range(record: AuditRecord) -> bool:
+    """Whether `record`'s time can be read: a record read from bytes or JSON someone else
+    wrote may hold any seconds and nanos."""
+    time = record.time
+    return _MIN_SECONDS <= time.seconds <= _MAX_SECONDS and 0 <= time.nanos <= _MAX_NANOS
 
 
 def is_record(payload: bytes) -> bool:

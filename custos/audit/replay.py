@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from google.protobuf import json_format
 
 from custos.audit.audit_pb2 import AuditRecord
+from custos.audit.printable import printable
 from custos.audit.verify import Found, Report
 
 
@@ -79,7 +80,11 @@ def as_json(shown: Iterable[Shown]) -> Iterator[str]:
 
 
 def as_text(shown: Iterable[Shown], marked: bool = True) -> Iterator[str]:
-    """`marked`: flag each record not verified (without keys, the warning says it once)."""
+    """`marked`: flag each record not verified (without keys, the warning says it once).
+
+    Every string from a record is shown with its control characters escaped: a body (or
+    any field) is what a client, a server or a forger wrote, and a newline or terminal
+    escape in it would print lines that look like records, or hide the mark."""
     for item in shown:
         lines = _text(item.record)
         if marked and not item.verified:
@@ -108,7 +113,7 @@ def _text(record: AuditRecord) -> list[str]:
         masked = ", ".join(f"{k} {v}" for k, v in sorted(exchange.masking.counts.items()))
         lines.append(f"  masked {masked}")
     lines += [f"  > {_shown(exchange.request)}", f"  < {_shown(exchange.response)}"]
-    return lines
+    return [printable(line) for line in lines]
 
 
 def _shown(body: object) -> str:

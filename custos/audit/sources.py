@@ -8,6 +8,7 @@ from pathlib import Path
 from google.protobuf.message import DecodeError
 
 from custos.audit.audit_pb2 import AuditRecord
+from custos.audit.records import time_in_range
 from custos.audit.spool import (
     HEADER,
     MAX_FRAME,
@@ -83,6 +84,10 @@ def _cut_short(tail: bytes) -> bool:
 
 def _parsed(where: str, payload: bytes) -> Found:
     try:
-        return Found(where, AuditRecord.FromString(payload))
+        record = AuditRecord.FromString(payload)
     except DecodeError:
         return Found(where, None, "a frame that is not an audit record")
+    if not time_in_range(record):
+        # Reading such a time raises: verify and replay would stop on a traceback.
+        return Found(where, None, "a record whose time is out of range")
+    return Found(where, record)
