@@ -4,30 +4,60 @@ the records to Cloud Logging in batches, and only then moves its mark.
 - The mark (`shipped` in each writer's directory: segment and offset) is replaced
   atomically after a batch is accepted. A crash before that sends the batch again; the
   entries keep their insertId and timestamp, so Cloud Logging keeps them once.
+- A mark that is no place the shipper can have reached (a segment past the newest, or
+  missing while older ones are there; an offset past the segment's end or past what its
+  writer committed, or inside a frame) is not trusted: it is logged, nothing is pruned on
+  its word, and shipping starts again from the oldest segment (the insertIds keep each
+  record once).
 - A batch goes in as many write requests as the API's 10 MB per request needs.
-- Transient errors (unavailable, deadline, quota, and credentials that may come back) are
-  retried here with backoff, the batch unchanged, each counted in `failures`; a stop cuts
-  the wait short and leaves the mark where it was.
+- Every API error but INVALID_ARGUMENT (unavailable, deadline, quota, credentials, and
+  those no one expects: UNKNOWN, NOT_FOUND ...) is retried here with backoff, the batch
+  unchanged, each counted in `failures` and logged by its code alone (its message may
+  quote a record). A stop cuts the wait short, or the write under way (given up, sent
+  again later), and leaves the mark where it was.
+- Each write has a timeout of at most WRITE_TIMEOUT_SECONDS, and no more than the time
+  left before a deadline: after a stop, `run` makes a last pass bounded as a whole, so a
+  pod stops within its grace period even if Cloud Logging hangs.
 - A batch refused as invalid is sent entry by entry; an entry refused alone is set aside
-  in `quarantine/` with the reason, never dropped, and shipping goes on.
+  in quarantine with the reason, never dropped, and shipping goes on.
 - Bytes that are not whole frames in a segment its writer has left are damage: they are
-  set aside in `quarantine/` too, with where they were, and shipping goes on from the next
+  set aside in quarantine too, with where they were, and shipping goes on from the next
   whole record. At the end of the newest segment they are a write under way: waited for.
 - Segments wholly behind the mark are deleted, but not the one a writer is filling nor
-  the newest that holds a record (a writer that starts again links to its last one)."""
+  the newest that holds a record (a writer that starts again links to its last one).
+
+The quarantine is one file per writer, `quarantine/<writer>.envelopes`: frames as in a
+spool segment (the payload's length and CRC-32, big-endian, then the payload), each
+payload a JSON object (UTF-8) holding what was set aside and why, together:
+
+    {"sha256": "<hex SHA-256 of the bytes>", "where": "<writer>/<segment>@<offset>",
+     "reason": "<why>", "payload": "<the bytes, base64>"}
+
+Each is appended in one write and fsync'd before the mark moves past its bytes, so a
+crash leaves the bytes and their reason both or neither: an append cut short is an
+unfinished frame at the end, cut off when the shipper next opens the file (its mark had
+not moved: the bytes are set aside again). Bytes whose SHA-256 the file holds already
+are not set aside again. The reason (which may quote the record) stays in the file,
+never in the process log."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
+import hashlib
 import logging
+import math
 import os
 import signal
 import threading
 import time
 from collections.abc import Iterator
+from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
 from google.api_core import exceptions as api_errors
 from google.cloud.logging_v2.services.logging_service_v2 import LoggingServiceV2Client
 from google.cloud.logging_v2.types import LogEntry
@@ -47,6 +77,7 @@ from custos.audit.spool import (
     SUFFIX,
     Mark,
     frame,
+    frame_at,
     next_frame,
     read_frames,
     read_mark,
@@ -57,17 +88,18 @@ from custos.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-# Worth retrying as they are: the service, the quota or the credentials may come back.
-TRANSIENT = (
-    api_errors.ServiceUnavailable,
-    api_errors.DeadlineExceeded,
-    api_errors.TooManyRequests,  # RESOURCE_EXHAUSTED: quota
-    api_errors.InternalServerError,
-    api_errors.Aborted,
-    api_errors.Unauthenticated,
-    api_errors.PermissionDenied,
-)
+# Retried as they are: the service, the quota or the credentials may come back, and an
+# error no one expected must not end the shipper (and its last pass with it).
+# INVALID_ARGUMENT is not: the entry refused is set aside instead.
+API_ERRORS = (api_errors.GoogleAPICallError, api_errors.RetryError)
 QUARANTINE = "quarantine"
+ENVELOPES = ".envelopes"
+START = Mark(0, 0)  # before every segment: no mark, or one not trusted
+WRITE_TIMEOUT_SECONDS = 30.0
+# The last pass after a stop, all of it: well within Kubernetes' default grace of 30 s.
+FINAL_PASS_SECONDS = 10.0
+# How often a wait for an answer looks at `stop`.
+STOP_CHECK_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
@@ -84,6 +116,118 @@ class Batch:
     directory: Path
     records: list[Spooled]
     damage: Spooled | None = None  # instead of records: bytes that are not whole frames
+
+
+@dataclass(frozen=True)
+class SetAside:
+    """Bytes set aside in quarantine: a record Cloud Logging refused, or damage."""
+
+    payload: bytes
+    where: str  # writer/segment@offset
+    reason: str
+
+
+class Quarantine:
+    """What is set aside, one file of envelopes per writer (see the module's docstring)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._held: dict[str, set[str]] = {}  # per writer: the SHA-256 of what its file holds
+
+    def path(self, writer: str) -> Path:
+        return self.folder / f"{writer}{ENVELOPES}"
+
+    def add(self, writer: str, item: SetAside) -> bool:
+        """Sets `item` aside, durably; False if its bytes were set aside already."""
+        digest = hashlib.sha256(item.payload).hexdigest()
+        held = self._holding(writer)
+        if digest in held:
+            return False
+        self._make_folder()
+        _append_durably(self.path(writer), frame(_envelope(item, digest)))
+        held.add(digest)
+        return True
+
+    def _holding(self, writer: str) -> set[str]:
+        if writer not in self._held:
+            items = self._open(writer)
+            self._held[writer] = {hashlib.sha256(i.payload).hexdigest() for i in items}
+        return self._held[writer]
+
+    def _open(self, writer: str) -> list[SetAside]:
+        """What a writer's file holds, once an append a crash cut short is cut off: it was
+        never fsync'd whole, so the mark did not move past its bytes, which are set aside
+        again; and what comes after must not follow half a frame."""
+        path = self.path(writer)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return []
+        items, end = read_envelopes(data)
+        if end < len(data):
+            os.truncate(path, end)
+            log.warning("%s: %d bytes of an unfinished append cut off", path.name, len(data) - end)
+        return items
+
+    def _make_folder(self) -> None:
+        if not self.folder.is_dir():
+            self.folder.mkdir(exist_ok=True)
+            _fsync_directory(self.folder.parent)  # the new name must survive a crash too
+
+
+def read_envelopes(data: bytes) -> tuple[list[SetAside], int]:
+    """The envelopes of a quarantine file, reading on past bytes that are not one (damage
+    on disk), and where an unfinished frame at its end starts (its length if none is)."""
+    items: list[SetAside] = []
+    at = 0
+    while at < len(data):
+        payload = frame_at(data, at)
+        if payload is None:
+            resume = next_frame(data, at + 1, lambda p: _opened(p) is not None)
+            if resume == len(data):
+                return items, at
+            at = resume
+            continue
+        if (item := _opened(payload)) is not None:
+            items.append(item)
+        at += HEADER.size + len(payload)
+    return items, len(data)
+
+
+def _envelope(item: SetAside, digest: str) -> bytes:
+    held = {"sha256": digest, "where": item.where, "reason": item.reason}
+    return orjson.dumps(held | {"payload": base64.b64encode(item.payload).decode()})
+
+
+def _opened(envelope: bytes) -> SetAside | None:
+    try:
+        held = orjson.loads(envelope)
+        payload = base64.b64decode(held["payload"], validate=True)
+        return SetAside(payload, str(held["where"]), str(held["reason"]))
+    except (orjson.JSONDecodeError, binascii.Error, KeyError, TypeError):
+        return None
+
+
+def _append_durably(path: Path, data: bytes) -> None:
+    created = not path.exists()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    if created:
+        _fsync_directory(path.parent)
+
+
+def _fsync_directory(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class Shipper:
@@ -103,33 +247,44 @@ class Shipper:
         self._batch_entries = batch_entries
         self._max_backoff = max_backoff_seconds
         self._initial_backoff = initial_backoff_seconds
+        self._quarantine = Quarantine(spool_root / QUARANTINE)
+        # Marks saved or checked here: checking one reads its segment, so once is enough.
+        self._trusted: dict[Path, Mark] = {}
+        self._rejected: dict[Path, Mark] = {}  # logged once each
         self.shipped = 0  # records accepted since start
-        self.quarantined = 0
-        self.failures = 0  # transient errors met
+        self.quarantined = 0  # set aside since start (not counting what already was)
+        self.failures = 0  # API errors met, each retried
 
-    def run(self, stop: threading.Event, poll_seconds: float) -> None:
+    def run(
+        self, stop: threading.Event, poll_seconds: float, final_seconds: float = FINAL_PASS_SECONDS
+    ) -> None:
+        """Ships until `stop`, then once more for at most `final_seconds`, so a pod that
+        stops leaves its spool shipped if Cloud Logging takes it, and stops in time if it
+        hangs: a write under way at the stop is given up (the last pass sends it again)."""
         while not stop.is_set():
             if not self.ship_once(stop):
                 stop.wait(poll_seconds)
+        self.ship_once(deadline=time.monotonic() + final_seconds)
 
-    def ship_once(self, stop: threading.Event | None = None) -> int:
-        """Ships what every spool holds now, or until `stop`; the number of records Cloud
-        Logging accepted (records set aside in quarantine are not among them)."""
+    def ship_once(self, stop: threading.Event | None = None, deadline: float | None = None) -> int:
+        """Ships what every spool holds now, or until `stop` or `deadline` (a time.monotonic
+        value); the number of records Cloud Logging accepted (records set aside in
+        quarantine are not among them)."""
         shipped = 0
         if not self._root.is_dir():
             return 0
         try:
             for directory in spool_writers(self._root):
                 while (batch := self._read(directory)) is not None:
-                    if stop is not None and stop.is_set():
+                    if _ended(stop, deadline):
                         return shipped
                     if batch.damage is not None:
                         damage = batch.damage
                         reason = f"{len(damage.payload)} bytes that are not whole records"
-                        self._quarantine(directory, damage.payload, f"{damage.where}: {reason}")
+                        self._set_aside(directory, damage, reason)
                         self._save_mark(directory, damage.end)
                         continue
-                    accepted = self._send(batch, stop)
+                    accepted = self._send(batch, stop, deadline)
                     if accepted is None:  # stopped before the batch was all in: send it again
                         return shipped
                     self._save_mark(directory, batch.records[-1].end)
@@ -140,7 +295,7 @@ class Shipper:
             self.shipped += shipped
 
     def _read(self, directory: Path) -> Batch | None:
-        mark = read_mark(directory) or Mark(0, 0)
+        mark = self._mark(directory)
         # Only what the writer has acknowledged: a frame written and not yet fsync'd (or
         # whose fsync failed, and which the writer then cuts off) is not a record yet.
         committed = read_mark(directory, COMMITTED)
@@ -181,74 +336,123 @@ class Shipper:
             return Batch(directory, [], damage)
         return Batch(directory, records) if records else None
 
-    def _send(self, batch: Batch, stop: threading.Event | None) -> int | None:
+    def _mark(self, directory: Path) -> Mark:
+        """Where shipping goes on from: the saved mark, if it is a place in the spool the
+        shipper can have reached; else the start. Pruning on a mark past the spool would
+        delete what was never shipped; shipping again only sends what Cloud Logging keeps
+        once."""
+        mark = read_mark(directory)
+        if mark is None or self._trusted.get(directory) == mark:
+            return mark or START
+        problem = _misplaced(directory, mark)
+        if problem is None:
+            self._trusted[directory] = mark
+            return mark
+        if self._rejected.get(directory) != mark:
+            self._rejected[directory] = mark
+            log.error(
+                "%s: shipped mark %d %d %s; shipping again from the oldest segment and "
+                "deleting nothing on its word",
+                directory.name,
+                mark.segment,
+                mark.offset,
+                problem,
+            )
+        return START
+
+    def _send(
+        self, batch: Batch, stop: threading.Event | None, deadline: float | None
+    ) -> int | None:
         """Writes a batch's records; how many were accepted, the others being set aside in
-        quarantine, or None if `stop` came first."""
+        quarantine, or None if `stop` or `deadline` came first."""
         entries: list[tuple[int, LogEntry]] = []
         refused: set[int] = set()
         for index, spooled in enumerate(batch.records):
             try:
                 record = AuditRecord.FromString(spooled.payload)
             except DecodeError:
-                self._set_aside(batch, index, "not an audit record", refused)
+                self._refuse(batch, index, "not an audit record", refused)
                 continue
             entries.extend((index, e) for e in to_entries(record, spooled.payload, self._log_name))
         for request in _requests(entries):
             try:
-                if not self._write([e for _, e in request], stop):
+                if not self._write([e for _, e in request], stop, deadline):
                     return None
             except api_errors.InvalidArgument:
                 for index, entry in request:  # find the entry refused: send them one by one
                     if index in refused:  # another part of its record was refused already
                         continue
                     try:
-                        if not self._write([entry], stop):
+                        if not self._write([entry], stop, deadline):
                             return None
                     except api_errors.InvalidArgument as exc:
                         reason = f"Cloud Logging refused it: {exc.message}"
-                        self._set_aside(batch, index, reason, refused)
+                        self._refuse(batch, index, reason, refused)
         return len(batch.records) - len(refused)
 
-    def _set_aside(self, batch: Batch, index: int, reason: str, refused: set[int]) -> None:
-        spooled = batch.records[index]
-        self._quarantine(batch.directory, spooled.payload, f"{spooled.where}: {reason}")
+    def _refuse(self, batch: Batch, index: int, reason: str, refused: set[int]) -> None:
+        self._set_aside(batch.directory, batch.records[index], reason)
         refused.add(index)
 
-    def _write(self, entries: list[LogEntry], stop: threading.Event | None) -> bool:
-        """Writes until accepted (True) or `stop` is set (False). The client's own retry is
-        off: it would retry UNAVAILABLE out of sight of `failures` and of `stop`, for up to
-        a minute, and then raise an error that is not one of TRANSIENT."""
+    def _write(
+        self, entries: list[LogEntry], stop: threading.Event | None, deadline: float | None
+    ) -> bool:
+        """Writes until accepted (True), or until `stop` is set or `deadline` passes
+        (False). INVALID_ARGUMENT is raised, for the caller to find the entry refused. The
+        client's own retry is off: it would retry out of sight of `failures`, of `stop`
+        and of the deadline."""
         backoff = self._initial_backoff
-        while True:
+        while (left := _time_left(deadline)) > 0:
+            try:
+                return self._call(entries, min(WRITE_TIMEOUT_SECONDS, left), stop)
+            except api_errors.InvalidArgument:
+                raise
+            except API_ERRORS as exc:
+                self.failures += 1
+                log.warning("Cloud Logging write failed (%s); retrying", _code(exc))
+            if not _pause(backoff, stop, deadline):
+                return False
+            backoff = min(backoff * 2, self._max_backoff)
+        return False
+
+    def _call(self, entries: list[LogEntry], timeout: float, stop: threading.Event | None) -> bool:
+        """One write request: True once accepted (raising what the API said if it was not),
+        False if `stop` came first. The call runs in a thread of its own, so that a stop
+        does not wait on an API that hangs; given up, it ends by its timeout (a daemon, so
+        as not to hold the process at exit), and what it may yet write is sent again later
+        under the same insertIds."""
+        answer: futures.Future[None] = futures.Future()
+
+        def call() -> None:
             try:
                 self._client.write_log_entries(
-                    log_name=self._log_name, entries=entries, retry=None, timeout=30
+                    log_name=self._log_name, entries=entries, retry=None, timeout=timeout
                 )
-                return True
-            except TRANSIENT as exc:
-                self.failures += 1
-                log.warning("Cloud Logging write failed (%s); retrying", type(exc).__name__)
-                if stop is not None and stop.wait(backoff):
-                    return False
-                if stop is None:
-                    time.sleep(backoff)
-                backoff = min(backoff * 2, self._max_backoff)
+            except BaseException as exc:  # handed to the caller's thread, raised there
+                answer.set_exception(exc)
+            else:
+                answer.set_result(None)
 
-    def _quarantine(self, directory: Path, payload: bytes, reason: str) -> None:
-        """Set aside with its reason, durably, before the mark moves past it."""
+        threading.Thread(target=call, name="custos-ship-write", daemon=True).start()
+        while not answer.done():
+            if stop is not None and stop.is_set():
+                return False
+            futures.wait([answer], None if stop is None else STOP_CHECK_SECONDS)
+        answer.result()
+        return True
+
+    def _set_aside(self, directory: Path, spooled: Spooled, reason: str) -> None:
+        """Into quarantine with its reason, durably, before the mark moves past it."""
+        if not self._quarantine.add(
+            directory.name, SetAside(spooled.payload, spooled.where, reason)
+        ):
+            log.warning("%s is in quarantine already: not set aside again", spooled.where)
+            return
         self.quarantined += 1
-        folder = self._root / QUARANTINE
-        folder.mkdir(exist_ok=True)
-        with open(folder / f"{directory.name}.frames", "ab") as out:
-            out.write(frame(payload))
-            out.flush()
-            os.fsync(out.fileno())
-        reasons = folder / f"{directory.name}.reasons"
-        with open(reasons, "a") as out:
-            out.write(f"{reason}\n")
-        # The reason stays beside the record: the API's words may quote what the record
-        # holds, and the process log is no place for that.
-        log.error("an audit record was set aside in quarantine; why: %s", reasons.name)
+        # Where, not why: the API's words may quote what the record holds, and the process
+        # log is no place for that. The reason is in the quarantine, beside the record.
+        name = self._quarantine.path(directory.name).name
+        log.error("an audit record (%s) was set aside in quarantine: see %s", spooled.where, name)
 
     def _save_mark(self, directory: Path, mark: Mark) -> None:
         temporary = directory / f"{SHIPPED}.tmp"
@@ -257,9 +461,10 @@ class Shipper:
             out.flush()
             os.fsync(out.fileno())
         os.replace(temporary, directory / SHIPPED)
+        self._trusted[directory] = mark
 
     def _prune(self, directory: Path) -> None:
-        mark = read_mark(directory) or Mark(0, 0)
+        mark = self._mark(directory)  # START for a mark not trusted: nothing is deleted
         numbers = segments(directory)
         # Never the newest, which its writer may be filling, nor the newest that holds a
         # record: a writer that starts again links its new chain to that record.
@@ -275,6 +480,67 @@ class Shipper:
             if done:
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
+
+
+def _misplaced(directory: Path, mark: Mark) -> str | None:
+    """Why `mark` is no place the shipper can have reached in this spool; None if it is.
+    The shipper moves it only to the end of a whole frame it read, or past damage to the
+    next frame, never past what the writer committed; and prunes oldest first."""
+    numbers = segments(directory)
+    if not numbers or mark.segment < numbers[0]:
+        return None  # behind every segment left: those it passed were shipped and pruned
+    if mark.segment > numbers[-1]:
+        return "is past the newest segment"
+    if mark.segment not in numbers:
+        return "names a segment that is gone while older ones are not"
+    committed = read_mark(directory, COMMITTED)
+    if committed is not None and mark.segment > committed.segment:
+        return "is past what the writer committed"
+    path = segment_path(directory, mark.segment)
+    end = path.stat().st_size
+    if committed is not None and mark.segment == committed.segment:
+        end = min(end, committed.offset)
+    if mark.offset > end:
+        return "is past the end of the segment or of what the writer committed"
+    if not _frame_start(path, mark.offset, end):
+        return "is not where a frame starts"
+    return None
+
+
+def _frame_start(path: Path, offset: int, end: int) -> bool:
+    """Whether reading the segment (up to `end`) as `Shipper._read` does, from frame to
+    frame and past damage to the next whole record, comes to `offset`."""
+    with open(path, "rb") as segment:
+        data = segment.read(end)
+    at = 0
+    while at < offset:
+        payload = frame_at(data, at)
+        at = at + HEADER.size + len(payload) if payload is not None else next_frame(data, at + 1)
+    return at == offset
+
+
+def _time_left(deadline: float | None) -> float:
+    return math.inf if deadline is None else deadline - time.monotonic()
+
+
+def _ended(stop: threading.Event | None, deadline: float | None) -> bool:
+    return (stop is not None and stop.is_set()) or _time_left(deadline) <= 0
+
+
+def _pause(seconds: float, stop: threading.Event | None, deadline: float | None) -> bool:
+    """Waits `seconds`, or until `deadline` if that is sooner; False if `stop` came first."""
+    seconds = max(0.0, min(seconds, _time_left(deadline)))
+    if stop is None:
+        time.sleep(seconds)
+        return True
+    return not stop.wait(seconds)
+
+
+def _code(error: Exception) -> str:
+    """The API error's status code, for the process log: never its message, which may quote
+    a record."""
+    status = getattr(error, "grpc_status_code", None)
+    return status.name if status is not None else type(error).__name__
 
 
 def _requests(entries: list[tuple[int, LogEntry]]) -> Iterator[list[tuple[int, LogEntry]]]:
@@ -307,7 +573,7 @@ class ShipperCollector(Collector):
         )
         yield CounterMetricFamily(
             "custos_audit_ship_failures",
-            "Transient errors writing to Cloud Logging (each retried).",
+            "Errors writing to Cloud Logging, each retried (not refusals: those are set aside).",
             shipper.failures,
         )
         yield CounterMetricFamily(
@@ -323,8 +589,8 @@ class ShipperCollector(Collector):
 
 
 def serve(config: AuditConfig, metrics_listen: str | None = None) -> None:
-    """Ships until SIGTERM or SIGINT, then once more, so a pod that stops leaves its spool
-    shipped if Cloud Logging takes it."""
+    """Ships until SIGTERM or SIGINT, then once more, for at most FINAL_PASS_SECONDS (see
+    `Shipper.run`)."""
     from custos.cloud_logging.clients import close, logging_client
 
     shipping = config.shipping
@@ -352,11 +618,6 @@ def serve(config: AuditConfig, metrics_listen: str | None = None) -> None:
     log.info("shipping %s to %s", config.spool_dir, shipper.destination)
     try:
         shipper.run(stop, shipping.poll_seconds)
-        last = threading.Event()
-        deadline = threading.Timer(10, last.set)  # a last pass, bounded
-        deadline.start()
-        shipper.ship_once(last)
-        deadline.cancel()
     finally:
         close(client)
         log.info("shipper stopping: %d records shipped", shipper.shipped)

@@ -5,6 +5,10 @@ are retried, refused records and damaged bytes go to quarantine, and nothing is 
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
+import logging
 import threading
 import time
 from collections.abc import Iterable
@@ -22,7 +26,16 @@ from custos.audit.records import body
 from custos.audit.shipper import QUARANTINE, Shipper
 from custos.audit.signing import load_public_keys
 from custos.audit.sources import from_spool
-from custos.audit.spool import SHIPPED, Mark, frame, read_mark, scan, segment_path, segments
+from custos.audit.spool import (
+    COMMITTED,
+    SHIPPED,
+    Mark,
+    frame,
+    read_mark,
+    scan,
+    segment_path,
+    segments,
+)
 from custos.audit.verify import Found, Report, verify
 from custos.audit.writer import AuditWriter
 from custos.cli import main
@@ -34,6 +47,7 @@ LOG_ID = "custos-audit"
 LOG = log_name(PROJECT, LOG_ID)
 WRITER = "extproc-test"  # the writer name audit_config gives
 BIG_BODIES = {"max_bytes": 1_048_576}
+PHI = "note: patient SSN 123-45-6789"
 
 
 def shipper_for(config: AuditConfig, client: LoggingServiceV2Client, **options: Any) -> Shipper:
@@ -81,13 +95,20 @@ def check_cloud(tmp_path: Path, emulator: Emulator, more: Iterable[Found] = ()) 
 
 
 def quarantine(config: AuditConfig, writer: str = WRITER) -> tuple[list[bytes], list[str]]:
-    """What was set aside for a writer: the frames, and the reason for each."""
-    folder = config.spool_dir / QUARANTINE
-    frames = folder / f"{writer}.frames"
-    reasons = folder / f"{writer}.reasons"
-    if not frames.exists():
+    """What was set aside for a writer: the bytes, and for each where it was and why. Read
+    as the shipper's docstring describes the file (frames of JSON envelopes), not with the
+    shipper's own code."""
+    path = config.spool_dir / QUARANTINE / f"{writer}.envelopes"
+    if not path.exists():
         return [], []
-    return framed(frames), reasons.read_text().splitlines()
+    payloads, reasons = [], []
+    for envelope in framed(path):
+        held = json.loads(envelope)
+        payload = base64.b64decode(held["payload"], validate=True)
+        assert held["sha256"] == hashlib.sha256(payload).hexdigest()
+        payloads.append(payload)
+        reasons.append(f"{held['where']}: {held['reason']}")
+    return payloads, reasons
 
 
 async def test_spooled_records_reach_cloud_logging_once_each_and_verify_there(
@@ -164,6 +185,41 @@ async def test_transient_errors_are_retried_until_the_batch_is_accepted(
     assert report.ok, report.findings
 
 
+@pytest.mark.parametrize(
+    "code",
+    [
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.CANCELLED,
+        grpc.StatusCode.NOT_FOUND,
+        grpc.StatusCode.FAILED_PRECONDITION,
+    ],
+    ids=str,
+)
+async def test_other_api_errors_are_retried_and_logged_by_their_code_alone(
+    tmp_path: Path,
+    emulator: Emulator,
+    entries_api: LoggingServiceV2Client,
+    caplog: pytest.LogCaptureFixture,
+    code: grpc.StatusCode,
+) -> None:
+    # An error the API may give that is not a known transient one must not end the
+    # shipper (its last pass with it); its message may quote a record: not logged.
+    config = audit_config(tmp_path)
+    await write(config, 5)
+    records = spooled(config)
+    emulator.fail_writes(code, times=2, message=f"failed on {PHI}")
+    shipper = shipper_for(config, entries_api)
+
+    with caplog.at_level(logging.INFO):
+        assert shipper.ship_once() == len(records)
+
+    assert shipper.failures == 2
+    assert stored_ids(emulator) == ids(records)
+    said = [r.getMessage() for r in caplog.records]
+    assert sum(code.name in line for line in said) == 2, said
+    assert "123-45-6789" not in caplog.text
+
+
 async def test_a_stop_during_backoff_returns_at_once_and_leaves_the_mark(
     tmp_path: Path, emulator: Emulator, entries_api: LoggingServiceV2Client
 ) -> None:
@@ -224,6 +280,56 @@ async def test_a_stop_counts_the_batches_accepted_before_it(
     assert read_mark(directory) == Mark(number, fifth)
 
 
+async def test_a_stop_during_a_write_that_hangs_returns_at_once_and_leaves_the_mark(
+    tmp_path: Path, emulator: Emulator, entries_api: LoggingServiceV2Client
+) -> None:
+    config = audit_config(tmp_path)
+    await write(config, 5)
+    records = spooled(config)
+    emulator.delay_writes(30, times=None)  # the API takes the call and does not answer
+    shipper = shipper_for(config, entries_api)
+    stop = threading.Event()
+    timer = threading.Timer(0.2, stop.set)
+    timer.start()
+    started = time.monotonic()
+
+    assert shipper.ship_once(stop) == 0
+
+    timer.join()
+    assert time.monotonic() - started < 1, "the stop waited for the write's timeout"
+    assert not (config.spool_dir / WRITER / SHIPPED).exists()
+    emulator.clear_faults()  # the next pass sends the batch again: it is kept once
+    assert shipper.ship_once() == len(records)
+    assert stored_ids(emulator) == ids(records)
+
+
+async def test_the_last_pass_after_a_stop_is_bounded_when_the_api_hangs(
+    tmp_path: Path, emulator: Emulator, entries_api: LoggingServiceV2Client
+) -> None:
+    # A stop while a write hangs, then the last pass: its writes are given at most the
+    # time left of it, so the whole ends well within a pod's grace period.
+    config = audit_config(tmp_path)
+    await write(config, 5)
+    records = spooled(config)
+    emulator.delay_writes(30, times=None)
+    shipper = shipper_for(config, entries_api)
+    stop = threading.Event()
+    timer = threading.Timer(0.2, stop.set)
+    timer.start()
+    started = time.monotonic()
+
+    shipper.run(stop, poll_seconds=0.01, final_seconds=0.5)
+
+    timer.join()
+    assert time.monotonic() - started < 0.2 + 0.5 + 0.5
+    assert shipper.failures == 1  # the last pass's write, out of time: DEADLINE_EXCEEDED
+    assert not (config.spool_dir / WRITER / SHIPPED).exists()
+    assert stored_ids(emulator) == []
+    emulator.clear_faults()
+    assert shipper.ship_once(deadline=time.monotonic() + 5) == len(records)
+    assert stored_ids(emulator) == ids(records)
+
+
 async def test_a_record_refused_as_invalid_is_set_aside_and_the_rest_shipped(
     tmp_path: Path, emulator: Emulator, entries_api: LoggingServiceV2Client
 ) -> None:
@@ -255,6 +361,67 @@ async def test_a_record_refused_as_invalid_is_set_aside_and_the_rest_shipped(
     kept = [Found("quarantine", AuditRecord.FromString(p)) for p in set_aside]
     report = check_cloud(tmp_path, emulator, kept)
     assert report.ok, report.findings
+
+
+async def test_a_record_refused_again_after_a_crash_is_set_aside_once(
+    tmp_path: Path,
+    emulator: Emulator,
+    entries_api: LoggingServiceV2Client,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    config = audit_config(tmp_path)
+    await write(config, 5)
+    directory = config.spool_dir / WRITER
+    (number,) = segments(directory)
+    payloads = framed(segment_path(directory, number))
+    refused = f"refused: {PHI}"
+    emulator.fail_writes(grpc.StatusCode.INVALID_ARGUMENT, times=2, message=refused)
+    with caplog.at_level(logging.INFO):
+        assert shipper_for(config, entries_api).ship_once() == len(payloads) - 1
+    # The shipper crashed after setting the record aside, before its mark moved; started
+    # again, it sends the batch again, and the API refuses the record again.
+    (directory / SHIPPED).unlink()
+    emulator.fail_writes(grpc.StatusCode.INVALID_ARGUMENT, times=2, message=refused)
+    again = shipper_for(config, entries_api)
+    with caplog.at_level(logging.INFO):
+        assert again.ship_once() == len(payloads) - 1
+
+    assert again.quarantined == 0
+    set_aside, reasons = quarantine(config)
+    assert set_aside == payloads[:1]
+    assert reasons == [
+        f"{WRITER}/{segment_path(directory, number).name}@0: Cloud Logging refused it: {refused}"
+    ]
+    # One file, each frame holding the bytes and their reason together.
+    assert [p.name for p in (config.spool_dir / QUARANTINE).iterdir()] == [f"{WRITER}.envelopes"]
+    assert "123-45-6789" not in caplog.text  # the API's words stay out of the process log
+    assert f"{WRITER}/{segment_path(directory, number).name}@0" in caplog.text
+
+
+async def test_an_append_to_the_quarantine_cut_short_by_a_crash_is_made_again(
+    tmp_path: Path, emulator: Emulator, entries_api: LoggingServiceV2Client
+) -> None:
+    config = audit_config(tmp_path)
+    await write(config, 5)
+    directory = config.spool_dir / WRITER
+    (number,) = segments(directory)
+    payloads = framed(segment_path(directory, number))
+    emulator.fail_writes(grpc.StatusCode.INVALID_ARGUMENT, times=2, message="refused (test)")
+    shipper_for(config, entries_api).ship_once()
+    (set_aside, reasons) = quarantine(config)
+    # A crash in the middle of that append: half of it on disk, and the mark not moved.
+    envelopes = config.spool_dir / QUARANTINE / f"{WRITER}.envelopes"
+    whole = envelopes.read_bytes()
+    envelopes.write_bytes(whole[: len(whole) // 2])
+    (directory / SHIPPED).unlink()
+    emulator.fail_writes(grpc.StatusCode.INVALID_ARGUMENT, times=2, message="refused (test)")
+    again = shipper_for(config, entries_api)
+
+    assert again.ship_once() == len(payloads) - 1
+
+    assert again.quarantined == 1
+    assert quarantine(config) == (set_aside, reasons) == (payloads[:1], reasons)
+    assert envelopes.read_bytes() == whole
 
 
 async def test_a_record_bigger_than_an_entry_goes_in_parts_and_comes_back_whole(
@@ -431,7 +598,121 @@ async def test_a_record_not_yet_acknowledged_is_not_shipped(
     assert shipper.ship_once() == 0
 
 
-PHI = "note: patient SSN 123-45-6789"
+def pending_frame(directory: Path) -> None:
+    """A frame on disk after the writer's committed mark: written, not yet acknowledged."""
+    number = segments(directory)[-1]
+    segment = segment_path(directory, number)
+    pending = AuditRecord.FromString(scan(segment.read_bytes()).frames[-1][1])
+    pending.sequence += 1
+    pending.record_id = f"{pending.chain}-{pending.sequence:012d}"
+    with segment.open("ab") as out:
+        out.write(frame(pending.SerializeToString()))
+
+
+def bad_mark(directory: Path, where: str) -> Mark:
+    numbers = segments(directory)
+    oldest, newest = (segment_path(directory, n) for n in (numbers[0], numbers[-1]))
+    if where == "past-the-newest-segment":
+        return Mark(numbers[-1] + 2, 0)
+    if where == "past-the-end-of-a-segment":
+        return Mark(numbers[-1], newest.stat().st_size + 100)
+    if where == "inside-a-frame":
+        return Mark(numbers[0], scan(oldest.read_bytes()).frames[2][0] + 3)
+    assert where == "past-what-the-writer-committed"
+    pending_frame(directory)
+    return Mark(numbers[-1], newest.stat().st_size)  # the end of the pending frame
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        "past-the-newest-segment",
+        "past-the-end-of-a-segment",
+        "inside-a-frame",
+        "past-what-the-writer-committed",
+    ],
+)
+async def test_a_mark_that_is_no_place_in_the_spool_is_not_trusted(
+    tmp_path: Path,
+    emulator: Emulator,
+    entries_api: LoggingServiceV2Client,
+    caplog: pytest.LogCaptureFixture,
+    where: str,
+) -> None:
+    # A mark the shipper cannot have saved (a spool restored from a backup, a mark copied
+    # from elsewhere, a hand edit): shipping starts again from the oldest segment, and
+    # Cloud Logging keeps each record once.
+    config = audit_config(tmp_path, segment_bytes=4096)
+    await write(config, 30)
+    directory = config.spool_dir / WRITER
+    records = spooled(config)
+    if where == "past-what-the-writer-committed":
+        committed = read_mark(directory, COMMITTED)
+    mark = bad_mark(directory, where)
+    (directory / SHIPPED).write_text(f"{mark.segment} {mark.offset}\n")
+    shipper = shipper_for(config, entries_api)
+
+    with caplog.at_level(logging.INFO):
+        assert shipper.ship_once() == shipper.shipped == len(records)
+
+    assert stored_ids(emulator) == ids(records)
+    assert quarantine(config) == ([], [])
+    said = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [line for line in said if f"mark {mark.segment} {mark.offset}" in line], said
+    newest = segments(directory)[-1]
+    if where == "past-what-the-writer-committed":
+        assert read_mark(directory) == committed
+    else:
+        assert read_mark(directory) == Mark(newest, segment_path(directory, newest).stat().st_size)
+    report = check_cloud(tmp_path, emulator)
+    assert report.ok, report.findings
+
+
+async def test_a_mark_a_restarted_writer_found_past_its_spool_is_not_trusted(
+    tmp_path: Path, emulator: Emulator, entries_api: LoggingServiceV2Client
+) -> None:
+    # A writer that finds the mark past its spool's end writes on after the mark: the mark
+    # then names a segment that never was, with older segments, never shipped, before it.
+    config = audit_config(tmp_path, segment_bytes=4096)
+    await write(config, 30)
+    directory = config.spool_dir / WRITER
+    numbers = segments(directory)
+    (directory / SHIPPED).write_text(f"{numbers[-1] + 2} 0\n")
+    await write(config, 2)
+    assert segments(directory) == [*numbers, numbers[-1] + 3]
+    records = spooled(config)
+    shipper = shipper_for(config, entries_api)
+
+    assert shipper.ship_once() == len(records)
+
+    assert stored_ids(emulator) == ids(records)
+    assert segments(directory) == [numbers[-1] + 3]
+
+
+async def test_nothing_is_pruned_on_the_word_of_a_mark_past_the_spool(
+    tmp_path: Path, emulator: Emulator, entries_api: LoggingServiceV2Client
+) -> None:
+    config = audit_config(tmp_path, segment_bytes=4096)
+    await write(config, 30)
+    directory = config.spool_dir / WRITER
+    numbers = segments(directory)
+    assert len(numbers) >= 3
+    records = spooled(config)
+    (directory / SHIPPED).write_text(f"{numbers[-1] + 2} 0\n")
+    emulator.fail_writes(grpc.StatusCode.UNAVAILABLE, times=None)  # an outage
+    shipper = shipper_for(config, entries_api)
+    stop = threading.Event()
+    timer = threading.Timer(0.2, stop.set)
+    timer.start()
+
+    assert shipper.ship_once(stop) == 0
+
+    timer.join()
+    assert segments(directory) == numbers  # not one unshipped segment deleted
+    emulator.clear_faults()
+    assert shipper.ship_once() == len(records)
+    assert stored_ids(emulator) == ids(records)
+    assert segments(directory) == numbers[-1:]  # shipped now: pruned
 
 
 @pytest.mark.parametrize(
