@@ -406,7 +406,7 @@ def _audit_config(path: Path | None) -> AuditConfig | None:
 
 def _shipper(args: argparse.Namespace) -> int:
     from custos.audit.config import load_audit_config
-    from custos.audit.shipper import serve
+    from custos.audit.shipper_process import serve
 
     serve(load_audit_config(args.audit), args.metrics_listen)
     return 0

@@ -26,30 +26,14 @@ the records to Cloud Logging in batches, and only then moves its mark.
 - Segments wholly behind the mark are deleted, but not the one a writer is filling nor
   the newest that holds a record (a writer that starts again links to its last one).
 
-The quarantine is one file per writer, `quarantine/<writer>.envelopes`: frames as in a
-spool segment (the payload's length and CRC-32, big-endian, then the payload), each
-payload a JSON object (UTF-8) holding what was set aside and why, together:
-
-    {"sha256": "<hex SHA-256 of the bytes>", "where": "<writer>/<segment>@<offset>",
-     "reason": "<why>", "payload": "<the bytes, base64>"}
-
-Each is appended in one write and fsync'd before the mark moves past its bytes, so a
-crash leaves the bytes and their reason both or neither: an append cut short is an
-unfinished frame at the end, cut off when the shipper next opens the file (its mark had
-not moved: the bytes are set aside again). Bytes whose SHA-256 the file holds already
-are not set aside again. The reason (which may quote the record) stays in the file,
-never in the process log."""
+The quarantine's format: custos.audit.quarantine."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
-import hashlib
 import logging
 import math
 import os
-import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -57,26 +41,20 @@ from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
 
-import orjson
 from google.api_core import exceptions as api_errors
 from google.cloud.logging_v2.services.logging_service_v2 import LoggingServiceV2Client
 from google.cloud.logging_v2.types import LogEntry
 from google.protobuf.message import DecodeError
-from prometheus_client import CollectorRegistry, start_http_server
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
 
 from custos.audit.audit_pb2 import AuditRecord
-from custos.audit.config import AuditConfig
 from custos.audit.entries import MAX_REQUEST_BYTES, log_name, to_entries
+from custos.audit.quarantine import QUARANTINE, Quarantine, SetAside
 from custos.audit.sources import spool_writers
 from custos.audit.spool import (
     COMMITTED,
     HEADER,
     SHIPPED,
-    SUFFIX,
     Mark,
-    frame,
     frame_at,
     next_frame,
     read_frames,
@@ -84,7 +62,6 @@ from custos.audit.spool import (
     segment_path,
     segments,
 )
-from custos.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +69,6 @@ log = logging.getLogger(__name__)
 # error no one expected must not end the shipper (and its last pass with it).
 # INVALID_ARGUMENT is not: the entry refused is set aside instead.
 API_ERRORS = (api_errors.GoogleAPICallError, api_errors.RetryError)
-QUARANTINE = "quarantine"
-ENVELOPES = ".envelopes"
 START = Mark(0, 0)  # before every segment: no mark, or one not trusted
 WRITE_TIMEOUT_SECONDS = 30.0
 # The last pass after a stop, all of it: well within Kubernetes' default grace of 30 s.
@@ -116,118 +91,6 @@ class Batch:
     directory: Path
     records: list[Spooled]
     damage: Spooled | None = None  # instead of records: bytes that are not whole frames
-
-
-@dataclass(frozen=True)
-class SetAside:
-    """Bytes set aside in quarantine: a record Cloud Logging refused, or damage."""
-
-    payload: bytes
-    where: str  # writer/segment@offset
-    reason: str
-
-
-class Quarantine:
-    """What is set aside, one file of envelopes per writer (see the module's docstring)."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self._held: dict[str, set[str]] = {}  # per writer: the SHA-256 of what its file holds
-
-    def path(self, writer: str) -> Path:
-        return self.folder / f"{writer}{ENVELOPES}"
-
-    def add(self, writer: str, item: SetAside) -> bool:
-        """Sets `item` aside, durably; False if its bytes were set aside already."""
-        digest = hashlib.sha256(item.payload).hexdigest()
-        held = self._holding(writer)
-        if digest in held:
-            return False
-        self._make_folder()
-        _append_durably(self.path(writer), frame(_envelope(item, digest)))
-        held.add(digest)
-        return True
-
-    def _holding(self, writer: str) -> set[str]:
-        if writer not in self._held:
-            items = self._open(writer)
-            self._held[writer] = {hashlib.sha256(i.payload).hexdigest() for i in items}
-        return self._held[writer]
-
-    def _open(self, writer: str) -> list[SetAside]:
-        """What a writer's file holds, once an append a crash cut short is cut off: it was
-        never fsync'd whole, so the mark did not move past its bytes, which are set aside
-        again; and what comes after must not follow half a frame."""
-        path = self.path(writer)
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            return []
-        items, end = read_envelopes(data)
-        if end < len(data):
-            os.truncate(path, end)
-            log.warning("%s: %d bytes of an unfinished append cut off", path.name, len(data) - end)
-        return items
-
-    def _make_folder(self) -> None:
-        if not self.folder.is_dir():
-            self.folder.mkdir(exist_ok=True)
-            _fsync_directory(self.folder.parent)  # the new name must survive a crash too
-
-
-def read_envelopes(data: bytes) -> tuple[list[SetAside], int]:
-    """The envelopes of a quarantine file, reading on past bytes that are not one (damage
-    on disk), and where an unfinished frame at its end starts (its length if none is)."""
-    items: list[SetAside] = []
-    at = 0
-    while at < len(data):
-        payload = frame_at(data, at)
-        if payload is None:
-            resume = next_frame(data, at + 1, lambda p: _opened(p) is not None)
-            if resume == len(data):
-                return items, at
-            at = resume
-            continue
-        if (item := _opened(payload)) is not None:
-            items.append(item)
-        at += HEADER.size + len(payload)
-    return items, len(data)
-
-
-def _envelope(item: SetAside, digest: str) -> bytes:
-    held = {"sha256": digest, "where": item.where, "reason": item.reason}
-    return orjson.dumps(held | {"payload": base64.b64encode(item.payload).decode()})
-
-
-def _opened(envelope: bytes) -> SetAside | None:
-    try:
-        held = orjson.loads(envelope)
-        payload = base64.b64decode(held["payload"], validate=True)
-        return SetAside(payload, str(held["where"]), str(held["reason"]))
-    except (orjson.JSONDecodeError, binascii.Error, KeyError, TypeError):
-        return None
-
-
-def _append_durably(path: Path, data: bytes) -> None:
-    created = not path.exists()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    if created:
-        _fsync_directory(path.parent)
-
-
-def _fsync_directory(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class Shipper:
@@ -557,67 +420,3 @@ def _requests(entries: list[tuple[int, LogEntry]]) -> Iterator[list[tuple[int, L
         size += entry_size
     if request:
         yield request
-
-
-class ShipperCollector(Collector):
-    """The shipper's figures, read when Prometheus scrapes: nothing to keep in step."""
-
-    def __init__(self, shipper: Shipper, spool_root: Path) -> None:
-        self._shipper = shipper
-        self._root = spool_root
-
-    def collect(self) -> Iterator[Metric]:
-        shipper = self._shipper
-        yield CounterMetricFamily(
-            "custos_audit_shipped_records", "Records Cloud Logging accepted.", shipper.shipped
-        )
-        yield CounterMetricFamily(
-            "custos_audit_ship_failures",
-            "Errors writing to Cloud Logging, each retried (not refusals: those are set aside).",
-            shipper.failures,
-        )
-        yield CounterMetricFamily(
-            "custos_audit_quarantined_records",
-            "Records Cloud Logging refused, set aside in quarantine.",
-            shipper.quarantined,
-        )
-        yield GaugeMetricFamily(
-            "custos_audit_spool_bytes",
-            "Bytes of spool segments not yet deleted (shipped segments are).",
-            sum(p.stat().st_size for p in self._root.glob(f"*/*{SUFFIX}")),
-        )
-
-
-def serve(config: AuditConfig, metrics_listen: str | None = None) -> None:
-    """Ships until SIGTERM or SIGINT, then once more, for at most FINAL_PASS_SECONDS (see
-    `Shipper.run`)."""
-    from custos.cloud_logging.clients import close, logging_client
-
-    shipping = config.shipping
-    if shipping is None:
-        raise ConfigError("the audit configuration has no 'shipping' section")
-    client = logging_client(shipping.endpoint)
-    shipper = Shipper(
-        config.spool_dir,
-        client,
-        shipping.project,
-        shipping.log_name,
-        shipping.batch_entries,
-        shipping.max_backoff_seconds,
-    )
-    if metrics_listen is not None:
-        registry = CollectorRegistry()
-        registry.register(ShipperCollector(shipper, config.spool_dir))
-        host, _, port = metrics_listen.rpartition(":")
-        start_http_server(int(port), host, registry=registry)
-    # Batch work, off every request's path: under contention the services go first.
-    os.nice(10)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    log.info("shipping %s to %s", config.spool_dir, shipper.destination)
-    try:
-        shipper.run(stop, shipping.poll_seconds)
-    finally:
-        close(client)
-        log.info("shipper stopping: %d records shipped", shipper.shipped)

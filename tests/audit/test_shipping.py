@@ -22,8 +22,9 @@ from google.cloud.logging_v2.services.logging_service_v2 import LoggingServiceV2
 from custos.audit.audit_pb2 import AuditRecord, Exchange
 from custos.audit.config import AuditConfig
 from custos.audit.entries import from_entries, log_name
+from custos.audit.quarantine import QUARANTINE
 from custos.audit.records import body
-from custos.audit.shipper import QUARANTINE, Shipper
+from custos.audit.shipper import Shipper
 from custos.audit.signing import load_public_keys
 from custos.audit.sources import from_spool
 from custos.audit.spool import (
