@@ -27,7 +27,7 @@ from pathlib import Path
 
 from custos.audit.audit_pb2 import Call, Decision, Exchange, Principal
 from custos.audit.config import AuditConfig
-from custos.audit.entries import log_name, to_entries
+from custos.audit.entries import to_entries
 from custos.audit.records import body
 from custos.audit.shipper import Shipper
 from custos.audit.signing import generate_key_pair
@@ -36,6 +36,7 @@ from custos.audit.spool import frame
 from custos.audit.writer import AuditWriter
 from custos.cloud_logging.clients import close, logging_client
 from custos.cloud_logging.emulator import Emulator
+from custos.cloud_logging.resource_names import log_path
 
 PROJECT = "custos-bench"
 TARGET_APPEND_PER_CORE = 5000
@@ -116,7 +117,7 @@ def ship(config: AuditConfig, batch: int) -> dict[str, float]:
             cpu, started = cpu_seconds(), time.perf_counter()
             shipped = shipper.ship_once()
             wall, cpu = time.perf_counter() - started, cpu_seconds() - cpu
-            stored = len(api.entries(log_name(PROJECT, "custos-audit")))
+            stored = len(api.entries(log_path(PROJECT, "custos-audit")))
         finally:
             close(client)
     if stored != shipped:
@@ -126,7 +127,7 @@ def ship(config: AuditConfig, batch: int) -> dict[str, float]:
 
 def ship_prebuilt(config: AuditConfig, batch: int) -> dict[str, float]:
     records = [f.record for f in from_spool(config.spool_dir) if f.record is not None]
-    name = log_name(PROJECT, "baseline")
+    name = log_path(PROJECT, "baseline")
     entries = [
         e for r in records for e in to_entries(r, r.SerializeToString(deterministic=True), name)
     ]

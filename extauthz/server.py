@@ -15,8 +15,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import start_http_server
 
 from custos.audit.config import AuditConfig
-from custos.audit.metrics import AuditMetrics
-from custos.audit.writer import AuditWriter
+from custos.audit.writer import open_writer
 from custos.envoy_config import MAX_BODY_BYTES
 from custos.policy.reloader import PolicyReloader
 from extauthz.config import AuthzConfig
@@ -39,13 +38,7 @@ MAX_CHECK_REQUEST_BYTES = MAX_BODY_BYTES + 1_048_576
 
 async def serve(config: AuthzConfig, audit: AuditConfig | None = None) -> None:
     metrics = AuthzMetrics()
-    writer = (
-        await AuditWriter.open(audit, "extauthz", AuditMetrics(metrics.registry).event)
-        if audit is not None
-        else None
-    )
-    if writer is None:
-        log.warning("no audit configuration: refusals are not recorded")
+    writer = await open_writer(audit, "extauthz", metrics.registry, "refusals")
     reloader = PolicyReloader(config.policy, metrics.record_policy_reload)
     credential = (
         CredentialSource(config.upstream_credential) if config.upstream_credential else None

@@ -14,8 +14,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import start_http_server
 
 from custos.audit.config import AuditConfig
-from custos.audit.metrics import AuditMetrics
-from custos.audit.writer import AuditWriter
+from custos.audit.writer import AuditWriter, open_writer
 from custos.envoy_config import MAX_BODY_BYTES
 from custos.policy.reloader import PolicyReloader
 from extproc.config import load_masking_config
@@ -41,13 +40,7 @@ async def serve(
     reloader = PolicyReloader(policy) if policy is not None else None
     tools = ToolFilter(reloader) if reloader is not None else None
     metrics = MaskingMetrics()
-    writer = (
-        await AuditWriter.open(audit, "extproc", AuditMetrics(metrics.registry).event)
-        if audit is not None
-        else None
-    )
-    if writer is None:
-        log.warning("no audit configuration: exchanges are not recorded")
+    writer = await open_writer(audit, "extproc", metrics.registry, "exchanges")
     if metrics_listen is not None:
         host, _, port_text = metrics_listen.rpartition(":")
         start_http_server(int(port_text), host, registry=metrics.registry)

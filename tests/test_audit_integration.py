@@ -19,20 +19,21 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from mcp.shared.exceptions import MCPError
 
 from custos.audit.audit_pb2 import AuditRecord
-from custos.audit.entries import from_cloud_logging, from_entries, log_name
+from custos.audit.entries import from_cloud_logging, from_entries
 from custos.audit.signing import load_public_keys
 from custos.audit.sources import from_spool
 from custos.audit.spool import frame, scan, segment_path, segments
 from custos.audit.verify import Found, verify
 from custos.cli import main
 from custos.cloud_logging.emulator import Emulator
+from custos.cloud_logging.resource_names import log_path
 from custos.stack import LOCAL_PROJECT, LocalStack
 from tests.stack_fixture import mcp_client, post_jsonrpc, running_stack, token
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 SERVICES = ("envoy", "ext_proc", "ext_authz", "shipper")  # in the order the stack stops them
-LOG_NAME = log_name(LOCAL_PROJECT, "custos-audit")
+LOG_NAME = log_path(LOCAL_PROJECT, "custos-audit")
 
 
 async def stop_services(stack: LocalStack) -> None:

@@ -18,7 +18,6 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 from google.api import monitored_resource_pb2
 from google.cloud.logging_v2.types import LogEntry
@@ -31,6 +30,7 @@ from custos.audit.audit_pb2 import AuditRecord
 from custos.audit.printable import printable
 from custos.audit.records import time_in_range
 from custos.audit.verify import Found
+from custos.cloud_logging.resource_names import log_filter
 
 # Under the API's 256 KiB per entry, with room for the entry's other fields.
 MAX_ENTRY_BYTES = 240 * 1024
@@ -46,10 +46,6 @@ _MAX_PARTS = 1000
 _MAX_TRIES = 16
 _LISTED = 10  # insert ids named in a finding about a group of parts
 _RAW_ENTRY = LogEntry.pb()  # the google.logging.v2.LogEntry message class
-
-
-def log_name(project: str, log_id: str) -> str:
-    return f"projects/{project}/logs/{quote(log_id, safe='')}"
 
 
 def to_entries(record: AuditRecord, payload: bytes, name: str) -> list[LogEntry]:
@@ -409,7 +405,7 @@ def from_cloud_logging(project: str, log_id: str, endpoint: str | None) -> Itera
         entries = client.list_log_entries(
             request={
                 "resource_names": [f"projects/{project}"],
-                "filter": f'logName="{log_name(project, log_id)}"',
+                "filter": log_filter(project, log_id),
                 "order_by": "timestamp asc",
                 "page_size": 1000,
             }

@@ -47,7 +47,7 @@ from google.cloud.logging_v2.types import LogEntry
 from google.protobuf.message import DecodeError
 
 from custos.audit.audit_pb2 import AuditRecord
-from custos.audit.entries import MAX_REQUEST_BYTES, log_name, to_entries
+from custos.audit.entries import MAX_REQUEST_BYTES, to_entries
 from custos.audit.quarantine import QUARANTINE, Quarantine, SetAside
 from custos.audit.sources import spool_writers
 from custos.audit.spool import (
@@ -62,6 +62,7 @@ from custos.audit.spool import (
     segment_path,
     segments,
 )
+from custos.cloud_logging.resource_names import log_path
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +107,7 @@ class Shipper:
     ) -> None:
         self._root = spool_root
         self._client = client
-        self._log_name = self.destination = log_name(project, log_id)
+        self._log_name = self.destination = log_path(project, log_id)
         self._batch_entries = batch_entries
         self._max_backoff = max_backoff_seconds
         self._initial_backoff = initial_backoff_seconds

@@ -23,9 +23,11 @@ from collections.abc import Callable
 
 from google.protobuf import timestamp_pb2
 from google.protobuf.message import DecodeError
+from prometheus_client import CollectorRegistry
 
 from custos.audit.audit_pb2 import AuditRecord, ChainStart, Checkpoint, Exchange
 from custos.audit.config import AuditConfig
+from custos.audit.metrics import AuditMetrics
 from custos.audit.records import GENESIS_HASH, record_id
 from custos.audit.signing import Signer, statement
 from custos.audit.spool import Recovery, Spool, SpoolError, frame
@@ -238,6 +240,17 @@ class AuditWriter:
         canonical = record.SerializeToString(deterministic=True)
         self.head = hashlib.sha256(canonical).digest()
         return canonical + _HASH_FIELD + self.head
+
+
+async def open_writer(
+    audit: AuditConfig | None, role: str, registry: CollectorRegistry, unrecorded: str
+) -> AuditWriter | None:
+    """A service's writer, its events counted in the service's metrics; None, with a
+    warning naming what goes `unrecorded`, when no audit configuration is given."""
+    if audit is None:
+        log.warning("no audit configuration: %s are not recorded", unrecorded)
+        return None
+    return await AuditWriter.open(audit, role, AuditMetrics(registry).event)
 
 
 def _why_started(last: AuditRecord | None, had_records: bool, name: str) -> str:

@@ -21,7 +21,7 @@ from google.cloud.logging_v2.services.logging_service_v2 import LoggingServiceV2
 
 from custos.audit.audit_pb2 import AuditRecord, Exchange
 from custos.audit.config import AuditConfig
-from custos.audit.entries import from_entries, log_name
+from custos.audit.entries import from_entries
 from custos.audit.quarantine import QUARANTINE
 from custos.audit.records import body
 from custos.audit.shipper import Shipper
@@ -41,11 +41,12 @@ from custos.audit.verify import Found, Report, verify
 from custos.audit.writer import AuditWriter
 from custos.cli import main
 from custos.cloud_logging.emulator import Emulator
+from custos.cloud_logging.resource_names import log_path
 from tests.audit.support import audit_config, exchange, framed, write
 
 PROJECT = "custos-test"
 LOG_ID = "custos-audit"
-LOG = log_name(PROJECT, LOG_ID)
+LOG = log_path(PROJECT, LOG_ID)
 WRITER = "extproc-test"  # the writer name audit_config gives
 BIG_BODIES = {"max_bytes": 1_048_576}
 PHI = "note: patient SSN 123-45-6789"
