@@ -147,7 +147,9 @@ async def start_fronts(
     test, named and rendered by `other`, both in front of the same upstream."""
     settings = stack.envoy_settings()
     bare = Front("envoy-bare", free_port())
-    bare_settings = settings.model_copy(update={"listen_port": bare.port, "admin_port": 0})
+    bare_settings = settings.model_copy(
+        update={"listen_port": bare.port, "admin_port": 0, "ready_port": 0}
+    )
     name, render = other
     measured = Front(name, stack.ports.envoy)
     await spawn_envoy(children, work, bare, bare_bootstrap(bare_settings))

@@ -26,6 +26,8 @@ class EnvoySettings(BaseModel):
     listen_address: str = "127.0.0.1"
     listen_port: int = Field(default=8080, ge=0, le=65535)
     admin_port: int = Field(default=9901, ge=0, le=65535)
+    # Envoy's readiness, for probes that cannot reach the admin interface on loopback.
+    ready_port: int = Field(default=9902, ge=0, le=65535)
     authz_address: str = "127.0.0.1"
     authz_port: int = Field(default=9001, ge=1, le=65535)
     extproc_address: str = "127.0.0.1"
@@ -50,13 +52,22 @@ class EnvoySettings(BaseModel):
 
 
 def render_bootstrap(settings: EnvoySettings, template: Path = BOOTSTRAP) -> str:
+    """The bootstrap for these settings. The Helm chart fills the same placeholders in the
+    same file, and formats each value as written here, so that both give the same bytes
+    (a test renders both and compares them)."""
     values = settings.model_dump()
-    values["authz_timeout"] = f"{settings.authz_timeout_ms / 1000}s"
-    values["extproc_timeout"] = f"{settings.extproc_timeout_ms / 1000}s"
+    values["authz_timeout"] = _duration(settings.authz_timeout_ms)
+    values["extproc_timeout"] = _duration(settings.extproc_timeout_ms)
     values["stream_idle_timeout"] = f"{settings.stream_idle_timeout_s}s"
     # A JSON string is a valid YAML double-quoted scalar: the document is embedded as-is.
-    values["resource_metadata_json"] = json.dumps(json.dumps(settings.resource_metadata()))
+    # Compact with sorted keys, as Helm's toJson writes it.
+    document = json.dumps(settings.resource_metadata(), sort_keys=True, separators=(",", ":"))
+    values["resource_metadata_json"] = json.dumps(document)
     return string.Template(template.read_text()).substitute(values)
+
+
+def _duration(milliseconds: int) -> str:
+    return f"{milliseconds // 1000}.{milliseconds % 1000:03d}s"
 
 
 def envoy_binary() -> str:

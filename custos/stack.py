@@ -33,6 +33,7 @@ LOCAL_PROJECT = "custos-local"  # the Cloud Logging project the local emulator s
 class Ports:
     envoy: int = 8080
     envoy_admin: int = 9901
+    envoy_ready: int = 9902
     authz: int = 9001
     authz_metrics: int = 9002
     issuer: int = 9100
@@ -44,7 +45,7 @@ class Ports:
 
     @classmethod
     def free(cls) -> Ports:
-        return cls(*free_ports(10))
+        return cls(*free_ports(11))
 
 
 @dataclass
@@ -215,6 +216,7 @@ class LocalStack:
         return EnvoySettings(
             listen_port=self.ports.envoy,
             admin_port=self.ports.envoy_admin,
+            ready_port=self.ports.envoy_ready,
             authz_port=self.ports.authz,
             extproc_port=self.ports.extproc,
             upstream_port=self.ports.mcp,

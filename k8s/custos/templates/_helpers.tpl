@@ -1,0 +1,140 @@
+{{- define "custos.name" -}}
+{{- .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "custos.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "custos.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "custos.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "custos.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{ include "custos.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{- define "custos.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "custos.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "custos.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+
+{{- define "custos.rulesConfigMap" -}}
+{{- default (printf "%s-rules" (include "custos.fullname" .)) .Values.rules.existingConfigMap -}}
+{{- end -}}
+
+{{/* The same hardening on every container; runAsUser only where the image's is known. */}}
+{{- define "custos.securityContext" -}}
+runAsNonRoot: true
+{{- with .runAsUser }}
+runAsUser: {{ int . }}
+{{- end }}
+{{- with .runAsGroup }}
+runAsGroup: {{ int . }}
+{{- end }}
+allowPrivilegeEscalation: false
+privileged: false
+readOnlyRootFilesystem: true
+capabilities:
+  drop: [ALL]
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{- define "custos.custosSecurityContext" -}}
+{{ include "custos.securityContext" (dict "runAsUser" .Values.runAsUser "runAsGroup" .Values.runAsGroup) }}
+{{- end -}}
+
+{{- define "custos.listen" -}}
+{{- printf "%s:%d" .address (int .port) -}}
+{{- end -}}
+
+{{/* A gRPC health probe on a service's health-only port. */}}
+{{- define "custos.grpcProbes" -}}
+startupProbe:
+  grpc: { port: {{ int .port }} }
+  periodSeconds: 1
+  failureThreshold: 60
+readinessProbe:
+  grpc: { port: {{ int .port }} }
+  periodSeconds: 5
+  failureThreshold: 2
+livenessProbe:
+  grpc: { port: {{ int .port }}, service: liveness }
+  periodSeconds: 10
+  timeoutSeconds: 5
+  failureThreshold: 3
+{{- end -}}
+
+{{/*
+Envoy's bootstrap: envoy/bootstrap.yaml of the project (files/ links to it), its
+placeholders filled with the values formatted as custos.envoy_config formats them, so the
+pod and the local stack run the same configuration. A test renders both and compares.
+*/}}
+{{- define "custos.envoyBootstrap" -}}
+{{- $v := .Values -}}
+{{- $servers := list -}}
+{{- range $v.oidc.issuers -}}
+{{- $servers = append $servers .issuer -}}
+{{- end -}}
+{{- $resource := printf "%s%s" (trimSuffix "/" $v.publicUrl) $v.mcpServer.path -}}
+{{- $metadata := dict "resource" $resource "authorization_servers" $servers "bearer_methods_supported" (list "header") -}}
+{{- $fill := dict
+  "listen_address" $v.listenAddress
+  "listen_port" (int $v.ports.envoy)
+  "admin_port" (int $v.ports.envoyAdmin)
+  "ready_port" (int $v.ports.envoyReady)
+  "authz_address" "127.0.0.1"
+  "authz_port" (int $v.ports.extauthz)
+  "extproc_address" "127.0.0.1"
+  "extproc_port" (int $v.ports.extproc)
+  "extproc_timeout" (include "custos.duration" $v.envoy.extprocTimeoutMs)
+  "authz_timeout" (include "custos.duration" $v.envoy.authzTimeoutMs)
+  "upstream_address" "127.0.0.1"
+  "upstream_port" (int $v.mcpServer.port)
+  "mcp_path" $v.mcpServer.path
+  "max_request_bytes" (int $v.envoy.maxRequestBytes)
+  "stream_idle_timeout" (printf "%ds" (int $v.envoy.streamIdleTimeoutSeconds))
+  "resource_metadata_json" ($metadata | toJson | toJson)
+-}}
+{{- $out := .Files.Get "files/envoy-bootstrap.yaml" -}}
+{{- if not $out -}}
+{{- fail "files/envoy-bootstrap.yaml is missing from the chart (it links to envoy/bootstrap.yaml)" -}}
+{{- end -}}
+{{- range $name, $value := $fill -}}
+{{- $out = replace (printf "${%s}" $name) (toString $value) $out -}}
+{{- end -}}
+{{- with regexFind "\\$\\{[a-z_]+\\}" $out -}}
+{{- fail (printf "the Envoy bootstrap has a placeholder the chart does not fill: %s" .) -}}
+{{- end -}}
+{{- $out -}}
+{{- end -}}
+
+{{- define "custos.duration" -}}
+{{- $ms := int . -}}
+{{- printf "%d.%03ds" (div $ms 1000) (mod $ms 1000) -}}
+{{- end -}}
+
+{{/*
+The spool is one emptyDir for two writers (ext_authz's refusals, ext_proc's exchanges):
+each may fill three eighths of it, which leaves a quarter for quarantine and the segment
+being written, so the volume never passes its sizeLimit (the kubelet would evict the pod).
+*/}}
+{{- define "custos.maxSpoolBytes" -}}
+{{- div (mul (int .Values.audit.spool.sizeMiB) 1048576 3) 8 -}}
+{{- end -}}

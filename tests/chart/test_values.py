@@ -1,0 +1,123 @@
+"""values.schema.json refuses what would install a broken or weakened Custos, with messages
+that name the value; and the optional Config Connector resources keep the audit log the
+way `custos logging provision` does."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from custos.cloud_logging.resource_names import bucket_path, log_filter
+from tests.chart.chart import merged, render, required_values, schema_error
+
+
+def without(path: str) -> dict[str, Any]:
+    values = required_values()
+    *parents, last = path.split(".")
+    node = values
+    for key in parents:
+        node = node[key]
+    del node[last]
+    return values
+
+
+@pytest.mark.parametrize(
+    ("missing", "named"),
+    [
+        ("image.repository", "/image"),
+        ("mcpServer.image", "/mcpServer"),
+        ("publicUrl", "publicUrl"),
+        ("oidc.issuers", "/oidc"),
+        ("audit.signingKey", "/audit"),
+        ("cloudLogging.project", "/cloudLogging"),
+    ],
+)
+def test_missing_required_values_are_refused(missing: str, named: str) -> None:
+    message = schema_error(without(missing))
+    assert named in message
+    assert missing.rsplit(".", 1)[-1] in message
+
+
+def test_an_empty_install_names_every_missing_value() -> None:
+    message = schema_error({})
+    for value in ("image", "mcpServer", "publicUrl", "oidc", "audit", "cloudLogging"):
+        assert value in message
+
+
+@pytest.mark.parametrize(
+    ("bad", "named"),
+    [
+        ({"replicaCount": "two"}, "/replicaCount"),
+        ({"ports": {"envoy": 70000}}, "/ports/envoy"),
+        ({"ports": {"envoy": "8080"}}, "/ports/envoy"),
+        ({"publicUrl": "ftp://mcp.clinic.example"}, "/publicUrl"),
+        ({"mcpServer": {"path": "mcp"}}, "/mcpServer/path"),
+        # Keys fetched over plain HTTP could be swapped: https only, loopback aside.
+        ({"oidc": {"issuers": [{"issuer": "http://idp.example", "audience": "a"}]}}, "issuer"),
+        ({"oidc": {"issuers": [{"issuer": "https://idp.example"}]}}, "audience"),
+        ({"cloudLogging": {"retentionDays": 30}}, "/cloudLogging/retentionDays"),
+        ({"cloudLogging": {"project": "Not A Project"}}, "/cloudLogging/project"),
+        ({"audit": {"whenFull": "ignore"}}, "/audit/whenFull"),
+        ({"audit": {"spool": {"sizeMiB": 1}}}, "/audit/spool/sizeMiB"),
+        ({"networkPolicy": {"enabled": "yes"}}, "/networkPolicy/enabled"),
+        ({"runAsUser": 0}, "/runAsUser"),
+        ({"replicas": 3}, "replicas"),  # a typo of replicaCount is an error, not ignored
+        ({"envoy": {"authzTimeoutMs": 5}}, "/envoy/authzTimeoutMs"),
+    ],
+)
+def test_wrong_values_are_refused_by_name(bad: dict[str, Any], named: str) -> None:
+    assert named in schema_error(merged(required_values(), bad))
+
+
+def test_config_connector_needs_the_google_service_account() -> None:
+    message = schema_error(merged(required_values(), {"configConnector": {"enabled": True}}))
+    assert "gcpServiceAccount" in message
+
+
+def test_rules_must_be_given_unless_an_existing_configmap_holds_them() -> None:
+    assert "masking" in schema_error(merged(required_values(), {"rules": {"masking": None}}))
+    merged_values = merged(required_values(), {"rules": {"existingConfigMap": "clinic-rules"}})
+    render(merged_values)  # accepted
+
+
+def test_config_connector_resources_keep_the_audit_log_locked() -> None:
+    project, log = "clinic-audit-prod", "custos/audit"
+    values = merged(
+        required_values(),
+        {
+            "configConnector": {"enabled": True, "clusterProject": "clinic-gke-prod"},
+            "serviceAccount": {
+                "gcpServiceAccount": f"custos-audit@{project}.iam.gserviceaccount.com"
+            },
+            "cloudLogging": {"project": project, "logName": log, "bucket": "phi-audit"},
+        },
+    )
+    rendered = render(values)
+    bucket = rendered.one("LoggingLogBucket")
+    assert bucket["spec"]["locked"] is True
+    assert bucket["spec"]["retentionDays"] >= 2190
+    assert bucket["spec"]["resourceID"] == "phi-audit"
+    # An uninstall must not try to delete what an auditor relies on.
+    for kind in ("LoggingLogBucket", "LoggingLogSink", "LoggingLogExclusion"):
+        annotations = rendered.one(kind)["metadata"]["annotations"]
+        assert annotations["cnrm.cloud.google.com/deletion-policy"] == "abandon", kind
+    sink = rendered.one("LoggingLogSink")["spec"]
+    # The same filter `custos logging provision` writes, log name escaping included.
+    assert sink["filter"] == log_filter(project, log)
+    destination = sink["destination"]["loggingLogBucketRef"]["external"]
+    assert destination == "logging.googleapis.com/" + bucket_path(project, "global", "phi-audit")
+    assert rendered.one("LoggingLogExclusion")["spec"]["filter"] == log_filter(project, log)
+
+    grants = {m["spec"]["role"]: m["spec"] for m in rendered.kinds("IAMPolicyMember")}
+    writer = grants["roles/logging.logWriter"]
+    assert writer["member"] == f"serviceAccount:custos-audit@{project}.iam.gserviceaccount.com"
+    assert writer["resourceRef"] == {"kind": "Project", "external": f"projects/{project}"}
+    identity = grants["roles/iam.workloadIdentityUser"]
+    assert identity["member"] == "serviceAccount:clinic-gke-prod.svc.id.goog[mcp/clinic-custos]"
+    assert identity["resourceRef"]["kind"] == "IAMServiceAccount"
+
+
+def test_config_connector_is_off_by_default() -> None:
+    rendered = render(required_values())
+    assert not [d for d in rendered.documents if "cnrm.cloud.google.com" in d["apiVersion"]]
