@@ -110,6 +110,7 @@ VALUE_SETS: dict[str, Values] = {
 
 @dataclass(frozen=True)
 class Rendered:
+    values: Values
     documents: list[dict[str, Any]]
     notes: str
 
@@ -141,7 +142,7 @@ def render(values: Values) -> Rendered:
             notes = text
             continue
         documents.extend(d for d in yaml.safe_load_all(text) if d)
-    return Rendered(documents, notes)
+    return Rendered(values, documents, notes)
 
 
 def lint(values: Values) -> dict[str, Any]:

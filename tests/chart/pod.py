@@ -1,0 +1,195 @@
+"""Playing the chart's pod on this machine, the way the kubelet would: each volume becomes
+a directory (ConfigMaps in the kubelet's own layout, a `..data` link to a timestamped
+directory, so that an update is the same atomic swap), each container runs its rendered
+command from the installed `custos` entry point, the native sidecars start in order once
+their startup probes pass, and they stop in the reverse order after the MCP server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+import httpx
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from custos.children import Supervisor
+from tests.chart.chart import Rendered
+
+# The image's ENTRYPOINT: the console script the package installs beside this interpreter.
+CUSTOS = str(Path(sys.executable).parent / "custos")
+PROBE_TIMEOUT_SECONDS = 30.0
+
+
+def write_config_map(directory: Path, data: Mapping[str, str], items: list[dict[str, str]]) -> None:
+    """A ConfigMap volume as the kubelet writes it; writing it again is an update."""
+    directory.mkdir(parents=True, exist_ok=True)
+    stamp = directory / f"..{time.strftime('%Y_%m_%d_%H_%M_%S')}.{time.monotonic_ns()}"
+    stamp.mkdir()
+    chosen = items or [{"key": key, "path": key} for key in data]
+    for item in chosen:
+        (stamp / item["path"]).write_text(data[item["key"]])
+    swap = directory / "..data_tmp"
+    swap.symlink_to(stamp.name)
+    old = (directory / "..data").resolve() if (directory / "..data").exists() else None
+    os.replace(swap, directory / "..data")  # the one atomic step readers can observe
+    for item in chosen:
+        link = directory / item["path"]
+        if not link.is_symlink():
+            link.symlink_to(f"..data/{item['path']}")
+    if old is not None and old != stamp:
+        for leftover in old.iterdir():
+            leftover.unlink()
+        old.rmdir()
+
+
+@dataclass
+class PlayedPod:
+    rendered: Rendered
+    root: Path
+    secrets: dict[str, dict[str, str]]  # Secret name → key → value, as the cluster holds them
+    supervisor: Supervisor = field(default_factory=lambda: Supervisor(on_line=_keep))
+    mounts: dict[str, Path] = field(default_factory=dict)  # mount path → directory
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        return self.rendered.pod
+
+    def config_maps(self) -> dict[str, dict[str, str]]:
+        return {c["metadata"]["name"]: c["data"] for c in self.rendered.kinds("ConfigMap")}
+
+    def mount_volumes(self, extra_config_maps: Mapping[str, Mapping[str, str]] = {}) -> None:
+        config_maps = {**self.config_maps(), **extra_config_maps}
+        for volume in self.spec["volumes"]:
+            directory = self.root / "volumes" / volume["name"]
+            if "configMap" in volume:
+                source = volume["configMap"]
+                data = {k: self._mounted(v) for k, v in config_maps[source["name"]].items()}
+                write_config_map(directory, data, source.get("items", []))
+            elif "secret" in volume:
+                source = volume["secret"]
+                values = self.secrets[source["secretName"]]
+                write_config_map(directory, values, source.get("items", []))
+            else:
+                directory.mkdir(parents=True)
+        for container in self._containers():
+            for mount in container.get("volumeMounts", []):
+                self.mounts[mount["mountPath"]] = self.root / "volumes" / mount["name"]
+
+    def update_config_map(self, name: str, data: Mapping[str, str]) -> None:
+        """What `kubectl apply` of an edited ConfigMap ends in, on the node."""
+        for volume in self.spec["volumes"]:
+            source = volume.get("configMap")
+            if source is not None and source["name"] == name:
+                directory = self.root / "volumes" / volume["name"]
+                mounted = {k: self._mounted(v) for k, v in data.items()}
+                write_config_map(directory, mounted, source.get("items", []))
+
+    def _mounted(self, text: str) -> str:
+        """Paths under a mount point name the directory that stands for it here."""
+        for mount_path, directory in sorted(self.mounts.items(), key=lambda m: -len(m[0])):
+            text = text.replace(mount_path + "/", f"{directory}/")
+        return text
+
+    def _containers(self) -> list[dict[str, Any]]:
+        return [*self.spec["initContainers"], *self.spec["containers"]]
+
+    def _env(self, container: dict[str, Any]) -> dict[str, str]:
+        env: dict[str, str] = {}
+        for variable in container.get("env", []):
+            if "value" in variable:
+                env[variable["name"]] = variable["value"]
+            else:
+                ref = variable["valueFrom"]["secretKeyRef"]
+                env[variable["name"]] = self.secrets[ref["name"]][ref["key"]]
+        return env
+
+    async def start(self) -> None:
+        """Sidecars in order, each once its startup probe passes; then the MCP server."""
+        self._mount_paths_first()
+        for sidecar in self.spec["initContainers"]:
+            argv = [CUSTOS, *(self._mounted(a) for a in sidecar["args"])]
+            port = _probe_port(sidecar["startupProbe"])
+            await self.supervisor.spawn(sidecar["name"], argv, port, self._env(sidecar))
+            await until_probe_passes(sidecar["startupProbe"])
+        main = self.spec["containers"][0]
+        argv = [*main.get("command", []), *main.get("args", [])]
+        await self.supervisor.spawn(main["name"], argv, self.mcp_port, self._env(main))
+
+    def _mount_paths_first(self) -> None:
+        if not self.mounts:
+            self.mount_volumes()
+
+    @property
+    def mcp_port(self) -> int:
+        return int(self.rendered.values["mcpServer"]["port"])
+
+    async def stop(self) -> None:
+        """The MCP server first, then the sidecars, last started first (the kubelet's order)."""
+        await self.supervisor.stop_all()
+
+    def output(self) -> str:
+        return "\n".join(_LINES)
+
+
+_LINES: list[str] = []
+
+
+def _keep(name: str, line: str) -> None:
+    _LINES.append(f"{name:<9}| {line}")
+
+
+def _probe_port(probe: dict[str, Any]) -> int:
+    action = probe.get("grpc") or probe.get("httpGet") or {}
+    return int(action["port"])
+
+
+async def until_probe_passes(probe: dict[str, Any]) -> None:
+    deadline = time.monotonic() + PROBE_TIMEOUT_SECONDS
+    while not await probe_passes(probe):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"probe {probe} did not pass in {PROBE_TIMEOUT_SECONDS}s")
+        await asyncio.sleep(0.1)
+
+
+async def probe_passes(probe: dict[str, Any]) -> bool:
+    """The kubelet's check: gRPC health SERVING, or an HTTP status from 200 to 399."""
+    if "grpc" in probe:
+        target = f"127.0.0.1:{probe['grpc']['port']}"
+        async with grpc.aio.insecure_channel(target) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            try:
+                answer = await stub.Check(
+                    health_pb2.HealthCheckRequest(service=probe["grpc"].get("service", "")),
+                    timeout=1,
+                )
+            except grpc.aio.AioRpcError:
+                return False
+            return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
+    get = probe["httpGet"]
+    async with httpx.AsyncClient() as client:
+        try:
+            answer = await client.get(f"http://127.0.0.1:{get['port']}{get['path']}", timeout=1)
+        except httpx.HTTPError:
+            return False
+        return 200 <= answer.status_code < 400
+
+
+@contextlib.asynccontextmanager
+async def played(pod: PlayedPod) -> AsyncIterator[PlayedPod]:
+    _LINES.clear()
+    try:
+        await pod.start()
+        yield pod
+    except BaseException:
+        print(pod.output())  # shown by pytest only when the test fails
+        raise
+    finally:
+        await pod.stop()
