@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from custos.audit.config import AuditConfig
     from custos.audit.verify import Found
 
+HEALTH_HELP = "serve only gRPC health checks here (host:port), e.g. for the kubelet's probes"
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
@@ -91,6 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     proc.add_argument("--policy", type=Path, help="hide tools/list entries it would refuse")
     proc.add_argument("--metrics-listen", help="serve Prometheus metrics here (host:port)")
     proc.add_argument("--audit", type=Path, help="audit configuration (YAML): record exchanges")
+    proc.add_argument("--health-listen", help=HEALTH_HELP)
     proc.set_defaults(handler=_extproc)
 
     audit = commands.add_parser("audit", help="audit records: keys, verification, replay")
@@ -142,6 +145,7 @@ def _parser() -> argparse.ArgumentParser:
     shipper = commands.add_parser("shipper", help="ship audit spools to Cloud Logging")
     shipper.add_argument("--audit", type=Path, required=True, help="audit configuration (YAML)")
     shipper.add_argument("--metrics-listen", help="serve Prometheus metrics here (host:port)")
+    shipper.add_argument("--health-listen", help=HEALTH_HELP)
     shipper.set_defaults(handler=_shipper)
 
     issuer = commands.add_parser("dev-issuer", help="serve a development OIDC issuer")
@@ -394,7 +398,16 @@ def _extproc(args: argparse.Namespace) -> int:
     from extproc.server import serve
 
     audit = _audit_config(args.audit)
-    asyncio.run(serve(args.masking, args.listen, args.policy, args.metrics_listen, audit))
+    asyncio.run(
+        serve(
+            args.masking,
+            args.listen,
+            args.policy,
+            args.metrics_listen,
+            audit,
+            health_listen=args.health_listen,
+        )
+    )
     return 0
 
 
@@ -408,7 +421,7 @@ def _shipper(args: argparse.Namespace) -> int:
     from custos.audit.config import load_audit_config
     from custos.audit.shipper_process import serve
 
-    serve(load_audit_config(args.audit), args.metrics_listen)
+    serve(load_audit_config(args.audit), args.metrics_listen, args.health_listen)
     return 0
 
 

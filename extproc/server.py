@@ -16,6 +16,7 @@ from prometheus_client import start_http_server
 from custos.audit.config import AuditConfig
 from custos.audit.writer import AuditWriter, open_writer
 from custos.envoy_config import MAX_BODY_BYTES
+from custos.health import serve_health
 from custos.policy.reloader import PolicyReloader
 from extproc.config import load_masking_config
 from extproc.engine import Masker
@@ -34,6 +35,7 @@ async def serve(
     policy: Path | None = None,
     metrics_listen: str | None = None,
     audit: AuditConfig | None = None,
+    health_listen: str | None = None,
 ) -> None:
     masker = Masker(load_masking_config(masking))
 
@@ -44,19 +46,29 @@ async def serve(
     if metrics_listen is not None:
         host, _, port_text = metrics_listen.rpartition(":")
         start_http_server(int(port_text), host, registry=metrics.registry)
+    health_servicer = health.aio.HealthServicer()
+    for name in ("", SERVICE_NAME):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    # Bound before the main server exists: an address it cannot have fails the start with
+    # no gRPC server left behind (grpc complains about those at exit).
+    servers: list[grpc.aio.Server] = []
+    if health_listen is not None:
+        servers.append(await serve_health(health_servicer, health_listen))
     # Envoy may send a buffered body as large as its own bound in one message.
     server = grpc.aio.server(
         options=[("grpc.max_receive_message_length", MAX_BODY_BYTES + 1_048_576)]
     )
     servicer = ExternalProcessorServicer(masker, tools, metrics, audit=writer)
     ext_proc_grpc.add_ExternalProcessorServicer_to_server(servicer, server)
-    health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     port = server.add_insecure_port(listen)
     await server.start()
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    servers.append(server)
     log.info("ext_proc listening on %s:%d", listen.rpartition(":")[0], port)
+    if health_listen is not None:
+        log.info("ext_proc health checks on %s", health_listen)
     watcher = asyncio.create_task(reloader.watch()) if reloader is not None else None
     audit_health = (
         asyncio.create_task(serving_while_recording(writer, health_servicer))
@@ -76,7 +88,7 @@ async def serve(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-    await server.stop(grace=5)
+    await asyncio.gather(*(s.stop(grace=5) for s in servers))
     if writer is not None:
         await servicer.settle()
         await writer.close()
