@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
@@ -33,28 +31,11 @@ from extproc.server import serving_while_recording
 from tests.audit.support import audit_config
 from tests.extproc.test_audit_recording import fill_spool
 from tests.extproc.test_servicer import json_headers
+from tests.processes import custos
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 PSEUDONYM_KEY = {"CUSTOS_PSEUDONYM_KEY": "health-test-key-0123456789"}
-
-
-@pytest.fixture
-async def supervisor() -> AsyncIterator[Supervisor]:
-    output: list[str] = []
-    children = Supervisor(on_line=lambda name, line: output.append(f"{name}: {line}"))
-    try:
-        yield children
-    except BaseException:
-        print("\n".join(output))
-        raise
-    finally:
-        await children.stop_all()
-        print("\n".join(output))  # shown by pytest only when the test fails
-
-
-def custos(*args: str | Path) -> list[str]:
-    return [sys.executable, "-m", "custos", *map(str, args)]
 
 
 async def status(port: int, service: str = "") -> int:
