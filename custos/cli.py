@@ -94,6 +94,12 @@ def _parser() -> argparse.ArgumentParser:
     proc.add_argument("--metrics-listen", help="serve Prometheus metrics here (host:port)")
     proc.add_argument("--audit", type=Path, help="audit configuration (YAML): record exchanges")
     proc.add_argument("--health-listen", help=HEALTH_HELP)
+    proc.add_argument(
+        "--reload-seconds",
+        type=_interval,
+        default=1.0,
+        help="look for changed masking and policy files this often (%(default)s)",
+    )
     proc.set_defaults(handler=_extproc)
 
     audit = commands.add_parser("audit", help="audit records: keys, verification, replay")
@@ -406,6 +412,7 @@ def _extproc(args: argparse.Namespace) -> int:
             args.metrics_listen,
             audit,
             health_listen=args.health_listen,
+            reload_seconds=args.reload_seconds,
         )
     )
     return 0
@@ -464,6 +471,13 @@ def _seconds(text: str) -> float:
     seconds = float(text)
     if not seconds >= 0:
         raise argparse.ArgumentTypeError(f"{text}: not a number of seconds (0 or more)")
+    return seconds
+
+
+def _interval(text: str) -> float:
+    seconds = float(text)
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"{text}: not a number of seconds (more than 0)")
     return seconds
 
 
