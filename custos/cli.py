@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from custos.audit.defaults import AUDIT_LOG, MAX_UNSIGNED_SECONDS, MIN_RETENTION_DAYS
-from custos.errors import CustosError
+from custos.errors import ConfigError, CustosError
 
 if TYPE_CHECKING:
     from custos.audit.config import AuditConfig
@@ -153,6 +153,18 @@ def _parser() -> argparse.ArgumentParser:
     shipper.add_argument("--metrics-listen", help="serve Prometheus metrics here (host:port)")
     shipper.add_argument("--health-listen", help=HEALTH_HELP)
     shipper.set_defaults(handler=_shipper)
+
+    envoy = commands.add_parser(
+        "envoy", help="become Envoy with this bootstrap (a container's main process)"
+    )
+    envoy.add_argument("--config", type=Path, required=True, help="Envoy bootstrap (YAML)")
+    envoy.add_argument(
+        "envoy_args",
+        nargs="*",
+        metavar="-- ENVOY_ARG",
+        help="passed to envoy as they are, e.g. -- --mode validate or -- --log-level warn",
+    )
+    envoy.set_defaults(handler=_envoy)
 
     issuer = commands.add_parser("dev-issuer", help="serve a development OIDC issuer")
     issuer.add_argument("--port", type=int, default=9100)
@@ -416,6 +428,26 @@ def _extproc(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def _envoy(args: argparse.Namespace) -> int:
+    import os
+
+    from custos.envoy_config import envoy_binary
+
+    if not args.config.is_file():
+        raise ConfigError(f"{args.config}: no such file")
+    binary = envoy_binary()
+    # One Envoy per container: no hot-restart shared memory to collide with another's.
+    argv = [binary, "--config-path", str(args.config), "--disable-hot-restart", *args.envoy_args]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        # Envoy takes this process's place: the container's main process, given the
+        # kubelet's signals directly, with no Python in between to forward or swallow them.
+        os.execv(binary, argv)
+    except OSError as exc:
+        raise ConfigError(f"cannot run {binary}: {exc.strerror}") from exc
 
 
 def _audit_config(path: Path | None) -> AuditConfig | None:
