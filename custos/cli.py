@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from custos.audit.defaults import AUDIT_LOG, MAX_UNSIGNED_SECONDS, MIN_RETENTION_DAYS
-from custos.errors import CustosError
+from custos.errors import ConfigError, CustosError
 
 if TYPE_CHECKING:
     from custos.audit.config import AuditConfig
     from custos.audit.verify import Found
+
+HEALTH_HELP = "serve only gRPC health checks here (host:port), e.g. for the kubelet's probes"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -91,6 +93,13 @@ def _parser() -> argparse.ArgumentParser:
     proc.add_argument("--policy", type=Path, help="hide tools/list entries it would refuse")
     proc.add_argument("--metrics-listen", help="serve Prometheus metrics here (host:port)")
     proc.add_argument("--audit", type=Path, help="audit configuration (YAML): record exchanges")
+    proc.add_argument("--health-listen", help=HEALTH_HELP)
+    proc.add_argument(
+        "--reload-seconds",
+        type=_interval,
+        default=1.0,
+        help="look for changed masking and policy files this often (%(default)s)",
+    )
     proc.set_defaults(handler=_extproc)
 
     audit = commands.add_parser("audit", help="audit records: keys, verification, replay")
@@ -142,7 +151,20 @@ def _parser() -> argparse.ArgumentParser:
     shipper = commands.add_parser("shipper", help="ship audit spools to Cloud Logging")
     shipper.add_argument("--audit", type=Path, required=True, help="audit configuration (YAML)")
     shipper.add_argument("--metrics-listen", help="serve Prometheus metrics here (host:port)")
+    shipper.add_argument("--health-listen", help=HEALTH_HELP)
     shipper.set_defaults(handler=_shipper)
+
+    envoy = commands.add_parser(
+        "envoy", help="become Envoy with this bootstrap (a container's main process)"
+    )
+    envoy.add_argument("--config", type=Path, required=True, help="Envoy bootstrap (YAML)")
+    envoy.add_argument(
+        "envoy_args",
+        nargs="*",
+        metavar="-- ENVOY_ARG",
+        help="passed to envoy as they are, e.g. -- --mode validate or -- --log-level warn",
+    )
+    envoy.set_defaults(handler=_envoy)
 
     issuer = commands.add_parser("dev-issuer", help="serve a development OIDC issuer")
     issuer.add_argument("--port", type=int, default=9100)
@@ -394,8 +416,38 @@ def _extproc(args: argparse.Namespace) -> int:
     from extproc.server import serve
 
     audit = _audit_config(args.audit)
-    asyncio.run(serve(args.masking, args.listen, args.policy, args.metrics_listen, audit))
+    asyncio.run(
+        serve(
+            args.masking,
+            args.listen,
+            args.policy,
+            args.metrics_listen,
+            audit,
+            health_listen=args.health_listen,
+            reload_seconds=args.reload_seconds,
+        )
+    )
     return 0
+
+
+def _envoy(args: argparse.Namespace) -> int:
+    import os
+
+    from custos.envoy_config import envoy_binary
+
+    if not args.config.is_file():
+        raise ConfigError(f"{args.config}: no such file")
+    binary = envoy_binary()
+    # One Envoy per container: no hot-restart shared memory to collide with another's.
+    argv = [binary, "--config-path", str(args.config), "--disable-hot-restart", *args.envoy_args]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        # Envoy takes this process's place: the container's main process, given the
+        # kubelet's signals directly, with no Python in between to forward or swallow them.
+        os.execv(binary, argv)
+    except OSError as exc:
+        raise ConfigError(f"cannot run {binary}: {exc.strerror}") from exc
 
 
 def _audit_config(path: Path | None) -> AuditConfig | None:
@@ -408,7 +460,7 @@ def _shipper(args: argparse.Namespace) -> int:
     from custos.audit.config import load_audit_config
     from custos.audit.shipper_process import serve
 
-    serve(load_audit_config(args.audit), args.metrics_listen)
+    serve(load_audit_config(args.audit), args.metrics_listen, args.health_listen)
     return 0
 
 
@@ -451,6 +503,13 @@ def _seconds(text: str) -> float:
     seconds = float(text)
     if not seconds >= 0:
         raise argparse.ArgumentTypeError(f"{text}: not a number of seconds (0 or more)")
+    return seconds
+
+
+def _interval(text: str) -> float:
+    seconds = float(text)
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"{text}: not a number of seconds (more than 0)")
     return seconds
 
 

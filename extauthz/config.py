@@ -84,6 +84,9 @@ class IdentityHeaders(_Strict):
 class AuthzConfig(_Strict):
     listen: str = "127.0.0.1:9001"
     metrics_listen: str = "127.0.0.1:9002"
+    # A port serving only grpc.health.v1.Health, for the kubelet's probes on the pod IP
+    # while `listen` stays on loopback.
+    health_listen: str | None = None
     policy: Path
     policy_reload_seconds: float = Field(default=1.0, gt=0)
     issuers: tuple[IssuerConfig, ...] = Field(min_length=1)

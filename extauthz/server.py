@@ -17,6 +17,7 @@ from prometheus_client import start_http_server
 from custos.audit.config import AuditConfig
 from custos.audit.writer import open_writer
 from custos.envoy_config import MAX_BODY_BYTES
+from custos.health import serve_health
 from custos.policy.reloader import PolicyReloader
 from extauthz.config import AuthzConfig
 from extauthz.identity import TokenCache, TokenVerifier
@@ -62,6 +63,14 @@ async def serve(config: AuthzConfig, audit: AuditConfig | None = None) -> None:
             config.resource_metadata_url,
             credential.config.header if credential else None,
         )
+        health_servicer = health.aio.HealthServicer()
+        for name in ("", SERVICE_NAME):  # until the keys are fetched and the port is open
+            await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        # Bound before the main server exists: an address it cannot have fails the start
+        # with no gRPC server left behind (grpc complains about those at exit).
+        servers: list[grpc.aio.Server] = []
+        if config.health_listen is not None:
+            servers.append(await serve_health(health_servicer, config.health_listen))
         # Envoy sends the whole body (up to its own bound) inside one CheckRequest.
         server = grpc.aio.server(
             options=[("grpc.max_receive_message_length", MAX_CHECK_REQUEST_BYTES)]
@@ -69,7 +78,6 @@ async def serve(config: AuthzConfig, audit: AuditConfig | None = None) -> None:
         authz_grpc.add_AuthorizationServicer_to_server(
             AuthorizationServicer(authorizer, responses, writer), server
         )
-        health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         port = server.add_insecure_port(config.listen)
         await _warm(issuers.values())
@@ -78,8 +86,11 @@ async def serve(config: AuthzConfig, audit: AuditConfig | None = None) -> None:
         await server.start()
         for name in ("", SERVICE_NAME):
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        servers.append(server)
         host = config.listen.rpartition(":")[0]
         log.info("ext_authz listening on %s:%d (metrics on %s)", host, port, config.metrics_listen)
+        if config.health_listen is not None:
+            log.info("ext_authz health checks on %s", config.health_listen)
         watcher = asyncio.create_task(reloader.watch(config.policy_reload_seconds))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -92,7 +103,7 @@ async def serve(config: AuthzConfig, audit: AuditConfig | None = None) -> None:
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
-        await server.stop(grace=5)
+        await asyncio.gather(*(s.stop(grace=5) for s in servers))
         await verifier.aclose()
         if writer is not None:
             await writer.close()

@@ -16,10 +16,10 @@ from prometheus_client import start_http_server
 from custos.audit.config import AuditConfig
 from custos.audit.writer import AuditWriter, open_writer
 from custos.envoy_config import MAX_BODY_BYTES
+from custos.health import serve_health
 from custos.policy.reloader import PolicyReloader
-from extproc.config import load_masking_config
-from extproc.engine import Masker
 from extproc.metrics import MaskingMetrics
+from extproc.reloader import MaskingReloader
 from extproc.servicer import ExternalProcessorServicer
 from extproc.tool_filter import ToolFilter
 
@@ -34,30 +34,43 @@ async def serve(
     policy: Path | None = None,
     metrics_listen: str | None = None,
     audit: AuditConfig | None = None,
+    health_listen: str | None = None,
+    reload_seconds: float = 1.0,
 ) -> None:
-    masker = Masker(load_masking_config(masking))
-
-    reloader = PolicyReloader(policy) if policy is not None else None
-    tools = ToolFilter(reloader) if reloader is not None else None
     metrics = MaskingMetrics()
+    rules = MaskingReloader(masking, metrics.record_masking_reload)
+    reloader = PolicyReloader(policy, metrics.record_policy_reload) if policy is not None else None
+    tools = ToolFilter(reloader) if reloader is not None else None
     writer = await open_writer(audit, "extproc", metrics.registry, "exchanges")
     if metrics_listen is not None:
         host, _, port_text = metrics_listen.rpartition(":")
         start_http_server(int(port_text), host, registry=metrics.registry)
+    health_servicer = health.aio.HealthServicer()
+    for name in ("", SERVICE_NAME):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    # Bound before the main server exists: an address it cannot have fails the start with
+    # no gRPC server left behind (grpc complains about those at exit).
+    servers: list[grpc.aio.Server] = []
+    if health_listen is not None:
+        servers.append(await serve_health(health_servicer, health_listen))
     # Envoy may send a buffered body as large as its own bound in one message.
     server = grpc.aio.server(
         options=[("grpc.max_receive_message_length", MAX_BODY_BYTES + 1_048_576)]
     )
-    servicer = ExternalProcessorServicer(masker, tools, metrics, audit=writer)
+    servicer = ExternalProcessorServicer(lambda: rules.masker, tools, metrics, audit=writer)
     ext_proc_grpc.add_ExternalProcessorServicer_to_server(servicer, server)
-    health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     port = server.add_insecure_port(listen)
     await server.start()
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    servers.append(server)
     log.info("ext_proc listening on %s:%d", listen.rpartition(":")[0], port)
-    watcher = asyncio.create_task(reloader.watch()) if reloader is not None else None
+    if health_listen is not None:
+        log.info("ext_proc health checks on %s", health_listen)
+    watchers = [asyncio.create_task(rules.watch(reload_seconds))]
+    if reloader is not None:
+        watchers.append(asyncio.create_task(reloader.watch(reload_seconds)))
     audit_health = (
         asyncio.create_task(serving_while_recording(writer, health_servicer))
         if writer is not None
@@ -71,12 +84,12 @@ async def serve(
     log.info("ext_proc stopping")
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-    for task in (watcher, audit_health):
+    for task in [*watchers, audit_health]:
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-    await server.stop(grace=5)
+    await asyncio.gather(*(s.stop(grace=5) for s in servers))
     if writer is not None:
         await servicer.settle()
         await writer.close()

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import grpc
 from envoy.service.ext_proc.v3 import external_processor_pb2 as ext_proc
@@ -39,9 +39,12 @@ INLINE_BODY_BYTES = 64 * 1024
 
 
 class ExternalProcessorServicer(ext_proc_grpc.ExternalProcessorServicer):
+    """`masker` is the masker, or what gives the one in force (the reloaded rules), asked
+    once at each exchange's start: an exchange masks by one set of rules to its end."""
+
     def __init__(
         self,
-        masker: Masker,
+        masker: Masker | Callable[[], Masker],
         tools: ToolFilter | None = None,
         metrics: MaskingMetrics | None = None,
         inline_body_bytes: int = INLINE_BODY_BYTES,
@@ -61,9 +64,8 @@ class ExternalProcessorServicer(ext_proc_grpc.ExternalProcessorServicer):
     ) -> AsyncIterator[ext_proc.ProcessingResponse]:
         audit = self._audit
         recording = ExchangeRecording(audit.config.bodies) if audit is not None else None
-        exchange = Exchange(
-            self._masker, tools=self._tools, metrics=self._metrics, recording=recording
-        )
+        masker = self._masker if isinstance(self._masker, Masker) else self._masker()
+        exchange = Exchange(masker, tools=self._tools, metrics=self._metrics, recording=recording)
         recorded = False
         try:
             async for request in request_iterator:
@@ -118,7 +120,7 @@ class ExternalProcessorServicer(ext_proc_grpc.ExternalProcessorServicer):
     async def _off_loop(
         self, exchange: Exchange, request: ext_proc.ProcessingRequest
     ) -> ext_proc.ProcessingResponse:
-        limit = self._masker.config.mask_timeout_ms / 1000
+        limit = exchange.masker.config.mask_timeout_ms / 1000
         try:
             return await asyncio.wait_for(asyncio.to_thread(exchange.handle, request), limit)
         except TimeoutError:

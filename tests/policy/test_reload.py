@@ -19,6 +19,7 @@ from custos.policy import (
     parse_policy,
 )
 from custos.policy.reloader import PolicyReloader
+from tests.configmap import ConfigMapMount
 from tests.policy.support import (
     ALLOW_ALL,
     input_of,
@@ -181,3 +182,27 @@ def test_reloader_moves_onto_deny_rules_too_long_to_combine(tmp_path: Path) -> N
     assert [r.name for r in reloader.policy.rules] == ["no-export", "no-delete", "everyone"]
     _assert_long_deny_rules_decide(reloader.policy)
     assert reloader.check() is False  # unchanged since
+
+
+# --- Kubernetes ConfigMap updates ----------------------------------------------------------
+
+SAME_SIZE_AS_V1 = GOOD_V1.replace("phi-readers", "phi-writers")
+
+
+def test_reloader_follows_a_configmap_update(tmp_path: Path) -> None:
+    # policy.yaml -> ..data/policy.yaml, ..data -> ..2026_11_26_01: the kubelet repoints
+    # ..data, so the symlink the reloader was given never changes, only what it reaches.
+    mount = ConfigMapMount(tmp_path / "config", {"policy.yaml": GOOD_V1})
+    events: list[bool] = []
+    reloader = PolicyReloader(mount.path("policy.yaml"), on_reload=events.append)
+    assert reloader.check() is False
+
+    mount.update({"policy.yaml": SAME_SIZE_AS_V1})  # same size, same mtime: a new inode
+    assert reloader.check() is True
+    assert events == [True]
+    assert "'phi-writers' in identity.groups" in reloader.policy.rules[0].when
+
+    mount.update({"policy.yaml": BROKEN})
+    assert reloader.check() is False
+    assert events == [True, False]
+    assert "'phi-writers' in identity.groups" in reloader.policy.rules[0].when

@@ -1,0 +1,47 @@
+"""A health-only gRPC port. In a pod the services' data ports stay on loopback, but the
+kubelet's probes come to the pod IP: each service answers them on a port of its own that
+serves `grpc.health.v1.Health` and nothing else, so opening it to the pod network opens
+no way around Envoy."""
+
+from __future__ import annotations
+
+from concurrent import futures
+
+import grpc
+from grpc_health.v1 import health, health_pb2_grpc
+
+from custos.errors import ConfigError
+
+
+async def serve_health(servicer: health.aio.HealthServicer, listen: str) -> grpc.aio.Server:
+    """A started server on `listen` (host:port) answering from `servicer`, the same object
+    the main server uses, so a status set there (NOT_SERVING) is what the probe sees. The
+    caller stops it along with the main server."""
+    server = grpc.aio.server()
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    try:
+        _bind(server, listen)
+    except ConfigError:
+        await server.stop(None)  # else its finalizer complains once the loop is gone
+        raise
+    await server.start()
+    return server
+
+
+def serve_health_sync(servicer: health.HealthServicer, listen: str) -> grpc.Server:
+    """The same for a threaded process: two threads are plenty for probes (Watch does not
+    hold one)."""
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="health"))
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    _bind(server, listen)
+    server.start()
+    return server
+
+
+def _bind(server: grpc.Server | grpc.aio.Server, listen: str) -> None:
+    try:
+        server.add_insecure_port(listen)
+    except RuntimeError as exc:  # grpc says no more than that, and logs the reason itself
+        raise ConfigError(
+            f"cannot serve health checks on {listen}: address taken or not host:port"
+        ) from exc

@@ -1,0 +1,43 @@
+"""A directory laid out as the kubelet mounts a ConfigMap, and updated the way it does it:
+each key is a symlink through `..data`, which points at a timestamped directory; an update
+writes a new such directory, repoints `..data` at it in one rename, then removes the old."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+
+class ConfigMapMount:
+    def __init__(self, root: Path, files: dict[str, str]) -> None:
+        self.root = root
+        self.root.mkdir(parents=True)
+        self._generation = 0
+        self._write(files)
+        for name in files:
+            (self.root / name).symlink_to(Path("..data") / name)
+
+    def path(self, name: str) -> Path:
+        return self.root / name
+
+    def update(self, files: dict[str, str], keep_mtime: bool = True) -> None:
+        """New contents, swapped in atomically. With `keep_mtime`, each new file takes its
+        old file's mtime, as a coarse clock would give it: only the inode tells."""
+        old = (self.root / "..data").resolve()
+        self._write(files)
+        if keep_mtime:
+            for name in files:
+                before = (old / name).stat()
+                os.utime(self.root / "..data" / name, ns=(before.st_atime_ns, before.st_mtime_ns))
+        shutil.rmtree(old)
+
+    def _write(self, files: dict[str, str]) -> None:
+        self._generation += 1
+        stamped = self.root / f"..2026_11_26_{self._generation:02d}"
+        stamped.mkdir()
+        for name, text in files.items():
+            (stamped / name).write_text(text)
+        swap = self.root / "..data_tmp"
+        swap.symlink_to(stamped.name)
+        os.replace(swap, self.root / "..data")  # rename(2): readers see old or new, never none

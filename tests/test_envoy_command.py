@@ -1,0 +1,73 @@
+"""`custos envoy`, the Envoy container's entrypoint: it becomes Envoy (exec, no Python
+left in between) with the given bootstrap, and passes extra arguments through."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from custos.envoy_config import EnvoySettings, render_bootstrap
+from custos.net import free_ports, wait_for_port
+from tests.processes import custos
+
+
+def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(custos(*args), capture_output=True, text=True, timeout=60)
+
+
+def test_a_valid_bootstrap_validates(tmp_path: Path) -> None:
+    bootstrap = tmp_path / "envoy.yaml"
+    bootstrap.write_text(render_bootstrap(EnvoySettings()))
+    result = run("envoy", "--config", bootstrap, "--", "--mode", "validate")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "OK" in result.stdout + result.stderr
+
+
+def test_a_broken_bootstrap_does_not(tmp_path: Path) -> None:
+    bootstrap = tmp_path / "envoy.yaml"
+    bootstrap.write_text(render_bootstrap(EnvoySettings()).replace("port_value", "port_valu"))
+    result = run("envoy", "--config", bootstrap, "--", "--mode", "validate")
+    assert result.returncode != 0
+    assert "port_valu" in result.stdout + result.stderr  # Envoy's own word on it
+
+
+def test_a_missing_bootstrap_is_a_clear_error(tmp_path: Path) -> None:
+    result = run("envoy", "--config", tmp_path / "nowhere.yaml")
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"error: {tmp_path / 'nowhere.yaml'}: no such file"
+
+
+def running(pid: int) -> tuple[str, list[str]]:
+    """The program a process runs, and its arguments after its name."""
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[1:-1]  # ends with a NUL
+    return os.readlink(f"/proc/{pid}/exe"), [a.decode() for a in argv]
+
+
+@pytest.mark.skipif(not Path("/proc/self/exe").exists(), reason="needs Linux /proc")
+async def test_envoy_takes_the_process_place_and_gets_its_signals(tmp_path: Path) -> None:
+    listen, admin = free_ports(2)
+    bootstrap = tmp_path / "envoy.yaml"
+    bootstrap.write_text(render_bootstrap(EnvoySettings(listen_port=listen, admin_port=admin)))
+    process = await asyncio.create_subprocess_exec(
+        *custos("envoy", "--config", bootstrap, "--", "--log-level", "warn"),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        await asyncio.wait_for(wait_for_port("127.0.0.1", admin), 30)
+        # The process we started is Envoy itself, not a Python parent of it.
+        program, argv = running(process.pid)
+        assert Path(program).name == "envoy"
+        passed = ["--config-path", str(bootstrap), "--disable-hot-restart", "--log-level", "warn"]
+        assert argv == passed
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 20) == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
