@@ -8,9 +8,14 @@ from __future__ import annotations
 from concurrent import futures
 
 import grpc
-from grpc_health.v1 import health, health_pb2_grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from custos.errors import ConfigError
+
+# What a liveness probe asks: whether the process answers at all. A service that refuses
+# for a reason a restart does not mend (a full spool) is NOT_SERVING under "" (not ready),
+# but alive.
+LIVENESS = "liveness"
 
 
 async def serve_health(servicer: health.aio.HealthServicer, listen: str) -> grpc.aio.Server:
@@ -25,6 +30,7 @@ async def serve_health(servicer: health.aio.HealthServicer, listen: str) -> grpc
         await server.stop(None)  # else its finalizer complains once the loop is gone
         raise
     await server.start()
+    await servicer.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
     return server
 
 

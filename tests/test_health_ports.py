@@ -154,6 +154,8 @@ async def test_not_serving_for_want_of_an_audit_record_shows_on_the_health_port(
         fill_spool(tmp_path, writer)
         await asyncio.sleep(1.2)  # serving_while_recording looks once a second
         assert await status(port) == NOT_SERVING
+        # Not ready, but alive: a restart would not empty the spool.
+        assert await status(port, "liveness") == SERVING
     finally:
         follows.cancel()
         await server.stop(grace=None)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import sys
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -67,6 +68,9 @@ class PlayedPod:
 
     def mount_volumes(self, extra_config_maps: Mapping[str, Mapping[str, str]] = {}) -> None:
         config_maps = {**self.config_maps(), **extra_config_maps}
+        for container in self._containers():
+            for mount in container.get("volumeMounts", []):
+                self.mounts[mount["mountPath"]] = self.root / "volumes" / mount["name"]
         for volume in self.spec["volumes"]:
             directory = self.root / "volumes" / volume["name"]
             if "configMap" in volume:
@@ -79,9 +83,6 @@ class PlayedPod:
                 write_config_map(directory, values, source.get("items", []))
             else:
                 directory.mkdir(parents=True)
-        for container in self._containers():
-            for mount in container.get("volumeMounts", []):
-                self.mounts[mount["mountPath"]] = self.root / "volumes" / mount["name"]
 
     def update_config_map(self, name: str, data: Mapping[str, str]) -> None:
         """What `kubectl apply` of an edited ConfigMap ends in, on the node."""
@@ -93,10 +94,16 @@ class PlayedPod:
                 write_config_map(directory, mounted, source.get("items", []))
 
     def _mounted(self, text: str) -> str:
-        """Paths under a mount point name the directory that stands for it here."""
-        for mount_path, directory in sorted(self.mounts.items(), key=lambda m: -len(m[0])):
-            text = text.replace(mount_path + "/", f"{directory}/")
-        return text
+        """Paths under a mount point name the directory that stands for it here: one pass,
+        so that a directory standing for a mount is never itself rewritten."""
+        if not self.mounts:
+            return text
+        points = "|".join(re.escape(m) for m in sorted(self.mounts, key=len, reverse=True))
+        under = re.compile(rf"(?<![\w./-])({points})(?![\w.-])")
+        mapped = under.sub(lambda m: str(self.mounts[m.group(1)]), text)
+        # A path left as the pod has it would read or write this machine's own directories.
+        assert not re.search(r"(?<![\w./-])/(etc|var/spool)/custos", mapped), mapped
+        return mapped
 
     def _containers(self) -> list[dict[str, Any]]:
         return [*self.spec["initContainers"], *self.spec["containers"]]
