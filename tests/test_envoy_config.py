@@ -48,7 +48,8 @@ def test_envoy_validates(template: Path, name: str, tmp_path: Path) -> None:
 def test_ext_authz_fails_closed_and_bounds_the_body() -> None:
     config = yaml.safe_load(render_bootstrap(EnvoySettings(max_request_bytes=2048)))
     manager = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
-    authz = manager["typed_config"]["http_filters"][0]["typed_config"]
+    filters = {f["name"]: f["typed_config"] for f in manager["typed_config"]["http_filters"]}
+    authz = filters["envoy.filters.http.ext_authz"]
     assert authz["failure_mode_allow"] is False
     assert authz["with_request_body"] == {
         "max_request_bytes": 2048,

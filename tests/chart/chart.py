@@ -157,3 +157,10 @@ def schema_error(values: Values) -> str:
     with pytest.raises(helm.HelmError) as refused:
         helm.Chart.load(CHART).validate_schema(values)
     return str(refused.value)
+
+
+def render_error(values: Values) -> str:
+    """The chart's own refusal (a `fail` in a template) of values the schema accepts."""
+    with pytest.raises(helm.HelmError) as refused:
+        render(values)
+    return str(refused.value)

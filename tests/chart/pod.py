@@ -1,6 +1,6 @@
 """Playing the chart's pod on this machine, the way the kubelet would: each volume becomes
-a directory (ConfigMaps in the kubelet's own layout, a `..data` link to a timestamped
-directory, so that an update is the same atomic swap), each container runs its rendered
+a directory (ConfigMaps and Secrets in the kubelet's own layout, so that an update is the
+same atomic swap of `..data`), each container runs its rendered
 command from the installed `custos` entry point, the native sidecars start in order once
 their startup probes pass, and they stop in the reverse order after the MCP server."""
 
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import re
 import sys
 import time
@@ -23,32 +22,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from custos.children import Supervisor
 from tests.chart.chart import Rendered
+from tests.configmap import ConfigMapMount
 
 # The image's ENTRYPOINT: the console script the package installs beside this interpreter.
 CUSTOS = str(Path(sys.executable).parent / "custos")
 PROBE_TIMEOUT_SECONDS = 30.0
-
-
-def write_config_map(directory: Path, data: Mapping[str, str], items: list[dict[str, str]]) -> None:
-    """A ConfigMap volume as the kubelet writes it; writing it again is an update."""
-    directory.mkdir(parents=True, exist_ok=True)
-    stamp = directory / f"..{time.strftime('%Y_%m_%d_%H_%M_%S')}.{time.monotonic_ns()}"
-    stamp.mkdir()
-    chosen = items or [{"key": key, "path": key} for key in data]
-    for item in chosen:
-        (stamp / item["path"]).write_text(data[item["key"]])
-    swap = directory / "..data_tmp"
-    swap.symlink_to(stamp.name)
-    old = (directory / "..data").resolve() if (directory / "..data").exists() else None
-    os.replace(swap, directory / "..data")  # the one atomic step readers can observe
-    for item in chosen:
-        link = directory / item["path"]
-        if not link.is_symlink():
-            link.symlink_to(f"..data/{item['path']}")
-    if old is not None and old != stamp:
-        for leftover in old.iterdir():
-            leftover.unlink()
-        old.rmdir()
 
 
 @dataclass
@@ -58,6 +36,7 @@ class PlayedPod:
     secrets: dict[str, dict[str, str]]  # Secret name → key → value, as the cluster holds them
     supervisor: Supervisor = field(default_factory=lambda: Supervisor(on_line=_keep))
     mounts: dict[str, Path] = field(default_factory=dict)  # mount path → directory
+    volumes: dict[str, ConfigMapMount] = field(default_factory=dict)
 
     @property
     def spec(self) -> dict[str, Any]:
@@ -66,21 +45,21 @@ class PlayedPod:
     def config_maps(self) -> dict[str, dict[str, str]]:
         return {c["metadata"]["name"]: c["data"] for c in self.rendered.kinds("ConfigMap")}
 
-    def mount_volumes(self, extra_config_maps: Mapping[str, Mapping[str, str]] = {}) -> None:
-        config_maps = {**self.config_maps(), **extra_config_maps}
+    def mount_volumes(self) -> None:
         for container in self._containers():
             for mount in container.get("volumeMounts", []):
                 self.mounts[mount["mountPath"]] = self.root / "volumes" / mount["name"]
+        config_maps = self.config_maps()
         for volume in self.spec["volumes"]:
             directory = self.root / "volumes" / volume["name"]
             if "configMap" in volume:
                 source = volume["configMap"]
                 data = {k: self._mounted(v) for k, v in config_maps[source["name"]].items()}
-                write_config_map(directory, data, source.get("items", []))
+                self.volumes[volume["name"]] = ConfigMapMount(directory, _items(source, data))
             elif "secret" in volume:
                 source = volume["secret"]
-                values = self.secrets[source["secretName"]]
-                write_config_map(directory, values, source.get("items", []))
+                data = self.secrets[source["secretName"]]
+                self.volumes[volume["name"]] = ConfigMapMount(directory, _items(source, data))
             else:
                 directory.mkdir(parents=True)
 
@@ -89,9 +68,8 @@ class PlayedPod:
         for volume in self.spec["volumes"]:
             source = volume.get("configMap")
             if source is not None and source["name"] == name:
-                directory = self.root / "volumes" / volume["name"]
                 mounted = {k: self._mounted(v) for k, v in data.items()}
-                write_config_map(directory, mounted, source.get("items", []))
+                self.volumes[volume["name"]].update(_items(source, mounted), keep_mtime=False)
 
     def _mounted(self, text: str) -> str:
         """Paths under a mount point name the directory that stands for it here: one pass,
@@ -151,6 +129,12 @@ _LINES: list[str] = []
 
 def _keep(name: str, line: str) -> None:
     _LINES.append(f"{name:<9}| {line}")
+
+
+def _items(source: dict[str, Any], data: Mapping[str, str]) -> dict[str, str]:
+    """A volume's files: the items it selects, by their paths, or every key."""
+    items = source.get("items") or [{"key": key, "path": key} for key in data]
+    return {item["path"]: data[item["key"]] for item in items}
 
 
 def _probe_port(probe: dict[str, Any]) -> int:

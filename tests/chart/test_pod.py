@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import subprocess
 import sys
 import time
@@ -33,7 +34,7 @@ from custos.dev_issuer import DevIssuer
 from custos.net import free_ports
 from custos.stack import DEMO_SERVER
 from tests.chart.chart import FULLNAME, VALUE_SETS, merged, render
-from tests.chart.pod import PlayedPod, played
+from tests.chart.pod import PlayedPod, played, probe_passes, until_probe_passes
 from tests.issuer_server import IssuerServer
 from tests.stack_fixture import MCP_HEADERS
 
@@ -101,7 +102,7 @@ async def scene(tmp_path: Path, emulator: Emulator) -> AsyncIterator[Scene]:
 
 
 def url(pod: PlayedPod) -> str:
-    return f"http://127.0.0.1:{pod.rendered.values['ports']['envoy']}/mcp"
+    return f"http://127.0.0.1:{url_port(pod)}/mcp"
 
 
 async def call_tool(pod: PlayedPod, bearer: str, tool: str, **arguments: Any) -> Any:
@@ -136,24 +137,65 @@ async def test_a_token_call_is_served_and_one_without_is_refused(scene: Scene) -
     assert f'resource_metadata="{metadata}"' in refused.headers["www-authenticate"]
 
 
-def test_the_helm_test_hook_passes_against_the_pod_and_fails_without_custos(
+def test_the_helm_test_hook_passes_against_the_pod_and_fails_on_what_it_guards(
     scene: Scene,
 ) -> None:
     pod = scene.pod
-    hook = pod.rendered.one("Pod", f"{FULLNAME}-test-unauthenticated")["spec"]["containers"][0]
+    hook = pod.rendered.one("Pod", f"{FULLNAME}-test")["spec"]["containers"][0]
     assert hook["command"][0] == "python"
     argv = [sys.executable, *hook["command"][1:]]
-    passed = subprocess.run(
-        argv, env={"CUSTOS_URL": url(pod)}, capture_output=True, text=True, timeout=30
-    )
+    env = {e["name"]: e["value"] for e in hook["env"]}
+
+    def run(**changes: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            argv, env={**env, **changes}, capture_output=True, text=True, timeout=60
+        )
+
+    # The pod's address, as the headless Service would give it: this machine's own
+    # non-loopback address, on which the loopback-bound processes do not answer.
+    passed = run(CUSTOS_URL=url(pod), CUSTOS_PODS=outside_address())
     assert passed.returncode == 0, passed.stdout + passed.stderr
-    assert "OK" in passed.stdout
-    # Pointed at the MCP server itself (no Custos in front), the hook must fail.
-    bare = f"http://127.0.0.1:{pod.mcp_port}/mcp"
-    failed = subprocess.run(
-        argv, env={"CUSTOS_URL": bare}, capture_output=True, text=True, timeout=30
-    )
-    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "refused a call without a token: 401" in passed.stdout
+    assert "answer on loopback only" in passed.stdout
+    # The MCP server itself, with no Custos in front: the call is not refused.
+    bare = run(CUSTOS_URL=f"http://127.0.0.1:{pod.mcp_port}/mcp", CUSTOS_PODS="127.0.0.1")
+    assert bare.returncode == 1 and "not 401" in bare.stderr, bare.stderr
+    # A pod address on which the MCP server answers: it must not.
+    exposed = run(CUSTOS_URL=url(pod), CUSTOS_PODS="127.0.0.1")
+    assert exposed.returncode == 1, exposed.stdout + exposed.stderr
+    assert f"127.0.0.1:{pod.mcp_port} answers on the pod's address" in exposed.stderr
+
+
+def outside_address() -> str:
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.connect(("192.0.2.1", 9))  # no packet is sent: this only picks a route
+        address = str(probe.getsockname()[0])
+    except OSError:
+        address = ""
+    finally:
+        probe.close()
+    if not address or address.startswith("127."):
+        pytest.skip("this machine has no address but loopback")
+    return address
+
+
+async def test_envoy_is_ready_only_while_the_mcp_server_answers(scene: Scene) -> None:
+    pod = scene.pod
+    envoy = next(c for c in pod.spec["initContainers"] if c["name"] == "envoy")
+    ready = {**envoy["readinessProbe"], "httpGet": {"path": "/healthz", "port": url_port(pod)}}
+    await until_probe_passes(ready)
+    await pod.supervisor.stop("mcp-server")
+    deadline = time.monotonic() + 10
+    while await probe_passes(ready):
+        assert time.monotonic() < deadline, "still ready 10 s after the MCP server stopped"
+        await asyncio.sleep(0.2)
+    # Envoy itself is still up: started and alive, so the kubelet does not restart it.
+    assert await probe_passes(envoy["livenessProbe"])
+
+
+def url_port(pod: PlayedPod) -> int:
+    return int(pod.rendered.values["ports"]["envoy"])
 
 
 async def test_a_rule_changed_in_the_configmap_takes_effect_without_a_restart(

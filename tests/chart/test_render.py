@@ -5,11 +5,16 @@ exposed."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
 import pytest
 
+from custos.audit.config import load_audit_config
+from custos.policy import load_policy
+from extauthz.config import load_config
+from extproc.config import load_masking_config
 from tests.chart.chart import (
     FULLNAME,
     KUBERNETES_VERSIONS,
@@ -50,7 +55,9 @@ def test_every_manifest_validates_against_kubernetes(
     checked = 0
     for document in rendered[name].documents:
         if ".cnrm.cloud.google.com/" in document["apiVersion"]:
-            continue  # Config Connector's CRDs: test_config_connector checks those
+            # Config Connector's kinds have no schema here (their CRDs live in the cluster):
+            # test_values checks what they say, not their field names.
+            continue
         # strict: a field Kubernetes does not know (a typo, a field of a newer version)
         # fails here instead of being dropped by the API server.
         kubernetes_validate.validate(document, version, strict=True)
@@ -163,7 +170,8 @@ def test_rules_come_inline_or_from_an_existing_configmap(rendered: dict[str, Ren
 
 @pytest.mark.parametrize("name", VALUE_SETS)
 def test_the_service_exposes_envoy_only(rendered: dict[str, Rendered], name: str) -> None:
-    service = rendered[name].one("Service")
+    service = rendered[name].one("Service", FULLNAME)
+    assert service["spec"]["type"] == "ClusterIP"
     assert [p["targetPort"] for p in service["spec"]["ports"]] == ["mcp"]
     pod = rendered[name].pod
     named = {
@@ -174,6 +182,27 @@ def test_the_service_exposes_envoy_only(rendered: dict[str, Rendered], name: str
     assert named["mcp"] == ("envoy", 8080)
     # The MCP server declares no port: it listens on loopback, behind Envoy.
     assert "ports" not in pod["containers"][0]
+
+
+def test_the_test_hook_is_not_part_of_the_release(rendered: dict[str, Rendered]) -> None:
+    """Created by `helm test` only, and never counted as one of the Deployment's pods (a
+    failed test pod stays, and would block drains through the PodDisruptionBudget)."""
+    hooks = [
+        d for d in rendered["autoscaling"].documents
+        if d["metadata"].get("annotations", {}).get("helm.sh/hook") == "test"
+    ]  # fmt: skip
+    assert sorted(d["kind"] for d in hooks) == ["Pod", "Service"]
+    selector = rendered["autoscaling"].one("Deployment")["spec"]["selector"]["matchLabels"]
+    for hook in hooks:
+        labels = hook["metadata"]["labels"]
+        assert not selector.items() <= labels.items(), hook["kind"]
+    pods = next(h for h in hooks if h["kind"] == "Service")
+    assert pods["spec"]["clusterIP"] == "None"  # names the pods' addresses, proxies nothing
+    assert pods["spec"]["selector"] == selector
+    policy = rendered["autoscaling"].one("NetworkPolicy")["spec"]["ingress"][0]["from"]
+    test_pod = next(h for h in hooks if h["kind"] == "Pod")
+    assert {"podSelector": {"matchLabels": {k: test_pod["metadata"]["labels"][k] for k in (
+        "app.kubernetes.io/name", "app.kubernetes.io/instance")}}} in policy  # fmt: skip
 
 
 def test_the_network_policy_admits_envoys_port_only(rendered: dict[str, Rendered]) -> None:
@@ -192,17 +221,31 @@ def test_the_network_policy_admits_envoys_port_only(rendered: dict[str, Rendered
 def test_probes_reach_health_ports_not_the_data_ports(rendered: dict[str, Rendered]) -> None:
     pod = rendered["defaults"].pod
     by_name = {c["name"]: c for c in containers(pod)}
-    assert by_name["extauthz"]["readinessProbe"]["grpc"] == {"port": 9011}
-    assert by_name["extproc"]["readinessProbe"]["grpc"] == {"port": 9013}
-    # Liveness asks whether the process answers, not whether it serves: a full spool makes
-    # ext_proc refuse (not ready), which a restart would not mend.
-    assert by_name["extproc"]["livenessProbe"]["grpc"] == {"port": 9013, "service": "liveness"}
+    for service, port in (("extauthz", 9011), ("extproc", 9013)):
+        assert by_name[service]["startupProbe"]["grpc"] == {"port": port}
+        assert by_name[service]["readinessProbe"]["grpc"] == {"port": port}
+        # Liveness asks whether the process answers, not whether it serves: a full spool
+        # makes ext_proc refuse (not ready), which a restart would not mend.
+        assert by_name[service]["livenessProbe"]["grpc"] == {"port": port, "service": "liveness"}
     assert by_name["shipper"]["livenessProbe"]["grpc"] == {"port": 9016}
-    assert by_name["envoy"]["readinessProbe"]["httpGet"] == {"path": "/ready", "port": 9902}
+    envoy = by_name["envoy"]
+    # Started and alive: Envoy itself. Ready: Envoy and the MCP server behind it, on the
+    # serving port, where a GKE load balancer infers its health check from.
+    assert envoy["startupProbe"]["httpGet"] == {"path": "/ready", "port": 9902}
+    assert envoy["livenessProbe"]["httpGet"] == {"path": "/ready", "port": 9902}
+    assert envoy["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "mcp"}
     authz = rendered["defaults"].config_file("extauthz.yaml")
     assert "listen: 127.0.0.1:9001" in authz
     assert "health_listen: 0.0.0.0:9011" in authz
     assert "--listen=127.0.0.1:9003" in by_name["extproc"]["args"]
+
+
+def test_the_spool_is_declared_to_the_scheduler(rendered: dict[str, Rendered]) -> None:
+    pod = rendered["defaults"].pod
+    shipper = next(c for c in pod["initContainers"] if c["name"] == "shipper")
+    # The spool (2048 MiB) and five /tmp directories (64 MiB each).
+    assert shipper["resources"]["requests"]["ephemeral-storage"] == "2368Mi"
+    assert shipper["resources"]["requests"]["cpu"] == "50m"
 
 
 def test_workload_identity_and_secrets(rendered: dict[str, Rendered]) -> None:
@@ -237,3 +280,24 @@ def test_a_configuration_change_rolls_the_pods_and_a_rules_change_does_not() -> 
     assert checksum(base) != checksum(merged(base, {"audit": {"whenFull": "serve"}}))
     stricter = merged(base, {"rules": {"policy": {"rules": []}}})
     assert checksum(base) == checksum(stricter)
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_the_services_accept_what_the_chart_renders(
+    rendered: dict[str, Rendered], name: str, tmp_path: Path
+) -> None:
+    """Loaded by the services' own loaders, which refuse unknown keys and bad values."""
+    files = {file: rendered[name].config_file(file) for file in ("extauthz.yaml", "audit.yaml")}
+    rules = [
+        c for c in rendered[name].kinds("ConfigMap") if c["metadata"]["name"].endswith("-rules")
+    ]
+    for config_map in rules:
+        files.update(config_map["data"])
+    for file, text in files.items():
+        (tmp_path / file).write_text(text)
+    authz = load_config(tmp_path / "extauthz.yaml")
+    assert authz.health_listen is not None
+    assert load_audit_config(tmp_path / "audit.yaml").shipping is not None
+    if rules:
+        assert load_policy(tmp_path / "policy.yaml").rules
+        load_masking_config(tmp_path / "masking.yaml")

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from custos.cloud_logging.resource_names import bucket_path, log_filter
-from tests.chart.chart import merged, render, required_values, schema_error
+from tests.chart.chart import merged, render, render_error, required_values, schema_error
 
 
 def without(path: str) -> dict[str, Any]:
@@ -64,6 +64,16 @@ def test_an_empty_install_names_every_missing_value() -> None:
         ({"runAsUser": 0}, "/runAsUser"),
         ({"replicas": 3}, "replicas"),  # a typo of replicaCount is an error, not ignored
         ({"envoy": {"authzTimeoutMs": 5}}, "/envoy/authzTimeoutMs"),
+        # Envoy speaks plain HTTP: nothing but ClusterIP, with TLS ended in front of it.
+        ({"service": {"type": "LoadBalancer"}}, "/service/type"),
+        ({"publicUrl": "http://mcp.clinic.example"}, "/publicUrl"),
+        # Values written into manifests cannot carry YAML of their own.
+        ({"audit": {"signingKey": {"key": "a, path: x }\n - { key: b"}}}, "/audit/signingKey/key"),
+        ({"pseudonymKey": {"existingSecret": "x }, key: y"}}, "/pseudonymKey/existingSecret"),
+        ({"image": {"repository": "custos\n  evil: 1"}}, "/image/repository"),
+        ({"mcpServer": {"env": [{"name": "PORT", "value": 5}]}}, "/mcpServer/env/0/value"),
+        ({"listenAddress": "::"}, "/listenAddress"),  # host:port would not parse
+        ({"mcpServer": {"path": "/healthz"}}, "/mcpServer/path"),  # Envoy's readiness
     ],
 )
 def test_wrong_values_are_refused_by_name(bad: dict[str, Any], named: str) -> None:
@@ -121,3 +131,27 @@ def test_config_connector_resources_keep_the_audit_log_locked() -> None:
 def test_config_connector_is_off_by_default() -> None:
     rendered = render(required_values())
     assert not [d for d in rendered.documents if "cnrm.cloud.google.com" in d["apiVersion"]]
+
+
+@pytest.mark.parametrize(
+    ("bad", "named"),
+    [
+        ({"mcpServer": {"port": 8080}}, "mcpServer.port and ports.envoy are both 8080"),
+        ({"ports": {"extproc": 9001}}, "ports.extauthz and ports.extproc are both 9001"),
+        ({"ports": {"shipperHealth": 9902}}, "ports.envoyReady and ports.shipperHealth are both"),
+        ({"autoscaling": {"enabled": True, "minReplicas": 5, "maxReplicas": 3}}, "minReplicas"),
+        ({"mcpServer": {"preStopSleepSeconds": 40}}, "terminationGracePeriodSeconds"),
+        (
+            {
+                "configConnector": {"enabled": True},
+                "serviceAccount": {
+                    "create": False,
+                    "gcpServiceAccount": "a@clinic-audit-prod.iam.gserviceaccount.com",
+                },
+            },
+            "serviceAccount.name",
+        ),
+    ],
+)
+def test_values_that_do_not_go_together_are_refused(bad: dict[str, Any], named: str) -> None:
+    assert named in render_error(merged(required_values(), bad))

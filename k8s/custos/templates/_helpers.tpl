@@ -138,3 +138,45 @@ being written, so the volume never passes its sizeLimit (the kubelet would evict
 {{- define "custos.maxSpoolBytes" -}}
 {{- div (mul (int .Values.audit.spool.sizeMiB) 1048576 3) 8 -}}
 {{- end -}}
+
+{{/*
+The pod's emptyDirs (the spool, each container's /tmp) as an ephemeral-storage request,
+put on the shipper's: the scheduler then places the pod where they fit, instead of a node
+whose disk pressure would evict it, spool and unshipped records with it.
+*/}}
+{{- define "custos.shipperResources" -}}
+{{- $resources := deepCopy .Values.resources.shipper -}}
+{{- $requests := default dict $resources.requests -}}
+{{- if not (hasKey $requests "ephemeral-storage") -}}
+{{- $mib := add (int .Values.audit.spool.sizeMiB) (mul 5 (int .Values.tmpSizeMiB)) -}}
+{{- $_ := set $requests "ephemeral-storage" (printf "%dMi" $mib) -}}
+{{- end -}}
+{{- $_ := set $resources "requests" $requests -}}
+{{- toYaml $resources -}}
+{{- end -}}
+
+{{/* What the schema cannot say: values that are each valid but do not go together. */}}
+{{- define "custos.checkValues" -}}
+{{- $v := .Values -}}
+{{- $ports := dict "mcpServer.port" $v.mcpServer.port -}}
+{{- range $name, $port := $v.ports -}}
+{{- $_ := set $ports (printf "ports.%s" $name) $port -}}
+{{- end -}}
+{{- $seen := dict -}}
+{{- range $name, $port := $ports -}}
+{{- $key := toString (int $port) -}}
+{{- if hasKey $seen $key -}}
+{{- fail (printf "%s and %s are both %s: every port in the pod must differ" (get $seen $key) $name $key) -}}
+{{- end -}}
+{{- $_ := set $seen $key $name -}}
+{{- end -}}
+{{- if and $v.autoscaling.enabled (gt (int $v.autoscaling.minReplicas) (int $v.autoscaling.maxReplicas)) -}}
+{{- fail "autoscaling.minReplicas is above autoscaling.maxReplicas" -}}
+{{- end -}}
+{{- if gt (add (int $v.mcpServer.preStopSleepSeconds) 15) (int $v.terminationGracePeriodSeconds) -}}
+{{- fail "terminationGracePeriodSeconds must leave 15 s after mcpServer.preStopSleepSeconds: the sidecars stop after the MCP server, and the shipper's last pass takes up to 10 s" -}}
+{{- end -}}
+{{- if and $v.configConnector.enabled $v.configConnector.workloadIdentityBinding (not $v.serviceAccount.create) (not $v.serviceAccount.name) -}}
+{{- fail "serviceAccount.name is needed when serviceAccount.create is false: else the Workload Identity binding would name the namespace's default service account" -}}
+{{- end -}}
+{{- end -}}
