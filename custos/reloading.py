@@ -98,4 +98,6 @@ class FileReloader(Generic[T]):
     async def watch(self, interval: float = 1.0) -> None:
         while True:
             await asyncio.sleep(interval)
-            self.check()
+            # Compiling rules (CEL, patterns) takes milliseconds that exchanges in flight
+            # on this loop should not wait for; `current` is swapped in one assignment.
+            await asyncio.to_thread(self.check)

@@ -228,6 +228,8 @@ def test_probes_reach_health_ports_not_the_data_ports(rendered: dict[str, Render
         # makes ext_proc refuse (not ready), which a restart would not mend.
         assert by_name[service]["livenessProbe"]["grpc"] == {"port": port, "service": "liveness"}
     assert by_name["shipper"]["livenessProbe"]["grpc"] == {"port": 9016}
+    # Cloud Logging being away is not a reason to take the pod out of service.
+    assert "readinessProbe" not in by_name["shipper"]
     envoy = by_name["envoy"]
     # Started and alive: Envoy itself. Ready: Envoy and the MCP server behind it, on the
     # serving port, where a GKE load balancer infers its health check from.

@@ -64,18 +64,24 @@ seccompProfile:
 {{- printf "%s:%d" .address (int .port) -}}
 {{- end -}}
 
-{{/* A gRPC health probe on a service's health-only port. */}}
+{{/*
+gRPC health probes on a service's health-only port. `liveness` names the health service a
+liveness probe asks (the services: "liveness", alive even while refusing); without
+`ready`, no readiness probe (the shipper: Cloud Logging's state is not the pod's).
+*/}}
 {{- define "custos.grpcProbes" -}}
 startupProbe:
   grpc: { port: {{ int .port }} }
   periodSeconds: 1
   failureThreshold: 60
+{{- if .ready }}
 readinessProbe:
   grpc: { port: {{ int .port }} }
   periodSeconds: 5
   failureThreshold: 2
+{{- end }}
 livenessProbe:
-  grpc: { port: {{ int .port }}, service: liveness }
+  grpc: { port: {{ int .port }}{{ with .liveness }}, service: {{ . }}{{ end }} }
   periodSeconds: 10
   timeoutSeconds: 5
   failureThreshold: 3
