@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/authz_overhead.py
 	$(BIN)/python bench/masking_throughput.py
 	$(BIN)/python bench/audit_throughput.py
+	$(BIN)/python bench/pod_footprint.py
 
 clean:
 	rm -rf $(VENV) run .pytest_cache .ruff_cache
