@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from custos.envoy_config import EnvoySettings, render_bootstrap
-from tests.chart.chart import CHART, VALUE_SETS, merged, render, required_values
+from tests.chart.chart import CHART, VALUE_SETS, helm, merged, render, required_values
 
 CUSTOS = [sys.executable, "-m", "custos"]
 
@@ -19,6 +19,16 @@ def test_the_chart_reads_the_projects_bootstrap() -> None:
     linked = CHART / "files" / "envoy-bootstrap.yaml"
     assert linked.is_symlink()
     assert linked.resolve() == (CHART.parents[1] / "envoy" / "bootstrap.yaml").resolve()
+
+
+def test_a_packaged_chart_carries_the_bootstrap_itself(tmp_path: Path) -> None:
+    """`helm package` follows the link: the archive holds the file, not a dangling link."""
+    archive = Path(helm.package(CHART, destination=tmp_path))
+    packaged = helm.Chart.load_archive(archive.read_bytes())
+    files = {f["name"]: f for f in packaged.files}
+    assert "files/envoy-bootstrap.yaml" in files
+    rendered = packaged.render(VALUE_SETS["defaults"], name="clinic", namespace="mcp")
+    assert "static_resources:" in rendered["custos/templates/configmap.yaml"]
 
 
 @pytest.mark.parametrize(
