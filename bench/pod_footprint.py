@@ -21,12 +21,10 @@ import yaml
 # The pod player and the local servers are the tests' own.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from custos.audit.signing import generate_key_pair
 from custos.cloud_logging.emulator import Emulator
-from tests.chart.chart import CHART, render
-from tests.chart.pod import PlayedPod, played, until_probe_passes
-from tests.chart.test_pod import AUDIENCE, UPSTREAM_TOKEN, pod_values
-from tests.issuer_server import IssuerServer
+from tests.chart.chart import CHART
+from tests.chart.pod import until_probe_passes
+from tests.chart.test_pod import playing, url, url_port
 from tests.stack_fixture import MCP_HEADERS
 
 
@@ -71,28 +69,15 @@ async def load(url: str, token: str, calls: int) -> float:
 async def main(calls: int) -> None:
     defaults = yaml.safe_load((CHART / "values.yaml").read_text())
     with tempfile.TemporaryDirectory() as scratch, Emulator() as emulator:
-        root = Path(scratch)
-        generate_key_pair(root / "signing.pem", root / "signing.pub")
-        secrets = {
-            "custos-signing-key": {"private.pem": (root / "signing.pem").read_text()},
-            "patients-mcp-token": {"token": UPSTREAM_TOKEN},
-            "custos-pseudonym-key": {"pseudonym-key": "pseudonyms-for-this-bench"},
-        }
-        with IssuerServer(audience=AUDIENCE) as issuer:
-            values = pod_values(issuer.url, emulator, root / "headers.log")
-            pod = PlayedPod(render(values), root / "pod", secrets)
-            started = time.perf_counter()
-            async with played(pod):
-                up = time.perf_counter() - started
-                ready = {"httpGet": {"path": "/healthz", "port": values["ports"]["envoy"]}}
-                await until_probe_passes(ready)
-                serving = time.perf_counter() - started
-                pids = {n: c.process.pid for n, c in pod.supervisor.children.items()}
-                idle = {n: rss_mib(pid) for n, pid in pids.items()}
-                url = f"http://127.0.0.1:{values['ports']['envoy']}/mcp"
-                token = issuer.issuer.mint("bench", ["phi-readers"], audience=AUDIENCE)
-                seconds = await load(url, token, calls)
-                busy = {n: rss_mib(pid) for n, pid in pids.items()}
+        started = time.perf_counter()
+        async with playing(Path(scratch), emulator) as scene:
+            up = time.perf_counter() - started
+            await until_probe_passes({"httpGet": {"path": "/healthz", "port": url_port(scene.pod)}})
+            serving = time.perf_counter() - started
+            pids = {n: c.process.pid for n, c in scene.pod.supervisor.children.items()}
+            idle = {n: rss_mib(pid) for n, pid in pids.items()}
+            seconds = await load(url(scene.pod), scene.token("bench"), calls)
+            busy = {n: rss_mib(pid) for n, pid in pids.items()}
     print(f"pod started (each startup probe passed) in {up:.2f} s; ready in {serving:.2f} s")
     print(f"{calls} tools/call, one at a time: {seconds:.2f} s ({calls / seconds:.0f} calls/s)")
     print(f"{'container':<11} {'RSS idle':>9} {'RSS after':>10}  values.yaml request / limit")
