@@ -128,6 +128,52 @@ def test_config_connector_resources_keep_the_audit_log_locked() -> None:
     assert identity["resourceRef"]["kind"] == "IAMServiceAccount"
 
 
+# The spec fields each Config Connector kind defines (from its CRD, which lives in the
+# cluster, not here), and those it requires: a typo would otherwise reach the API server.
+CONFIG_CONNECTOR_FIELDS = {
+    "LoggingLogBucket": (
+        {"billingAccountRef", "description", "enableAnalytics", "folderRef", "location",
+         "locked", "organizationRef", "projectRef", "resourceID", "retentionDays"},
+        {"location", "projectRef"},
+    ),
+    "LoggingLogSink": (
+        {"bigqueryOptions", "description", "destination", "disabled", "exclusions", "filter",
+         "folderRef", "includeChildren", "organizationRef", "projectRef", "resourceID",
+         "uniqueWriterIdentity"},
+        {"destination", "projectRef"},
+    ),
+    "LoggingLogExclusion": (
+        {"billingAccountRef", "description", "disabled", "filter", "folderRef",
+         "organizationRef", "projectRef", "resourceID"},
+        {"filter", "projectRef"},
+    ),
+    "IAMPolicyMember": (
+        {"condition", "member", "memberFrom", "resourceRef", "role"},
+        {"member", "resourceRef", "role"},
+    ),
+}  # fmt: skip
+
+
+def test_config_connector_resources_use_only_fields_their_kinds_define() -> None:
+    values = merged(
+        required_values(),
+        {
+            "configConnector": {"enabled": True},
+            "serviceAccount": {"gcpServiceAccount": "a@clinic-audit-prod.iam.gserviceaccount.com"},
+        },
+    )
+    documents = [
+        d for d in render(values).documents if ".cnrm.cloud.google.com/" in d["apiVersion"]
+    ]
+    assert {d["kind"] for d in documents} == set(CONFIG_CONNECTOR_FIELDS)
+    for document in documents:
+        known, required = CONFIG_CONNECTOR_FIELDS[document["kind"]]
+        fields = set(document["spec"])
+        assert fields <= known, (document["kind"], fields - known)
+        assert required <= fields, (document["kind"], required - fields)
+        assert document["apiVersion"].endswith("/v1beta1")
+
+
 def test_config_connector_is_off_by_default() -> None:
     rendered = render(required_values())
     assert not [d for d in rendered.documents if "cnrm.cloud.google.com" in d["apiVersion"]]
