@@ -95,6 +95,14 @@ VALUE_SETS: dict[str, Values] = {
             },
         },
     ),
+    "persistent-spool": merged(
+        required_values(),
+        {
+            "audit": {
+                "spool": {"volume": "persistentVolumeClaim", "storageClassName": "premium-rwo"}
+            }
+        },
+    ),
     "autoscaling": merged(
         required_values(),
         {
@@ -123,8 +131,14 @@ class Rendered:
         return [d for d in self.documents if d["kind"] == kind]
 
     @property
+    def workload(self) -> dict[str, Any]:
+        found = self.kinds("Deployment") + self.kinds("StatefulSet")
+        assert len(found) == 1, [d["kind"] for d in found]
+        return found[0]
+
+    @property
     def pod(self) -> dict[str, Any]:
-        return self.one("Deployment")["spec"]["template"]["spec"]
+        return dict(self.workload["spec"]["template"]["spec"])
 
     def config_file(self, name: str) -> str:
         return str(self.one("ConfigMap", f"{FULLNAME}-config")["data"][name])

@@ -34,6 +34,9 @@ class PlayedPod:
     rendered: Rendered
     root: Path
     secrets: dict[str, dict[str, str]]  # Secret name → key → value, as the cluster holds them
+    # Where the volumes of a StatefulSet's claims live: they outlive the pod, and a pod
+    # played again with the same directory finds them as it left them.
+    claims: Path | None = None
     supervisor: Supervisor = field(default_factory=lambda: Supervisor(on_line=_keep))
     mounts: dict[str, Path] = field(default_factory=dict)  # mount path → directory
     volumes: dict[str, ConfigMapMount] = field(default_factory=dict)
@@ -46,9 +49,14 @@ class PlayedPod:
         return {c["metadata"]["name"]: c["data"] for c in self.rendered.kinds("ConfigMap")}
 
     def mount_volumes(self) -> None:
+        directories = {v["name"]: self.root / "volumes" / v["name"] for v in self.spec["volumes"]}
+        for claim in self.rendered.workload["spec"].get("volumeClaimTemplates", []):
+            name = claim["metadata"]["name"]
+            directories[name] = (self.claims or self.root / "claims") / name
+            directories[name].mkdir(parents=True, exist_ok=True)
         for container in self._containers():
             for mount in container.get("volumeMounts", []):
-                self.mounts[mount["mountPath"]] = self.root / "volumes" / mount["name"]
+                self.mounts[mount["mountPath"]] = directories[mount["name"]]
         config_maps = self.config_maps()
         for volume in self.spec["volumes"]:
             directory = self.root / "volumes" / volume["name"]

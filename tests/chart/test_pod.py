@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import grpc
 import httpx
 import httpx2
 import pytest
@@ -79,18 +80,22 @@ class Scene:
 
 
 @contextlib.asynccontextmanager
-async def playing(tmp_path: Path, emulator: Emulator) -> AsyncIterator[Scene]:
+async def playing(
+    tmp_path: Path, emulator: Emulator, changes: dict[str, Any] | None = None, name: str = "pod"
+) -> AsyncIterator[Scene]:
     """The pod with its Secrets as an installer would create them (the signing key made
-    now, never a checked-in one)."""
-    generate_key_pair(tmp_path / "signing.pem", tmp_path / "signing.pub")
+    for the test, never a checked-in one). Played again in the same directory under
+    another name, it is the same release's pod coming back: same Secrets, same claims."""
+    if not (tmp_path / "signing.pem").exists():
+        generate_key_pair(tmp_path / "signing.pem", tmp_path / "signing.pub")
     secrets = {
         "custos-signing-key": {"private.pem": (tmp_path / "signing.pem").read_text()},
         "patients-mcp-token": {"token": UPSTREAM_TOKEN},
         "custos-pseudonym-key": {"pseudonym-key": "pseudonyms-for-this-test"},
     }
     with IssuerServer(audience=AUDIENCE) as issuer:
-        values = pod_values(issuer.url, emulator, tmp_path / "headers.log")
-        pod = PlayedPod(render(values), tmp_path / "pod", secrets)
+        values = merged(pod_values(issuer.url, emulator, tmp_path / "headers.log"), changes or {})
+        pod = PlayedPod(render(values), tmp_path / name, secrets, claims=tmp_path / "claims")
         async with played(pod):
             yield Scene(pod, issuer.issuer, tmp_path / "signing.pub")
 
@@ -262,3 +267,43 @@ async def test_every_exchange_reaches_cloud_logging_verified(
     # and the refused call without a token.
     assert len(exchanges) >= 2 * 3 + 1
     assert 401 in {e.status for e in exchanges}
+
+
+async def test_a_persistent_spool_keeps_records_through_an_outage_and_a_deleted_pod(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    """Cloud Logging refuses every write while the pod serves, and the pod is deleted: its
+    records wait on its volume, and reach Cloud Logging when the pod comes back."""
+    persistent = {"audit": {"spool": {"volume": "persistentVolumeClaim"}}}
+    emulator.fail_writes(grpc.StatusCode.UNAVAILABLE, times=None)
+    async with playing(tmp_path, emulator, persistent, name="first") as first:
+        assert first.pod.rendered.workload["kind"] == "StatefulSet"
+        for patient in ("pt-0001", "pt-0002", "pt-0003"):
+            await call_tool(
+                first.pod, first.token("carol"), "get_patient_record", patient_id=patient
+            )
+    project = first.pod.rendered.values["cloudLogging"]["project"]
+    assert list(from_cloud_logging(project, "custos-audit", emulator.endpoint)) == []
+
+    emulator.clear_faults()
+    async with playing(tmp_path, emulator, persistent, name="again") as again:
+        deadline = time.monotonic() + 20
+        while not _calls_by(project, emulator, "carol"):
+            assert time.monotonic() < deadline, "the first pod's records did not arrive"
+            await asyncio.sleep(0.2)
+    found = list(from_cloud_logging(project, "custos-audit", emulator.endpoint))
+    report = verify(found, load_public_keys([again.public_key]))
+    assert report.findings == [], again.pod.output()
+    assert len(_calls_by(project, emulator, "carol")) == 3
+
+
+def _calls_by(project: str, emulator: Emulator, subject: str) -> list[str]:
+    found = from_cloud_logging(project, "custos-audit", emulator.endpoint)
+    return [
+        f.record.exchange.request_id
+        for f in found
+        if f.record is not None
+        and f.record.HasField("exchange")
+        and f.record.exchange.principal.subject == subject
+        and any(c.method == "tools/call" for c in f.record.exchange.calls)
+    ]

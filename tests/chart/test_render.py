@@ -74,8 +74,8 @@ def test_the_value_sets_render_what_they_select(rendered: dict[str, Rendered]) -
     assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (3, 12)
     assert hpa["spec"]["scaleTargetRef"]["name"] == FULLNAME
     # With an autoscaler the Deployment leaves the count to it (an upgrade would reset it).
-    assert "replicas" not in rendered["autoscaling"].one("Deployment")["spec"]
-    assert rendered["defaults"].one("Deployment")["spec"]["replicas"] == 2
+    assert "replicas" not in rendered["autoscaling"].workload["spec"]
+    assert rendered["defaults"].workload["spec"]["replicas"] == 2
 
 
 @pytest.mark.parametrize("name", VALUE_SETS)
@@ -192,7 +192,7 @@ def test_the_test_hook_is_not_part_of_the_release(rendered: dict[str, Rendered])
         if d["metadata"].get("annotations", {}).get("helm.sh/hook") == "test"
     ]  # fmt: skip
     assert sorted(d["kind"] for d in hooks) == ["Pod", "Service"]
-    selector = rendered["autoscaling"].one("Deployment")["spec"]["selector"]["matchLabels"]
+    selector = rendered["autoscaling"].workload["spec"]["selector"]["matchLabels"]
     for hook in hooks:
         labels = hook["metadata"]["labels"]
         assert not selector.items() <= labels.items(), hook["kind"]

@@ -154,7 +154,10 @@ whose disk pressure would evict it, spool and unshipped records with it.
 {{- $resources := deepCopy .Values.resources.shipper -}}
 {{- $requests := default dict $resources.requests -}}
 {{- if not (hasKey $requests "ephemeral-storage") -}}
-{{- $mib := add (int .Values.audit.spool.sizeMiB) (mul 5 (int .Values.tmpSizeMiB)) -}}
+{{- $mib := mul 5 (int .Values.tmpSizeMiB) -}}
+{{- if eq .Values.audit.spool.volume "emptyDir" -}}
+{{- $mib = add $mib (int .Values.audit.spool.sizeMiB) -}}
+{{- end -}}
 {{- $_ := set $requests "ephemeral-storage" (printf "%dMi" $mib) -}}
 {{- end -}}
 {{- $_ := set $resources "requests" $requests -}}
@@ -185,4 +188,8 @@ whose disk pressure would evict it, spool and unshipped records with it.
 {{- if and $v.configConnector.enabled $v.configConnector.workloadIdentityBinding (not $v.serviceAccount.create) (not $v.serviceAccount.name) -}}
 {{- fail "serviceAccount.name is needed when serviceAccount.create is false: else the Workload Identity binding would name the namespace's default service account" -}}
 {{- end -}}
+{{- end -}}
+
+{{- define "custos.workloadKind" -}}
+{{- if eq .Values.audit.spool.volume "persistentVolumeClaim" -}}StatefulSet{{- else -}}Deployment{{- end -}}
 {{- end -}}
