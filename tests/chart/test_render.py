@@ -242,12 +242,32 @@ def test_probes_reach_health_ports_not_the_data_ports(rendered: dict[str, Render
     assert "--listen=127.0.0.1:9003" in by_name["extproc"]["args"]
 
 
+def shipper_requests(rendered: Rendered) -> dict[str, str]:
+    shipper = next(c for c in rendered.pod["initContainers"] if c["name"] == "shipper")
+    return dict(shipper["resources"]["requests"])
+
+
 def test_the_spool_is_declared_to_the_scheduler(rendered: dict[str, Rendered]) -> None:
-    pod = rendered["defaults"].pod
-    shipper = next(c for c in pod["initContainers"] if c["name"] == "shipper")
     # The spool (2048 MiB) and five /tmp directories (64 MiB each).
-    assert shipper["resources"]["requests"]["ephemeral-storage"] == "2368Mi"
-    assert shipper["resources"]["requests"]["cpu"] == "50m"
+    assert shipper_requests(rendered["defaults"])["ephemeral-storage"] == "2368Mi"
+    assert shipper_requests(rendered["defaults"])["cpu"] == "50m"
+
+
+def test_a_persistent_spool_is_a_volume_each_pod_keeps(rendered: dict[str, Rendered]) -> None:
+    persistent = rendered["persistent-spool"]
+    workload = persistent.workload
+    assert workload["kind"] == "StatefulSet"
+    (claim,) = workload["spec"]["volumeClaimTemplates"]
+    assert claim["metadata"]["name"] == "spool"
+    assert claim["spec"]["resources"]["requests"]["storage"] == "2048Mi"
+    assert claim["spec"]["storageClassName"] == "premium-rwo"
+    # Neither deleting the release nor scaling down deletes a volume with records on it.
+    retention = workload["spec"]["persistentVolumeClaimRetentionPolicy"]
+    assert retention == {"whenDeleted": "Retain", "whenScaled": "Retain"}
+    assert "spool" not in {v["name"] for v in persistent.pod["volumes"]}
+    assert shipper_requests(persistent)["ephemeral-storage"] == "320Mi"  # /tmp only
+    hpa = render(merged(persistent.values, {"autoscaling": {"enabled": True}}))
+    assert hpa.one("HorizontalPodAutoscaler")["spec"]["scaleTargetRef"]["kind"] == "StatefulSet"
 
 
 def test_workload_identity_and_secrets(rendered: dict[str, Rendered]) -> None:
