@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Generic, TypeVar
 
+from prometheus_client import CollectorRegistry, Counter
+
 from custos.errors import CustosError
 
 T = TypeVar("T")
@@ -101,3 +103,19 @@ class FileReloader(Generic[T]):
             # Compiling rules (CEL, patterns) takes milliseconds that exchanges in flight
             # on this loop should not wait for; `current` is swapped in one assignment.
             await asyncio.to_thread(self.check)
+
+
+class ReloadCounter:
+    """`custos_<name>_reloads_total{result="ok"|"refused"}`, counted by a reloader's
+    listener: the same metric, by the same name, in every service that reloads the file."""
+
+    def __init__(self, name: str, registry: CollectorRegistry) -> None:
+        self._counter = Counter(
+            f"custos_{name}_reloads",
+            f"{name.capitalize()} file reloads by result (ok, refused).",
+            ["result"],
+            registry=registry,
+        )
+
+    def __call__(self, ok: bool) -> None:
+        self._counter.labels("ok" if ok else "refused").inc()

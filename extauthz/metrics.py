@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from custos.reloading import ReloadCounter
 from extauthz.pipeline import Verdict
 
 
@@ -29,12 +30,7 @@ class AuthzMetrics:
             ["issuer", "result"],
             registry=self.registry,
         )
-        self.policy_reloads = Counter(
-            "custos_policy_reloads",
-            "Policy file reloads by result (ok, refused).",
-            ["result"],
-            registry=self.registry,
-        )
+        self.record_policy_reload = ReloadCounter("policy", self.registry)
 
     def record_verdict(self, verdict: Verdict) -> None:
         effect = "allow" if verdict.allowed else "deny"
@@ -43,6 +39,3 @@ class AuthzMetrics:
 
     def record_jwks_fetch(self, issuer: str, ok: bool) -> None:
         self.jwks_fetches.labels(issuer, "ok" if ok else "failed").inc()
-
-    def record_policy_reload(self, ok: bool) -> None:
-        self.policy_reloads.labels("ok" if ok else "refused").inc()

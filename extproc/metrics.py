@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from custos.reloading import ReloadCounter
 from extproc.engine import MaskReport
 
 
@@ -23,19 +24,9 @@ class MaskingMetrics:
             ["code"],
             registry=self.registry,
         )
-        self.masking_reloads = Counter(
-            "custos_masking_reloads",
-            "Masking rules file reloads by result (ok, refused).",
-            ["result"],
-            registry=self.registry,
-        )
+        self.record_masking_reload = ReloadCounter("masking", self.registry)
         # ext_proc's own copy of the policy, which hides the tools/list entries it refuses.
-        self.policy_reloads = Counter(
-            "custos_policy_reloads",
-            "Policy file reloads by result (ok, refused).",
-            ["result"],
-            registry=self.registry,
-        )
+        self.record_policy_reload = ReloadCounter("policy", self.registry)
         self.latency = Histogram(
             "custos_extproc_message_seconds",
             "Time to answer one ext_proc message, by its kind (a body's includes masking).",
@@ -53,9 +44,3 @@ class MaskingMetrics:
 
     def record_refusal(self, code: str) -> None:
         self.refused.labels(code).inc()
-
-    def record_masking_reload(self, ok: bool) -> None:
-        self.masking_reloads.labels("ok" if ok else "refused").inc()
-
-    def record_policy_reload(self, ok: bool) -> None:
-        self.policy_reloads.labels("ok" if ok else "refused").inc()
