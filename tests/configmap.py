@@ -41,3 +41,12 @@ class ConfigMapMount:
         swap = self.root / "..data_tmp"
         swap.symlink_to(stamped.name)
         os.replace(swap, self.root / "..data")  # rename(2): readers see old or new, never none
+
+
+def rewrite(path: Path, text: str) -> None:
+    """Replace a plain file and push its mtime forward, so the change is seen even where
+    the filesystem's timestamp resolution would hide two writes in the same tick."""
+    before = path.stat().st_mtime_ns
+    path.write_text(text)
+    later = before + 2_000_000_000
+    os.utime(path, ns=(later, later))

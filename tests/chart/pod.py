@@ -37,9 +37,16 @@ class PlayedPod:
     # Where the volumes of a StatefulSet's claims live: they outlive the pod, and a pod
     # played again with the same directory finds them as it left them.
     claims: Path | None = None
-    supervisor: Supervisor = field(default_factory=lambda: Supervisor(on_line=_keep))
     mounts: dict[str, Path] = field(default_factory=dict)  # mount path → directory
     volumes: dict[str, ConfigMapMount] = field(default_factory=dict)
+    lines: list[str] = field(default_factory=list)  # what the containers printed
+    supervisor: Supervisor = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.supervisor = Supervisor(on_line=self._keep)
+
+    def _keep(self, name: str, line: str) -> None:
+        self.lines.append(f"{name:<9}| {line}")
 
     @property
     def spec(self) -> dict[str, Any]:
@@ -129,14 +136,7 @@ class PlayedPod:
         await self.supervisor.stop_all()
 
     def output(self) -> str:
-        return "\n".join(_LINES)
-
-
-_LINES: list[str] = []
-
-
-def _keep(name: str, line: str) -> None:
-    _LINES.append(f"{name:<9}| {line}")
+        return "\n".join(self.lines)
 
 
 def _items(source: dict[str, Any], data: Mapping[str, str]) -> dict[str, str]:
@@ -183,7 +183,6 @@ async def probe_passes(probe: dict[str, Any]) -> bool:
 
 @contextlib.asynccontextmanager
 async def played(pod: PlayedPod) -> AsyncIterator[PlayedPod]:
-    _LINES.clear()
     try:
         await pod.start()
         yield pod

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from custos.net import free_ports
 from custos.stack import EXAMPLE_POLICY
 from extproc.reloader import MaskingReloader, load_masker
 from extproc.servicer import ExternalProcessorServicer
-from tests.configmap import ConfigMapMount
+from tests.configmap import ConfigMapMount, rewrite
 from tests.extproc.test_servicer import json_headers
 from tests.processes import custos
 
@@ -34,15 +33,6 @@ TEXT = "alpha and bravo"
 BY_ALPHA = "[CODE] and bravo"
 BY_BRAVO = "alpha and [CODE]"
 RELOAD_SECONDS = 0.2
-
-
-def rewrite(path: Path, text: str) -> None:
-    """Replace the file and push its mtime forward, so the change is seen even where the
-    filesystem's timestamp resolution would hide two writes in the same tick."""
-    before = path.stat().st_mtime_ns
-    path.write_text(text)
-    later = before + 2_000_000_000
-    os.utime(path, ns=(later, later))
 
 
 def answer_body(text: str) -> ext_proc.ProcessingRequest:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import os
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ from custos.policy import (
     parse_policy,
 )
 from custos.policy.reloader import PolicyReloader
-from tests.configmap import ConfigMapMount
+from tests.configmap import ConfigMapMount, rewrite
 from tests.policy.support import (
     ALLOW_ALL,
     input_of,
@@ -37,15 +36,6 @@ BROKEN = (
 GOOD_V2 = 'rules:\n  - name: nobody\n    when: "false"\n    effect: allow\n'
 
 
-def _rewrite(path: Path, text: str) -> None:
-    """Replace the file and push its mtime forward, so the change is seen even where the
-    filesystem's timestamp resolution would hide two writes in the same tick."""
-    before = path.stat().st_mtime_ns
-    path.write_text(text)
-    later = before + 2_000_000_000
-    os.utime(path, ns=(later, later))
-
-
 def test_reloader_keeps_the_last_good_policy_when_the_new_file_is_broken(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -57,7 +47,7 @@ def test_reloader_keeps_the_last_good_policy_when_the_new_file_is_broken(
     assert reloader.check() is False  # nothing changed
     assert events == []
 
-    _rewrite(path, BROKEN)
+    rewrite(path, BROKEN)
     with caplog.at_level(logging.ERROR, logger="custos.policy.reloader"):
         assert reloader.check() is False
     assert reloader.policy.digest == first
@@ -67,7 +57,7 @@ def test_reloader_keeps_the_last_good_policy_when_the_new_file_is_broken(
     assert reloader.check() is False  # the same broken file is not refused again
     assert events == [False]
 
-    _rewrite(path, GOOD_V2)
+    rewrite(path, GOOD_V2)
     assert reloader.check() is True
     assert events == [False, True]
     assert reloader.policy.digest == hashlib.sha256(GOOD_V2.encode()).hexdigest()
@@ -104,7 +94,7 @@ async def test_watch_picks_up_a_change(tmp_path: Path) -> None:
     reloader = PolicyReloader(path, on_reload=lambda ok: reloaded.set() if ok else None)
     watcher = asyncio.create_task(reloader.watch(interval=0.01))
     try:
-        _rewrite(path, GOOD_V2)
+        rewrite(path, GOOD_V2)
         async with asyncio.timeout(2):
             await reloaded.wait()
     finally:
@@ -175,7 +165,7 @@ def test_reloader_moves_onto_deny_rules_too_long_to_combine(tmp_path: Path) -> N
     events: list[bool] = []
     reloader = PolicyReloader(path, on_reload=events.append)
 
-    _rewrite(path, _policy_text(*LONG_DENY_RULES))
+    rewrite(path, _policy_text(*LONG_DENY_RULES))
 
     assert reloader.check() is True
     assert events == [True]
