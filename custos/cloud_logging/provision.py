@@ -148,6 +148,17 @@ class CheckResult:
         return not self.problems
 
 
+def _short_retention(retention_days: int, allowed: bool) -> str | None:
+    """Why a retention is too short for audit records, unless short was allowed."""
+    if retention_days >= MIN_RETENTION_DAYS or allowed:
+        return None
+    return (
+        f"--retention-days {retention_days} is under the {MIN_RETENTION_DAYS} days (six "
+        "years) audit records need; pass --allow-short-retention if this is not for "
+        "production"
+    )
+
+
 def provision(
     client: ConfigServiceV2Client,
     target: AuditBucket,
@@ -162,12 +173,8 @@ def provision(
     """Make the bucket, its lock, the sink and the `_Default` exclusion what was asked;
     see the module docstring. The exclusion is named after the sink, so two deployments
     with their own sinks and logs in one project keep an exclusion each."""
-    if retention_days < MIN_RETENTION_DAYS and not allow_short_retention:
-        raise ProvisionRefused(
-            f"retention of {retention_days} days is under the {MIN_RETENTION_DAYS} (six "
-            "years) audit records need; pass --allow-short-retention if this is not for "
-            "production"
-        )
+    if short := _short_retention(retention_days, allow_short_retention):
+        raise ProvisionRefused(short)
     # Read before the bucket is touched, so a refusal leaves nothing half done.
     existing = _read_sink(client, target.project, sink_name)
     if not force_sink:
@@ -211,13 +218,9 @@ def check(
         )
     problems: list[str] = []
     required = retention_days
-    if retention_days < MIN_RETENTION_DAYS and not allow_short_retention:
+    if short := _short_retention(retention_days, allow_short_retention):
         # As provision refuses it: a check asked for less would pass a bucket too short.
-        problems.append(
-            f"--retention-days {retention_days} is under the {MIN_RETENTION_DAYS} days (six "
-            "years) audit records need; pass --allow-short-retention if this is not for "
-            "production"
-        )
+        problems.append(short)
         required = MIN_RETENTION_DAYS
     bucket = _read_bucket(client, target)
     problems.extend(_bucket_problems(bucket, target, required))
