@@ -48,6 +48,24 @@ def running(pid: int) -> tuple[str, list[str]]:
     return os.readlink(f"/proc/{pid}/exe"), [a.decode() for a in argv]
 
 
+def catches(pid: int, signum: int) -> bool:
+    """Whether a process has a handler installed for a signal (its SigCgt mask)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) >> (signum - 1) & 1)
+    return False
+
+
+async def until_catches(pid: int, signum: int) -> bool:
+    # Envoy listens on its admin port before its main loop installs the SIGTERM
+    # handler; a signal sent in between would kill it with the default action.
+    for _ in range(600):
+        if catches(pid, signum):
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
 @pytest.mark.skipif(not Path("/proc/self/exe").exists(), reason="needs Linux /proc")
 async def test_envoy_takes_the_process_place_and_gets_its_signals(tmp_path: Path) -> None:
     listen, admin = free_ports(2)
@@ -65,6 +83,7 @@ async def test_envoy_takes_the_process_place_and_gets_its_signals(tmp_path: Path
         assert Path(program).name == "envoy"
         passed = ["--config-path", str(bootstrap), "--disable-hot-restart", "--log-level", "warn"]
         assert argv == passed
+        assert await until_catches(process.pid, signal.SIGTERM)
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 20) == 0
     finally:
