@@ -58,6 +58,8 @@ def test_an_empty_install_names_every_missing_value() -> None:
         ({"oidc": {"issuers": [{"issuer": "https://idp.example"}]}}, "audience"),
         ({"cloudLogging": {"retentionDays": 30}}, "/cloudLogging/retentionDays"),
         ({"cloudLogging": {"project": "Not A Project"}}, "/cloudLogging/project"),
+        # The API takes log ids under 512 characters; every write would be refused.
+        ({"cloudLogging": {"logName": "a" * 512}}, "/cloudLogging/logName"),
         ({"audit": {"whenFull": "ignore"}}, "/audit/whenFull"),
         ({"audit": {"spool": {"sizeMiB": 1}}}, "/audit/spool/sizeMiB"),
         ({"networkPolicy": {"enabled": "yes"}}, "/networkPolicy/enabled"),
@@ -78,6 +80,10 @@ def test_an_empty_install_names_every_missing_value() -> None:
 )
 def test_wrong_values_are_refused_by_name(bad: dict[str, Any], named: str) -> None:
     assert named in schema_error(merged(required_values(), bad))
+
+
+def test_the_longest_log_name_the_api_takes_is_accepted() -> None:
+    render(merged(required_values(), {"cloudLogging": {"logName": "a" * 511}}))
 
 
 def test_config_connector_needs_the_google_service_account() -> None:
