@@ -34,7 +34,7 @@ from custos.audit.signing import generate_key_pair
 from custos.audit.sources import from_spool
 from custos.audit.spool import frame
 from custos.audit.writer import AuditWriter
-from custos.cloud_logging.clients import close, logging_client
+from custos.cloud_logging.clients import logging_client
 from custos.cloud_logging.emulator import Emulator
 from custos.cloud_logging.resource_names import log_path
 
@@ -110,16 +110,12 @@ def fsync_per_record(directory: Path, seconds: float) -> dict[str, float]:
 
 
 def ship(config: AuditConfig, batch: int) -> dict[str, float]:
-    with Emulator().start() as api:
-        client = logging_client(api.endpoint)
-        try:
-            shipper = Shipper(config.spool_dir, client, PROJECT, "custos-audit", batch)
-            cpu, started = cpu_seconds(), time.perf_counter()
-            shipped = shipper.ship_once()
-            wall, cpu = time.perf_counter() - started, cpu_seconds() - cpu
-            stored = len(api.entries(log_path(PROJECT, "custos-audit")))
-        finally:
-            close(client)
+    with Emulator().start() as api, logging_client(api.endpoint) as client:
+        shipper = Shipper(config.spool_dir, client, PROJECT, "custos-audit", batch)
+        cpu, started = cpu_seconds(), time.perf_counter()
+        shipped = shipper.ship_once()
+        wall, cpu = time.perf_counter() - started, cpu_seconds() - cpu
+        stored = len(api.entries(log_path(PROJECT, "custos-audit")))
     if stored != shipped:
         raise SystemExit(f"the emulator stored {stored} entries of {shipped} shipped")
     return {"entries": shipped, "entries_per_s": shipped / wall, "cpu_s": cpu}
@@ -131,15 +127,11 @@ def ship_prebuilt(config: AuditConfig, batch: int) -> dict[str, float]:
     entries = [
         e for r in records for e in to_entries(r, r.SerializeToString(deterministic=True), name)
     ]
-    with Emulator().start() as api:
-        client = logging_client(api.endpoint)
-        try:
-            started = time.perf_counter()
-            for i in range(0, len(entries), batch):
-                client.write_log_entries(log_name=name, entries=entries[i : i + batch])
-            wall = time.perf_counter() - started
-        finally:
-            close(client)
+    with Emulator().start() as api, logging_client(api.endpoint) as client:
+        started = time.perf_counter()
+        for i in range(0, len(entries), batch):
+            client.write_log_entries(log_name=name, entries=entries[i : i + batch])
+        wall = time.perf_counter() - started
     return {"entries": len(entries), "entries_per_s": len(entries) / wall}
 
 

@@ -253,12 +253,11 @@ def _logging_target_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _logging_provision(args: argparse.Namespace) -> int:
-    from custos.cloud_logging.clients import close, config_client
+    from custos.cloud_logging.clients import config_client
     from custos.cloud_logging.provision import AuditBucket, provision
 
     target = AuditBucket(args.project, args.location, args.bucket, args.log_name)
-    client = config_client(args.endpoint)
-    try:
+    with config_client(args.endpoint) as client:
         done = provision(
             client,
             target,
@@ -269,8 +268,6 @@ def _logging_provision(args: argparse.Namespace) -> int:
             keep_default_copy=args.keep_default_copy,
             force_sink=args.force_sink,
         )
-    finally:
-        close(client)
     print(f"bucket {target.path}: {done.bucket.outcome} ({done.bucket.detail})")
     print(f"lock: {done.lock.outcome} ({done.lock.detail})")
     print(f"sink {done.sink_path}: {done.sink.outcome} ({done.sink.detail})")
@@ -281,12 +278,11 @@ def _logging_provision(args: argparse.Namespace) -> int:
 
 
 def _logging_check(args: argparse.Namespace) -> int:
-    from custos.cloud_logging.clients import close, config_client
+    from custos.cloud_logging.clients import config_client
     from custos.cloud_logging.provision import AuditBucket, check
 
     target = AuditBucket(args.project, args.location, args.bucket, args.log_name)
-    client = config_client(args.endpoint)
-    try:
+    with config_client(args.endpoint) as client:
         result = check(
             client,
             target,
@@ -295,8 +291,6 @@ def _logging_check(args: argparse.Namespace) -> int:
             allow_default_copy=args.allow_default_copy,
             allow_sinks=tuple(args.allow_sink),
         )
-    finally:
-        close(client)
     for warning in result.warnings:
         print(f"WARN  {warning}")
     if not result.ok:

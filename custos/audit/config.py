@@ -7,13 +7,11 @@ import socket
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from custos.audit.defaults import AUDIT_LOG
+from custos.cloud_logging.resource_names import log_id_problem
 from custos.config_file import load_model
-
-# Cloud Logging log ids: letters, digits and a few marks, at most 512 characters.
-LOG_NAME = r"^[A-Za-z0-9_.\-/]{1,512}$"
 
 
 class _Strict(BaseModel):
@@ -32,7 +30,7 @@ class Bodies(_Strict):
 
 class Shipping(_Strict):
     project: str = Field(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
-    log_name: str = Field(default=AUDIT_LOG, pattern=LOG_NAME)
+    log_name: str = AUDIT_LOG
     # host:port of a Logging API that speaks plain gRPC (the local emulator); unset, the
     # shipper calls Google with Application Default Credentials (Workload Identity).
     endpoint: str | None = None
@@ -40,6 +38,16 @@ class Shipping(_Strict):
     poll_seconds: float = Field(default=0.2, gt=0, le=60)
     # Retries of a transient error back off up to this, then go on at this pace.
     max_backoff_seconds: float = Field(default=30, gt=0)
+
+    @field_validator("log_name")
+    @classmethod
+    def _log_id(cls, value: str) -> str:
+        # The API's rule, as AuditBucket and the emulator hold it: a name the API refuses
+        # would load, then every write would fail and every record go to quarantine.
+        problem = log_id_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
 
 class AuditConfig(_Strict):

@@ -398,10 +398,9 @@ def _order(found: Found) -> tuple[str, int, str]:
 
 
 def from_cloud_logging(project: str, log_id: str, endpoint: str | None) -> Iterator[Found]:
-    from custos.cloud_logging.clients import close, logging_client
+    from custos.cloud_logging.clients import logging_client
 
-    client = logging_client(endpoint)
-    try:
+    with logging_client(endpoint) as client:
         entries = client.list_log_entries(
             request={
                 "resource_names": [f"projects/{project}"],
@@ -411,5 +410,3 @@ def from_cloud_logging(project: str, log_id: str, endpoint: str | None) -> Itera
             }
         )
         return from_entries(iter(entries))
-    finally:
-        close(client)

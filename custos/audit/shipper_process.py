@@ -59,52 +59,51 @@ def serve(
     """Ships until SIGTERM or SIGINT, then once more, for at most FINAL_PASS_SECONDS (see
     `Shipper.run`). With `health_listen`, a gRPC health port says SERVING once shipping has
     started and NOT_SERVING from the signal on."""
-    from custos.cloud_logging.clients import close, logging_client
+    from custos.cloud_logging.clients import logging_client
 
     shipping = config.shipping
     if shipping is None:
         raise ConfigError("the audit configuration has no 'shipping' section")
-    client = logging_client(shipping.endpoint)
-    shipper = Shipper(
-        config.spool_dir,
-        client,
-        shipping.project,
-        shipping.log_name,
-        shipping.batch_entries,
-        shipping.max_backoff_seconds,
-    )
-    if metrics_listen is not None:
-        registry = CollectorRegistry()
-        registry.register(ShipperCollector(shipper, config.spool_dir))
-        host, _, port = metrics_listen.rpartition(":")
-        start_http_server(int(port), host, registry=registry)
-    health_servicer = health.HealthServicer()
-    # It starts out SERVING, which would be a lie until shipping has started.
-    health_servicer.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
-    health_server = (
-        serve_health_sync(health_servicer, health_listen) if health_listen is not None else None
-    )
-    # Batch work, off every request's path: under contention the services go first.
-    os.nice(10)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    if health_server is not None:
-        # Not from the signal handler, which may interrupt this thread inside the servicer:
-        # NOT_SERVING as soon as the stop is asked for, while the last pass still runs.
-        threading.Thread(
-            target=_not_serving_once, args=(stop, health_servicer), name="health", daemon=True
-        ).start()
-    log.info("shipping %s to %s", config.spool_dir, shipper.destination)
-    health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-    try:
-        shipper.run(stop, shipping.poll_seconds)
-    finally:
-        health_servicer.enter_graceful_shutdown()
-        close(client)
+    with logging_client(shipping.endpoint) as client:
+        shipper = Shipper(
+            config.spool_dir,
+            client,
+            shipping.project,
+            shipping.log_name,
+            shipping.batch_entries,
+            shipping.max_backoff_seconds,
+        )
+        if metrics_listen is not None:
+            registry = CollectorRegistry()
+            registry.register(ShipperCollector(shipper, config.spool_dir))
+            host, _, port = metrics_listen.rpartition(":")
+            start_http_server(int(port), host, registry=registry)
+        health_servicer = health.HealthServicer()
+        # It starts out SERVING, which would be a lie until shipping has started.
+        health_servicer.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
+        health_server = (
+            serve_health_sync(health_servicer, health_listen) if health_listen is not None else None
+        )
+        # Batch work, off every request's path: under contention the services go first.
+        os.nice(10)
+        stop = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
         if health_server is not None:
-            health_server.stop(grace=1).wait()
-        log.info("shipper stopping: %d records shipped", shipper.shipped)
+            # Not from the signal handler, which may interrupt this thread inside the servicer:
+            # NOT_SERVING as soon as the stop is asked for, while the last pass still runs.
+            threading.Thread(
+                target=_not_serving_once, args=(stop, health_servicer), name="health", daemon=True
+            ).start()
+        log.info("shipping %s to %s", config.spool_dir, shipper.destination)
+        health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+        try:
+            shipper.run(stop, shipping.poll_seconds)
+        finally:
+            health_servicer.enter_graceful_shutdown()
+            if health_server is not None:
+                health_server.stop(grace=1).wait()
+            log.info("shipper stopping: %d records shipped", shipper.shipped)
 
 
 def _not_serving_once(stop: threading.Event, servicer: health.HealthServicer) -> None:

@@ -37,9 +37,6 @@ from custos.audit.defaults import MAX_UNSIGNED_SECONDS
 from custos.audit.records import GENESIS_HASH, content_hash, record_id
 from custos.audit.signing import signature_holds, statement
 
-# Checkpoints come every 60 s with news by default: an open end older than this, next to
-# the newest record of the set, is not a write its writer has yet to sign.
-
 
 @dataclass(frozen=True)
 class Found:

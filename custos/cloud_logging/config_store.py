@@ -97,11 +97,7 @@ class ConfigStore:
 
     def create_bucket(self, request: Any) -> Any:
         project, location = _parse(parse_location_path, request.parent)
-        if not _ID.fullmatch(request.bucket_id):
-            raise invalid(
-                f"bucket_id {request.bucket_id!r}: up to 100 letters, digits, '_', '-' or "
-                "'.', starting with a letter or digit"
-            )
+        _check_id("bucket_id", request.bucket_id)
         name = bucket_path(project, location, request.bucket_id)
         bucket = _copy(request.bucket)
         bucket.name = name
@@ -153,11 +149,7 @@ class ConfigStore:
     def create_sink(self, request: Any) -> Any:
         project = _parse(parse_project_path, request.parent)
         sink = _copy(request.sink)
-        if not _ID.fullmatch(sink.name):
-            raise invalid(
-                f"sink name {sink.name!r}: up to 100 letters, digits, '_', '-' or '.', "
-                "starting with a letter or digit"
-            )
+        _check_id("sink name", sink.name)
         _check_destination(sink.destination)
         _check_exclusions(sink.exclusions)
         name = sink_path(project, sink.name)
@@ -256,6 +248,15 @@ def _parse(parser: Any, name: str) -> Any:
         raise invalid(str(exc)) from exc
 
 
+def _check_id(what: str, value: str) -> None:
+    """A bucket id, sink name or exclusion name: the API holds all three to one rule."""
+    if not _ID.fullmatch(value):
+        raise invalid(
+            f"{what} {value!r}: up to 100 letters, digits, '_', '-' or '.', "
+            "starting with a letter or digit"
+        )
+
+
 def _check_retention(days: int) -> None:
     if not MIN_RETENTION_DAYS <= days <= MAX_RETENTION_DAYS:
         raise invalid(
@@ -277,11 +278,7 @@ def _check_exclusions(exclusions: Iterable[Any]) -> None:
     # LogExclusion: a name of up to 100 letters, digits, '_', '-' or '.' starting with
     # a letter or digit, and a filter, are required.
     for exclusion in exclusions:
-        if not _ID.fullmatch(exclusion.name):
-            raise invalid(
-                f"exclusion name {exclusion.name!r}: up to 100 letters, digits, '_', '-' or "
-                "'.', starting with a letter or digit"
-            )
+        _check_id("exclusion name", exclusion.name)
         if not exclusion.filter.strip():
             raise invalid(f"exclusion {exclusion.name}: a filter is required")
 

@@ -50,9 +50,6 @@ from custos.errors import CloudLoggingError, ProvisionRefused
 
 __all__ = [
     "BUILTIN_DEFAULT_SINK",
-    "DEFAULT_LOG_NAME",
-    "DEFAULT_SINK_NAME",
-    "MIN_RETENTION_DAYS",
     "AuditBucket",
     "CheckResult",
     "Outcome",
@@ -62,8 +59,6 @@ __all__ = [
     "provision",
 ]
 
-# Six years: HIPAA keeps required documentation that long (45 CFR 164.316(b)(2)(i)).
-DEFAULT_LOG_NAME = DEFAULT_SINK_NAME = AUDIT_LOG
 BUCKET_DESCRIPTION = "Custos audit records (hash-chained, locked retention)"
 SINK_DESCRIPTION = "Routes Custos audit records into their locked log bucket"
 BUILTIN_DEFAULT_SINK = "_Default"
@@ -83,7 +78,7 @@ class AuditBucket:
     project: str
     location: str
     bucket: str
-    log_name: str = DEFAULT_LOG_NAME
+    log_name: str = AUDIT_LOG
 
     def __post_init__(self) -> None:
         problem = log_id_problem(self.log_name)
@@ -165,7 +160,7 @@ def provision(
     *,
     retention_days: int = MIN_RETENTION_DAYS,
     lock: bool = False,
-    sink_name: str = DEFAULT_SINK_NAME,
+    sink_name: str = AUDIT_LOG,
     allow_short_retention: bool = False,
     keep_default_copy: bool = False,
     force_sink: bool = False,
