@@ -88,14 +88,16 @@ async def serve(
 
 
 async def serving_while_recording(
-    writer: AuditWriter, health_servicer: health.aio.HealthServicer
+    writer: AuditWriter, health_servicer: health.aio.HealthServicer, interval: float = 1.0
 ) -> None:
     """NOT_SERVING while exchanges are refused for want of a record (spool full, failing or
     broken): a readiness probe takes the pod out of rotation, and a broken spool, which
-    only a restart mends, fails the liveness probe too."""
+    only a restart mends, fails the liveness probe too. The writer is asked every
+    `interval` seconds: often enough for probes, which come every few seconds (tests ask
+    more often, to see the change without waiting)."""
     serving = True
     while True:
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(interval)
         now = not writer.refuses
         if now != serving:
             serving = now
