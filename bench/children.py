@@ -1,9 +1,10 @@
 """The benchmark's child processes, started by custos.children.Supervisor with their
-output in files, and what they cost: CPU time read from /proc."""
+output in files, and what they cost: CPU time read from /proc (and the script's own)."""
 
 from __future__ import annotations
 
 import os
+import resource
 from pathlib import Path
 
 from custos.children import Child, Supervisor
@@ -25,6 +26,12 @@ def cpu_seconds(children: Supervisor) -> dict[str, float]:
         name: _cpu_seconds(Path(f"/proc/{child.process.pid}/stat"))
         for name, child in children.children.items()
     }
+
+
+def own_cpu_seconds() -> float:
+    """User + system CPU so far of this process, every thread of it."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main_thread_cpu_seconds(child: Child) -> float:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import resource
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import yaml
-from children import cpu_seconds, main_thread_cpu_seconds, supervisor, tails
+from children import cpu_seconds, main_thread_cpu_seconds, own_cpu_seconds, supervisor, tails
 from fixtures import bare_bootstrap, request_headers, upstream_bootstrap, wrk_script
 from openloop import Target, run_open_loop
 from report import GENERATOR, TargetRun, main_thread, save
@@ -212,11 +211,11 @@ async def measure(
 def cpu_snapshot(children: Supervisor, services: Iterable[str]) -> dict[str, float]:
     """CPU seconds so far of every process, of each Python service's main thread (its
     event loop, under the GIL) and of this script (the open-loop generator)."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
+    generator = own_cpu_seconds()
     threads = {
         main_thread(name): main_thread_cpu_seconds(children.children[name]) for name in services
     }
-    return {**cpu_seconds(children), **threads, GENERATOR: usage.ru_utime + usage.ru_stime}
+    return {**cpu_seconds(children), **threads, GENERATOR: generator}
 
 
 def finish(

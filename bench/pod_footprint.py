@@ -25,7 +25,7 @@ from custos.cloud_logging.emulator import Emulator
 from tests.chart.chart import CHART
 from tests.chart.pod import until_probe_passes
 from tests.chart.test_pod import playing, url, url_port
-from tests.stack_fixture import MCP_HEADERS
+from tests.stack_fixture import INITIALIZE, MCP_HEADERS
 
 
 def rss_mib(pid: int) -> float:
@@ -41,20 +41,13 @@ async def load(url: str, token: str, calls: int) -> float:
     headers = {**MCP_HEADERS, "authorization": f"Bearer {token}"}
     started = time.perf_counter()
     async with httpx.AsyncClient(headers=headers, timeout=30) as client:
-        init = {
-            "jsonrpc": "2.0",
-            "id": 0,
-            "method": "initialize",
-            "params": {
-                "protocolVersion": "2025-06-18",
-                "capabilities": {},
-                "clientInfo": {"name": "bench", "version": "1"},
-            },
-        }
-        session = (await client.post(url, json=init)).headers.get("mcp-session-id", "")
+        # The tests' initialize request: its id and client name mean nothing to what is
+        # measured here.
+        session = (await client.post(url, json=INITIALIZE)).headers.get("mcp-session-id", "")
         if session:
             client.headers["mcp-session-id"] = session
-        for number in range(1, calls + 1):
+        # Numbered after the initialize request's id (1): no id recurs within the session.
+        for number in range(2, calls + 2):
             call = {
                 "jsonrpc": "2.0",
                 "id": number,

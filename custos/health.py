@@ -17,6 +17,27 @@ from custos.errors import ConfigError
 # but alive.
 LIVENESS = "liveness"
 
+Status = health_pb2.HealthCheckResponse.ServingStatus
+
+
+async def set_status(servicer: health.aio.HealthServicer, service: str, status: Status) -> None:
+    """`status` for the process as a whole ("") and for its one gRPC `service`: a probe
+    may ask for either, and the two must never disagree."""
+    for name in ("", service):
+        await servicer.set(name, status)
+
+
+async def not_serving_yet(
+    servicer: health.aio.HealthServicer, service: str, listen: str | None
+) -> list[grpc.aio.Server]:
+    """NOT_SERVING (as `set_status`) until the caller's main server is started, and the
+    health-only server on `listen` when there is one: the servers to stop at the end, to
+    which the caller adds its main one."""
+    await set_status(servicer, service, health_pb2.HealthCheckResponse.NOT_SERVING)
+    # Bound before the main server exists: an address it cannot have fails the start with
+    # no gRPC server left behind (grpc complains about those at exit).
+    return [] if listen is None else [await serve_health(servicer, listen)]
+
 
 async def serve_health(servicer: health.aio.HealthServicer, listen: str) -> grpc.aio.Server:
     """A started server on `listen` (host:port) answering from `servicer`, the same object

@@ -17,7 +17,7 @@ from prometheus_client import start_http_server
 from custos.audit.config import AuditConfig
 from custos.audit.writer import open_writer
 from custos.envoy_config import MAX_BODY_BYTES
-from custos.health import serve_health
+from custos.health import not_serving_yet, set_status
 from custos.policy.reloader import PolicyReloader
 from extauthz.config import AuthzConfig
 from extauthz.identity import TokenCache, TokenVerifier
@@ -64,13 +64,8 @@ async def serve(config: AuthzConfig, audit: AuditConfig | None = None) -> None:
             credential.config.header if credential else None,
         )
         health_servicer = health.aio.HealthServicer()
-        for name in ("", SERVICE_NAME):  # until the keys are fetched and the port is open
-            await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-        # Bound before the main server exists: an address it cannot have fails the start
-        # with no gRPC server left behind (grpc complains about those at exit).
-        servers: list[grpc.aio.Server] = []
-        if config.health_listen is not None:
-            servers.append(await serve_health(health_servicer, config.health_listen))
+        # Until the keys are fetched and the port is open.
+        servers = await not_serving_yet(health_servicer, SERVICE_NAME, config.health_listen)
         # Envoy sends the whole body (up to its own bound) inside one CheckRequest.
         server = grpc.aio.server(
             options=[("grpc.max_receive_message_length", MAX_CHECK_REQUEST_BYTES)]
@@ -84,8 +79,7 @@ async def serve(config: AuthzConfig, audit: AuditConfig | None = None) -> None:
         metrics_host, _, metrics_port = config.metrics_listen.rpartition(":")
         start_http_server(int(metrics_port), metrics_host, registry=metrics.registry)
         await server.start()
-        for name in ("", SERVICE_NAME):
-            await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        await set_status(health_servicer, SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
         servers.append(server)
         host = config.listen.rpartition(":")[0]
         log.info("ext_authz listening on %s:%d (metrics on %s)", host, port, config.metrics_listen)
@@ -98,8 +92,7 @@ async def serve(config: AuthzConfig, audit: AuditConfig | None = None) -> None:
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
         log.info("ext_authz stopping")
-        for name in ("", SERVICE_NAME):
-            await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        await set_status(health_servicer, SERVICE_NAME, health_pb2.HealthCheckResponse.NOT_SERVING)
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watcher

@@ -294,19 +294,15 @@ class Masker:
         # The earlier events' values are looked for by their own finder, built once for
         # them all, not merged in here: that would rebuild it for every event.
         earlier, earlier_whole = (carried.finder(), carried.whole) if carried else (None, {})
+        whole = _whole(known)
+        # Without earlier values (one buffered document, a stream's first), a ChainMap would
+        # only slow every key's and number's lookup: what `add` puts below into the carried
+        # dict, which the ChainMap sees, is this document's, already in `whole`.
+        both_whole = ChainMap(whole, earlier_whole) if earlier_whole else whole
         if carried is not None:
             carried.add(known)
-        whole = _whole(known)
         literals = _both(literal_finder(known), earlier)
-        return _Walk(
-            report,
-            literals,
-            keep,
-            handshake,
-            deadline,
-            parsed=parsed,
-            whole=ChainMap(whole, earlier_whole),
-        )
+        return _Walk(report, literals, keep, handshake, deadline, parsed=parsed, whole=both_whole)
 
     def _message(self, message: Any, walk: _Walk) -> Any:
         if not isinstance(message, dict):

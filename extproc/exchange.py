@@ -86,7 +86,9 @@ class Exchange:
     _text_ok: bool = False
     _deadline: float | None = None  # for the body message in hand: mask_timeout_ms from it
     _json_rewrite: Callable[[str], str] | None = None  # set by the response headers
-    _carried: Carried = field(default_factory=Carried)  # marked values of the events so far
+    # The marked values of a stream's events so far; None for a buffered answer, which is
+    # one document: nothing comes after it to look for them in.
+    _carried: Carried | None = None
     # A stream's status and headers went to the client: a refusal can only break it off.
     _released: bool = False
     # The ids of the request's calls whose responses the stream has not carried yet; None
@@ -275,6 +277,8 @@ class Exchange:
         self._text_ok = content_type == "text/plain"
         # Only now, when the answer is known to be maskable: a body after a refusal finds
         # no way to be masked, and is refused in turn.
+        if streamed:
+            self._carried = Carried()
         rewrite = self._json_rewrite = self._rewrite()
         if streamed:
             self._sse = SseRewriter(self._answering(rewrite), rewrite_other=self._mask_line)

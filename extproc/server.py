@@ -16,7 +16,7 @@ from prometheus_client import start_http_server
 from custos.audit.config import AuditConfig
 from custos.audit.writer import AuditWriter, open_writer
 from custos.envoy_config import MAX_BODY_BYTES
-from custos.health import serve_health
+from custos.health import not_serving_yet, set_status
 from custos.policy.reloader import PolicyReloader
 from extproc.metrics import MaskingMetrics
 from extproc.reloader import MaskingReloader
@@ -46,13 +46,7 @@ async def serve(
         host, _, port_text = metrics_listen.rpartition(":")
         start_http_server(int(port_text), host, registry=metrics.registry)
     health_servicer = health.aio.HealthServicer()
-    for name in ("", SERVICE_NAME):
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-    # Bound before the main server exists: an address it cannot have fails the start with
-    # no gRPC server left behind (grpc complains about those at exit).
-    servers: list[grpc.aio.Server] = []
-    if health_listen is not None:
-        servers.append(await serve_health(health_servicer, health_listen))
+    servers = await not_serving_yet(health_servicer, SERVICE_NAME, health_listen)
     # Envoy may send a buffered body as large as its own bound in one message.
     server = grpc.aio.server(
         options=[("grpc.max_receive_message_length", MAX_BODY_BYTES + 1_048_576)]
@@ -62,8 +56,7 @@ async def serve(
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     port = server.add_insecure_port(listen)
     await server.start()
-    for name in ("", SERVICE_NAME):
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    await set_status(health_servicer, SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
     servers.append(server)
     log.info("ext_proc listening on %s:%d", listen.rpartition(":")[0], port)
     if health_listen is not None:
@@ -82,8 +75,7 @@ async def serve(
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("ext_proc stopping")
-    for name in ("", SERVICE_NAME):
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    await set_status(health_servicer, SERVICE_NAME, health_pb2.HealthCheckResponse.NOT_SERVING)
     for task in [*watchers, audit_health]:
         if task is not None:
             task.cancel()
@@ -96,14 +88,16 @@ async def serve(
 
 
 async def serving_while_recording(
-    writer: AuditWriter, health_servicer: health.aio.HealthServicer
+    writer: AuditWriter, health_servicer: health.aio.HealthServicer, interval: float = 1.0
 ) -> None:
     """NOT_SERVING while exchanges are refused for want of a record (spool full, failing or
     broken): a readiness probe takes the pod out of rotation, and a broken spool, which
-    only a restart mends, fails the liveness probe too."""
+    only a restart mends, fails the liveness probe too. The writer is asked every
+    `interval` seconds: often enough for probes, which come every few seconds (tests ask
+    more often, to see the change without waiting)."""
     serving = True
     while True:
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(interval)
         now = not writer.refuses
         if now != serving:
             serving = now
@@ -112,8 +106,7 @@ async def serving_while_recording(
                 if now
                 else health_pb2.HealthCheckResponse.NOT_SERVING
             )
-            for name in ("", SERVICE_NAME):
-                await health_servicer.set(name, status)
+            await set_status(health_servicer, SERVICE_NAME, status)
             log.warning(
                 "ext_proc %s", "serving again" if now else "refusing: no audit record can be kept"
             )

@@ -5,7 +5,6 @@ refused at its request headers, before the MCP server is asked."""
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import hashlib
 import json
@@ -17,14 +16,12 @@ import pytest
 from envoy.config.core.v3 import base_pb2
 from envoy.service.ext_proc.v3 import external_processor_pb2 as ext_proc
 from google.protobuf import struct_pb2
-from grpc_health.v1 import health, health_pb2
 
 from custos.audit.audit_pb2 import AuditRecord
 from custos.audit.audit_pb2 import Exchange as ExchangeRecord
 from custos.audit.spool import scan, segment_path, segments
 from custos.audit.writer import AuditWriter
 from extproc.exchange import AUTHZ_NAMESPACE
-from extproc.server import serving_while_recording
 from extproc.servicer import ExternalProcessorServicer
 from tests.audit.support import audit_config, exchange
 from tests.extproc.test_servicer import NOTE, answer, json_headers, masker, responses
@@ -341,16 +338,3 @@ async def test_a_stream_cut_short_is_on_record_before_the_shutdown_checkpoint(
     assert records[-1].checkpoint.reason == "shutdown"
     (cut,) = [r.exchange for r in records if r.HasField("exchange")]
     assert (cut.http_method, cut.outcome) == ("GET", "incomplete")
-
-
-async def test_health_says_not_serving_while_no_record_can_be_kept(tmp_path: Path) -> None:
-    writer = await AuditWriter.open(audit_config(tmp_path, max_spool_bytes=65_536), "extproc")
-    health_servicer = health.aio.HealthServicer()
-    follows = asyncio.create_task(serving_while_recording(writer, health_servicer))
-    fill_spool(tmp_path, writer)
-    await asyncio.sleep(1.2)
-    check = health_pb2.HealthCheckRequest(service="")
-    status = (await health_servicer.Check(check, None)).status  # type: ignore[arg-type]
-    assert status == health_pb2.HealthCheckResponse.NOT_SERVING
-    follows.cancel()
-    await writer.close()

@@ -146,6 +146,15 @@ being written, so the volume never passes its sizeLimit (the kubelet would evict
 {{- end -}}
 
 {{/*
+The containers that each get a /tmp of their own (an emptyDir named tmp-<container>), as
+a JSON list (`include` returns text): the volumes and the storage they request are
+counted from this one list.
+*/}}
+{{- define "custos.tmpContainers" -}}
+{{- list "shipper" "extauthz" "extproc" "envoy" "mcp-server" | toJson -}}
+{{- end -}}
+
+{{/*
 The pod's emptyDirs (the spool, each container's /tmp) as an ephemeral-storage request,
 put on the shipper's: the scheduler then places the pod where they fit, instead of a node
 whose disk pressure would evict it, spool and unshipped records with it.
@@ -154,7 +163,8 @@ whose disk pressure would evict it, spool and unshipped records with it.
 {{- $resources := deepCopy .Values.resources.shipper -}}
 {{- $requests := default dict $resources.requests -}}
 {{- if not (hasKey $requests "ephemeral-storage") -}}
-{{- $mib := mul 5 (int .Values.tmpSizeMiB) -}}
+{{- $tmps := include "custos.tmpContainers" . | fromJsonArray -}}
+{{- $mib := mul (len $tmps) (int .Values.tmpSizeMiB) -}}
 {{- if eq .Values.audit.spool.volume "emptyDir" -}}
 {{- $mib = add $mib (int .Values.audit.spool.sizeMiB) -}}
 {{- end -}}
