@@ -27,7 +27,7 @@ from pathlib import Path
 
 import orjson
 
-from custos.audit.spool import HEADER, frame, frame_at, next_frame
+from custos.audit.spool import frame, walk
 
 log = logging.getLogger(__name__)
 
@@ -96,18 +96,12 @@ def read_envelopes(data: bytes) -> tuple[list[SetAside], int]:
     """The envelopes of a quarantine file, reading on past bytes that are not one (damage
     on disk), and where an unfinished frame at its end starts (its length if none is)."""
     items: list[SetAside] = []
-    at = 0
-    while at < len(data):
-        payload = frame_at(data, at)
+    for at, payload, after in walk(data, accept=lambda p: _opened(p) is not None):
         if payload is None:
-            resume = next_frame(data, at + 1, lambda p: _opened(p) is not None)
-            if resume == len(data):
+            if after == len(data):  # no envelope after it: an append cut short
                 return items, at
-            at = resume
-            continue
-        if (item := _opened(payload)) is not None:
+        elif (item := _opened(payload)) is not None:
             items.append(item)
-        at += HEADER.size + len(payload)
     return items, len(data)
 
 

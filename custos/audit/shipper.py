@@ -55,12 +55,12 @@ from custos.audit.spool import (
     HEADER,
     SHIPPED,
     Mark,
-    frame_at,
     next_frame,
     read_frames,
     read_mark,
     segment_path,
     segments,
+    walk,
 )
 from custos.cloud_logging.resource_names import log_path
 
@@ -376,11 +376,11 @@ def _frame_start(path: Path, offset: int, end: int) -> bool:
     frame and past damage to the next whole record, comes to `offset`."""
     with open(path, "rb") as segment:
         data = segment.read(end)
-    at = 0
-    while at < offset:
-        payload = frame_at(data, at)
-        at = at + HEADER.size + len(payload) if payload is not None else next_frame(data, at + 1)
-    return at == offset
+    for at, _, _ in walk(data):
+        if at >= offset:
+            return at == offset
+    # Past every step: reading comes to the end of the data, and no further.
+    return offset == len(data)
 
 
 def _time_left(deadline: float | None) -> float:

@@ -16,7 +16,7 @@ import fcntl
 import os
 import struct
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,14 +99,25 @@ def read_frames(path: Path, start: int, stop: int | None, most: int) -> Scan:
 
 def whole_frames(data: bytes, start: int = 0) -> list[tuple[int, bytes]]:
     """Every whole frame holding a record from `start` on, reading on past any damage."""
-    frames: list[tuple[int, bytes]] = []
-    while start < len(data):
-        result = scan(data, start)
-        frames += result.frames
-        if result.end == result.size:
-            break
-        start = next_frame(data, result.end + 1)
-    return frames
+    return [(at, payload) for at, payload, _ in walk(data, start) if payload is not None]
+
+
+def walk(
+    data: bytes, start: int = 0, accept: Callable[[bytes], bool] = is_record
+) -> Iterator[tuple[int, bytes | None, int]]:
+    """`data` from `start` to its end, frame by frame and past damage: (offset, payload,
+    offset after it) for each whole frame, (offset, None, resume) for bytes that are not
+    one, `resume` being where `next_frame` (with `accept`) goes on. Each step starts where
+    the one before ended, and the last ends at the end of `data`."""
+    offset = start
+    while offset < len(data):
+        payload = frame_at(data, offset)
+        if payload is None:
+            after = next_frame(data, offset + 1, accept)
+        else:
+            after = offset + HEADER.size + len(payload)
+        yield offset, payload, after
+        offset = after
 
 
 def next_frame(data: bytes, start: int, accept: Callable[[bytes], bool] = is_record) -> int:
