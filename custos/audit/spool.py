@@ -66,12 +66,18 @@ def frame_at(data: bytes, offset: int) -> bytes | None:
         return None
     length, crc = HEADER.unpack_from(data, offset)
     end = offset + HEADER.size + length
-    # Nothing writes an empty payload; eight zero bytes (a zeroed block on a failing disk)
-    # would otherwise pass for a frame, with the CRC-32 of nothing being 0.
-    if length == 0 or length > MAX_FRAME or end > len(data):
+    if not _header_ok(length, end, len(data)):
         return None
     payload = memoryview(data)[offset + HEADER.size : end]
     return bytes(payload) if zlib.crc32(payload) == crc else None
+
+
+def _header_ok(length: int, end: int, size: int) -> bool:
+    """Whether a header saying `length`, its payload ending at `end`, can start a whole
+    frame in `size` bytes. Nothing writes an empty payload; eight zero bytes (a zeroed
+    block on a failing disk) would otherwise pass for a frame, with the CRC-32 of nothing
+    being 0."""
+    return 0 < length <= MAX_FRAME and end <= size
 
 
 def read_frames(path: Path, start: int, stop: int | None, most: int) -> Scan:
@@ -87,7 +93,7 @@ def read_frames(path: Path, start: int, stop: int | None, most: int) -> Scan:
         offset = start
         while len(frames) < most and offset + HEADER.size <= size:
             length, crc = HEADER.unpack(segment.read(HEADER.size))
-            if length == 0 or length > MAX_FRAME or offset + HEADER.size + length > size:
+            if not _header_ok(length, offset + HEADER.size + length, size):
                 break
             payload = segment.read(length)
             if len(payload) != length or zlib.crc32(payload) != crc:
