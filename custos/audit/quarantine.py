@@ -27,7 +27,7 @@ from pathlib import Path
 
 import orjson
 
-from custos.audit.spool import frame, walk
+from custos.audit.spool import frame, fsync_directory, walk, write_all
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ class Quarantine:
     def _make_folder(self) -> None:
         if not self.folder.is_dir():
             self.folder.mkdir(exist_ok=True)
-            _fsync_directory(self.folder.parent)  # the new name must survive a crash too
+            fsync_directory(self.folder.parent)  # the new name must survive a crash too
 
 
 def read_envelopes(data: bytes) -> tuple[list[SetAside], int]:
@@ -123,19 +123,9 @@ def _append_durably(path: Path, data: bytes) -> None:
     created = not path.exists()
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        write_all(fd, data)
         os.fsync(fd)
     finally:
         os.close(fd)
     if created:
-        _fsync_directory(path.parent)
-
-
-def _fsync_directory(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        fsync_directory(path.parent)

@@ -149,6 +149,24 @@ def segment_path(directory: Path, number: int) -> Path:
     return directory / f"{number:012d}{SUFFIX}"
 
 
+def write_all(fd: int, data: bytes) -> None:
+    """All of `data` to `fd`, which is opened O_APPEND: a write may take only part of it,
+    and each one lands at the end, so the rest follows on."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def fsync_directory(path: Path) -> None:
+    """Makes a name just made in the directory `path` survive a crash: fsync of the file
+    alone does not."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 @dataclass(frozen=True, order=True)
 class Mark:
     """A place in a spool: how far the shipper got, or how far the writer committed."""
@@ -308,9 +326,7 @@ class Spool:
         try:
             if self._size and self._size + len(data) > self._segment_bytes:
                 self._roll()
-            view = memoryview(data)
-            while view:  # O_APPEND: each write lands at the end
-                view = view[os.write(self._fd, view) :]
+            write_all(self._fd, data)
             os.fdatasync(self._fd)
         except OSError:
             self._undo()
@@ -348,11 +364,7 @@ class Spool:
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         self._fd, self._number, self._size = fd, number, os.fstat(fd).st_size
         if created:  # the new name must survive a crash too
-            directory = os.open(self.directory, os.O_RDONLY)
-            try:
-                os.fsync(directory)
-            finally:
-                os.close(directory)
+            fsync_directory(self.directory)
 
 
 def _settle(waiters: list[asyncio.Future[None]], error: SpoolError | None) -> None:
