@@ -44,11 +44,10 @@ from pathlib import Path
 from google.api_core import exceptions as api_errors
 from google.cloud.logging_v2.services.logging_service_v2 import LoggingServiceV2Client
 from google.cloud.logging_v2.types import LogEntry
-from google.protobuf.message import DecodeError
 
-from custos.audit.audit_pb2 import AuditRecord
 from custos.audit.entries import MAX_REQUEST_BYTES, to_entries
 from custos.audit.quarantine import QUARANTINE, Quarantine, SetAside
+from custos.audit.records import parse
 from custos.audit.sources import spool_writers
 from custos.audit.spool import (
     COMMITTED,
@@ -232,9 +231,8 @@ class Shipper:
         entries: list[tuple[int, LogEntry]] = []
         refused: set[int] = set()
         for index, spooled in enumerate(batch.records):
-            try:
-                record = AuditRecord.FromString(spooled.payload)
-            except DecodeError:
+            record = parse(spooled.payload)
+            if record is None:
                 self._refuse(batch, index, "not an audit record", refused)
                 continue
             entries.extend((index, e) for e in to_entries(record, spooled.payload, self._log_name))

@@ -5,10 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from google.protobuf.message import DecodeError
-
-from custos.audit.audit_pb2 import AuditRecord
-from custos.audit.records import time_in_range
+from custos.audit.records import parse, time_in_range
 from custos.audit.spool import (
     HEADER,
     MAX_FRAME,
@@ -77,9 +74,8 @@ def _cut_short(tail: bytes) -> bool:
 
 
 def _parsed(where: str, payload: bytes) -> Found:
-    try:
-        record = AuditRecord.FromString(payload)
-    except DecodeError:
+    record = parse(payload)
+    if record is None:
         return Found(where, None, "a frame that is not an audit record")
     if not time_in_range(record):
         # Reading such a time raises: verify and replay would stop on a traceback.
