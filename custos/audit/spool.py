@@ -149,6 +149,16 @@ def segment_path(directory: Path, number: int) -> Path:
     return directory / f"{number:012d}{SUFFIX}"
 
 
+def bytes_on_disk(directory: Path) -> int:
+    """What a writer's segments take, shipped or not; the shipper deletes shipped ones,
+    maybe between listing a segment and looking at its size."""
+    total = 0
+    for number in segments(directory):
+        with contextlib.suppress(FileNotFoundError):
+            total += segment_path(directory, number).stat().st_size
+    return total
+
+
 def write_all(fd: int, data: bytes) -> None:
     """All of `data` to `fd`, which is opened O_APPEND: a write may take only part of it,
     and each one lands at the end, so the rest follows on."""
@@ -262,12 +272,7 @@ class Spool:
             return 0
 
     def bytes_on_disk(self) -> int:
-        """What the segments take, shipped or not; the shipper deletes shipped ones."""
-        total = 0
-        for number in segments(self.directory):
-            with contextlib.suppress(FileNotFoundError):
-                total += segment_path(self.directory, number).stat().st_size
-        return total
+        return bytes_on_disk(self.directory)
 
     async def commit(self, data: bytes, head: AuditRecord) -> None:
         """Returns once `data` (whole frames) is on disk; raises SpoolError if it is not.
