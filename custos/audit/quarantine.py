@@ -27,7 +27,7 @@ from pathlib import Path
 
 import orjson
 
-from custos.audit.spool import HEADER, frame, frame_at, next_frame
+from custos.audit.spool import frame, fsync_directory, walk, write_all
 
 log = logging.getLogger(__name__)
 
@@ -89,25 +89,19 @@ class Quarantine:
     def _make_folder(self) -> None:
         if not self.folder.is_dir():
             self.folder.mkdir(exist_ok=True)
-            _fsync_directory(self.folder.parent)  # the new name must survive a crash too
+            fsync_directory(self.folder.parent)  # the new name must survive a crash too
 
 
 def read_envelopes(data: bytes) -> tuple[list[SetAside], int]:
     """The envelopes of a quarantine file, reading on past bytes that are not one (damage
     on disk), and where an unfinished frame at its end starts (its length if none is)."""
     items: list[SetAside] = []
-    at = 0
-    while at < len(data):
-        payload = frame_at(data, at)
+    for at, payload, after in walk(data, accept=lambda p: _opened(p) is not None):
         if payload is None:
-            resume = next_frame(data, at + 1, lambda p: _opened(p) is not None)
-            if resume == len(data):
+            if after == len(data):  # no envelope after it: an append cut short
                 return items, at
-            at = resume
-            continue
-        if (item := _opened(payload)) is not None:
+        elif (item := _opened(payload)) is not None:
             items.append(item)
-        at += HEADER.size + len(payload)
     return items, len(data)
 
 
@@ -129,19 +123,9 @@ def _append_durably(path: Path, data: bytes) -> None:
     created = not path.exists()
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        write_all(fd, data)
         os.fsync(fd)
     finally:
         os.close(fd)
     if created:
-        _fsync_directory(path.parent)
-
-
-def _fsync_directory(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        fsync_directory(path.parent)

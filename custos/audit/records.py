@@ -51,11 +51,15 @@ def time_in_range(record: AuditRecord) -> bool:
     return _MIN_SECONDS <= time.seconds <= _MAX_SECONDS and 0 <= time.nanos <= _MAX_NANOS
 
 
+def parse(payload: bytes) -> AuditRecord | None:
+    """A frame's payload as an audit record; None if it does not read as one."""
+    try:
+        return AuditRecord.FromString(payload)
+    except DecodeError:
+        return None
+
+
 def is_record(payload: bytes) -> bool:
     """Whether a whole frame's payload reads as an audit record: after damage, reading goes
     on only from a frame that does, not from bytes that happen to look framed."""
-    try:
-        AuditRecord.FromString(payload)
-    except DecodeError:
-        return False
-    return True
+    return parse(payload) is not None

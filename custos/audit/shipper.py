@@ -44,23 +44,22 @@ from pathlib import Path
 from google.api_core import exceptions as api_errors
 from google.cloud.logging_v2.services.logging_service_v2 import LoggingServiceV2Client
 from google.cloud.logging_v2.types import LogEntry
-from google.protobuf.message import DecodeError
 
-from custos.audit.audit_pb2 import AuditRecord
 from custos.audit.entries import MAX_REQUEST_BYTES, to_entries
 from custos.audit.quarantine import QUARANTINE, Quarantine, SetAside
+from custos.audit.records import parse
 from custos.audit.sources import spool_writers
 from custos.audit.spool import (
     COMMITTED,
     HEADER,
     SHIPPED,
     Mark,
-    frame_at,
     next_frame,
     read_frames,
     read_mark,
     segment_path,
     segments,
+    walk,
 )
 from custos.cloud_logging.resource_names import log_path
 
@@ -232,9 +231,8 @@ class Shipper:
         entries: list[tuple[int, LogEntry]] = []
         refused: set[int] = set()
         for index, spooled in enumerate(batch.records):
-            try:
-                record = AuditRecord.FromString(spooled.payload)
-            except DecodeError:
+            record = parse(spooled.payload)
+            if record is None:
                 self._refuse(batch, index, "not an audit record", refused)
                 continue
             entries.extend((index, e) for e in to_entries(record, spooled.payload, self._log_name))
@@ -376,11 +374,11 @@ def _frame_start(path: Path, offset: int, end: int) -> bool:
     frame and past damage to the next whole record, comes to `offset`."""
     with open(path, "rb") as segment:
         data = segment.read(end)
-    at = 0
-    while at < offset:
-        payload = frame_at(data, at)
-        at = at + HEADER.size + len(payload) if payload is not None else next_frame(data, at + 1)
-    return at == offset
+    for at, _, _ in walk(data):
+        if at >= offset:
+            return at == offset
+    # Past every step: reading comes to the end of the data, and no further.
+    return offset == len(data)
 
 
 def _time_left(deadline: float | None) -> float:

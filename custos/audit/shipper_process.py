@@ -17,7 +17,7 @@ from prometheus_client.registry import Collector
 
 from custos.audit.config import AuditConfig
 from custos.audit.shipper import Shipper
-from custos.audit.spool import SUFFIX
+from custos.audit.spool import bytes_on_disk
 from custos.errors import ConfigError
 from custos.health import serve_health_sync
 
@@ -49,7 +49,7 @@ class ShipperCollector(Collector):
         yield GaugeMetricFamily(
             "custos_audit_spool_bytes",
             "Bytes of spool segments not yet deleted (shipped segments are).",
-            sum(p.stat().st_size for p in self._root.glob(f"*/*{SUFFIX}")),
+            sum(bytes_on_disk(writer) for writer in self._root.glob("*/")),
         )
 
 

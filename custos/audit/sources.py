@@ -5,19 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from google.protobuf.message import DecodeError
-
-from custos.audit.audit_pb2 import AuditRecord
-from custos.audit.records import time_in_range
+from custos.audit.records import parse, time_in_range
 from custos.audit.spool import (
     HEADER,
     MAX_FRAME,
     SHIPPED,
     SUFFIX,
-    next_frame,
-    scan,
     segment_path,
     segments,
+    walk,
 )
 from custos.audit.verify import Found
 from custos.errors import ConfigError
@@ -53,22 +49,17 @@ def from_spool(root: Path) -> Iterator[Found]:
 def _segment(path: Path, name: str, newest: bool) -> Iterator[Found]:
     """`newest`: the segment its writer may be appending to now."""
     data = path.read_bytes()
-    offset = 0
-    while offset < len(data):
-        result = scan(data, offset)
-        for at, payload in result.frames:
+    for at, payload, after in walk(data):
+        if payload is not None:
             yield _parsed(f"{name}@{at}", payload)
-        if result.end == result.size:
-            return
-        # Damage: skip to the next offset where a whole frame starts.
-        resume = next_frame(data, result.end + 1)
+            continue
+        # Damage: reading goes on at the next offset where a whole frame starts.
         yield Found(
-            f"{name}@{result.end}",
+            f"{name}@{at}",
             None,
-            f"{resume - result.end} bytes that are not whole records",
-            write_under_way=newest and resume == len(data) and _cut_short(data[result.end :]),
+            f"{after - at} bytes that are not whole records",
+            write_under_way=newest and after == len(data) and _cut_short(data[at:]),
         )
-        offset = resume
 
 
 def _cut_short(tail: bytes) -> bool:
@@ -83,9 +74,8 @@ def _cut_short(tail: bytes) -> bool:
 
 
 def _parsed(where: str, payload: bytes) -> Found:
-    try:
-        record = AuditRecord.FromString(payload)
-    except DecodeError:
+    record = parse(payload)
+    if record is None:
         return Found(where, None, "a frame that is not an audit record")
     if not time_in_range(record):
         # Reading such a time raises: verify and replay would stop on a traceback.

@@ -16,7 +16,7 @@ import fcntl
 import os
 import struct
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,12 +66,18 @@ def frame_at(data: bytes, offset: int) -> bytes | None:
         return None
     length, crc = HEADER.unpack_from(data, offset)
     end = offset + HEADER.size + length
-    # Nothing writes an empty payload; eight zero bytes (a zeroed block on a failing disk)
-    # would otherwise pass for a frame, with the CRC-32 of nothing being 0.
-    if length == 0 or length > MAX_FRAME or end > len(data):
+    if not _header_ok(length, end, len(data)):
         return None
     payload = memoryview(data)[offset + HEADER.size : end]
     return bytes(payload) if zlib.crc32(payload) == crc else None
+
+
+def _header_ok(length: int, end: int, size: int) -> bool:
+    """Whether a header saying `length`, its payload ending at `end`, can start a whole
+    frame in `size` bytes. Nothing writes an empty payload; eight zero bytes (a zeroed
+    block on a failing disk) would otherwise pass for a frame, with the CRC-32 of nothing
+    being 0."""
+    return 0 < length <= MAX_FRAME and end <= size
 
 
 def read_frames(path: Path, start: int, stop: int | None, most: int) -> Scan:
@@ -87,7 +93,7 @@ def read_frames(path: Path, start: int, stop: int | None, most: int) -> Scan:
         offset = start
         while len(frames) < most and offset + HEADER.size <= size:
             length, crc = HEADER.unpack(segment.read(HEADER.size))
-            if length == 0 or length > MAX_FRAME or offset + HEADER.size + length > size:
+            if not _header_ok(length, offset + HEADER.size + length, size):
                 break
             payload = segment.read(length)
             if len(payload) != length or zlib.crc32(payload) != crc:
@@ -99,14 +105,25 @@ def read_frames(path: Path, start: int, stop: int | None, most: int) -> Scan:
 
 def whole_frames(data: bytes, start: int = 0) -> list[tuple[int, bytes]]:
     """Every whole frame holding a record from `start` on, reading on past any damage."""
-    frames: list[tuple[int, bytes]] = []
-    while start < len(data):
-        result = scan(data, start)
-        frames += result.frames
-        if result.end == result.size:
-            break
-        start = next_frame(data, result.end + 1)
-    return frames
+    return [(at, payload) for at, payload, _ in walk(data, start) if payload is not None]
+
+
+def walk(
+    data: bytes, start: int = 0, accept: Callable[[bytes], bool] = is_record
+) -> Iterator[tuple[int, bytes | None, int]]:
+    """`data` from `start` to its end, frame by frame and past damage: (offset, payload,
+    offset after it) for each whole frame, (offset, None, resume) for bytes that are not
+    one, `resume` being where `next_frame` (with `accept`) goes on. Each step starts where
+    the one before ended, and the last ends at the end of `data`."""
+    offset = start
+    while offset < len(data):
+        payload = frame_at(data, offset)
+        if payload is None:
+            after = next_frame(data, offset + 1, accept)
+        else:
+            after = offset + HEADER.size + len(payload)
+        yield offset, payload, after
+        offset = after
 
 
 def next_frame(data: bytes, start: int, accept: Callable[[bytes], bool] = is_record) -> int:
@@ -130,6 +147,34 @@ def segments(directory: Path) -> list[int]:
 
 def segment_path(directory: Path, number: int) -> Path:
     return directory / f"{number:012d}{SUFFIX}"
+
+
+def bytes_on_disk(directory: Path) -> int:
+    """What a writer's segments take, shipped or not; the shipper deletes shipped ones,
+    maybe between listing a segment and looking at its size."""
+    total = 0
+    for number in segments(directory):
+        with contextlib.suppress(FileNotFoundError):
+            total += segment_path(directory, number).stat().st_size
+    return total
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """All of `data` to `fd`, which is opened O_APPEND: a write may take only part of it,
+    and each one lands at the end, so the rest follows on."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def fsync_directory(path: Path) -> None:
+    """Makes a name just made in the directory `path` survive a crash: fsync of the file
+    alone does not."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 @dataclass(frozen=True, order=True)
@@ -227,12 +272,7 @@ class Spool:
             return 0
 
     def bytes_on_disk(self) -> int:
-        """What the segments take, shipped or not; the shipper deletes shipped ones."""
-        total = 0
-        for number in segments(self.directory):
-            with contextlib.suppress(FileNotFoundError):
-                total += segment_path(self.directory, number).stat().st_size
-        return total
+        return bytes_on_disk(self.directory)
 
     async def commit(self, data: bytes, head: AuditRecord) -> None:
         """Returns once `data` (whole frames) is on disk; raises SpoolError if it is not.
@@ -291,9 +331,7 @@ class Spool:
         try:
             if self._size and self._size + len(data) > self._segment_bytes:
                 self._roll()
-            view = memoryview(data)
-            while view:  # O_APPEND: each write lands at the end
-                view = view[os.write(self._fd, view) :]
+            write_all(self._fd, data)
             os.fdatasync(self._fd)
         except OSError:
             self._undo()
@@ -331,11 +369,7 @@ class Spool:
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         self._fd, self._number, self._size = fd, number, os.fstat(fd).st_size
         if created:  # the new name must survive a crash too
-            directory = os.open(self.directory, os.O_RDONLY)
-            try:
-                os.fsync(directory)
-            finally:
-                os.close(directory)
+            fsync_directory(self.directory)
 
 
 def _settle(waiters: list[asyncio.Future[None]], error: SpoolError | None) -> None:

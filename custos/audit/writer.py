@@ -22,13 +22,12 @@ import time
 from collections.abc import Callable
 
 from google.protobuf import timestamp_pb2
-from google.protobuf.message import DecodeError
 from prometheus_client import CollectorRegistry
 
 from custos.audit.audit_pb2 import AuditRecord, ChainStart, Checkpoint, Exchange
 from custos.audit.config import AuditConfig
 from custos.audit.metrics import AuditMetrics
-from custos.audit.records import GENESIS_HASH, record_id
+from custos.audit.records import GENESIS_HASH, parse, record_id
 from custos.audit.signing import Signer, statement
 from custos.audit.spool import Recovery, Spool, SpoolError, frame
 
@@ -141,7 +140,7 @@ class AuditWriter:
             self._spool.close()
 
     async def _start(self, recovery: Recovery) -> None:
-        last = _parse(recovery.last)
+        last = None if recovery.last is None else parse(recovery.last)
         reasons = [_why_started(last, recovery.last is not None, self.name)]
         if recovery.dropped_bytes:
             reasons.append(f"{recovery.dropped_bytes} bytes of an unfinished write cut off")
@@ -267,15 +266,6 @@ def _quiet(task: asyncio.Task[None]) -> None:
     """A probe of a failing spool may fail again: that is what it is for."""
     if not task.cancelled() and task.exception() is not None:
         log.warning("audit spool still failing: %s", task.exception())
-
-
-def _parse(payload: bytes | None) -> AuditRecord | None:
-    if payload is None:
-        return None
-    try:
-        return AuditRecord.FromString(payload)
-    except DecodeError:
-        return None
 
 
 def _now() -> timestamp_pb2.Timestamp:
