@@ -209,7 +209,7 @@ def _called(record: AuditRecord, tool: str) -> bool:
 
 
 async def test_records_wait_out_a_logging_outage_and_all_arrive(tmp_path: Path) -> None:
-    with Emulator().start() as logging_api:
+    with Emulator() as logging_api:
         async with running_stack(tmp_path, logging_endpoint=logging_api.endpoint) as stack:
             bearer = await token(stack, "alice", ["phi-readers"])
             await asyncio.sleep(0.3)  # the chains' first records are shipped
