@@ -22,12 +22,13 @@ from custos.audit.audit_pb2 import AuditRecord
 from custos.audit.entries import from_cloud_logging, from_entries
 from custos.audit.signing import load_public_keys
 from custos.audit.sources import from_spool
-from custos.audit.spool import frame, scan, segment_path, segments
+from custos.audit.spool import scan, segment_path, segments
 from custos.audit.verify import Found, verify
 from custos.cli import main
 from custos.cloud_logging.emulator import Emulator
 from custos.cloud_logging.resource_names import log_path
 from custos.stack import LOCAL_PROJECT, LocalStack
+from tests.audit.support import framed, rewrite
 from tests.stack_fixture import mcp_client, post_jsonrpc, running_stack, token
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -129,20 +130,19 @@ def tampered_spool(run: Run, tmp_path: Path, change: str) -> Path:
     (directory,) = [d for d in copy.iterdir() if d.name.startswith("extproc-")]
     (number,) = segments(directory)
     segment = segment_path(directory, number)
-    data = segment.read_bytes()
-    frames = scan(data).frames
-    payloads = [payload for _, payload in frames]
     if change == "byte":
-        at = frames[2][0] + 40
+        data = segment.read_bytes()
+        at = scan(data).frames[2][0] + 40
         segment.write_bytes(data[:at] + bytes([data[at] ^ 0x01]) + data[at + 1 :])
         return copy
+    payloads = framed(segment)
     if change == "delete":
         del payloads[2]
     elif change == "swap":
         payloads[2], payloads[3] = payloads[3], payloads[2]
     elif change == "cut":
         payloads = payloads[:-2]
-    segment.write_bytes(b"".join(frame(p) for p in payloads))
+    rewrite(segment, payloads)
     return copy
 
 

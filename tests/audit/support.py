@@ -13,8 +13,10 @@ from custos.audit.audit_pb2 import AuditRecord, Call, Decision, Exchange, Princi
 from custos.audit.config import AuditConfig
 from custos.audit.records import GENESIS_HASH, body, content_hash, record_id
 from custos.audit.signing import generate_key_pair
-from custos.audit.spool import frame, scan, segment_path
+from custos.audit.spool import frame, scan, segment_path, segments
 from custos.audit.writer import AuditWriter
+
+WRITER = "extproc-test"  # the writer name audit_config gives
 
 
 def audit_config(tmp_path: Path, **overrides: Any) -> AuditConfig:
@@ -24,7 +26,7 @@ def audit_config(tmp_path: Path, **overrides: Any) -> AuditConfig:
     settings: dict[str, Any] = {
         "spool_dir": tmp_path / "spool",
         "signing_key": key,
-        "writer": "extproc-test",
+        "writer": WRITER,
     }
     return AuditConfig.model_validate(settings | overrides)
 
@@ -121,3 +123,25 @@ def framed(path: Path) -> list[bytes]:
     result = scan(path.read_bytes())
     assert result.end == result.size, f"{path} does not end with a whole frame"
     return [payload for _, payload in result.frames]
+
+
+def only_segment(tmp_path: Path) -> Path:
+    """The one segment of the spool of `audit_config(tmp_path)`'s writer."""
+    directory = tmp_path / "spool" / WRITER
+    (number,) = segments(directory)
+    return segment_path(directory, number)
+
+
+def rewrite(path: Path, payloads: list[bytes]) -> None:
+    """A segment file holding `payloads`, framed, in place of what it held."""
+    path.write_bytes(b"".join(frame(p) for p in payloads))
+
+
+def records_in(directory: Path) -> list[AuditRecord]:
+    """The records of a writer's spool directory, oldest segment first: of each segment,
+    the whole frames up to the first that is not (damaged, or cut short)."""
+    return [
+        AuditRecord.FromString(payload)
+        for number in segments(directory)
+        for _, payload in scan(segment_path(directory, number).read_bytes()).frames
+    ]

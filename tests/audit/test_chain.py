@@ -30,6 +30,9 @@ from tests.audit.support import (
     exchange,
     framed,
     made_up_chain,
+    only_segment,
+    records_in,
+    rewrite,
     sealed,
     spool_of,
     write,
@@ -39,16 +42,6 @@ from tests.audit.support import (
 def check(tmp_path: Path, live: bool = False, **options: Any) -> Report:
     keys = load_public_keys([tmp_path / "audit.pub"])
     return verify(from_spool(tmp_path / "spool"), keys, live=live, **options)
-
-
-def only_segment(tmp_path: Path) -> Path:
-    directory = tmp_path / "spool" / "extproc-test"
-    (number,) = segments(directory)
-    return segment_path(directory, number)
-
-
-def rewrite(path: Path, payloads: list[bytes]) -> None:
-    path.write_bytes(b"".join(frame(p) for p in payloads))
 
 
 async def test_a_closed_chain_verifies(tmp_path: Path) -> None:
@@ -62,9 +55,15 @@ async def test_a_closed_chain_verifies(tmp_path: Path) -> None:
     assert summary.signed_through == 28
 
 
+def chain_starts_in(directory: Path) -> list[AuditRecord]:
+    return [r for r in records_in(directory) if r.HasField("chain_start")]
+
+
 def chain_starts(tmp_path: Path) -> list[AuditRecord]:
-    records = [AuditRecord.FromString(p) for p in framed(only_segment(tmp_path))]
-    return [r for r in records if r.HasField("chain_start")]
+    """The chain starts of a spool that must be one segment ending with a whole frame."""
+    segment = only_segment(tmp_path)
+    framed(segment)  # asserts the whole end
+    return chain_starts_in(segment.parent)
 
 
 async def test_a_restart_starts_a_chain_linked_to_the_last_head(tmp_path: Path) -> None:
@@ -594,15 +593,6 @@ async def test_damage_in_an_older_segment_does_not_hide_the_last_record(tmp_path
     start = chain_starts_in(directory)[-1].chain_start
     assert (start.previous_chain, start.previous_sequence) == (crashed.chain, crashed.sequence)
     assert "damaged bytes" in start.reason
-
-
-def chain_starts_in(directory: Path) -> list[AuditRecord]:
-    records = [
-        AuditRecord.FromString(payload)
-        for number in segments(directory)
-        for _, payload in scan(segment_path(directory, number).read_bytes()).frames
-    ]
-    return [r for r in records if r.HasField("chain_start")]
 
 
 async def test_a_whole_run_deleted_from_the_middle_is_named(tmp_path: Path) -> None:

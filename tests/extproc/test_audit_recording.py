@@ -19,14 +19,12 @@ from envoy.service.ext_proc.v3 import external_processor_pb2 as ext_proc
 from google.protobuf import struct_pb2
 from grpc_health.v1 import health, health_pb2
 
-from custos.audit.audit_pb2 import AuditRecord
 from custos.audit.audit_pb2 import Exchange as ExchangeRecord
-from custos.audit.spool import scan, segment_path, segments
 from custos.audit.writer import AuditWriter
 from extproc.exchange import AUTHZ_NAMESPACE
 from extproc.server import serving_while_recording
 from extproc.servicer import ExternalProcessorServicer
-from tests.audit.support import audit_config, exchange
+from tests.audit.support import WRITER, audit_config, exchange, records_in
 from tests.extproc.test_servicer import NOTE, answer, json_headers, masker, responses
 
 
@@ -117,21 +115,12 @@ async def step_by_step(
 
 
 def exchange_records(tmp_path: Path) -> list[ExchangeRecord]:
-    return [r.exchange for r in spooled(tmp_path) if r.HasField("exchange")]
+    return [r.exchange for r in records_in(tmp_path / "spool" / WRITER) if r.HasField("exchange")]
 
 
 def fill_spool(tmp_path: Path, writer: AuditWriter) -> None:
     (tmp_path / "spool" / "extproc-test" / "000000000000.seg").write_bytes(bytes(70_000))
     writer.measure_spool()
-
-
-def spooled(tmp_path: Path) -> list[AuditRecord]:
-    directory = tmp_path / "spool" / "extproc-test"
-    return [
-        AuditRecord.FromString(payload)
-        for number in segments(directory)
-        for _, payload in scan(segment_path(directory, number).read_bytes()).frames
-    ]
 
 
 async def test_the_record_holds_what_the_client_got(
@@ -140,7 +129,9 @@ async def test_the_record_holds_what_the_client_got(
     servicer = audited
     upstream = answer(1)
     out = await responses(servicer, [request_headers(), request_body(), json_headers(), upstream])
-    (record,) = [r.exchange for r in spooled(tmp_path) if r.HasField("exchange")]
+    (record,) = [
+        r.exchange for r in records_in(tmp_path / "spool" / WRITER) if r.HasField("exchange")
+    ]
     sent = out[-1].response_body.response.body_mutation.body
     assert (record.request_id, record.principal.subject, record.decision.rule) == (
         "req-7",
@@ -176,7 +167,7 @@ async def test_with_when_full_serve_the_record_is_dropped_and_counted(tmp_path: 
     assert not writer.refuses
     await writer.record(exchange("req-1"))
     assert events == ["dropped_full"]
-    assert not [r for r in spooled(tmp_path) if r.HasField("exchange")]
+    assert not [r for r in records_in(tmp_path / "spool" / WRITER) if r.HasField("exchange")]
     await writer.close()
 
 
@@ -337,7 +328,7 @@ async def test_a_stream_cut_short_is_on_record_before_the_shutdown_checkpoint(
         pass  # the messages run out: Envoy closed the stream before its end
     await servicer.settle()
     await writer.close()
-    records = spooled(tmp_path)
+    records = records_in(tmp_path / "spool" / WRITER)
     assert records[-1].checkpoint.reason == "shutdown"
     (cut,) = [r.exchange for r in records if r.HasField("exchange")]
     assert (cut.http_method, cut.outcome) == ("GET", "incomplete")
