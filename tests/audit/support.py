@@ -1,5 +1,6 @@
 """Pieces the audit tests share: a configuration with a key pair made for the test,
-exchanges of the shape the services record, and records made up as a forger would."""
+exchanges of the shape the services record, records made up as a forger would, a spool's
+records read back, and a shipper of it to the emulator."""
 
 from __future__ import annotations
 
@@ -7,16 +8,24 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
+from google.cloud.logging_v2.services.logging_service_v2 import LoggingServiceV2Client
 from google.protobuf import timestamp_pb2
 
 from custos.audit.audit_pb2 import AuditRecord, Call, Decision, Exchange, Principal
 from custos.audit.config import AuditConfig
 from custos.audit.records import GENESIS_HASH, body, content_hash, record_id
+from custos.audit.shipper import Shipper
 from custos.audit.signing import generate_key_pair
+from custos.audit.sources import from_spool
 from custos.audit.spool import frame, scan, segment_path, segments
 from custos.audit.writer import AuditWriter
+from custos.cloud_logging.resource_names import log_path
 
 WRITER = "extproc-test"  # the writer name audit_config gives
+PROJECT = "custos-test"
+LOG_ID = "custos-audit"
+LOG = log_path(PROJECT, LOG_ID)
+BIG_BODIES = {"max_bytes": 1_048_576}
 
 
 def audit_config(tmp_path: Path, **overrides: Any) -> AuditConfig:
@@ -46,6 +55,16 @@ def exchange(request_id: str, status: int = 200) -> Exchange:
         status=status,
         outcome="complete",
     )
+
+
+def big_exchange(request_id: str, size: int) -> Exchange:
+    """An exchange whose response (a tool's text, as an MCP server answers) is `size`
+    bytes, kept whole."""
+    text = ("Patient note: seen today, doing well. " * (size // 38 + 1))[:size]
+    answer = f'{{"jsonrpc":"2.0","id":1,"result":{{"content":[{{"text":"{text}"}}]}}}}'
+    record = exchange(request_id)
+    record.response.CopyFrom(body(answer.encode(), keep=True, max_bytes=BIG_BODIES["max_bytes"]))
+    return record
 
 
 def sealed(record: AuditRecord) -> AuditRecord:
@@ -145,3 +164,19 @@ def records_in(directory: Path) -> list[AuditRecord]:
         for number in segments(directory)
         for _, payload in scan(segment_path(directory, number).read_bytes()).frames
     ]
+
+
+def spooled(config: AuditConfig) -> list[AuditRecord]:
+    """Every record the spool holds now, in written order."""
+    records = []
+    for found in from_spool(config.spool_dir):
+        assert found.record is not None, found.problem
+        records.append(found.record)
+    return records
+
+
+def shipper_for(config: AuditConfig, client: LoggingServiceV2Client, **options: Any) -> Shipper:
+    """A shipper of `config`'s spool to PROJECT's LOG_ID."""
+    # Backoff in milliseconds, so retries cost the test next to nothing.
+    settings: dict[str, Any] = {"initial_backoff_seconds": 0.01, "max_backoff_seconds": 0.05}
+    return Shipper(config.spool_dir, client, PROJECT, LOG_ID, **(settings | options))

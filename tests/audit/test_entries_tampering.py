@@ -24,14 +24,19 @@ from custos.audit.entries import PART, to_entries
 from custos.audit.writer import AuditWriter
 from custos.cli import main
 from custos.cloud_logging.emulator import Emulator
-from tests.audit.support import appended, audit_config, made_up_chain, sealed, spool_of, write
-from tests.audit.test_shipping import (
+from tests.audit.support import (
     BIG_BODIES,
     LOG,
     PROJECT,
+    appended,
+    audit_config,
     big_exchange,
+    made_up_chain,
+    sealed,
     shipper_for,
+    spool_of,
     spooled,
+    write,
 )
 
 PHI = "123-45-6789"

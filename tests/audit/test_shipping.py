@@ -19,14 +19,11 @@ import grpc
 import pytest
 from google.cloud.logging_v2.services.logging_service_v2 import LoggingServiceV2Client
 
-from custos.audit.audit_pb2 import AuditRecord, Exchange
+from custos.audit.audit_pb2 import AuditRecord
 from custos.audit.config import AuditConfig
 from custos.audit.entries import from_entries
 from custos.audit.quarantine import QUARANTINE
-from custos.audit.records import body
-from custos.audit.shipper import Shipper
 from custos.audit.signing import load_public_keys
-from custos.audit.sources import from_spool
 from custos.audit.spool import (
     COMMITTED,
     SHIPPED,
@@ -41,40 +38,20 @@ from custos.audit.verify import Found, Report, verify
 from custos.audit.writer import AuditWriter
 from custos.cli import main
 from custos.cloud_logging.emulator import Emulator
-from custos.cloud_logging.resource_names import log_path
-from tests.audit.support import audit_config, exchange, framed, write
+from tests.audit.support import (
+    BIG_BODIES,
+    LOG,
+    PROJECT,
+    WRITER,
+    audit_config,
+    big_exchange,
+    framed,
+    shipper_for,
+    spooled,
+    write,
+)
 
-PROJECT = "custos-test"
-LOG_ID = "custos-audit"
-LOG = log_path(PROJECT, LOG_ID)
-WRITER = "extproc-test"  # the writer name audit_config gives
-BIG_BODIES = {"max_bytes": 1_048_576}
 PHI = "note: patient SSN 123-45-6789"
-
-
-def shipper_for(config: AuditConfig, client: LoggingServiceV2Client, **options: Any) -> Shipper:
-    # Backoff in milliseconds, so retries cost the test next to nothing.
-    settings: dict[str, Any] = {"initial_backoff_seconds": 0.01, "max_backoff_seconds": 0.05}
-    return Shipper(config.spool_dir, client, PROJECT, LOG_ID, **(settings | options))
-
-
-def big_exchange(request_id: str, size: int) -> Exchange:
-    """An exchange whose response (a tool's text, as an MCP server answers) is `size`
-    bytes, kept whole."""
-    text = ("Patient note: seen today, doing well. " * (size // 38 + 1))[:size]
-    answer = f'{{"jsonrpc":"2.0","id":1,"result":{{"content":[{{"text":"{text}"}}]}}}}'
-    record = exchange(request_id)
-    record.response.CopyFrom(body(answer.encode(), keep=True, max_bytes=BIG_BODIES["max_bytes"]))
-    return record
-
-
-def spooled(config: AuditConfig) -> list[AuditRecord]:
-    """Every record the spool holds now, in written order."""
-    records = []
-    for found in from_spool(config.spool_dir):
-        assert found.record is not None, found.problem
-        records.append(found.record)
-    return records
 
 
 def ids(records: Iterable[AuditRecord]) -> list[str]:
