@@ -12,18 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from google.cloud.logging_v2.services.logging_service_v2 import LoggingServiceV2Client
 
 from custos.audit.audit_pb2 import AuditRecord
 from custos.audit.records import content_hash
-from custos.audit.shipper import Shipper
 from custos.audit.signing import generate_key_pair, load_public_keys
 from custos.audit.sources import from_spool
 from custos.audit.spool import SpoolError, frame, scan, segment_path, segments
 from custos.audit.verify import Report, verify
 from custos.audit.writer import AuditWriter
 from custos.cli import main
-from custos.cloud_logging.clients import close, logging_client
-from custos.cloud_logging.emulator import Emulator
 from tests.audit.support import (
     appended,
     audit_config,
@@ -34,6 +32,7 @@ from tests.audit.support import (
     records_in,
     rewrite,
     sealed,
+    shipper_for,
     spool_of,
     write,
 )
@@ -560,7 +559,7 @@ async def test_a_cancelled_caller_does_not_leave_the_next_chain_a_stale_link(
 
 
 async def test_a_restart_after_the_shipper_pruned_links_to_the_last_record(
-    tmp_path: Path,
+    tmp_path: Path, entries_api: LoggingServiceV2Client
 ) -> None:
     config = audit_config(tmp_path, segment_bytes=4096)
     crashed = await write(config, 12, close=False)
@@ -568,10 +567,7 @@ async def test_a_restart_after_the_shipper_pruned_links_to_the_last_record(
     directory = config.spool_dir / "extproc-test"
     empty = segment_path(directory, segments(directory)[-1] + 1)
     empty.touch()
-    with Emulator() as api:
-        client = logging_client(api.endpoint)
-        Shipper(config.spool_dir, client, "custos-test", "custos-audit").ship_once()
-        close(client)
+    shipper_for(config, entries_api).ship_once()
     assert len(segments(directory)) == 2  # the one holding the last record is kept
     restarted = await write(config, 1)
     start = chain_starts_in(directory)[-1].chain_start
