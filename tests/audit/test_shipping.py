@@ -566,22 +566,16 @@ async def test_a_record_not_yet_acknowledged_is_not_shipped(
     # an exchange the client may have been refused.
     config = audit_config(tmp_path)
     await write(config, 2)
-    directory = config.spool_dir / WRITER
-    (number,) = segments(directory)
-    segment = segment_path(directory, number)
-    pending = AuditRecord.FromString(scan(segment.read_bytes()).frames[-1][1])
-    pending.sequence += 1
-    pending.record_id = f"{pending.chain}-{pending.sequence:012d}"
-    with segment.open("ab") as out:
-        out.write(frame(pending.SerializeToString()))
+    pending = pending_frame(config.spool_dir / WRITER)
     shipper = shipper_for(config, entries_api)
     assert shipper.ship_once() == 4  # chain start, 2 exchanges, the shutdown checkpoint
     assert pending.record_id not in {e.insert_id for e in emulator.entries(LOG)}
     assert shipper.ship_once() == 0
 
 
-def pending_frame(directory: Path) -> None:
-    """A frame on disk after the writer's committed mark: written, not yet acknowledged."""
+def pending_frame(directory: Path) -> AuditRecord:
+    """A frame on disk after the writer's committed mark: written, not yet acknowledged;
+    the record it holds."""
     number = segments(directory)[-1]
     segment = segment_path(directory, number)
     pending = AuditRecord.FromString(scan(segment.read_bytes()).frames[-1][1])
@@ -589,6 +583,7 @@ def pending_frame(directory: Path) -> None:
     pending.record_id = f"{pending.chain}-{pending.sequence:012d}"
     with segment.open("ab") as out:
         out.write(frame(pending.SerializeToString()))
+    return pending
 
 
 def bad_mark(directory: Path, where: str) -> Mark:
