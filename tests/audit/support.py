@@ -137,6 +137,13 @@ async def write(
     return writer
 
 
+def fill_spool(tmp_path: Path, writer: AuditWriter) -> None:
+    """A 70,000-byte segment put before the writer's own in `audit_config(tmp_path)`'s
+    spool, and `writer` told to measure it: full, with a `max_spool_bytes` of 65,536."""
+    (tmp_path / "spool" / WRITER / "000000000000.seg").write_bytes(bytes(70_000))
+    writer.measure_spool()
+
+
 def framed(path: Path) -> list[bytes]:
     """The payloads of a segment file, which must end with a whole frame."""
     result = scan(path.read_bytes())

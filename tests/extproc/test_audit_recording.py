@@ -24,7 +24,7 @@ from custos.audit.writer import AuditWriter
 from extproc.exchange import AUTHZ_NAMESPACE
 from extproc.server import serving_while_recording
 from extproc.servicer import ExternalProcessorServicer
-from tests.audit.support import WRITER, audit_config, exchange, records_in
+from tests.audit.support import WRITER, audit_config, exchange, fill_spool, records_in
 from tests.extproc.test_servicer import NOTE, answer, json_headers, masker, responses
 
 
@@ -118,11 +118,6 @@ def exchange_records(tmp_path: Path) -> list[ExchangeRecord]:
     return [r.exchange for r in records_in(tmp_path / "spool" / WRITER) if r.HasField("exchange")]
 
 
-def fill_spool(tmp_path: Path, writer: AuditWriter) -> None:
-    (tmp_path / "spool" / "extproc-test" / "000000000000.seg").write_bytes(bytes(70_000))
-    writer.measure_spool()
-
-
 async def test_the_record_holds_what_the_client_got(
     tmp_path: Path, audited: ExternalProcessorServicer
 ) -> None:
@@ -149,8 +144,7 @@ async def test_a_full_spool_refuses_before_the_server_is_asked(
 ) -> None:
     config = audit_config(tmp_path, max_spool_bytes=65_536)
     writer = await AuditWriter.open(config, "extproc")
-    (tmp_path / "spool" / "extproc-test" / "000000000000.seg").write_bytes(bytes(70_000))
-    writer.measure_spool()
+    fill_spool(tmp_path, writer)
     servicer = ExternalProcessorServicer(masker(monkeypatch), audit=writer)
     (out,) = await responses(servicer, [request_headers()])
     assert out.immediate_response.status.code == 503
@@ -162,8 +156,7 @@ async def test_with_when_full_serve_the_record_is_dropped_and_counted(tmp_path: 
     events: list[str] = []
     config = audit_config(tmp_path, max_spool_bytes=65_536, when_full="serve")
     writer = await AuditWriter.open(config, "extproc", events.append)
-    (tmp_path / "spool" / "extproc-test" / "000000000000.seg").write_bytes(bytes(70_000))
-    writer.measure_spool()
+    fill_spool(tmp_path, writer)
     assert not writer.refuses
     await writer.record(exchange("req-1"))
     assert events == ["dropped_full"]
