@@ -137,6 +137,15 @@ async def write(
     return writer
 
 
+async def write_big(config: AuditConfig, *request_ids: str) -> None:
+    """One exchange per request id, each with a 600,000-byte response (`config` must keep
+    bodies that big: `bodies=BIG_BODIES`), by a writer of `config`, closed."""
+    writer = await AuditWriter.open(config, "extproc")
+    for request_id in request_ids:
+        await writer.record(big_exchange(request_id, 600_000))
+    await writer.close()
+
+
 def fill_spool(tmp_path: Path, writer: AuditWriter) -> None:
     """A 70,000-byte segment put before the writer's own in `audit_config(tmp_path)`'s
     spool, and `writer` told to measure it: full, with a `max_spool_bytes` of 65,536."""

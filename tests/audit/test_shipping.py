@@ -35,7 +35,6 @@ from custos.audit.spool import (
     segments,
 )
 from custos.audit.verify import Found, Report, verify
-from custos.audit.writer import AuditWriter
 from custos.cli import main
 from custos.cloud_logging.emulator import Emulator
 from tests.audit.support import (
@@ -44,11 +43,11 @@ from tests.audit.support import (
     PROJECT,
     WRITER,
     audit_config,
-    big_exchange,
     framed,
     shipper_for,
     spooled,
     write,
+    write_big,
 )
 
 PHI = "note: patient SSN 123-45-6789"
@@ -410,9 +409,7 @@ async def test_a_record_bigger_than_an_entry_goes_in_parts_and_comes_back_whole(
     tmp_path: Path, emulator: Emulator, entries_api: LoggingServiceV2Client
 ) -> None:
     config = audit_config(tmp_path, bodies=BIG_BODIES)
-    writer = await AuditWriter.open(config, "extproc")
-    await writer.record(big_exchange("req-big", 600_000))
-    await writer.close()
+    await write_big(config, "req-big")
     start, big, shutdown = spooled(config)
     shipper = shipper_for(config, entries_api)
 
@@ -433,10 +430,7 @@ async def test_a_batch_over_the_request_limit_goes_in_several_requests(
 ) -> None:
     # Fourteen 600 KB answers: some 11 MB of entries, over the API's 10 MB per request.
     config = audit_config(tmp_path, bodies=BIG_BODIES)
-    writer = await AuditWriter.open(config, "extproc")
-    for i in range(14):
-        await writer.record(big_exchange(f"req-{i}", 600_000))
-    await writer.close()
+    await write_big(config, *(f"req-{i}" for i in range(14)))
     records = spooled(config)
     shipper = shipper_for(config, entries_api)
 
