@@ -174,18 +174,23 @@ async def test_damage_with_records_after_it_is_left_in_place(tmp_path: Path) -> 
     assert [f.kind for f in check(tmp_path).findings] == ["unreadable", "deleted"]
 
 
+def fail_next_fdatasync(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The disk's answer to the next fdatasync, once: an I/O error."""
+    synced = os.fdatasync
+
+    def failing(fd: int) -> None:
+        monkeypatch.setattr(os, "fdatasync", synced)
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "fdatasync", failing)
+
+
 async def test_a_failed_write_starts_a_chain_from_what_is_on_disk(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     writer = await AuditWriter.open(audit_config(tmp_path), "extproc")
     await writer.record(exchange("kept"))
-    synced = os.fdatasync
-
-    def failing(fd: int) -> None:  # the disk's answer, once: an I/O error
-        monkeypatch.setattr(os, "fdatasync", synced)
-        raise OSError(errno.EIO, "Input/output error")
-
-    monkeypatch.setattr(os, "fdatasync", failing)
+    fail_next_fdatasync(monkeypatch)
     with pytest.raises(SpoolError):
         await writer.record(exchange("lost"))
     assert writer.refuses  # no new exchange until the spool takes writes again
@@ -543,13 +548,7 @@ async def test_a_cancelled_caller_does_not_leave_the_next_chain_a_stale_link(
     await asyncio.sleep(0)  # queued in the spool...
     waiting.cancel()  # ...and Envoy gives up on the exchange: the record is written still
     await writer._spool.drain()
-    synced = os.fdatasync
-
-    def failing(fd: int) -> None:
-        monkeypatch.setattr(os, "fdatasync", synced)
-        raise OSError(errno.EIO, "Input/output error")
-
-    monkeypatch.setattr(os, "fdatasync", failing)
+    fail_next_fdatasync(monkeypatch)
     with pytest.raises(SpoolError):
         await writer.record(exchange("lost"))
     await writer.record(exchange("after"))
