@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from mcp.shared.exceptions import MCPError
 
 from custos.audit.audit_pb2 import AuditRecord
-from custos.audit.entries import from_cloud_logging, from_entries
+from custos.audit.entries import from_entries
 from custos.audit.signing import load_public_keys
 from custos.audit.sources import from_spool
 from custos.audit.spool import scan, segment_path, segments
@@ -29,25 +29,18 @@ from custos.cloud_logging.emulator import Emulator
 from custos.cloud_logging.resource_names import log_path
 from custos.stack import LOCAL_PROJECT, LocalStack
 from tests.audit.support import framed, rewrite
-from tests.stack_fixture import mcp_client, post_jsonrpc, running_stack, token
+from tests.stack_fixture import (
+    mcp_client,
+    post_jsonrpc,
+    running_stack,
+    shipped,
+    stop_services,
+    token,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-SERVICES = ("envoy", "ext_proc", "ext_authz", "shipper")  # in the order the stack stops them
 LOG_NAME = log_path(LOCAL_PROJECT, "custos-audit")
-
-
-async def stop_services(stack: LocalStack) -> None:
-    """Everything but the emulator, whose records the test then reads."""
-    for name in SERVICES:
-        await stack.stop_child(name)
-
-
-def shipped(stack: LocalStack) -> list[Found]:
-    endpoint = f"127.0.0.1:{stack.ports.logging}"
-    found = list(from_cloud_logging(LOCAL_PROJECT, "custos-audit", endpoint))
-    assert all(f.record is not None for f in found), [f.problem for f in found]
-    return found
 
 
 def exchanges(records: list[AuditRecord]) -> dict[str, list[AuditRecord]]:
