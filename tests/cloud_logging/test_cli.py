@@ -12,7 +12,7 @@ import pytest
 from google.cloud.logging_v2.services.config_service_v2 import ConfigServiceV2Client
 
 from custos.cli import main
-from custos.cloud_logging.clients import close, logging_client
+from custos.cloud_logging.clients import logging_client
 from custos.cloud_logging.emulator import Emulator
 from custos.net import free_port, wait_for_port
 from tests.processes import custos as custos_command
@@ -194,13 +194,12 @@ async def test_the_emulator_command_serves_until_sigterm() -> None:
     )
     try:
         await asyncio.wait_for(wait_for_port("127.0.0.1", port), 10)
-        client = logging_client(f"127.0.0.1:{port}")
-        client.write_log_entries(
-            log_name="projects/custos-test/logs/custos-audit",
-            resource={"type": "global"},
-            entries=[{"text_payload": "hello"}],
-        )
-        close(client)
+        with logging_client(f"127.0.0.1:{port}") as client:
+            client.write_log_entries(
+                log_name="projects/custos-test/logs/custos-audit",
+                resource={"type": "global"},
+                entries=[{"text_payload": "hello"}],
+            )
         process.send_signal(signal.SIGTERM)
         _, err = await asyncio.wait_for(process.communicate(), 10)
     finally:
