@@ -9,7 +9,7 @@ from google.cloud.logging_v2.services.config_service_v2 import ConfigServiceV2Cl
 from google.cloud.logging_v2.services.logging_service_v2 import LoggingServiceV2Client
 
 from custos.children import Supervisor
-from custos.cloud_logging.clients import close, config_client, logging_client
+from custos.cloud_logging.clients import config_client, logging_client
 from custos.cloud_logging.emulator import Emulator
 
 
@@ -23,16 +23,14 @@ def emulator() -> Iterator[Emulator]:
 
 @pytest.fixture
 def entries_api(emulator: Emulator) -> Iterator[LoggingServiceV2Client]:
-    client = logging_client(emulator.endpoint)
-    yield client
-    close(client)
+    with logging_client(emulator.endpoint) as client:  # closes its channel on the way out
+        yield client
 
 
 @pytest.fixture
 def config_api(emulator: Emulator) -> Iterator[ConfigServiceV2Client]:
-    client = config_client(emulator.endpoint)
-    yield client
-    close(client)
+    with config_client(emulator.endpoint) as client:
+        yield client
 
 
 @pytest.fixture

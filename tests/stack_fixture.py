@@ -14,7 +14,9 @@ import httpx2
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from custos.stack import EXAMPLE_POLICY, LocalStack, Ports
+from custos.audit.entries import from_cloud_logging
+from custos.audit.verify import Found
+from custos.stack import EXAMPLE_POLICY, LOCAL_PROJECT, LocalStack, Ports
 
 MCP_HEADERS = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
 
@@ -39,6 +41,24 @@ async def running_stack(
         raise
     finally:
         await stack.stop()
+
+
+SERVICES = ("envoy", "ext_proc", "ext_authz", "shipper")  # in the order the stack stops them
+
+
+async def stop_services(stack: LocalStack) -> None:
+    """Everything but the emulator, whose records the test then reads."""
+    for name in SERVICES:
+        await stack.stop_child(name)
+
+
+def shipped(stack: LocalStack) -> list[Found]:
+    """The audit records in the stack's emulator, read with the real client library; all
+    of them readable."""
+    endpoint = f"127.0.0.1:{stack.ports.logging}"
+    found = list(from_cloud_logging(LOCAL_PROJECT, "custos-audit", endpoint))
+    assert all(f.record is not None for f in found), [f.problem for f in found]
+    return found
 
 
 async def token(stack: LocalStack, subject: str, groups: list[str], **extra: Any) -> str:

@@ -20,11 +20,17 @@ from pathlib import Path
 import httpx
 import pytest
 
-from custos.audit.entries import from_cloud_logging
 from custos.audit.signing import load_public_keys
 from custos.audit.verify import verify
-from custos.stack import LOCAL_PROJECT, LocalStack
-from tests.stack_fixture import INITIALIZE, MCP_HEADERS, running_stack, token
+from custos.stack import LocalStack
+from tests.stack_fixture import (
+    INITIALIZE,
+    MCP_HEADERS,
+    running_stack,
+    shipped,
+    stop_services,
+    token,
+)
 
 CALLS = 1200
 WORKERS = 8
@@ -118,10 +124,8 @@ async def test_a_killed_process_loses_no_record(tmp_path: Path, victim: str) -> 
             *(worker(stack, bearer, numbers, tally) for _ in range(WORKERS)),
             kill_and_restart(stack, victim, restarts[victim], tally),
         )
-        for name in ("envoy", "ext_proc", "ext_authz", "shipper"):
-            await stack.stop_child(name)
-        endpoint = f"127.0.0.1:{stack.ports.logging}"
-        found = list(from_cloud_logging(LOCAL_PROJECT, "custos-audit", endpoint))
+        await stop_services(stack)
+        found = shipped(stack)
 
     report = verify(found, load_public_keys([stack.audit_public_key]))
     assert report.ok, report.findings

@@ -19,34 +19,28 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from mcp.shared.exceptions import MCPError
 
 from custos.audit.audit_pb2 import AuditRecord
-from custos.audit.entries import from_cloud_logging, from_entries
+from custos.audit.entries import from_entries
 from custos.audit.signing import load_public_keys
 from custos.audit.sources import from_spool
-from custos.audit.spool import frame, scan, segment_path, segments
+from custos.audit.spool import scan, segment_path, segments
 from custos.audit.verify import Found, verify
 from custos.cli import main
 from custos.cloud_logging.emulator import Emulator
 from custos.cloud_logging.resource_names import log_path
 from custos.stack import LOCAL_PROJECT, LocalStack
-from tests.stack_fixture import mcp_client, post_jsonrpc, running_stack, token
+from tests.audit.support import framed, rewrite
+from tests.stack_fixture import (
+    mcp_client,
+    post_jsonrpc,
+    running_stack,
+    shipped,
+    stop_services,
+    token,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-SERVICES = ("envoy", "ext_proc", "ext_authz", "shipper")  # in the order the stack stops them
 LOG_NAME = log_path(LOCAL_PROJECT, "custos-audit")
-
-
-async def stop_services(stack: LocalStack) -> None:
-    """Everything but the emulator, whose records the test then reads."""
-    for name in SERVICES:
-        await stack.stop_child(name)
-
-
-def shipped(stack: LocalStack) -> list[Found]:
-    endpoint = f"127.0.0.1:{stack.ports.logging}"
-    found = list(from_cloud_logging(LOCAL_PROJECT, "custos-audit", endpoint))
-    assert all(f.record is not None for f in found), [f.problem for f in found]
-    return found
 
 
 def exchanges(records: list[AuditRecord]) -> dict[str, list[AuditRecord]]:
@@ -129,20 +123,19 @@ def tampered_spool(run: Run, tmp_path: Path, change: str) -> Path:
     (directory,) = [d for d in copy.iterdir() if d.name.startswith("extproc-")]
     (number,) = segments(directory)
     segment = segment_path(directory, number)
-    data = segment.read_bytes()
-    frames = scan(data).frames
-    payloads = [payload for _, payload in frames]
     if change == "byte":
-        at = frames[2][0] + 40
+        data = segment.read_bytes()
+        at = scan(data).frames[2][0] + 40
         segment.write_bytes(data[:at] + bytes([data[at] ^ 0x01]) + data[at + 1 :])
         return copy
+    payloads = framed(segment)
     if change == "delete":
         del payloads[2]
     elif change == "swap":
         payloads[2], payloads[3] = payloads[3], payloads[2]
     elif change == "cut":
         payloads = payloads[:-2]
-    segment.write_bytes(b"".join(frame(p) for p in payloads))
+    rewrite(segment, payloads)
     return copy
 
 
@@ -209,7 +202,7 @@ def _called(record: AuditRecord, tool: str) -> bool:
 
 
 async def test_records_wait_out_a_logging_outage_and_all_arrive(tmp_path: Path) -> None:
-    with Emulator().start() as logging_api:
+    with Emulator() as logging_api:
         async with running_stack(tmp_path, logging_endpoint=logging_api.endpoint) as stack:
             bearer = await token(stack, "alice", ["phi-readers"])
             await asyncio.sleep(0.3)  # the chains' first records are shipped

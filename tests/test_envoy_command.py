@@ -6,18 +6,13 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from custos.envoy_config import EnvoySettings, render_bootstrap
 from custos.net import free_ports, wait_for_port
-from tests.processes import custos
-
-
-def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(custos(*args), capture_output=True, text=True, timeout=60)
+from tests.processes import custos, run
 
 
 def test_a_valid_bootstrap_validates(tmp_path: Path) -> None:

@@ -12,25 +12,27 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from google.cloud.logging_v2.services.logging_service_v2 import LoggingServiceV2Client
 
 from custos.audit.audit_pb2 import AuditRecord
 from custos.audit.records import content_hash
-from custos.audit.shipper import Shipper
 from custos.audit.signing import generate_key_pair, load_public_keys
 from custos.audit.sources import from_spool
 from custos.audit.spool import SpoolError, frame, scan, segment_path, segments
 from custos.audit.verify import Report, verify
 from custos.audit.writer import AuditWriter
 from custos.cli import main
-from custos.cloud_logging.clients import close, logging_client
-from custos.cloud_logging.emulator import Emulator
 from tests.audit.support import (
     appended,
     audit_config,
     exchange,
     framed,
     made_up_chain,
+    only_segment,
+    records_in,
+    rewrite,
     sealed,
+    shipper_for,
     spool_of,
     write,
 )
@@ -39,16 +41,6 @@ from tests.audit.support import (
 def check(tmp_path: Path, live: bool = False, **options: Any) -> Report:
     keys = load_public_keys([tmp_path / "audit.pub"])
     return verify(from_spool(tmp_path / "spool"), keys, live=live, **options)
-
-
-def only_segment(tmp_path: Path) -> Path:
-    directory = tmp_path / "spool" / "extproc-test"
-    (number,) = segments(directory)
-    return segment_path(directory, number)
-
-
-def rewrite(path: Path, payloads: list[bytes]) -> None:
-    path.write_bytes(b"".join(frame(p) for p in payloads))
 
 
 async def test_a_closed_chain_verifies(tmp_path: Path) -> None:
@@ -62,9 +54,15 @@ async def test_a_closed_chain_verifies(tmp_path: Path) -> None:
     assert summary.signed_through == 28
 
 
+def chain_starts_in(directory: Path) -> list[AuditRecord]:
+    return [r for r in records_in(directory) if r.HasField("chain_start")]
+
+
 def chain_starts(tmp_path: Path) -> list[AuditRecord]:
-    records = [AuditRecord.FromString(p) for p in framed(only_segment(tmp_path))]
-    return [r for r in records if r.HasField("chain_start")]
+    """The chain starts of a spool that must be one segment ending with a whole frame."""
+    segment = only_segment(tmp_path)
+    framed(segment)  # asserts the whole end
+    return chain_starts_in(segment.parent)
 
 
 async def test_a_restart_starts_a_chain_linked_to_the_last_head(tmp_path: Path) -> None:
@@ -176,18 +174,23 @@ async def test_damage_with_records_after_it_is_left_in_place(tmp_path: Path) -> 
     assert [f.kind for f in check(tmp_path).findings] == ["unreadable", "deleted"]
 
 
+def fail_next_fdatasync(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The disk's answer to the next fdatasync, once: an I/O error."""
+    synced = os.fdatasync
+
+    def failing(fd: int) -> None:
+        monkeypatch.setattr(os, "fdatasync", synced)
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "fdatasync", failing)
+
+
 async def test_a_failed_write_starts_a_chain_from_what_is_on_disk(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     writer = await AuditWriter.open(audit_config(tmp_path), "extproc")
     await writer.record(exchange("kept"))
-    synced = os.fdatasync
-
-    def failing(fd: int) -> None:  # the disk's answer, once: an I/O error
-        monkeypatch.setattr(os, "fdatasync", synced)
-        raise OSError(errno.EIO, "Input/output error")
-
-    monkeypatch.setattr(os, "fdatasync", failing)
+    fail_next_fdatasync(monkeypatch)
     with pytest.raises(SpoolError):
         await writer.record(exchange("lost"))
     assert writer.refuses  # no new exchange until the spool takes writes again
@@ -545,13 +548,7 @@ async def test_a_cancelled_caller_does_not_leave_the_next_chain_a_stale_link(
     await asyncio.sleep(0)  # queued in the spool...
     waiting.cancel()  # ...and Envoy gives up on the exchange: the record is written still
     await writer._spool.drain()
-    synced = os.fdatasync
-
-    def failing(fd: int) -> None:
-        monkeypatch.setattr(os, "fdatasync", synced)
-        raise OSError(errno.EIO, "Input/output error")
-
-    monkeypatch.setattr(os, "fdatasync", failing)
+    fail_next_fdatasync(monkeypatch)
     with pytest.raises(SpoolError):
         await writer.record(exchange("lost"))
     await writer.record(exchange("after"))
@@ -561,7 +558,7 @@ async def test_a_cancelled_caller_does_not_leave_the_next_chain_a_stale_link(
 
 
 async def test_a_restart_after_the_shipper_pruned_links_to_the_last_record(
-    tmp_path: Path,
+    tmp_path: Path, entries_api: LoggingServiceV2Client
 ) -> None:
     config = audit_config(tmp_path, segment_bytes=4096)
     crashed = await write(config, 12, close=False)
@@ -569,10 +566,7 @@ async def test_a_restart_after_the_shipper_pruned_links_to_the_last_record(
     directory = config.spool_dir / "extproc-test"
     empty = segment_path(directory, segments(directory)[-1] + 1)
     empty.touch()
-    with Emulator() as api:
-        client = logging_client(api.endpoint)
-        Shipper(config.spool_dir, client, "custos-test", "custos-audit").ship_once()
-        close(client)
+    shipper_for(config, entries_api).ship_once()
     assert len(segments(directory)) == 2  # the one holding the last record is kept
     restarted = await write(config, 1)
     start = chain_starts_in(directory)[-1].chain_start
@@ -594,15 +588,6 @@ async def test_damage_in_an_older_segment_does_not_hide_the_last_record(tmp_path
     start = chain_starts_in(directory)[-1].chain_start
     assert (start.previous_chain, start.previous_sequence) == (crashed.chain, crashed.sequence)
     assert "damaged bytes" in start.reason
-
-
-def chain_starts_in(directory: Path) -> list[AuditRecord]:
-    records = [
-        AuditRecord.FromString(payload)
-        for number in segments(directory)
-        for _, payload in scan(segment_path(directory, number).read_bytes()).frames
-    ]
-    return [r for r in records if r.HasField("chain_start")]
 
 
 async def test_a_whole_run_deleted_from_the_middle_is_named(tmp_path: Path) -> None:

@@ -21,17 +21,21 @@ from google.protobuf import json_format
 
 from custos.audit.audit_pb2 import AuditRecord
 from custos.audit.entries import PART, to_entries
-from custos.audit.writer import AuditWriter
 from custos.cli import main
 from custos.cloud_logging.emulator import Emulator
-from tests.audit.support import appended, audit_config, made_up_chain, sealed, spool_of, write
-from tests.audit.test_shipping import (
+from tests.audit.support import (
     BIG_BODIES,
     LOG,
     PROJECT,
-    big_exchange,
+    appended,
+    audit_config,
+    made_up_chain,
+    sealed,
     shipper_for,
+    spool_of,
     spooled,
+    write,
+    write_big,
 )
 
 PHI = "123-45-6789"
@@ -76,9 +80,7 @@ async def shipped(tmp_path: Path, entries_api: LoggingServiceV2Client) -> list[A
 async def shipped_big(tmp_path: Path, entries_api: LoggingServiceV2Client) -> AuditRecord:
     """A set whose one exchange is too big for an entry (four parts); that record."""
     config = audit_config(tmp_path, bodies=BIG_BODIES)
-    writer = await AuditWriter.open(config, "extproc")
-    await writer.record(big_exchange("req-big", 600_000))
-    await writer.close()
+    await write_big(config, "req-big")
     shipper_for(config, entries_api).ship_once()
     return spooled(config)[1]
 
@@ -360,9 +362,7 @@ async def test_a_part_that_is_not_the_one_its_record_is_written_as_is_named(
     tmp_path: Path, emulator: Emulator, entries_api: LoggingServiceV2Client, capsys: Captured
 ) -> None:
     config = audit_config(tmp_path, bodies=BIG_BODIES)
-    writer = await AuditWriter.open(config, "extproc")
-    await writer.record(big_exchange("req-big", 600_000))
-    await writer.close()
+    await write_big(config, "req-big")
     records = spooled(config)
     entries = [e for r in records for e in to_entries(r, r.SerializeToString(), LOG)]
     third = LogEntry.pb(entries[3])

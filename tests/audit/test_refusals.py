@@ -13,7 +13,7 @@ from custos.audit.writer import AuditWriter
 from custos.policy import HttpRequest
 from extauthz.audit import record_refusal
 from extauthz.pipeline import Verdict
-from tests.audit.support import audit_config
+from tests.audit.support import audit_config, fill_spool
 
 
 def denial() -> authz.CheckResponse:
@@ -30,8 +30,7 @@ async def test_a_refusal_is_marked_recorded_only_when_it_is(
     config = audit_config(tmp_path, max_spool_bytes=65_536, when_full="serve")
     writer = await AuditWriter.open(config, "extauthz")
     if full:  # `when_full: serve`: the record is dropped, the refusal goes out
-        (tmp_path / "spool" / "extproc-test" / "000000000000.seg").write_bytes(bytes(70_000))
-        writer.measure_spool()
+        fill_spool(tmp_path, writer)
     response = denial()
     verdict = Verdict("d-1", 401, "token_missing", "no token", request_id="req-1")
     await record_refusal(writer, verdict, REQUEST, b"{}", response)

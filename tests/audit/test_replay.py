@@ -10,23 +10,20 @@ from pathlib import Path
 import pytest
 
 from custos.audit.audit_pb2 import AuditRecord
-from custos.audit.spool import frame, scan, segment_path, segments
 from custos.cli import main
-from tests.audit.support import audit_config, sealed, write
+from tests.audit.support import audit_config, framed, only_segment, rewrite, sealed, write
 
 
 def forge_before_the_third(tmp_path: Path) -> None:
     """A copy of the third record (the second exchange), rehashed with another subject and
     request id, put just before it: the forger has no key, so nothing signs it."""
-    directory = tmp_path / "spool" / "extproc-test"
-    (number,) = segments(directory)
-    segment = segment_path(directory, number)
-    payloads = [payload for _, payload in scan(segment.read_bytes()).frames]
+    segment = only_segment(tmp_path)
+    payloads = framed(segment)
     forged = AuditRecord.FromString(payloads[2])
     forged.exchange.request_id = "forged-1"
     forged.exchange.principal.subject = "mallory"
     payloads.insert(2, sealed(forged).SerializeToString(deterministic=True))
-    segment.write_bytes(b"".join(frame(p) for p in payloads))
+    rewrite(segment, payloads)
 
 
 def replay(tmp_path: Path, *options: str, keys: bool = True) -> None:

@@ -19,14 +19,11 @@ import grpc
 import pytest
 from google.cloud.logging_v2.services.logging_service_v2 import LoggingServiceV2Client
 
-from custos.audit.audit_pb2 import AuditRecord, Exchange
+from custos.audit.audit_pb2 import AuditRecord
 from custos.audit.config import AuditConfig
 from custos.audit.entries import from_entries
 from custos.audit.quarantine import QUARANTINE
-from custos.audit.records import body
-from custos.audit.shipper import Shipper
 from custos.audit.signing import load_public_keys
-from custos.audit.sources import from_spool
 from custos.audit.spool import (
     COMMITTED,
     SHIPPED,
@@ -38,43 +35,22 @@ from custos.audit.spool import (
     segments,
 )
 from custos.audit.verify import Found, Report, verify
-from custos.audit.writer import AuditWriter
 from custos.cli import main
 from custos.cloud_logging.emulator import Emulator
-from custos.cloud_logging.resource_names import log_path
-from tests.audit.support import audit_config, exchange, framed, write
+from tests.audit.support import (
+    BIG_BODIES,
+    LOG,
+    PROJECT,
+    WRITER,
+    audit_config,
+    framed,
+    shipper_for,
+    spooled,
+    write,
+    write_big,
+)
 
-PROJECT = "custos-test"
-LOG_ID = "custos-audit"
-LOG = log_path(PROJECT, LOG_ID)
-WRITER = "extproc-test"  # the writer name audit_config gives
-BIG_BODIES = {"max_bytes": 1_048_576}
 PHI = "note: patient SSN 123-45-6789"
-
-
-def shipper_for(config: AuditConfig, client: LoggingServiceV2Client, **options: Any) -> Shipper:
-    # Backoff in milliseconds, so retries cost the test next to nothing.
-    settings: dict[str, Any] = {"initial_backoff_seconds": 0.01, "max_backoff_seconds": 0.05}
-    return Shipper(config.spool_dir, client, PROJECT, LOG_ID, **(settings | options))
-
-
-def big_exchange(request_id: str, size: int) -> Exchange:
-    """An exchange whose response (a tool's text, as an MCP server answers) is `size`
-    bytes, kept whole."""
-    text = ("Patient note: seen today, doing well. " * (size // 38 + 1))[:size]
-    answer = f'{{"jsonrpc":"2.0","id":1,"result":{{"content":[{{"text":"{text}"}}]}}}}'
-    record = exchange(request_id)
-    record.response.CopyFrom(body(answer.encode(), keep=True, max_bytes=BIG_BODIES["max_bytes"]))
-    return record
-
-
-def spooled(config: AuditConfig) -> list[AuditRecord]:
-    """Every record the spool holds now, in written order."""
-    records = []
-    for found in from_spool(config.spool_dir):
-        assert found.record is not None, found.problem
-        records.append(found.record)
-    return records
 
 
 def ids(records: Iterable[AuditRecord]) -> list[str]:
@@ -433,9 +409,7 @@ async def test_a_record_bigger_than_an_entry_goes_in_parts_and_comes_back_whole(
     tmp_path: Path, emulator: Emulator, entries_api: LoggingServiceV2Client
 ) -> None:
     config = audit_config(tmp_path, bodies=BIG_BODIES)
-    writer = await AuditWriter.open(config, "extproc")
-    await writer.record(big_exchange("req-big", 600_000))
-    await writer.close()
+    await write_big(config, "req-big")
     start, big, shutdown = spooled(config)
     shipper = shipper_for(config, entries_api)
 
@@ -456,10 +430,7 @@ async def test_a_batch_over_the_request_limit_goes_in_several_requests(
 ) -> None:
     # Fourteen 600 KB answers: some 11 MB of entries, over the API's 10 MB per request.
     config = audit_config(tmp_path, bodies=BIG_BODIES)
-    writer = await AuditWriter.open(config, "extproc")
-    for i in range(14):
-        await writer.record(big_exchange(f"req-{i}", 600_000))
-    await writer.close()
+    await write_big(config, *(f"req-{i}" for i in range(14)))
     records = spooled(config)
     shipper = shipper_for(config, entries_api)
 
@@ -589,22 +560,16 @@ async def test_a_record_not_yet_acknowledged_is_not_shipped(
     # an exchange the client may have been refused.
     config = audit_config(tmp_path)
     await write(config, 2)
-    directory = config.spool_dir / WRITER
-    (number,) = segments(directory)
-    segment = segment_path(directory, number)
-    pending = AuditRecord.FromString(scan(segment.read_bytes()).frames[-1][1])
-    pending.sequence += 1
-    pending.record_id = f"{pending.chain}-{pending.sequence:012d}"
-    with segment.open("ab") as out:
-        out.write(frame(pending.SerializeToString()))
+    pending = pending_frame(config.spool_dir / WRITER)
     shipper = shipper_for(config, entries_api)
     assert shipper.ship_once() == 4  # chain start, 2 exchanges, the shutdown checkpoint
     assert pending.record_id not in {e.insert_id for e in emulator.entries(LOG)}
     assert shipper.ship_once() == 0
 
 
-def pending_frame(directory: Path) -> None:
-    """A frame on disk after the writer's committed mark: written, not yet acknowledged."""
+def pending_frame(directory: Path) -> AuditRecord:
+    """A frame on disk after the writer's committed mark: written, not yet acknowledged;
+    the record it holds."""
     number = segments(directory)[-1]
     segment = segment_path(directory, number)
     pending = AuditRecord.FromString(scan(segment.read_bytes()).frames[-1][1])
@@ -612,6 +577,7 @@ def pending_frame(directory: Path) -> None:
     pending.record_id = f"{pending.chain}-{pending.sequence:012d}"
     with segment.open("ab") as out:
         out.write(frame(pending.SerializeToString()))
+    return pending
 
 
 def bad_mark(directory: Path, where: str) -> Mark:

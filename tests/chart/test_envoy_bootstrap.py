@@ -3,16 +3,13 @@ bytes custos.envoy_config renders for the same settings, and real Envoy accepts 
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from custos.envoy_config import EnvoySettings, render_bootstrap
 from tests.chart.chart import CHART, VALUE_SETS, helm, merged, render, required_values
-
-CUSTOS = [sys.executable, "-m", "custos"]
+from tests.processes import run
 
 
 def test_the_chart_reads_the_projects_bootstrap() -> None:
@@ -83,12 +80,7 @@ def test_envoy_accepts_the_rendered_bootstrap(name: str, tmp_path: Path) -> None
     bootstrap = tmp_path / "envoy.yaml"
     bootstrap.write_text(render(VALUE_SETS[name]).config_file("envoy.yaml"))
     # Through the image's envoy role, as the chart's envoy container starts it.
-    result = subprocess.run(
-        [*CUSTOS, "envoy", f"--config={bootstrap}", "--", "--mode", "validate"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run("envoy", f"--config={bootstrap}", "--", "--mode", "validate")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "OK" in result.stdout + result.stderr
 
@@ -97,10 +89,5 @@ def test_envoy_refuses_a_broken_bootstrap(tmp_path: Path) -> None:
     text = render(required_values()).config_file("envoy.yaml")
     bootstrap = tmp_path / "envoy.yaml"
     bootstrap.write_text(text.replace("cluster: mcp_server", "cluster: no_such_cluster"))
-    result = subprocess.run(
-        [*CUSTOS, "envoy", f"--config={bootstrap}", "--", "--mode", "validate"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run("envoy", f"--config={bootstrap}", "--", "--mode", "validate")
     assert result.returncode != 0

@@ -4,19 +4,18 @@ command runs as a real process and is stopped by a signal."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
+from google.cloud.logging_v2.services.config_service_v2 import ConfigServiceV2Client
 
 from custos.cli import main
-from custos.cloud_logging.clients import close, config_client, logging_client
+from custos.cloud_logging.clients import logging_client
 from custos.cloud_logging.emulator import Emulator
-from custos.net import free_port
+from custos.net import free_port, wait_for_port
+from tests.processes import custos as custos_command
 
 ROOT = Path(__file__).resolve().parents[2]
 BUCKET = "projects/custos-test/locations/global/buckets/audit"
@@ -137,22 +136,14 @@ def test_check_holds_the_retention_floor_unless_allowed(
 
 
 def test_check_fails_on_other_sinks_that_copy_the_log_unless_each_is_allowed(
-    emulator: Emulator, capsys: pytest.CaptureFixture[str]
+    emulator: Emulator, config_api: ConfigServiceV2Client, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert custos(emulator, "provision", "--lock") == 0
-    client = config_client(emulator.endpoint)
-    try:
-        for name, log_filter in (("everything", ""), ("audit-copy", AUDIT_LOG)):
-            client.create_sink(
-                parent="projects/custos-test",
-                sink={
-                    "name": name,
-                    "destination": "storage.googleapis.com/x",
-                    "filter": log_filter,
-                },
-            )
-    finally:
-        close(client)
+    for name, log_filter in (("everything", ""), ("audit-copy", AUDIT_LOG)):
+        config_api.create_sink(
+            parent="projects/custos-test",
+            sink={"name": name, "destination": "storage.googleapis.com/x", "filter": log_filter},
+        )
     capsys.readouterr()
 
     assert custos(emulator, "check", "--allow-default-copy") == 1
@@ -193,40 +184,27 @@ def test_provision_elsewhere_does_not_move_the_sink_without_force_sink(
     assert custos(emulator, "check", *europe) == 0
 
 
-def test_the_emulator_command_serves_until_sigterm() -> None:
+async def test_the_emulator_command_serves_until_sigterm() -> None:
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "custos", "logging", "emulator", "--port", str(port)],
+    process = await asyncio.create_subprocess_exec(
+        *custos_command("logging", "emulator", "--port", str(port)),
         cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     try:
-        _wait_for_port(port)
-        client = logging_client(f"127.0.0.1:{port}")
-        client.write_log_entries(
-            log_name="projects/custos-test/logs/custos-audit",
-            resource={"type": "global"},
-            entries=[{"text_payload": "hello"}],
-        )
-        close(client)
+        await asyncio.wait_for(wait_for_port("127.0.0.1", port), 10)
+        with logging_client(f"127.0.0.1:{port}") as client:
+            client.write_log_entries(
+                log_name="projects/custos-test/logs/custos-audit",
+                resource={"type": "global"},
+                entries=[{"text_payload": "hello"}],
+            )
         process.send_signal(signal.SIGTERM)
-        _, err = process.communicate(timeout=10)
+        _, err = await asyncio.wait_for(process.communicate(), 10)
     finally:
-        if process.poll() is None:
+        if process.returncode is None:
             process.kill()
-            process.communicate()
-    assert process.returncode == 0, err
-    assert "LOCAL EMULATOR, not Google Cloud Logging" in err
-
-
-def _wait_for_port(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError(f"nothing listens on port {port} after {timeout} s")
+            await process.communicate()
+    assert process.returncode == 0, err.decode()
+    assert "LOCAL EMULATOR, not Google Cloud Logging" in err.decode()

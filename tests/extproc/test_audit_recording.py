@@ -17,13 +17,11 @@ from envoy.config.core.v3 import base_pb2
 from envoy.service.ext_proc.v3 import external_processor_pb2 as ext_proc
 from google.protobuf import struct_pb2
 
-from custos.audit.audit_pb2 import AuditRecord
 from custos.audit.audit_pb2 import Exchange as ExchangeRecord
-from custos.audit.spool import scan, segment_path, segments
 from custos.audit.writer import AuditWriter
 from extproc.exchange import AUTHZ_NAMESPACE
 from extproc.servicer import ExternalProcessorServicer
-from tests.audit.support import audit_config, exchange
+from tests.audit.support import WRITER, audit_config, exchange, fill_spool, records_in
 from tests.extproc.test_servicer import NOTE, answer, json_headers, masker, responses
 
 
@@ -114,21 +112,7 @@ async def step_by_step(
 
 
 def exchange_records(tmp_path: Path) -> list[ExchangeRecord]:
-    return [r.exchange for r in spooled(tmp_path) if r.HasField("exchange")]
-
-
-def fill_spool(tmp_path: Path, writer: AuditWriter) -> None:
-    (tmp_path / "spool" / "extproc-test" / "000000000000.seg").write_bytes(bytes(70_000))
-    writer.measure_spool()
-
-
-def spooled(tmp_path: Path) -> list[AuditRecord]:
-    directory = tmp_path / "spool" / "extproc-test"
-    return [
-        AuditRecord.FromString(payload)
-        for number in segments(directory)
-        for _, payload in scan(segment_path(directory, number).read_bytes()).frames
-    ]
+    return [r.exchange for r in records_in(tmp_path / "spool" / WRITER) if r.HasField("exchange")]
 
 
 async def test_the_record_holds_what_the_client_got(
@@ -137,14 +121,14 @@ async def test_the_record_holds_what_the_client_got(
     servicer = audited
     upstream = answer(1)
     out = await responses(servicer, [request_headers(), request_body(), json_headers(), upstream])
-    (record,) = [r.exchange for r in spooled(tmp_path) if r.HasField("exchange")]
-    sent = out[-1].response_body.response.body_mutation.body
+    (record,) = exchange_records(tmp_path)
     assert (record.request_id, record.principal.subject, record.decision.rule) == (
         "req-7",
         "alice",
         "readers",
     )
-    assert record.response.text.encode() == sent and "123-45-6789" not in record.response.text
+    assert record.response.text.encode() == sent(out[-1])
+    assert "123-45-6789" not in record.response.text
     assert record.unmasked_response_sha256 == hashlib.sha256(upstream.response_body.body).digest()
     assert record.request.text.startswith('{"jsonrpc"')
     assert record.masking.counts["ssn"] == 1 and record.outcome == "complete"
@@ -155,8 +139,7 @@ async def test_a_full_spool_refuses_before_the_server_is_asked(
 ) -> None:
     config = audit_config(tmp_path, max_spool_bytes=65_536)
     writer = await AuditWriter.open(config, "extproc")
-    (tmp_path / "spool" / "extproc-test" / "000000000000.seg").write_bytes(bytes(70_000))
-    writer.measure_spool()
+    fill_spool(tmp_path, writer)
     servicer = ExternalProcessorServicer(masker(monkeypatch), audit=writer)
     (out,) = await responses(servicer, [request_headers()])
     assert out.immediate_response.status.code == 503
@@ -168,12 +151,11 @@ async def test_with_when_full_serve_the_record_is_dropped_and_counted(tmp_path: 
     events: list[str] = []
     config = audit_config(tmp_path, max_spool_bytes=65_536, when_full="serve")
     writer = await AuditWriter.open(config, "extproc", events.append)
-    (tmp_path / "spool" / "extproc-test" / "000000000000.seg").write_bytes(bytes(70_000))
-    writer.measure_spool()
+    fill_spool(tmp_path, writer)
     assert not writer.refuses
     await writer.record(exchange("req-1"))
     assert events == ["dropped_full"]
-    assert not [r for r in spooled(tmp_path) if r.HasField("exchange")]
+    assert not exchange_records(tmp_path)
     await writer.close()
 
 
@@ -334,7 +316,7 @@ async def test_a_stream_cut_short_is_on_record_before_the_shutdown_checkpoint(
         pass  # the messages run out: Envoy closed the stream before its end
     await servicer.settle()
     await writer.close()
-    records = spooled(tmp_path)
+    records = records_in(tmp_path / "spool" / WRITER)
     assert records[-1].checkpoint.reason == "shutdown"
-    (cut,) = [r.exchange for r in records if r.HasField("exchange")]
+    (cut,) = exchange_records(tmp_path)
     assert (cut.http_method, cut.outcome) == ("GET", "incomplete")

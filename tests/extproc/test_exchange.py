@@ -320,8 +320,7 @@ def test_only_the_protocol_members_of_a_handshake_answer_pass(exchange: Exchange
 
 def test_a_listing_of_tools_that_is_not_a_listing_is_masked(exchange: Exchange) -> None:
     # A server answering tools/list with something else must not get it past unmasked.
-    exchange = Exchange(exchange.masker, tools=ToolFilter(PolicyReloader(EXAMPLE_POLICY)))
-    exchange.handle(decided(["tools/list"]))
+    exchange = listing_exchange(exchange.masker)
     error = {"jsonrpc": "2.0", "id": 1, "error": {"code": 1, "message": "SSN 123-45-6789"}}
     out = exchange.handle(body(f"data: {json.dumps(error)}\n\n".encode(), end=True))
     assert b"123-45-6789" not in out.response_body.response.body_mutation.body
@@ -466,8 +465,7 @@ def test_a_value_marked_in_one_event_is_masked_in_the_events_and_lines_after_it(
 def test_a_listing_with_an_envelope_or_cursor_that_is_an_object_is_masked_whole(
     exchange: Exchange,
 ) -> None:
-    exchange = Exchange(exchange.masker, tools=ToolFilter(PolicyReloader(EXAMPLE_POLICY)))
-    exchange.handle(decided(["tools/list"]))
+    exchange = listing_exchange(exchange.masker)
     listing = {
         "jsonrpc": {"note": "SSN 123-45-6789"},
         "id": 3,
