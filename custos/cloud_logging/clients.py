@@ -23,7 +23,7 @@ from google.cloud.logging_v2.services.logging_service_v2.transports import (
 
 from custos.errors import CloudLoggingError
 
-__all__ = ["close", "config_client", "logging_client"]
+__all__ = ["config_client", "logging_client"]
 
 _Client = TypeVar("_Client", LoggingServiceV2Client, ConfigServiceV2Client)
 
@@ -45,12 +45,6 @@ def config_client(endpoint: str | None = None) -> ConfigServiceV2Client:
         channel = grpc.insecure_channel(endpoint, options=_CHANNEL_OPTIONS)
         return ConfigServiceV2Client(transport=ConfigServiceV2GrpcTransport(channel=channel))
     return _with_adc(ConfigServiceV2Client)
-
-
-def close(*clients: LoggingServiceV2Client | ConfigServiceV2Client) -> None:
-    """Close each client's channel (each client built here owns its own)."""
-    for client in clients:
-        client.transport.close()
 
 
 def _with_adc(kind: type[_Client]) -> _Client:
