@@ -4,7 +4,9 @@ Without an endpoint: Google's endpoint, TLS and Application Default Credentials 
 the Workload Identity service account bound to the pod's Kubernetes service account).
 With `endpoint` ("host:port"): the local emulator, over an insecure channel with no
 credentials at all; the transport ignores credentials when handed a channel, so no ADC
-lookup happens and a laptop without a Google account works."""
+lookup happens and a laptop without a Google account works.
+
+Each client owns its channel: use it as a context manager, whose exit closes it."""
 
 from __future__ import annotations
 
