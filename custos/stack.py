@@ -65,6 +65,12 @@ class LocalStack:
     supervisor: Supervisor = field(init=False)
 
     def __post_init__(self) -> None:
+        # Every path the stack writes into a generated configuration is absolute: the
+        # services resolve a relative one against the configuration file's own folder
+        # (the rule for every file Custos reads), not against this working directory.
+        self.run_dir = self.run_dir.resolve()
+        self.policy = self.policy.resolve()
+        self.masking = self.masking.resolve()
         self.supervisor = Supervisor(on_line=self._show)
 
     @property

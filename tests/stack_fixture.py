@@ -16,7 +16,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from custos.audit.entries import from_cloud_logging
 from custos.audit.verify import Found
-from custos.stack import EXAMPLE_POLICY, LOCAL_PROJECT, LocalStack, Ports
+from custos.stack import EXAMPLE_MASKING, EXAMPLE_POLICY, LOCAL_PROJECT, LocalStack, Ports
 
 MCP_HEADERS = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
 
@@ -29,10 +29,15 @@ async def running_stack(
     demo_env: dict[str, str] | None = None,
     logging_endpoint: str | None = None,
 ) -> AsyncIterator[LocalStack]:
-    stack = LocalStack(run_dir, Ports.free(), policy or EXAMPLE_POLICY, quiet=True)
-    stack.masking = masking or stack.masking
-    stack.demo_env = demo_env or {}
-    stack.logging_endpoint = logging_endpoint
+    stack = LocalStack(
+        run_dir,
+        Ports.free(),
+        policy or EXAMPLE_POLICY,
+        quiet=True,
+        masking=masking or EXAMPLE_MASKING,
+        demo_env=demo_env or {},
+        logging_endpoint=logging_endpoint,
+    )
     try:
         await stack.start()
         yield stack
@@ -77,12 +82,25 @@ async def mcp_client(
     mode: str = "legacy",
     event_hooks: dict[str, list[Any]] | None = None,
 ) -> AsyncIterator[Client]:
-    """The real MCP SDK client, talking to Envoy with the given bearer token (or none)."""
+    """The real MCP SDK client, talking to the stack's Envoy with the given bearer token
+    (or none)."""
+    async with mcp_session(stack.mcp_url, bearer, mode, event_hooks) as client:
+        yield client
+
+
+@contextlib.asynccontextmanager
+async def mcp_session(
+    url: str,
+    bearer: str | None,
+    mode: str = "legacy",
+    event_hooks: dict[str, list[Any]] | None = None,
+) -> AsyncIterator[Client]:
+    """The real MCP SDK client, talking to url with the given bearer token (or none)."""
     headers = {"authorization": f"Bearer {bearer}"} if bearer is not None else {}
     async with (
         httpx2.AsyncClient(headers=headers, event_hooks=event_hooks) as http,
         Client(
-            streamable_http_client(stack.mcp_url, http_client=http),
+            streamable_http_client(url, http_client=http),
             mode=mode,  # type: ignore[arg-type]
             read_timeout_seconds=10,
         ) as client,

@@ -1,0 +1,204 @@
+"""A newcomer's first steps, as the README gives them, on a copy of the checkout's tracked
+files: `custos run` (what `make run` runs) with its default run directory, every command
+the ready banner prints, one tools/call with the real MCP SDK client, Ctrl-C, and then
+every command of the README. Tests elsewhere use absolute temporary paths; a newcomer uses
+the relative ones these commands show."""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from custos.cli import _parser
+from custos.run_command import LAST_LINE, READY, banner
+from custos.stack import LocalStack, Ports
+from tests.extproc.demo_data import PATIENTS
+from tests.readme import PROJECT_ROOT, README, program, shell_commands, words
+from tests.stack_fixture import mcp_session
+
+# Run elsewhere: `make run` and `make test` are what CI runs; these need a cluster, an image
+# builder or a Google account, none of which a test has.
+THE_TWO_COMMANDS = {"make run", "make test"}
+OFF_THIS_MACHINE = {"helm", "kubectl", "gcloud", "docker"}
+
+
+@pytest.fixture
+def checkout(tmp_path: Path) -> Path:
+    """The tracked files, as a fresh clone has them, and the environment `make` would have
+    installed (this one; PYTHONPATH makes the copy's code the code that runs)."""
+    if sys.prefix == sys.base_prefix:
+        pytest.fail("run the suite from its virtual environment (make test)")
+    listed = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=PROJECT_ROOT, capture_output=True, check=True
+    ).stdout
+    copy = tmp_path / "custos"
+    for name in filter(None, listed.decode().split("\0")):
+        source = PROJECT_ROOT / name
+        if not source.exists() and not source.is_symlink():
+            continue  # deleted in the working tree, not yet committed
+        (copy / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, copy / name, follow_symlinks=False)
+    (copy / ".venv").symlink_to(sys.prefix)
+    return copy
+
+
+def environment(checkout: Path, *, activated: bool) -> dict[str, str]:
+    env = {**os.environ, "PYTHONPATH": str(checkout), "PYTHONUNBUFFERED": "1"}
+    env.pop("CUSTOS_PSEUDONYM_KEY", None)
+    if activated:  # `. .venv/bin/activate`, as the README asks before its commands
+        env["PATH"] = f"{checkout / '.venv' / 'bin'}{os.pathsep}{env['PATH']}"
+    return env
+
+
+class Lines:
+    """A process's output, read by a thread so that waiting for a line has a deadline."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None
+        self.seen: list[str] = []
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        stdout = process.stdout
+        threading.Thread(target=self._read, args=(stdout,), daemon=True).start()
+
+    def _read(self, stream: Iterator[str]) -> None:
+        for line in stream:
+            self._queue.put(line.rstrip("\n"))
+        self._queue.put(None)
+
+    def until(self, last: str, seconds: float) -> str:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if line is None:
+                break
+            self.seen.append(line)
+            if line == last:
+                return "\n".join(self.seen)
+        raise AssertionError(f"no {last!r} in:\n" + "\n".join(self.seen))
+
+
+def banner_scripts(text: str) -> list[str]:
+    """The banner's commands: the indented lines under each line that ends with a colon."""
+    scripts: list[list[str]] = []
+    current: list[str] | None = None
+    for line in text.splitlines():
+        if not line.startswith(" "):
+            current = [] if line.endswith(":") else None
+            if current is not None:
+                scripts.append(current)
+        elif current is not None:
+            current.append(line.strip())
+    return ["\n".join(script) for script in scripts if script]
+
+
+def shell(script: str, checkout: Path, env: dict[str, str]) -> str:
+    done = subprocess.run(
+        ["bash", "-e", "-c", script],
+        cwd=checkout,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, f"{script}\nexited {done.returncode}:\n{done.stdout}{done.stderr}"
+    return done.stdout
+
+
+async def test_a_newcomer_runs_the_stack_and_every_command_the_banner_and_readme_show(
+    checkout: Path,
+) -> None:
+    started = environment(checkout, activated=False)
+    process = subprocess.Popen(
+        [".venv/bin/custos", "run", "--free-ports"],  # the Makefile's run, on free ports
+        cwd=checkout,
+        env=started,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # as a terminal runs it: Ctrl-C goes to its group
+    )
+    output = Lines(process)
+    try:
+        shown = output.until(LAST_LINE, seconds=90)
+        said = shown[shown.index(READY) :]
+        login, audit_trail = banner_scripts(said)
+        url = re.search(r"^  MCP endpoint\s+(\S+)$", said, re.MULTILINE)
+        assert url, said
+        # The stack runs the copy's code, and writes below where it was started.
+        assert f"Audit spool       {Path('run/spool')}" in said
+        assert (checkout / "run" / "audit.yaml").is_file()
+
+        answered = shell(login, checkout, started)
+        assert '"protocolVersion"' in answered and '"error"' not in answered, answered
+
+        ask_token = re.search(r"^TOKEN=\$\((.*)\)$", login, re.MULTILINE)
+        assert ask_token, login
+        token = shell(ask_token.group(1), checkout, started).strip()
+        async with mcp_session(url.group(1), token) as client:
+            record = await client.call_tool("get_patient_record", {"patient_id": "pt-0001"})
+        patient = PATIENTS["pt-0001"]
+        assert record.structured_content is not None
+        assert record.structured_content["patient_id"] == "pt-0001"
+        assert patient.ssn not in str(record.structured_content)
+        assert patient.name not in str(record.structured_content)
+
+        trail = shell(audit_trail, checkout, started)
+        assert "get_patient_record" in trail
+        assert trail.count("verified: no findings") == 2, trail
+        assert patient.ssn not in trail and patient.name not in trail
+
+        children = psutil.Process(process.pid).children(recursive=True)
+        # The issuer, the demo MCP server, the Logging API emulator, the shipper,
+        # ext_authz, ext_proc and Envoy.
+        assert len(children) >= 7, children
+    finally:
+        os.killpg(process.pid, signal.SIGINT)
+        code = process.wait(timeout=60)
+    output.until("stopped every process of the stack", seconds=10)
+    assert code == 0, "\n".join(output.seen)
+    assert [child for child in children if child.is_running()] == []
+
+    readme(checkout)
+
+
+def readme(checkout: Path) -> None:
+    """Every command in the README's shell blocks, in order, in the copy the stack ran in
+    (its spool is there to verify): run as written, or, for what needs Google Cloud or a
+    cluster, at least read by the `custos` parser or named as run elsewhere."""
+    env = environment(checkout, activated=True)
+    run_here = 0
+    for command in shell_commands():
+        name = program(command)
+        if name == "make":
+            assert " ".join(words(command)) in THE_TWO_COMMANDS, command
+        elif name in OFF_THIS_MACHINE:
+            continue
+        elif name == "custos" and "--project" in words(command) and "--endpoint" not in command:
+            _parser().parse_args(words(command)[1:])  # Google's API: the arguments are valid
+        elif name == "custos":
+            shell(command, checkout, env)
+            run_here += 1
+        else:
+            raise AssertionError(f"the README shows a command no test checks: {command}")
+    assert run_here >= 8, "the README's runnable commands went missing"
+
+
+def test_the_readme_shows_the_banner_make_run_prints(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(PROJECT_ROOT)
+    printed = banner(LocalStack(Path("run"), Ports()), ".venv/bin/custos")
+    assert printed in README.read_text()
