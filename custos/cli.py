@@ -58,7 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--email")
     token.add_argument("--aud", help="audience (default: the local stack's)")
     token.add_argument("--expires-in", type=int, default=3600, help="seconds")
-    token.add_argument("--issuer", default="http://127.0.0.1:9100")
+    token.add_argument(
+        "--issuer", help="the development issuer's URL (default: where `custos run` starts it)"
+    )
     token.set_defaults(handler=_token)
 
     policy = commands.add_parser("policy", help="check, test and explain policy files")
@@ -76,9 +78,20 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--name", help="the case to explain (default: every case)")
     explain.set_defaults(handler=_policy_explain)
 
-    mask = commands.add_parser("mask", help="mask a JSON or SSE document offline")
+    mask = commands.add_parser(
+        "mask",
+        help="mask a JSON or SSE document offline",
+        description="Mask a saved answer as ext_proc would, to tune masking rules. Rules "
+        "that pseudonymise read their HMAC key where the rules say (the example reads the "
+        "environment variable CUSTOS_PSEUDONYM_KEY, at least 16 bytes).",
+    )
     mask.add_argument("file", help="a JSON-RPC response or an SSE stream; - for stdin")
-    mask.add_argument("--config", type=Path, required=True, help="masking rules (YAML)")
+    mask.add_argument(
+        "--config",
+        type=Path,
+        help="masking rules (YAML); default: the example rules (examples/masking.yaml) with a "
+        "throwaway pseudonym key unless CUSTOS_PSEUDONYM_KEY is set",
+    )
     mask.add_argument("--report", action="store_true", help="list what was masked on stderr")
     mask.set_defaults(handler=_mask)
 
@@ -321,6 +334,9 @@ def _run(args: argparse.Namespace) -> int:
 def _token(args: argparse.Namespace) -> int:
     import httpx
 
+    from custos.stack import Ports
+
+    issuer = args.issuer or f"http://127.0.0.1:{Ports().issuer}"
     ask: dict[str, object] = {
         "sub": args.sub,
         "groups": [g for g in args.groups.split(",") if g],
@@ -331,11 +347,11 @@ def _token(args: argparse.Namespace) -> int:
     if args.aud:
         ask["aud"] = args.aud
     try:
-        response = httpx.post(f"{args.issuer}/token", json=ask, timeout=5)
+        response = httpx.post(f"{issuer}/token", json=ask, timeout=5)
         response.raise_for_status()
     except httpx.HTTPError as exc:
         print(
-            f"error: no development issuer at {args.issuer} ({type(exc).__name__}); "
+            f"error: no development issuer at {issuer} ({type(exc).__name__}); "
             "is `make run` running?",
             file=sys.stderr,
         )
@@ -390,12 +406,32 @@ def _policy_explain(args: argparse.Namespace) -> int:
 def _mask(args: argparse.Namespace) -> int:
     from extproc.offline import mask_document
 
-    raw = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
-    masked, report = mask_document(args.config, raw)
+    try:
+        raw = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
+    except OSError as exc:
+        raise CustosError(f"{args.file}: {exc.strerror}") from exc
+    masked, report = mask_document(args.config or _example_masking(), raw)
     sys.stdout.buffer.write(masked)
     if args.report:
         print(json.dumps(report, indent=2), file=sys.stderr)
     return 0
+
+
+def _example_masking() -> Path:
+    """`custos mask` with no setup: the example rules, with a throwaway pseudonym key
+    unless one is set, and a line on stderr that says so."""
+    import os
+    import secrets
+
+    from custos.stack import EXAMPLE_MASKING, PSEUDONYM_KEY_ENV
+
+    said = f"custos mask: no --config: the example rules ({EXAMPLE_MASKING.name})"
+    if PSEUDONYM_KEY_ENV not in os.environ:
+        # Pseudonyms then differ from run to run, and from any deployment's.
+        os.environ[PSEUDONYM_KEY_ENV] = secrets.token_urlsafe(24)
+        said += f" and a throwaway pseudonym key ({PSEUDONYM_KEY_ENV} is not set)"
+    print(said, file=sys.stderr)
+    return EXAMPLE_MASKING
 
 
 def _extauthz(args: argparse.Namespace) -> int:

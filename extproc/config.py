@@ -82,16 +82,20 @@ class PseudonymKey(_Strict):
 
     def read(self) -> bytes:
         if self.env is not None:
-            value = os.environ.get(self.env, "").encode()
+            source = f"environment variable {self.env}"
+            if self.env not in os.environ:
+                raise ConfigError(f"the pseudonym key: {source} is not set")
+            value = os.environ[self.env].encode()
         elif self.file is None:  # the validator makes this impossible
             raise ConfigError("the pseudonym key has neither file nor env")
         else:
+            source = str(self.file)
             try:
                 value = self.file.read_bytes().strip()
             except OSError as exc:
                 raise ConfigError(f"cannot read the pseudonym key: {exc.strerror}") from exc
         if len(value) < 16:
-            raise ConfigError("the pseudonym key must be at least 16 bytes")
+            raise ConfigError(f"the pseudonym key ({source}) must be at least 16 bytes")
         return value
 
 

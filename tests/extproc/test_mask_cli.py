@@ -15,20 +15,22 @@ CONFIG = PROJECT_ROOT / "examples" / "masking.yaml"
 ENV = {**os.environ, "CUSTOS_PSEUDONYM_KEY": "an-operator-test-key-123"}
 
 
-def custos_mask(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+def custos_mask(
+    *args: str, stdin: bytes | None = None, env: dict[str, str] = ENV
+) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
-        [sys.executable, "-m", "custos", "mask", "--config", str(CONFIG), *args],
+        [sys.executable, "-m", "custos", "mask", *args],
         input=stdin,
         capture_output=True,
         timeout=60,
-        env=ENV,
+        env=env,
     )
 
 
 def test_masks_a_json_response_and_reports_what_without_values(tmp_path: Path) -> None:
     saved = tmp_path / "response.json"
     saved.write_bytes(record_response("pt-0005"))
-    result = custos_mask("--report", str(saved))
+    result = custos_mask("--config", str(CONFIG), "--report", str(saved))
     assert result.returncode == 0, result.stderr.decode()
     record = PATIENTS["pt-0005"]
     masked = result.stdout.decode()
@@ -43,7 +45,7 @@ def test_masks_a_json_response_and_reports_what_without_values(tmp_path: Path) -
 def test_masks_an_sse_stream_from_stdin_keeping_its_framing() -> None:
     event = record_response("pt-0006").decode()
     stream = f"event: message\r\nid: 7\r\ndata: {event}\r\n\r\n".encode()
-    result = custos_mask("-", stdin=stream)
+    result = custos_mask("--config", str(CONFIG), "-", stdin=stream)
     assert result.returncode == 0, result.stderr.decode()
     out = result.stdout.decode()
     assert out.startswith("event: message\r\nid: 7\r\ndata: ")
@@ -54,7 +56,57 @@ def test_masks_an_sse_stream_from_stdin_keeping_its_framing() -> None:
 
 
 def test_a_body_that_is_not_json_is_an_error_not_a_pass_through() -> None:
-    result = custos_mask("-", stdin=b"data: {not json}\n\n")
+    result = custos_mask("--config", str(CONFIG), "-", stdin=b"data: {not json}\n\n")
     assert result.returncode == 1
     assert b"not JSON" in result.stderr
     assert result.stdout == b""
+
+
+WITHOUT_KEY = {name: value for name, value in ENV.items() if name != "CUSTOS_PSEUDONYM_KEY"}
+
+
+def test_with_no_setup_it_uses_the_example_rules_and_a_throwaway_key_and_says_so(
+    tmp_path: Path,
+) -> None:
+    saved = tmp_path / "response.json"
+    saved.write_bytes(record_response("pt-0005"))
+    runs = [custos_mask("--report", str(saved), env=WITHOUT_KEY) for _ in range(2)]
+    for result in runs:
+        assert result.returncode == 0, result.stderr.decode()
+        notice, report = result.stderr.decode().split("\n", 1)
+        assert "the example rules (masking.yaml)" in notice
+        assert "a throwaway pseudonym key (CUSTOS_PSEUDONYM_KEY is not set)" in notice
+        assert json.loads(report)["name"]["count"] >= 1
+        assert PATIENTS["pt-0005"].name not in result.stdout.decode()
+    # The example pseudonymises names: with a key of each run's own, the pseudonyms differ.
+    assert runs[0].stdout != runs[1].stdout
+
+
+def test_with_the_key_set_the_example_rules_give_the_same_pseudonyms_every_run(
+    tmp_path: Path,
+) -> None:
+    saved = tmp_path / "response.json"
+    saved.write_bytes(record_response("pt-0005"))
+    first, second = (custos_mask(str(saved)) for _ in range(2))
+    assert first.returncode == 0, first.stderr.decode()
+    assert first.stdout == second.stdout
+    assert "throwaway" not in first.stderr.decode()
+
+
+def test_rules_that_need_a_key_it_lacks_name_the_variable_to_set() -> None:
+    result = custos_mask("--config", str(CONFIG), "-", stdin=b"{}", env=WITHOUT_KEY)
+    assert result.returncode == 1
+    assert b"environment variable CUSTOS_PSEUDONYM_KEY is not set" in result.stderr
+    assert result.stdout == b""
+
+
+def test_its_help_names_the_key_variable() -> None:
+    result = custos_mask("--help")
+    assert result.returncode == 0
+    assert b"CUSTOS_PSEUDONYM_KEY" in result.stdout
+
+
+def test_a_file_it_cannot_read_is_an_error() -> None:
+    result = custos_mask("no-such-answer.json")
+    assert result.returncode == 1
+    assert result.stderr.decode().startswith("error: no-such-answer.json: No such file")

@@ -90,7 +90,10 @@ def test_a_problem_found_past_the_file_is_named_with_the_file(
     with caplog.at_level(logging.ERROR, logger="extproc.reloader"):
         assert reloader.check() is False
     (line,) = caplog.records
-    assert f"{path}: the pseudonym key must be at least 16 bytes" in line.getMessage()
+    assert (
+        f"{path}: the pseudonym key (environment variable RELOAD_TEST_KEY) must be at least "
+        "16 bytes" in line.getMessage()
+    )
     assert "short" not in line.getMessage()
 
 
