@@ -1,1 +1,2 @@
-"""The ext_proc service: PHI masking of MCP responses (built in a later issue)."""
+"""The ext_proc service: PHI masked out of every MCP answer (and, where configured, out of
+requests) before it goes on, streamed answers included; each exchange recorded for audit."""

@@ -6,6 +6,7 @@ the relative ones these commands show."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import queue
 import re
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from mcp.types import CallToolResult
 
 from custos.cli import _parser
 from custos.run_command import LAST_LINE, READY, banner
@@ -119,7 +121,7 @@ def shell(script: str, checkout: Path, env: dict[str, str]) -> str:
     return done.stdout
 
 
-async def test_a_newcomer_runs_the_stack_and_every_command_the_banner_and_readme_show(
+def test_a_newcomer_runs_the_stack_and_every_command_the_banner_and_readme_show(
     checkout: Path,
 ) -> None:
     started = environment(checkout, activated=False)
@@ -139,7 +141,7 @@ async def test_a_newcomer_runs_the_stack_and_every_command_the_banner_and_readme
         login, audit_trail = banner_scripts(said)
         url = re.search(r"^  MCP endpoint\s+(\S+)$", said, re.MULTILINE)
         assert url, said
-        # The stack runs the copy's code, and writes below where it was started.
+        # The stack writes below where it was started.
         assert f"Audit spool       {Path('run/spool')}" in said
         assert (checkout / "run" / "audit.yaml").is_file()
 
@@ -149,8 +151,7 @@ async def test_a_newcomer_runs_the_stack_and_every_command_the_banner_and_readme
         ask_token = re.search(r"^TOKEN=\$\((.*)\)$", login, re.MULTILINE)
         assert ask_token, login
         token = shell(ask_token.group(1), checkout, started).strip()
-        async with mcp_session(url.group(1), token) as client:
-            record = await client.call_tool("get_patient_record", {"patient_id": "pt-0001"})
+        record = asyncio.run(patient_record(url.group(1), token, "pt-0001"))
         patient = PATIENTS["pt-0001"]
         assert record.structured_content is not None
         assert record.structured_content["patient_id"] == "pt-0001"
@@ -166,6 +167,9 @@ async def test_a_newcomer_runs_the_stack_and_every_command_the_banner_and_readme
         # The issuer, the demo MCP server, the Logging API emulator, the shipper,
         # ext_authz, ext_proc and Envoy.
         assert len(children) >= 7, children
+        # The code that runs is the copy's (its examples, its configuration).
+        served = [part for child in children for part in child.cmdline() if "demo_mcp" in part]
+        assert served == [str(checkout / "examples" / "demo_mcp_server.py")]
     finally:
         os.killpg(process.pid, signal.SIGINT)
         code = process.wait(timeout=60)
@@ -174,6 +178,11 @@ async def test_a_newcomer_runs_the_stack_and_every_command_the_banner_and_readme
     assert [child for child in children if child.is_running()] == []
 
     readme(checkout)
+
+
+async def patient_record(url: str, token: str, patient_id: str) -> CallToolResult:
+    async with mcp_session(url, token) as client:
+        return await client.call_tool("get_patient_record", {"patient_id": patient_id})
 
 
 def readme(checkout: Path) -> None:

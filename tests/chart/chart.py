@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.readme import yaml_file
+
 helm = pytest.importorskip("helm_python", reason="helm-python-sdk has no wheel for this platform")
 helm.disable_logging()  # it logs each symbolic link it follows at INFO
 
@@ -95,6 +97,8 @@ VALUE_SETS: dict[str, Values] = {
             },
         },
     ),
+    # What the README tells an installer to write.
+    "readme": yaml_file("clinic.yaml"),
     "persistent-spool": merged(
         required_values(),
         {

@@ -89,7 +89,8 @@ def test_custos_runs_as_native_sidecars_started_before_the_mcp_server(
         # The next container starts only once this probe passes.
         assert "startupProbe" in sidecar, sidecar["name"]
     assert [c["name"] for c in pod["containers"]] == ["mcp-server"]
-    assert pod["containers"][0]["image"] == "registry.example/clinic/patients-mcp:latest"
+    image = rendered[name].values["mcpServer"]["image"]
+    assert pod["containers"][0]["image"] == f"{image['repository']}:{image.get('tag', 'latest')}"
 
 
 @pytest.mark.parametrize("name", VALUE_SETS)
