@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import yaml
 from children import cpu_seconds, main_thread_cpu_seconds, own_cpu_seconds, supervisor, tails
 from fixtures import bare_bootstrap, request_headers, upstream_bootstrap, wrk_script
 from openloop import Target, run_open_loop
@@ -124,8 +123,7 @@ async def start_common(
         await children.spawn("logging", stack.emulator_command(), ports.logging)
         await children.spawn("shipper", stack.shipper_command(), ports.shipper_metrics)
         audit_flags = ["--audit", str(stack.audit_config)]
-    config = work / "extauthz.yaml"
-    config.write_text(yaml.safe_dump(stack.authz_config(), sort_keys=False))
+    config = stack.write_authz_config()
     profiler = ["-m", "cProfile", "-o", str(profile)] if profile else []
     await children.spawn(
         "ext_authz",

@@ -126,8 +126,7 @@ class LocalStack:
             raise StackError(f"{', '.join(exited)} exited while the stack started")
 
     async def start_authz(self) -> None:
-        config = self.run_dir / "extauthz.yaml"
-        config.write_text(yaml.safe_dump(self.authz_config(), sort_keys=False))
+        config = self.write_authz_config()
         await self.supervisor.spawn(
             "ext_authz",
             [
@@ -205,6 +204,11 @@ class LocalStack:
             },
         }
         self.audit_config.write_text(yaml.safe_dump(config, sort_keys=False))
+
+    def write_authz_config(self) -> Path:
+        config = self.run_dir / "extauthz.yaml"
+        config.write_text(yaml.safe_dump(self.authz_config(), sort_keys=False))
+        return config
 
     def authz_config(self) -> dict[str, object]:
         return {
