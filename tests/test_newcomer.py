@@ -207,6 +207,12 @@ def readme(checkout: Path) -> None:
     assert run_here >= 8, "the README's runnable commands went missing"
 
 
+def test_make_run_runs_what_the_newcomer_test_runs() -> None:
+    makefile = (PROJECT_ROOT / "Makefile").read_text()
+    assert "\nrun: $(STAMP)\n\t$(BIN)/custos run\n" in makefile
+    assert "\nBIN := $(VENV)/bin\n" in makefile and "\nVENV := .venv\n" in makefile
+
+
 def test_the_readme_shows_the_banner_make_run_prints(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(PROJECT_ROOT)
     printed = banner(LocalStack(Path("run"), Ports()), ".venv/bin/custos")
