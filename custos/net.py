@@ -24,6 +24,20 @@ def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
         return ports
 
 
+def ports_in_use(ports: list[int], host: str = "127.0.0.1") -> list[int]:
+    """The ports something listens on already. SO_REUSEADDR, as the services bind theirs:
+    connections a stopped process left in TIME_WAIT do not count."""
+    busy = []
+    for port in ports:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((host, port))
+            except OSError:
+                busy.append(port)
+    return busy
+
+
 async def wait_for_port(host: str, port: int) -> None:
     """Return once something accepts connections on host:port; bound it with a timeout."""
     while True:

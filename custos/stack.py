@@ -6,6 +6,7 @@ services' last records are shipped before the shipper stops."""
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import sys
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from custos.audit.signing import generate_key_pair
 from custos.children import Supervisor
 from custos.envoy_config import EnvoySettings, envoy_binary, render_bootstrap
 from custos.errors import StackError
-from custos.net import free_ports
+from custos.net import free_ports, ports_in_use
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEMO_SERVER = PROJECT_ROOT / "examples" / "demo_mcp_server.py"
@@ -86,6 +87,14 @@ class LocalStack:
         return self.run_dir / "upstream-headers.jsonl"
 
     async def start(self) -> None:
+        # A port taken by another process (a `make run` still running) would pass the
+        # readiness check of the child that cannot bind it: the stack would talk to that
+        # process instead.
+        if busy := ports_in_use(list(dataclasses.astuple(self.ports))):
+            raise StackError(
+                f"port {', '.join(map(str, busy))} on 127.0.0.1 is in use (another "
+                "`make run`?): stop what holds it, or start with `custos run --free-ports`"
+            )
         self.run_dir.mkdir(parents=True, exist_ok=True)
         python = sys.executable
         await self.supervisor.spawn(

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import socket
 from pathlib import Path
 
 import pytest
 
 from custos.audit.config import load_audit_config
+from custos.errors import StackError
 from custos.net import free_ports
 from custos.stack import EXAMPLE_POLICY, LocalStack, Ports
 from extauthz.config import load_config
@@ -46,3 +48,18 @@ def test_the_configurations_it_writes_hold_from_any_working_directory(
     command = stack.extproc_command()
     for flag in ("--masking", "--policy", "--audit"):
         assert Path(command[command.index(flag) + 1]).is_file(), flag
+
+
+async def test_a_port_another_process_holds_is_named_before_anything_starts(
+    tmp_path: Path,
+) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        taken = holder.getsockname()[1]
+        ports = dataclasses.replace(Ports.free(), issuer=taken)
+        stack = LocalStack(tmp_path / "run", ports)
+        with pytest.raises(StackError, match=rf"port {taken} on 127.0.0.1 is in use"):
+            await stack.start()
+    assert stack.supervisor.children == {}
+    assert not stack.run_dir.exists()
