@@ -1,5 +1,6 @@
 # `make run` and `make test` create .venv and install the project with its dev extra
-# when needed; the install is redone only when pyproject.toml changes.
+# when needed; the install is redone only when pyproject.toml changes. A .venv without a
+# working pip (a first attempt that failed half-way) is made again.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -9,9 +10,12 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): pyproject.toml
 	@echo "Installing Custos and its dependencies into $(VENV) (the first time: a minute or two)..."
-	@test -x $(BIN)/python || $(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
-		|| { echo "Custos needs Python 3.11 or later: make PYTHON=python3.12 ..." >&2; exit 1; }
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip --version >/dev/null 2>&1 || { \
+		$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+			|| { echo "Custos needs Python 3.11 or later: make run PYTHON=python3.12" >&2; exit 1; }; \
+		rm -rf $(VENV); \
+		$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); \
+			echo "could not create $(VENV) (on Debian and Ubuntu: apt install python3-venv)" >&2; exit 1; }; }
 	@$(BIN)/python -m pip install --quiet --upgrade pip
 	@$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)

@@ -425,6 +425,8 @@ def _example_masking() -> Path:
 
     from custos.stack import EXAMPLE_MASKING, PSEUDONYM_KEY_ENV
 
+    if not EXAMPLE_MASKING.is_file():
+        raise ConfigError("no --config, and no example rules here (a checkout has them)")
     said = f"custos mask: no --config: the example rules ({EXAMPLE_MASKING.name})"
     if PSEUDONYM_KEY_ENV not in os.environ:
         # Pseudonyms then differ from run to run, and from any deployment's.

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shlex
-import shutil
 import signal
 import sys
 from pathlib import Path
@@ -51,7 +49,7 @@ def banner(stack: LocalStack, custos: str) -> str:
   Audit spool       {spool}   (shipped to a Logging API emulator on :{stack.ports.logging})
 Get a token and open an MCP session (any MCP client: this URL and this header):
   TOKEN=$({custos} token --sub alice --groups phi-readers{issuer})
-  curl -s {stack.mcp_url} -H "Authorization: Bearer $TOKEN" \\
+  curl -si {stack.mcp_url} -H "Authorization: Bearer $TOKEN" \\
     -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' \\
     -d '{INITIALIZE}'
 See what the audit trail holds, and check it, in the spool and in the emulator:
@@ -72,15 +70,12 @@ def shown(path: Path) -> str:
 
 
 def custos_command() -> str:
-    """How the user started this `custos`, so the banner's commands run the same one:
-    `custos` when that is what PATH finds, `.venv/bin/custos` (as `make run` calls it), or
-    this interpreter with `-m custos`."""
+    """The `custos` the user started, as a path (`.venv/bin/custos` when `make run` starts
+    it), so the banner's commands work in a terminal where it is not on PATH; or this
+    interpreter with `-m custos`."""
     started = Path(sys.argv[0])
     if started.name != "custos":
         return f"{shlex.quote(sys.executable)} -m custos"
-    on_path = shutil.which("custos")
-    if on_path is not None and os.path.samefile(on_path, started):
-        return "custos"
     return shown(started.absolute())
 
 

@@ -63,6 +63,9 @@ class LocalStack:
     pseudonym_key: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     # A Logging API someone else runs (a test's in-process emulator); None: start one.
     logging_endpoint: str | None = None
+    # Tests read what reached the MCP server in header_log. It holds the sidecar's upstream
+    # credential and who called: never written unless asked for.
+    log_upstream_headers: bool = False
     supervisor: Supervisor = field(init=False)
 
     def __post_init__(self) -> None:
@@ -106,7 +109,7 @@ class LocalStack:
             "mcp",
             [python, str(DEMO_SERVER), "--port", str(self.ports.mcp)],
             port=self.ports.mcp,
-            env={"DEMO_MCP_HEADER_LOG": str(self.header_log), **self.demo_env},
+            env={**self._header_log_env(), **self.demo_env},
         )
         self.write_audit_config()
         if self.logging_endpoint is None:
@@ -133,6 +136,11 @@ class LocalStack:
         )
         if exited := self.supervisor.exited():
             raise StackError(f"{', '.join(exited)} exited while the stack started")
+
+    def _header_log_env(self) -> dict[str, str]:
+        if not self.log_upstream_headers:
+            return {}
+        return {"DEMO_MCP_HEADER_LOG": str(self.header_log)}
 
     async def start_authz(self) -> None:
         config = self.write_authz_config()

@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from extproc.config import load_masking_config
-from extproc.engine import Masker, MaskReport
+from extproc.engine import MaskReport
+from extproc.reloader import load_masker
 from extproc.sse import SseRewriter
 
 
 def mask_document(config_path: Path, raw: bytes) -> tuple[bytes, dict[str, Any]]:
     """A JSON document or an SSE stream, masked, and the report of what was masked."""
-    masker = Masker(load_masking_config(config_path))
+    masker = load_masker(config_path)
     report = MaskReport()
     if raw.lstrip()[:1] in (b"{", b"["):
         return masker.mask_body(raw, report), report.as_dict()

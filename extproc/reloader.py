@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from custos.errors import ConfigError
 from custos.reloading import FileReloader, ReloadListener
 from extproc.config import load_masking_config
 from extproc.engine import Masker
@@ -25,4 +26,8 @@ class MaskingReloader(FileReloader[Masker]):
 
 
 def load_masker(path: Path) -> Masker:
-    return Masker(load_masking_config(path))
+    config = load_masking_config(path)
+    try:
+        return Masker(config)
+    except ConfigError as exc:  # the pseudonym key, read here: its error names the rules
+        raise ConfigError(f"{path}: {exc}") from exc

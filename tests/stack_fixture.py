@@ -37,6 +37,7 @@ async def running_stack(
         masking=masking or EXAMPLE_MASKING,
         demo_env=demo_env or {},
         logging_endpoint=logging_endpoint,
+        log_upstream_headers=True,
     )
     try:
         await stack.start()

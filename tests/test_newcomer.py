@@ -7,6 +7,7 @@ the relative ones these commands show."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import queue
 import re
@@ -34,14 +35,21 @@ from tests.stack_fixture import mcp_session
 # builder or a Google account, none of which a test has.
 THE_TWO_COMMANDS = {"make run", "make test"}
 OFF_THIS_MACHINE = {"helm", "kubectl", "gcloud", "docker"}
+# What no output may show: the demo patients' identifiers, as the MCP server holds them.
+PHI = [
+    value
+    for patient in PATIENTS.values()
+    for value in (patient.name, patient.ssn, patient.mrn, patient.phone, patient.email)
+]
 
 
 @pytest.fixture
 def checkout(tmp_path: Path) -> Path:
     """The tracked files, as a fresh clone has them, and the environment `make` would have
     installed (this one; PYTHONPATH makes the copy's code the code that runs)."""
-    if sys.prefix == sys.base_prefix:
-        pytest.fail("run the suite from its virtual environment (make test)")
+    missing = [tool for tool in ("git", "bash", "curl", "openssl") if shutil.which(tool) is None]
+    assert not missing, f"the newcomer's path needs {', '.join(missing)} on PATH"
+    assert sys.prefix != sys.base_prefix, "run the suite in its virtual environment (make test)"
     listed = subprocess.run(
         ["git", "ls-files", "-z"], cwd=PROJECT_ROOT, capture_output=True, check=True
     ).stdout
@@ -57,10 +65,15 @@ def checkout(tmp_path: Path) -> Path:
 
 
 def environment(checkout: Path, *, activated: bool) -> dict[str, str]:
+    """A terminal's environment: `. .venv/bin/activate` run in it, as the README asks
+    before its commands, or not, as for `make run` (no `custos` on PATH at all)."""
     env = {**os.environ, "PYTHONPATH": str(checkout), "PYTHONUNBUFFERED": "1"}
     env.pop("CUSTOS_PSEUDONYM_KEY", None)
-    if activated:  # `. .venv/bin/activate`, as the README asks before its commands
-        env["PATH"] = f"{checkout / '.venv' / 'bin'}{os.pathsep}{env['PATH']}"
+    env.pop("VIRTUAL_ENV", None)
+    path = [p for p in env["PATH"].split(os.pathsep) if not (Path(p) / "custos").exists()]
+    if activated:
+        path.insert(0, str(checkout / ".venv" / "bin"))
+    env["PATH"] = os.pathsep.join(path)
     return env
 
 
@@ -94,6 +107,42 @@ class Lines:
         raise AssertionError(f"no {last!r} in:\n" + "\n".join(self.seen))
 
 
+class CustosRun:
+    """`.venv/bin/custos run` started as a terminal starts it (its own process group, which
+    Ctrl-C signals), and the processes it started."""
+
+    def __init__(self, checkout: Path, env: dict[str, str]) -> None:
+        self.process = subprocess.Popen(
+            [".venv/bin/custos", "run", "--free-ports"],  # the Makefile's run, on free ports
+            cwd=checkout,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        self.output = Lines(self.process)
+        self.children: list[psutil.Process] = []
+
+    def banner(self) -> str:
+        shown = self.output.until(LAST_LINE, seconds=90)
+        self.children = psutil.Process(self.process.pid).children(recursive=True)
+        return shown[shown.index(READY) :]
+
+    def ctrl_c(self) -> int:
+        os.killpg(self.process.pid, signal.SIGINT)
+        return self.process.wait(timeout=60)
+
+    def end(self) -> None:
+        """Whatever a failed test left running is killed, so that no later test meets it."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        for child in self.children:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
+
+
 def banner_scripts(text: str) -> list[str]:
     """The banner's commands: the indented lines under each line that ends with a colon."""
     scripts: list[list[str]] = []
@@ -109,6 +158,7 @@ def banner_scripts(text: str) -> list[str]:
 
 
 def shell(script: str, checkout: Path, env: dict[str, str]) -> str:
+    """The script run by bash as a user would run it; its output, which must show no PHI."""
     done = subprocess.run(
         ["bash", "-e", "-c", script],
         cwd=checkout,
@@ -118,64 +168,62 @@ def shell(script: str, checkout: Path, env: dict[str, str]) -> str:
         timeout=60,
     )
     assert done.returncode == 0, f"{script}\nexited {done.returncode}:\n{done.stdout}{done.stderr}"
+    shown = done.stdout + done.stderr
+    assert [value for value in PHI if value in shown] == [], script
     return done.stdout
 
 
+# About thirty commands, each a Python start or two, and the stack's start and stop.
+@pytest.mark.timeout(300)
 def test_a_newcomer_runs_the_stack_and_every_command_the_banner_and_readme_show(
     checkout: Path,
 ) -> None:
     started = environment(checkout, activated=False)
-    process = subprocess.Popen(
-        [".venv/bin/custos", "run", "--free-ports"],  # the Makefile's run, on free ports
-        cwd=checkout,
-        env=started,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,  # as a terminal runs it: Ctrl-C goes to its group
-    )
-    output = Lines(process)
+    run = CustosRun(checkout, started)
     try:
-        shown = output.until(LAST_LINE, seconds=90)
-        said = shown[shown.index(READY) :]
+        said = run.banner()
         login, audit_trail = banner_scripts(said)
         url = re.search(r"^  MCP endpoint\s+(\S+)$", said, re.MULTILINE)
         assert url, said
-        # The stack writes below where it was started.
+        # It names itself as `make run` started it, and writes below where it started.
+        assert "  TOKEN=$(.venv/bin/custos token --sub alice --groups phi-readers" in said
         assert f"Audit spool       {Path('run/spool')}" in said
         assert (checkout / "run" / "audit.yaml").is_file()
 
         answered = shell(login, checkout, started)
+        assert re.match(r"HTTP/1.1 200 ", answered), answered
         assert '"protocolVersion"' in answered and '"error"' not in answered, answered
 
         ask_token = re.search(r"^TOKEN=\$\((.*)\)$", login, re.MULTILINE)
         assert ask_token, login
         token = shell(ask_token.group(1), checkout, started).strip()
         record = asyncio.run(patient_record(url.group(1), token, "pt-0001"))
-        patient = PATIENTS["pt-0001"]
         assert record.structured_content is not None
         assert record.structured_content["patient_id"] == "pt-0001"
-        assert patient.ssn not in str(record.structured_content)
-        assert patient.name not in str(record.structured_content)
+        assert [value for value in PHI if value in str(record.structured_content)] == []
 
         trail = shell(audit_trail, checkout, started)
         assert "get_patient_record" in trail
         assert trail.count("verified: no findings") == 2, trail
-        assert patient.ssn not in trail and patient.name not in trail
 
-        children = psutil.Process(process.pid).children(recursive=True)
         # The issuer, the demo MCP server, the Logging API emulator, the shipper,
         # ext_authz, ext_proc and Envoy.
-        assert len(children) >= 7, children
+        assert len(run.children) >= 7, run.children
         # The code that runs is the copy's (its examples, its configuration).
-        served = [part for child in children for part in child.cmdline() if "demo_mcp" in part]
+        served = [part for c in run.children for part in c.cmdline() if "demo_mcp" in part]
         assert served == [str(checkout / "examples" / "demo_mcp_server.py")]
+
+        assert run.ctrl_c() == 0, "\n".join(run.output.seen)
+        run.output.until("stopped every process of the stack", seconds=10)
+        assert [child for child in run.children if child.is_running()] == []
     finally:
-        os.killpg(process.pid, signal.SIGINT)
-        code = process.wait(timeout=60)
-    output.until("stopped every process of the stack", seconds=10)
-    assert code == 0, "\n".join(output.seen)
-    assert [child for child in children if child.is_running()] == []
+        run.end()
+    for name in ("issuer   |", "mcp      |", "ext_authz|", "ext_proc |", "envoy    |"):
+        assert any(line.startswith(name) for line in run.output.seen), name
+    logged = "\n".join(run.output.seen)
+    assert [value for value in PHI if value in logged] == []
+    # What reached the MCP server (its credential, who called) is not written down.
+    assert not (checkout / "run" / "upstream-headers.jsonl").exists()
 
     readme(checkout)
 
@@ -200,7 +248,9 @@ def readme(checkout: Path) -> None:
         elif name == "custos" and "--project" in words(command) and "--endpoint" not in command:
             _parser().parse_args(words(command)[1:])  # Google's API: the arguments are valid
         elif name == "custos":
-            shell(command, checkout, env)
+            # Each of them prints what it found, made or masked: a replay of nothing, or
+            # a mask that left the answer as it was, would show here.
+            assert shell(command, checkout, env).strip(), command
             run_here += 1
         else:
             raise AssertionError(f"the README shows a command no test checks: {command}")
