@@ -94,9 +94,12 @@ class LocalStack:
         # readiness check of the child that cannot bind it: the stack would talk to that
         # process instead.
         if busy := ports_in_use(list(dataclasses.astuple(self.ports))):
+            which = (
+                f"port {busy[0]} is" if len(busy) == 1 else f"ports {', '.join(map(str, busy))} are"
+            )
             raise StackError(
-                f"port {', '.join(map(str, busy))} on 127.0.0.1 is in use (another "
-                "`make run`?): stop what holds it, or start with `custos run --free-ports`"
+                f"{which} in use on 127.0.0.1 (another `make run`?): stop what holds it, or "
+                "start with `custos run --free-ports`"
             )
         self.run_dir.mkdir(parents=True, exist_ok=True)
         python = sys.executable

@@ -59,7 +59,7 @@ async def test_a_port_another_process_holds_is_named_before_anything_starts(
         taken = holder.getsockname()[1]
         ports = dataclasses.replace(Ports.free(), issuer=taken)
         stack = LocalStack(tmp_path / "run", ports)
-        with pytest.raises(StackError, match=rf"port {taken} on 127.0.0.1 is in use"):
+        with pytest.raises(StackError, match=rf"port {taken} is in use on 127.0.0.1"):
             await stack.start()
     assert stack.supervisor.children == {}
     assert not stack.run_dir.exists()
