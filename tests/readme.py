@@ -10,21 +10,21 @@ from typing import Any
 
 import yaml
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from custos.stack import PROJECT_ROOT
+
 README = PROJECT_ROOT / "README.md"
 
 
-def blocks(language: str, text: str | None = None) -> list[str]:
-    """The fenced code blocks of one language, in order."""
-    text = README.read_text() if text is None else text
-    return re.findall(rf"^```{language}\n(.*?)^```$", text, re.MULTILINE | re.DOTALL)
+def blocks(language: str) -> list[str]:
+    """The README's fenced code blocks of one language, in order."""
+    return re.findall(rf"^```{language}\n(.*?)^```$", README.read_text(), re.MULTILINE | re.DOTALL)
 
 
-def shell_commands(text: str | None = None) -> list[str]:
+def shell_commands() -> list[str]:
     """Every command of the README's `sh` blocks, a line continued by `\\` joined to the
     next, as bash would run it (comments and all)."""
     commands: list[str] = []
-    for block in blocks("sh", text):
+    for block in blocks("sh"):
         pending = ""
         for line in block.splitlines():
             if line.endswith("\\"):
@@ -49,9 +49,13 @@ def program(command: str) -> str:
     raise AssertionError(f"no program in {command!r}")
 
 
-def yaml_file(name: str) -> Any:
+def yaml_block(name: str) -> str:
     """The YAML block whose first line is `# <name>` (a file the README asks you to write)."""
     for block in blocks("yaml"):
         if block.startswith(f"# {name}\n"):
-            return yaml.safe_load(block)
+            return block
     raise AssertionError(f"the README shows no file {name}")
+
+
+def yaml_file(name: str) -> Any:
+    return yaml.safe_load(yaml_block(name))

@@ -10,6 +10,7 @@ import re
 import typing
 
 import pytest
+import yaml
 from pydantic import BaseModel
 
 from custos.audit.config import AuditConfig
@@ -17,7 +18,7 @@ from custos.cli import _parser
 from custos.envoy_config import EnvoySettings
 from extauthz.config import AuthzConfig
 from extproc.config import MaskingConfig
-from tests.readme import README, blocks, yaml_file
+from tests.readme import README, yaml_block
 
 SERVICES = ("extauthz", "extproc", "shipper", "envoy", "run", "token", "dev-issuer")
 
@@ -41,8 +42,8 @@ def keys(model: type[BaseModel]) -> set[str]:
     [("masking.yaml", MaskingConfig), ("extauthz.yaml", AuthzConfig), ("audit.yaml", AuditConfig)],
 )
 def test_each_example_file_loads_and_names_every_key(name: str, model: type[BaseModel]) -> None:
-    model.model_validate(yaml_file(name))
-    (block,) = [b for b in blocks("yaml") if b.startswith(f"# {name}\n")]
+    block = yaml_block(name)
+    model.model_validate(yaml.safe_load(block))
     # Keys left at their default are shown commented out, so they are looked for as text.
     missing = {key for key in keys(model) if not re.search(rf"\b{key}:", block)}
     assert missing == set(), f"{name} in the README does not show {sorted(missing)}"
