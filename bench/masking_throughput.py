@@ -18,9 +18,9 @@ import sys
 import time
 
 from custos.stack import EXAMPLE_MASKING
-from extproc.config import load_masking_config
-from extproc.detectors import Scanner, ScannerSpec
-from extproc.engine import Masker, MaskReport
+from extproc.masking.config import load_masking_config
+from extproc.masking.detectors import Scanner, ScannerSpec
+from extproc.masking.engine import Masker, MaskReport
 
 FIRST = ["Ada", "Bruno", "Chen", "Dalia", "Emeka", "Freya", "Goran", "Hana", "Ivo", "Jun"]
 LAST = ["Okafor", "Lindqvist", "Moreau", "Tanaka", "Silva", "Novak", "Haddad", "Kaur"]

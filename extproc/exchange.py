@@ -34,8 +34,8 @@ from custos.audit import audit_pb2
 from custos.audit.spool import SpoolError
 from custos.errors import CustosError
 from custos.policy import HttpRequest, Identity, McpCall, PolicyInput
-from extproc import json_codec
-from extproc.engine import Carried, Masker, MaskingError, MaskReport
+from extproc.masking import json_codec
+from extproc.masking.engine import Carried, Masker, MaskingError, MaskReport
 from extproc.metrics import MaskingMetrics
 from extproc.recording import ExchangeRecording
 from extproc.sse import SseRewriter

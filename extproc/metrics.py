@@ -6,7 +6,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from custos.reloading import ReloadCounter
-from extproc.engine import MaskReport
+from extproc.masking.engine import MaskReport
 
 
 class MaskingMetrics:

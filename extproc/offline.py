@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from extproc.engine import MaskReport
+from extproc.masking.engine import MaskReport
 from extproc.reloader import load_masker
 from extproc.sse import SseRewriter
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from custos.errors import ConfigError
 from custos.reloading import FileReloader, ReloadListener
-from extproc.config import load_masking_config
-from extproc.engine import Masker
+from extproc.masking.config import load_masking_config
+from extproc.masking.engine import Masker
 
 log = logging.getLogger(__name__)
 

@@ -27,8 +27,8 @@ from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as ext_proc_gr
 from custos.audit import audit_pb2
 from custos.audit.spool import SpoolError
 from custos.audit.writer import AuditWriter
-from extproc.engine import Masker, MaskingError
 from extproc.exchange import Exchange
+from extproc.masking.engine import Masker, MaskingError
 from extproc.metrics import MaskingMetrics
 from extproc.recording import ExchangeRecording
 from extproc.tool_filter import ToolFilter

@@ -15,8 +15,8 @@ from google.protobuf.json_format import MessageToDict
 
 from custos.policy import HttpRequest, Identity, McpCall, PolicyInput, decide
 from custos.policy.reloader import PolicyReloader
-from extproc import json_codec
-from extproc.engine import MaskingError
+from extproc.masking import json_codec
+from extproc.masking.engine import MaskingError
 
 
 def identity_from(decision: struct_pb2.Struct | None) -> Identity | None:

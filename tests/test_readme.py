@@ -17,7 +17,7 @@ from custos.audit.config import AuditConfig
 from custos.cli import _parser
 from custos.envoy_config import EnvoySettings
 from extauthz.config import AuthzConfig
-from extproc.config import MaskingConfig
+from extproc.masking.config import MaskingConfig
 from tests.readme import README, yaml_block
 
 SERVICES = ("extauthz", "extproc", "shipper", "envoy", "run", "token", "dev-issuer")

@@ -14,7 +14,7 @@ import pytest
 from custos.audit.config import load_audit_config
 from custos.policy import load_policy
 from extauthz.config import load_config
-from extproc.config import load_masking_config
+from extproc.masking.config import load_masking_config
 from tests.chart.chart import (
     FULLNAME,
     KUBERNETES_VERSIONS,

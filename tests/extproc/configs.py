@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from extproc.config import load_masking_config
-from extproc.engine import Masker
+from extproc.masking.config import load_masking_config
+from extproc.masking.engine import Masker
 
 
 def masker_with_exception(

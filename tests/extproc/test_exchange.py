@@ -13,9 +13,9 @@ from envoy.service.ext_proc.v3 import external_processor_pb2 as ext_proc
 
 from custos.policy.reloader import PolicyReloader
 from custos.stack import EXAMPLE_POLICY, PROJECT_ROOT
-from extproc.config import load_masking_config
-from extproc.engine import Masker
 from extproc.exchange import Exchange, ExchangeError
+from extproc.masking.config import load_masking_config
+from extproc.masking.engine import Masker
 from extproc.tool_filter import ToolFilter
 from tests.extproc.configs import masker_with_exception
 from tests.extproc.demo_data import PATIENTS, record_response

@@ -13,8 +13,8 @@ from envoy.service.ext_proc.v3 import external_processor_pb2 as ext_proc
 from envoy.type.v3 import http_status_pb2
 
 from custos.stack import EXAMPLE_MASKING
-from extproc.config import load_masking_config
-from extproc.engine import Masker
+from extproc.masking.config import load_masking_config
+from extproc.masking.engine import Masker
 from extproc.metrics import MaskingMetrics
 from extproc.servicer import ExternalProcessorServicer
 

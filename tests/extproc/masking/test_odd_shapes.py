@@ -12,8 +12,8 @@ import pytest
 
 from custos.policy import HttpRequest, Identity, McpCall, PolicyInput
 from custos.stack import PROJECT_ROOT
-from extproc.config import load_masking_config
-from extproc.engine import Masker, MaskingError, MaskReport
+from extproc.masking.config import load_masking_config
+from extproc.masking.engine import Masker, MaskingError, MaskReport
 from tests.extproc.configs import masker_with_exception
 
 

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from extproc.findings import Finding
-from extproc.literals import _find_by_tokens, literal_finder
+from extproc.masking.findings import Finding
+from extproc.masking.literals import _find_by_tokens, literal_finder
 
 KNOWN: dict[str, list[str]] = {
     "name": ["Ada Okafor"],

@@ -1,6 +1,6 @@
 """The built-in detectors: one regex branch per Safe Harbor identifier with a recognisable
 shape, each with its entity, its rank on ties and, where looks deceive, a validator.
-`extproc.detectors` compiles them, with operators' patterns and word lists, into the one
+`extproc.masking.detectors` compiles them, with operators' patterns and word lists, into the one
 alternation the scanner runs."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from extproc import validators as v
+from extproc.masking import validators as v
 
 # A branch's opening character class or literal, when it is not quantified.
 LEAD = re.compile(r"(?:\[(?:\\.|[^\]\\])+\]|\\.|[^\\\[\](){}|?*+.^$])(?![?*+{])")

@@ -14,7 +14,7 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 
-from extproc.findings import Finding
+from extproc.masking.findings import Finding
 
 LiteralFinder = Callable[[str], list[Finding]]
 Term = tuple[str, str | None]  # entity, and the whole name a part stands for

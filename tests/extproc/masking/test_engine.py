@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from custos.stack import PROJECT_ROOT
-from extproc.config import MaskingConfig, load_masking_config
-from extproc.engine import Masker, MaskingError, MaskReport
+from extproc.masking.config import MaskingConfig, load_masking_config
+from extproc.masking.engine import Masker, MaskingError, MaskReport
 from tests.extproc.demo_data import PATIENTS, record_response
 
 KEY_ENV = "CUSTOS_PSEUDONYM_KEY"

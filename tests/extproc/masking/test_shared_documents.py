@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from custos.stack import PROJECT_ROOT
-from extproc.config import MaskingConfig, load_masking_config
-from extproc.engine import Masker, MaskReport
+from extproc.masking.config import MaskingConfig, load_masking_config
+from extproc.masking.engine import Masker, MaskReport
 from tests.extproc.demo_data import PATIENTS, record_response
 
 KEY_ENV = "CUSTOS_PSEUDONYM_KEY"

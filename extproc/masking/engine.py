@@ -22,13 +22,13 @@ from custos.errors import CustosError
 from custos.policy import PolicyInput
 from custos.policy.document import compile_condition
 from custos.policy.environment import activations
-from extproc import json_codec
-from extproc.actions import apply
-from extproc.config import MaskingConfig
-from extproc.detectors import BUILTIN_ENTITIES, PatternSpec, Scanner, ScannerSpec
-from extproc.fields import FieldRules, Path, render
-from extproc.findings import Finding
-from extproc.literals import LiteralFinder, literal_finder
+from extproc.masking import json_codec
+from extproc.masking.actions import apply
+from extproc.masking.config import MaskingConfig
+from extproc.masking.detectors import BUILTIN_ENTITIES, PatternSpec, Scanner, ScannerSpec
+from extproc.masking.fields import FieldRules, Path, render
+from extproc.masking.findings import Finding
+from extproc.masking.literals import LiteralFinder, literal_finder
 
 # JSON-RPC's own members: never PHI, and masking them would break the protocol.
 _ENVELOPE = frozenset({"jsonrpc", "id", "method"})

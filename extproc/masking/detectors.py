@@ -3,8 +3,8 @@
 Every detector is a regex branch; all of them, operators' patterns and word lists included,
 are compiled into ONE alternation so the text is read in a single pass. A branch may name a
 group `v`: the finding is that group (the value after "SSN:", not the label); otherwise it is
-the whole match. A branch may carry a validator (`extproc.validators`) that rejects what only
-looks right (a card number failing Luhn, an SSN in area 666, February 30).
+the whole match. A branch may carry a validator (`extproc.masking.validators`) that rejects
+what only looks right (a card number failing Luhn, an SSN in area 666, February 30).
 
 Speed, with the stdlib engine: branches that can only start a word sit behind one `\\b`, so
 the inside of a word costs one check; each branch opens with a character class or literal
@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from extproc.branches import (
+from extproc.masking.branches import (
     BUILTIN_ENTITIES,
     CUSTOM_RANK,
     LEAD,
@@ -34,7 +34,7 @@ from extproc.branches import (
     builtin_branches,
     tries,
 )
-from extproc.findings import Finding
+from extproc.masking.findings import Finding
 
 __all__ = ["BUILTIN_ENTITIES", "PatternSpec", "Scanner", "ScannerSpec"]
 

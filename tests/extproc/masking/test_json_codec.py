@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from extproc.json_codec import dumps, loads
+from extproc.masking.json_codec import dumps, loads
 
 # orjson writes integers in [-2**63, 2**64); beyond, json_codec falls back to the stdlib.
 _ORJSON_INTS = range(-(2**63), 2**64)

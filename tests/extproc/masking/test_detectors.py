@@ -12,9 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from examples.demo_mcp_server import PatientRecord, fake_patients
-from extproc import validators as v
-from extproc.detectors import BUILTIN_ENTITIES, PatternSpec, Scanner, ScannerSpec
-from extproc.findings import Finding
+from extproc.masking import validators as v
+from extproc.masking.detectors import BUILTIN_ENTITIES, PatternSpec, Scanner, ScannerSpec
+from extproc.masking.findings import Finding
 
 SCANNER = Scanner()
 TEST_AREAS = Scanner(ScannerSpec(ssn_test_areas=True))

@@ -12,8 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from custos.config_file import load_model
 from custos.errors import ConfigError
 from custos.policy.document import compile_condition
-from extproc.actions import Action
-from extproc.fields import parse_path
+from extproc.masking.actions import Action
+from extproc.masking.fields import parse_path
 
 Entity = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
 
