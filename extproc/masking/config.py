@@ -14,6 +14,7 @@ from custos.errors import ConfigError
 from custos.policy.document import compile_condition
 from extproc.masking.actions import Action
 from extproc.masking.fields import parse_path
+from extproc.masking.lexicon import BuiltinKeys
 
 Entity = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
 
@@ -106,6 +107,10 @@ class MaskingConfig(_Strict):
     patterns: tuple[PatternRule, ...] = ()
     words: dict[Entity, tuple[str, ...]] = {}
     detectors: frozenset[str] | None = None  # built-in detectors to use; None = all
+    # The built-in lexicon of PHI keys and FHIR R4's shapes (extproc.masking.lexicon), and
+    # the lexicon's keys to leave out of it (an operator's `city` that is a clinic's).
+    builtin_keys: bool = True
+    builtin_keys_off: tuple[str, ...] = ()
     # Accept SSNs in the never-issued 9xx areas, which fake and test data use.
     ssn_test_areas: bool = False
     pseudonym_key: PseudonymKey | None = None
@@ -117,6 +122,12 @@ class MaskingConfig(_Strict):
     # Also mask the arguments of each call before the MCP server sees them (a tool
     # argument carrying an SSN), for servers that must not receive PHI.
     mask_requests: bool = False
+
+    @field_validator("builtin_keys_off")
+    @classmethod
+    def _in_lexicon(cls, off: tuple[str, ...]) -> tuple[str, ...]:
+        BuiltinKeys(off)  # ValueError naming what the lexicon does not hold
+        return off
 
     @model_validator(mode="after")
     def _key_for_pseudonyms(self) -> MaskingConfig:

@@ -28,6 +28,7 @@ from extproc.masking.config import MaskingConfig
 from extproc.masking.detectors import BUILTIN_ENTITIES, PatternSpec, Scanner, ScannerSpec
 from extproc.masking.fields import FieldRules, Path, render
 from extproc.masking.findings import Finding
+from extproc.masking.lexicon import BuiltinKeys
 from extproc.masking.literals import LiteralFinder, literal_finder
 
 # JSON-RPC's own members: never PHI, and masking them would break the protocol.
@@ -122,6 +123,7 @@ class Masker:
         )
         self._clean_keys: set[str] = set()
         self._fields = FieldRules((rule.path, rule.entity) for rule in config.fields)
+        self._builtin = BuiltinKeys(config.builtin_keys_off) if config.builtin_keys else None
         self._key = config.pseudonym_key.read() if config.pseudonym_key else b""
         self._exceptions = [(e, compile_condition(e.when)) for e in config.exceptions]
 
@@ -235,7 +237,7 @@ class Masker:
                     for i, tool in enumerate(result["tools"])
                 ]
                 if "_meta" in result:
-                    meta = self._value(result["_meta"], ("result", "_meta"), walk)
+                    meta = self._value(result["_meta"], ("result", "_meta"), walk, result)
                     result["_meta"] = None if meta is _DROPPED else meta
         except RecursionError as exc:
             raise MaskingError("body is nested too deeply to mask") from exc
@@ -247,7 +249,7 @@ class Masker:
             if key in _TOOL_PROTOCOL:
                 rebuilt.out[key] = value
             else:
-                rebuilt.put(key, self._member(key, value, path, walk))
+                rebuilt.put(key, self._member(key, value, path, walk, tool))
         return rebuilt.out
 
     def mask_request_body(self, body: bytes, report: MaskReport) -> bytes:
@@ -314,7 +316,7 @@ class Masker:
             elif key == "result" and isinstance(value, dict):
                 rebuilt.out[key] = self._result(value, walk)
             else:
-                rebuilt.put(key, self._member(key, value, (), walk))
+                rebuilt.put(key, self._member(key, value, (), walk, message))
         return rebuilt.out
 
     def _result(self, result: dict[str, Any], walk: _Walk) -> dict[str, Any]:
@@ -325,19 +327,31 @@ class Masker:
             elif key == "structuredContent" and self._fields.entity_at(("result", key)) is None:
                 rebuilt.out[key] = self._document(value, ("result", key), walk)
             else:
-                rebuilt.put(key, self._member(key, value, ("result",), walk))
+                rebuilt.put(key, self._member(key, value, ("result",), walk, result))
         return rebuilt.out
 
-    def _value(self, value: Any, path: Path, walk: _Walk) -> Any:
-        entity = self._fields.entity_at(path) if path else None
-        if entity is not None and value is not None and entity not in walk.keep:
-            return self._marked(entity, value, path, walk)
+    def _value(
+        self,
+        value: Any,
+        path: Path,
+        walk: _Walk,
+        parent: dict[str, Any] | None = None,
+        rule_path: Path | None = None,
+    ) -> Any:
+        """`value`, at `path` (as the output shows it) in `parent`; rules read `rule_path`,
+        the path as the server wrote it (a key masked for what it says keeps its rules)."""
+        rule = self._rule_at(path if rule_path is None else rule_path, parent, value)
+        if rule is not None and rule.entity not in walk.keep:
+            if rule.whole or not isinstance(value, list):
+                return self._marked(rule.entity, value, path, walk)
+            items = (self._marked(rule.entity, v, (*path, i), walk) for i, v in enumerate(value))
+            return [masked for masked in items if masked is not _DROPPED]
         if isinstance(value, str):
             return self._string(value, path, walk)
         if isinstance(value, dict):
             rebuilt = _Rebuilt(value)
             for key, item in value.items():
-                rebuilt.put(key, self._member(key, item, path, walk))
+                rebuilt.put(key, self._member(key, item, path, walk, value))
             return rebuilt.out
         if isinstance(value, list):
             items = (self._value(item, (*path, i), walk) for i, item in enumerate(value))
@@ -345,6 +359,21 @@ class Masker:
         if isinstance(value, int | float) and not isinstance(value, bool):
             return self._number(value, path, walk)
         return value
+
+    def _rule_at(self, path: Path, parent: dict[str, Any] | None, value: Any) -> _Rule | None:
+        """The rule naming the value at `path` in `parent`: an operator's field rule (the
+        value masked whole, whatever it is), else a built-in key (a scalar, or each scalar
+        of a list; an object under it is walked, and its own keys decide)."""
+        if not path or value is None:
+            return None
+        if (entity := self._fields.entity_at(path)) is not None:
+            return _Rule(entity, whole=True)
+        if self._builtin is None or parent is None or not _leafy(value):
+            return None
+        entity = self._builtin.entity_at(path, parent)
+        if entity is None or not self._builtin.applies(entity, value):
+            return None
+        return _Rule(entity, whole=False)
 
     def _marked(self, entity: str, value: Any, path: Path, walk: _Walk) -> Any:
         """A value a field rule names: masked whole, whatever it looks like."""
@@ -355,16 +384,13 @@ class Masker:
         raw = value if isinstance(value, str) else json_codec.dumps(value)
         return self._replacement(entity, raw, walk)
 
-    def _member(self, key: str, value: Any, path: Path, walk: _Walk) -> tuple[str, Any]:
-        """One member of an object: its key masked (as the output and the report show
-        it), its value masked by the rules that name the key as the server wrote it."""
+    def _member(
+        self, key: str, value: Any, path: Path, walk: _Walk, parent: dict[str, Any] | None
+    ) -> tuple[str, Any]:
+        """One member of `parent`: its key masked (as the output and the report show it),
+        its value masked by the rules that name the key as the server wrote it."""
         name = self._masked_key(key, path, walk)
-        if name == key:
-            return key, self._value(value, (*path, key), walk)
-        entity = self._fields.entity_at((*path, key))
-        if entity is not None and value is not None and entity not in walk.keep:
-            return name, self._marked(entity, value, (*path, name), walk)
-        return name, self._value(value, (*path, name), walk)
+        return name, self._value(value, (*path, name), walk, parent, rule_path=(*path, key))
 
     def _masked_key(self, key: str, path: Path, walk: _Walk) -> str:
         """An object's key: a server may key records by SSN, e-mail, date or the patient's
@@ -458,18 +484,23 @@ class Masker:
         return shared[1]
 
     def _collect(
-        self, value: Any, path: Path, known: dict[str, set[str]], parsed: dict[str, Any]
+        self,
+        value: Any,
+        path: Path,
+        known: dict[str, set[str]],
+        parsed: dict[str, Any],
+        parent: dict[str, Any] | None = None,
     ) -> None:
-        """Every string a field rule marks, by entity, embedded JSON included (parsed
-        once: the masking walk reuses `parsed`)."""
-        entity = self._fields.entity_at(path) if path else None
-        if entity is not None:
+        """Every string a field rule or a built-in key marks, by entity, embedded JSON
+        included (parsed once: the masking walk reuses `parsed`)."""
+        rule = self._rule_at(path, parent, value)
+        if rule is not None:
             # Names given as a list of parts, or a phone number written as a number, are
             # as findable in a note as a string.
-            known[entity].update(_scalars(value))
+            known[rule.entity].update(_scalars(value))
         elif isinstance(value, dict):
             for key, item in value.items():
-                self._collect(item, (*path, key), known, parsed)
+                self._collect(item, (*path, key), known, parsed, value)
         elif isinstance(value, list):
             for index, item in enumerate(value):
                 self._collect(item, (*path, index), known, parsed)
@@ -588,6 +619,19 @@ class _Walk:
     replaced: dict[tuple[str, str], str] = field(default_factory=dict)
     documents: list[tuple[str, Any, MaskReport]] = field(default_factory=list)  # JSON text
     parsed: dict[str, Any] = field(default_factory=dict)  # embedded JSON, by its text
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    entity: str
+    whole: bool  # an operator's field rule: the value goes whole, lists and objects too
+
+
+def _leafy(value: Any) -> bool:
+    """A scalar, or a list of scalars: what a built-in key names."""
+    if isinstance(value, list):
+        return bool(value) and all(_leafy(item) and not isinstance(item, list) for item in value)
+    return isinstance(value, str | int | float) and not isinstance(value, bool)
 
 
 def _check(deadline: float | None) -> None:

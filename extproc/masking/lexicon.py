@@ -1,0 +1,240 @@
+"""PHI by where a value stands in JSON, with no configuration: a lexicon of the keys under
+which records carry PHI (`first_name`, `firstName`, `FirstName`, `first-name` alike), and
+the shapes FHIR R4 gives people (`name: [{family, given}]`, `telecom`, `address`,
+`identifier` by its system and type). Operators' field rules come first; these follow.
+
+A built-in rule names the entity of a scalar, or of each scalar of a list (`given:
+["Ada", "B."]` stays a list of two). An object under such a key is walked, and its own
+keys decide: FHIR's `address` is an object whose `city` and `postalCode` are PHI and
+whose `state` and `use` are not."""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Collection, Mapping
+from typing import Any
+
+from extproc.masking.fields import Path
+
+# Entity -> the keys that hold it, in snake case; every other spelling normalises to these.
+_KEYS: dict[str, tuple[str, ...]] = {
+    "name": (
+        *("first_name", "firstname", "fname", "given_name", "given", "givenname", "forename"),
+        *("middle_name", "middlename", "mname", "middle_initial", "last_name", "lastname"),
+        *("lname", "surname", "family_name", "family", "familyname", "full_name", "fullname"),
+        *("patient_name", "pt_name", "person_name", "legal_name", "preferred_name", "nickname"),
+        *("maiden_name", "mother_maiden_name", "mothers_maiden_name", "birth_name"),
+        *("guarantor_name", "subscriber_name", "insured_name", "policy_holder_name"),
+        *("emergency_contact_name", "contact_name", "next_of_kin", "next_of_kin_name"),
+        *("spouse_name", "parent_name", "guardian_name", "caregiver_name", "relative_name"),
+        *("provider_name", "physician_name", "doctor_name", "attending", "attending_name"),
+        *("attending_physician", "pcp", "pcp_name", "referring_physician", "referring_provider"),
+        *("ordering_provider", "ordering_physician", "nurse_name", "signed_by", "author_name"),
+    ),
+    "date": (
+        *("dob", "date_of_birth", "birth_date", "birthdate", "birthday", "birth_dt"),
+        *("birth_time", "dod", "date_of_death", "death_date", "deceased_date_time"),
+        *("deceased_date", "admission_date", "admit_date", "admitted_at", "admit_dt"),
+        *("discharge_date", "discharged_at", "discharge_dt"),
+    ),
+    "ssn": (
+        *("ssn", "social_security_number", "social_security_no", "social_security", "ss_no"),
+        *("soc_sec_no", "ss_number", "ssn_last_4", "ssn_last4", "social"),
+    ),
+    "mrn": (
+        *("mrn", "medical_record_number", "medical_record_no", "medical_record_num"),
+        *("medical_record", "med_rec_no", "med_rec_num", "mr_number", "mr_no", "chart_number"),
+        *("chart_no", "patient_mrn", "emr_id", "ehr_id", "empi", "mpi_id"),
+    ),
+    "phone": (
+        *("phone", "phone_number", "phone_no", "phone_num", "telephone", "tel", "mobile"),
+        *("mobile_phone", "mobile_number", "cell", "cell_phone", "cellphone", "home_phone"),
+        *("work_phone", "contact_phone", "emergency_phone", "pager", "contact_number"),
+        *("primary_phone", "phone_home", "phone_work", "phone_mobile", "telephone_number"),
+    ),
+    "fax": ("fax", "fax_number", "fax_no", "fax_num"),
+    "email": ("email", "email_address", "e_mail", "contact_email", "email_addr", "mail_address"),
+    "street_address": (
+        *("address", "street", "street_address", "address_line", "address_line_1"),
+        *("address_line_2", "address_1", "address_2", "addr", "addr_1", "addr_2"),
+        *("home_address", "mailing_address", "residence", "street_name", "street_1"),
+        *("street_2", "line_1", "line_2", "residential_address", "billing_address"),
+    ),
+    "city": ("city", "town", "municipality", "county", "city_name", "home_city"),
+    "zip": (
+        *("zip", "zip_code", "zipcode", "postal_code", "postalcode", "postcode", "zip_4"),
+        *("zip_plus_4", "post_code", "postal", "home_zip"),
+    ),
+    "account": (
+        *("account_number", "account_no", "account_num", "acct", "acct_no", "acct_num"),
+        *("account_id", "billing_account", "visit_number", "encounter_number", "fin_number"),
+    ),
+    "health_plan": (
+        *("member_id", "member_number", "subscriber_id", "subscriber_number", "policy_number"),
+        *("policy_no", "policy_id", "insurance_id", "insurance_number", "medicaid_id"),
+        *("medicaid_number", "medicare_id", "medicare_number", "mbi", "beneficiary_id"),
+        *("health_plan_id", "health_plan_number", "plan_member_id", "insurance_member_id"),
+    ),
+    "license": (
+        *("drivers_license", "driver_license", "drivers_licence", "driver_licence"),
+        *("drivers_license_number", "driver_license_number", "license_number"),
+        *("licence_number", "dl_number", "dl_no", "dea", "dea_number", "certificate_number"),
+        *("state_license", "medical_license", "passport", "passport_number"),
+    ),
+    "vehicle": ("vin", "vehicle_id", "license_plate", "licence_plate", "plate_number"),
+    "device": ("device_serial", "serial_number", "serial_no", "udi", "imei", "mac_address"),
+    "ip": ("ip", "ip_address", "ipv4", "ipv6", "client_ip", "remote_addr", "remote_ip"),
+    "username": ("username", "user_name", "login", "user_login", "screen_name", "login_name"),
+    "npi": ("npi", "npi_number", "provider_npi"),
+    "age_over_89": ("age", "patient_age", "age_years"),
+}
+
+# Words whose keys are people's records: `name` there is a person's.
+_PERSON_RESOURCES = frozenset({"Patient", "Practitioner", "RelatedPerson", "Person"})
+_PERSON_WORDS = frozenset(
+    {
+        *("patient", "patients", "person", "persons", "people", "contact", "contacts"),
+        *("guarantor", "subscriber", "insured", "practitioner", "physician", "provider"),
+        *("doctor", "nurse", "member", "guardian", "spouse", "relative", "kin", "emergency"),
+        *("caregiver", "employee", "mother", "father", "parent", "child", "sibling", "pcp"),
+        *("attending", "referring", "author", "signer", "clinician", "user", "users"),
+    }
+)
+# Keys that say an object is a person, not a drug, a site or a tool: a `name` beside them is
+# a person's name.
+_PERSON_MARKERS = frozenset({"date", "ssn", "mrn", "phone", "email", "zip", "street_address"})
+_PERSON_KEYS = frozenset({"gender", "sex", "birth_sex", "pronouns", "marital_status"})
+
+_TELECOM = {"phone": "phone", "sms": "phone", "pager": "phone", "other": "phone"}
+_TELECOM |= {"fax": "fax", "email": "email", "url": "url"}
+# FHIR identifiers: by system (URI or OID) first, then by the v2-0203 type code.
+_SYSTEMS = (
+    ("us-ssn", "ssn"),
+    ("2.16.840.1.113883.4.1", "ssn"),
+    ("us-npi", "npi"),
+    ("2.16.840.1.113883.4.6", "npi"),
+    ("2.16.840.1.113883.4.3.", "license"),  # a state's driver's licences
+    ("us-medicare", "health_plan"),
+    ("medicaid", "health_plan"),
+)
+_TYPE_CODES = {
+    **dict.fromkeys(("MR", "MRT", "PI", "PT"), "mrn"),
+    **dict.fromkeys(("SS", "SSN"), "ssn"),
+    **dict.fromkeys(("DL", "PPN", "LN", "MD", "DEA", "PRN", "CZ"), "license"),
+    **dict.fromkeys(("MB", "SN", "MA", "MC", "MCN", "NIIP", "PEN"), "health_plan"),
+    **dict.fromkeys(("AN", "ACSN", "VN", "FILL", "PLAC"), "account"),
+    "NPI": "npi",
+}
+_WORD = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
+
+
+@functools.lru_cache(maxsize=8192)  # the same few keys recur in every answer
+def normal_key(key: str) -> str:
+    """`firstName`, `FirstName`, `first-name`, `FIRST_NAME` -> `first_name`."""
+    return "_".join(word.lower() for word in _WORD.findall(key))
+
+
+def _forms(key: str) -> set[str]:
+    # "postal_code" also as "postalcode": a key written "Postalcode" has one word only.
+    return {key, key.replace("_", "")}
+
+
+LEXICON: dict[str, str] = {
+    form: entity for entity, keys in _KEYS.items() for key in keys for form in _forms(key)
+}
+
+
+class BuiltinKeys:
+    """The built-in rules, with the operator's entries turned off (by lexicon key)."""
+
+    def __init__(self, off: Collection[str] = (), fhir: bool = True) -> None:
+        unknown = {normal_key(k) for k in off} - LEXICON.keys()
+        if unknown:
+            raise ValueError(f"not in the key lexicon: {', '.join(sorted(unknown))}")
+        off_keys = {form for key in off for form in _forms(normal_key(key))}
+        self._lexicon = {k: e for k, e in LEXICON.items() if k not in off_keys}
+        self._fhir = fhir
+
+    def entity_at(self, path: Path, parent: Mapping[str, Any] | None) -> str | None:
+        """The entity of the value at `path` in `parent` (the object holding it)."""
+        key = path[-1] if path else None
+        if not isinstance(key, str) or parent is None:
+            return None
+        normal = normal_key(key)
+        if self._fhir and (entity := _fhir_entity(normal, path, parent)) is not None:
+            return entity or None
+        if normal == "name":
+            return "name" if _is_person(path, parent, self._lexicon) else None
+        return self._lexicon.get(normal)
+
+    def applies(self, entity: str, value: Any) -> bool:
+        """Whether a value under a key of this entity is PHI: an age only over 89."""
+        if entity != "age_over_89":
+            return True
+        number = value if isinstance(value, int | float) else _leading_number(value)
+        return number is not None and not isinstance(number, bool) and number >= 90
+
+
+def _leading_number(value: Any) -> float | None:
+    if not isinstance(value, str):
+        return None
+    found = re.match(r"\s*([0-9]{1,3})(?![0-9])", value)
+    return int(found.group(1)) if found else None
+
+
+def _fhir_entity(normal: str, path: Path, parent: Mapping[str, Any]) -> str | None:
+    """FHIR's shapes: "" where the shape says the value is not PHI (an address's `state`),
+    None where it says nothing."""
+    container = _container(path)
+    if normal == "value" and isinstance(system := parent.get("system"), str):
+        if container == "telecom":
+            return _TELECOM.get(system, "phone")
+        if container == "identifier":
+            return _identifier(system, parent)
+    if normal == "value" and container == "identifier":
+        return _identifier("", parent)
+    if container == "address":
+        if normal in ("line", "text"):
+            return "street_address"
+        if normal == "district":
+            return "city"
+        if normal in ("state", "country", "use", "type"):
+            return ""
+    if container == "name" and normal in ("text", "family", "given"):
+        return "name"
+    return None
+
+
+def _identifier(system: str, identifier: Mapping[str, Any]) -> str:
+    for fragment, entity in _SYSTEMS:
+        if fragment in system:
+            return entity
+    kind = identifier.get("type")
+    codings = kind.get("coding") if isinstance(kind, dict) else None
+    for coding in codings if isinstance(codings, list) else ():
+        if isinstance(coding, dict) and (entity := _TYPE_CODES.get(coding.get("code"))):
+            return entity
+    return "mrn"  # any other identifier of a record is a unique identifying number too
+
+
+def _container(path: Path) -> str | None:
+    """The key of the object or list holding the object at `path[:-1]`, normalised."""
+    for item in reversed(path[:-1]):
+        if isinstance(item, str):
+            return normal_key(item)
+    return None
+
+
+def _is_person(path: Path, parent: Mapping[str, Any], lexicon: Mapping[str, str]) -> bool:
+    if "resourceType" in parent:  # FHIR says what it is: an Organization is nobody
+        return parent["resourceType"] in _PERSON_RESOURCES
+    container = _container(path)
+    if container is not None and _PERSON_WORDS & set(container.split("_")):
+        return True
+    for key in parent:
+        if isinstance(key, str):
+            normal = normal_key(key)
+            if normal in _PERSON_KEYS or lexicon.get(normal) in _PERSON_MARKERS:
+                return True
+    return False

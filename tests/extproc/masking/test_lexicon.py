@@ -1,0 +1,195 @@
+"""PHI found by where it stands in JSON, with no configuration at all: the key lexicon and
+FHIR R4's shapes."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from extproc.masking import Masker, MaskingConfig, MaskReport
+from extproc.masking.lexicon import normal_key
+
+
+def masked(result: Any, config: MaskingConfig | None = None) -> Any:
+    body = {"jsonrpc": "2.0", "id": 1, "result": {"structuredContent": result}}
+    report = MaskReport()
+    out = Masker(config or MaskingConfig()).mask_body(json.dumps(body).encode(), report)
+    return json.loads(out)["result"]["structuredContent"]
+
+
+@pytest.mark.parametrize(
+    ("key", "normal"),
+    [
+        ("firstName", "first_name"),
+        ("FirstName", "first_name"),
+        ("first-name", "first_name"),
+        ("FIRST_NAME", "first_name"),
+        ("addressLine1", "address_line_1"),
+        ("DOB", "dob"),
+        ("postalCode", "postal_code"),
+        ("SSNLast4", "ssn_last_4"),
+    ],
+)
+def test_keys_are_read_in_every_spelling(key: str, normal: str) -> None:
+    assert normal_key(key) == normal
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "entity"),
+    [
+        ("first_name", "Yosef", "NAME"),
+        ("firstName", "Yosef", "NAME"),
+        ("LastName", "Villegas", "NAME"),
+        ("last-name", "Villegas", "NAME"),
+        ("surname", "Okafor", "NAME"),
+        ("dob", "03/04/1950", "DATE"),
+        ("birthDate", "1950-03-04", "DATE"),
+        ("ssn", "123456789", "SSN"),
+        ("socialSecurityNumber", "123-45-6789", "SSN"),
+        ("mrn", 21804440, "MRN"),
+        ("medicalRecordNumber", "560-40-78-5", "MRN"),
+        ("phone", "555 010 0101", "PHONE"),
+        ("mobile", "+1 555 010 0101", "PHONE"),
+        ("emailAddress", "ada@example.org", "EMAIL"),
+        ("addressLine1", "12 Elm Street", "STREET_ADDRESS"),
+        ("city", "Springfield", "CITY"),
+        ("postalCode", "02134", "ZIP"),
+        ("zip", 2134, "ZIP"),
+        ("memberId", "XKQ123456789", "HEALTH_PLAN"),
+        ("drivers_license", "D1234567", "LICENSE"),
+        ("vin", "1HGCM82633A004352", "VEHICLE"),
+        ("ipAddress", "10.1.2.3", "IP"),
+        ("username", "jdoe42", "USERNAME"),
+    ],
+)
+def test_a_key_of_the_lexicon_masks_its_value_without_configuration(
+    key: str, value: Any, entity: str
+) -> None:
+    assert masked({key: value, "note": "stays"}) == {key: f"[{entity}]", "note": "stays"}
+
+
+def test_a_list_of_parts_keeps_its_shape() -> None:
+    assert masked({"given": ["Ada", "B."]}) == {"given": ["[NAME]", "[NAME]"]}
+
+
+def test_name_is_a_persons_only_beside_what_makes_a_person() -> None:
+    drug = {"name": "Lisinopril", "dose": "10 mg", "route": "oral"}
+    assert masked(drug) == drug
+    person = masked({"name": "Ada Okafor", "gender": "female"})
+    assert person == {"name": "[NAME]", "gender": "female"}
+    listed = masked({"patients": [{"name": "Ada Okafor", "id": "pt-1"}]})
+    assert listed == {"patients": [{"name": "[NAME]", "id": "pt-1"}]}
+    site = {"resourceType": "Organization", "name": "Mercy Clinic"}
+    assert masked(site) == site
+
+
+def test_an_age_is_phi_only_over_89() -> None:
+    assert masked({"age": 92}) == {"age": "[AGE_OVER_89]"}
+    assert masked({"age": "95 years"}) == {"age": "[AGE_OVER_89]"}
+    assert masked({"age": 45}) == {"age": 45}
+
+
+PATIENT = {
+    "resourceType": "Patient",
+    "identifier": [
+        {"system": "http://hl7.org/fhir/sid/us-ssn", "value": "123456789"},
+        {
+            "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203"}]},
+            "system": "urn:oid:1.2.36.146.595.217.0.1",
+            "value": "A7Q-20-991",
+        },
+        {
+            "type": {"coding": [{"code": "DL"}]},
+            "system": "urn:oid:2.16.840.1.113883.4.3.25",
+            "value": "S99911111",
+        },
+    ],
+    "name": [
+        {"use": "official", "family": "Quorrin", "given": ["Tavelle", "J."], "prefix": ["Ms."]}
+    ],
+    "telecom": [
+        {"system": "phone", "value": "555-010-0101", "use": "home"},
+        {"system": "email", "value": "tq@example.org"},
+        {"system": "fax", "value": "555-010-0199"},
+    ],
+    "gender": "female",
+    "birthDate": "1931-02-17",
+    "address": [
+        {
+            "use": "home",
+            "line": ["77 Harbor Lane", "Apt 4"],
+            "city": "Marblehead",
+            "district": "Essex",
+            "state": "MA",
+            "postalCode": "01945",
+            "country": "US",
+        }
+    ],
+}
+
+
+def test_a_fhir_patient_is_masked_field_by_field_and_keeps_its_shape() -> None:
+    out = masked({"resourceType": "Bundle", "entry": [{"resource": PATIENT}]})
+    patient = out["entry"][0]["resource"]
+    assert [i["value"] for i in patient["identifier"]] == ["[SSN]", "[MRN]", "[LICENSE]"]
+    assert patient["name"] == [
+        {"use": "official", "family": "[NAME]", "given": ["[NAME]", "[NAME]"], "prefix": ["Ms."]}
+    ]
+    assert [t["value"] for t in patient["telecom"]] == ["[PHONE]", "[EMAIL]", "[FAX]"]
+    assert patient["telecom"][0]["use"] == "home"
+    assert patient["birthDate"] == "[DATE]"
+    assert patient["gender"] == "female"
+    assert patient["address"] == [
+        {
+            "use": "home",
+            "line": ["[STREET_ADDRESS]", "[STREET_ADDRESS]"],
+            "city": "[CITY]",
+            "district": "[CITY]",
+            "state": "MA",
+            "postalCode": "[ZIP]",
+            "country": "US",
+        }
+    ]
+
+
+def test_a_name_found_in_a_resource_is_masked_in_any_narrative() -> None:
+    narrative = {
+        "resourceType": "Encounter",
+        "text": {
+            "status": "generated",
+            "div": '<div xmlns="http://www.w3.org/1999/xhtml">Tavelle Quorrin, seen today;'
+            " QUORRIN reports no pain.</div>",
+        },
+    }
+    out = masked(
+        {"resourceType": "Bundle", "entry": [{"resource": PATIENT}, {"resource": narrative}]}
+    )
+    div = out["entry"][1]["resource"]["text"]["div"]
+    assert "Tavelle" not in div and "Quorrin" not in div and "QUORRIN" not in div
+    assert "seen today" in div and "reports no pain" in div
+
+
+def test_operators_turn_lexicon_entries_off() -> None:
+    config = MaskingConfig.model_validate({"builtin_keys_off": ["city", "postalCode"]})
+    assert masked({"city": "Boston", "zip": "02134"}, config) == {"city": "Boston", "zip": "[ZIP]"}
+    assert masked({"city": "Boston"}, MaskingConfig(builtin_keys=False)) == {"city": "Boston"}
+    with pytest.raises(ValidationError, match="not in the key lexicon: favourite_colour"):
+        MaskingConfig.model_validate({"builtin_keys_off": ["favouriteColour"]})
+
+
+def test_an_operators_field_rule_comes_first() -> None:
+    config = MaskingConfig.model_validate({"fields": [{"path": "city", "entity": "site"}]})
+    assert masked({"city": "Boston"}, config) == {"city": "[SITE]"}
+
+
+def test_the_report_names_lexicon_findings_by_path() -> None:
+    body = {"jsonrpc": "2.0", "id": 1, "result": {"structuredContent": {"firstName": "Ada"}}}
+    report = MaskReport()
+    Masker(MaskingConfig()).mask_body(json.dumps(body).encode(), report)
+    assert report.as_dict()["name"] == {
+        "count": 1,
+        "paths": ["$.result.structuredContent.firstName"],
+    }
