@@ -280,6 +280,16 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
             12,
             mrn_ok,
         ),
+        # A signature's initials and username ("XGT:holmes"), or a labelled user name.
+        b("username", r"[A-Z][A-Z]{1,3}:(?P<v>[a-z][a-z0-9._-]{1,30})(?![\w@-]|\.\w)", 12),
+        *(
+            b(
+                "username",
+                rf"{lead}[ \t]*[:=#][ \t]*(?P<v>[A-Za-z0-9._@-]{{3,40}})(?![\w@-]|\.\w)",
+                12,
+            )
+            for lead in tries(["user", "username", "user name", "user_name", "login", "user id"])
+        ),
         # rank 13 is operators' patterns, 15 their word lists
         *(
             b("zip", rf"{lead}[ \t]*(?:[:#][ \t]*)?(?P<v>{_ZIP})", 14)

@@ -30,6 +30,7 @@ from extproc.masking.fields import FieldRules, Path, render
 from extproc.masking.findings import Finding
 from extproc.masking.lexicon import BuiltinKeys
 from extproc.masking.literals import LiteralFinder, literal_finder
+from extproc.masking.names import NameFinder, dictionaries
 
 # JSON-RPC's own members: never PHI, and masking them would break the protocol.
 _ENVELOPE = frozenset({"jsonrpc", "id", "method"})
@@ -124,6 +125,8 @@ class Masker:
         self._clean_keys: set[str] = set()
         self._fields = FieldRules((rule.path, rule.entity) for rule in config.fields)
         self._builtin = BuiltinKeys(config.builtin_keys_off) if config.builtin_keys else None
+        names = config.detectors is None or "name" in config.detectors
+        self._names = NameFinder(dictionaries()) if names else None
         self._key = config.pseudonym_key.read() if config.pseudonym_key else b""
         self._exceptions = [(e, compile_condition(e.when)) for e in config.exceptions]
 
@@ -175,8 +178,15 @@ class Masker:
         """Free text outside any JSON document (a plain-text body, an SSE comment), with
         the marked values `carried` from the stream so far."""
         found = Counter[str]()
-        literals = carried.finder() if carried is not None else None
-        masked = self._free_text(text, found, _Walk(report, literals, deadline=deadline))
+        _check(deadline)
+        findings = self._detect(text)
+        known = _values(text, findings)
+        earlier = carried.finder() if carried is not None else None
+        if carried is not None:
+            carried.add(known)
+        walk = _Walk(report, _both(literal_finder(known), earlier), deadline=deadline)
+        walk.scanned[text] = findings
+        masked = self._free_text(text, found, walk)
         for entity, count in found.items():
             report.add(entity, (), count)
         return masked
@@ -289,8 +299,18 @@ class Masker:
         (parsed once)."""
         known: dict[str, set[str]] = defaultdict(set)
         parsed: dict[str, Any] = {}
+        texts: dict[str, None] = {}  # the free text, each distinct string once
         for value, path in roots:
-            self._collect(value, path, known, parsed)
+            self._collect(value, path, known, parsed, texts)
+        # What the detectors find anywhere (a name after "Patient:") is looked for again
+        # everywhere in the answer, as what field rules mark is: the note that names the
+        # patient once by title names her again without.
+        scanned: dict[str, list[Finding]] = {}
+        for text in texts:
+            _check(deadline)
+            findings = scanned[text] = self._detect(text)
+            for entity, values in _values(text, findings).items():
+                known[entity].update(values)
         for entity in keep:  # what the caller may see, no finder looks for
             known.pop(entity, None)
         # The earlier events' values are looked for by their own finder, built once for
@@ -304,7 +324,16 @@ class Masker:
         if carried is not None:
             carried.add(known)
         literals = _both(literal_finder(known), earlier)
-        return _Walk(report, literals, keep, handshake, deadline, parsed=parsed, whole=both_whole)
+        return _Walk(
+            report,
+            literals,
+            keep,
+            handshake,
+            deadline,
+            parsed=parsed,
+            whole=both_whole,
+            scanned=scanned,
+        )
 
     def _message(self, message: Any, walk: _Walk) -> Any:
         if not isinstance(message, dict):
@@ -489,6 +518,7 @@ class Masker:
         path: Path,
         known: dict[str, set[str]],
         parsed: dict[str, Any],
+        texts: dict[str, None],
         parent: dict[str, Any] | None = None,
     ) -> None:
         """Every string a field rule or a built-in key marks, by entity, embedded JSON
@@ -500,24 +530,38 @@ class Masker:
             known[rule.entity].update(_scalars(value))
         elif isinstance(value, dict):
             for key, item in value.items():
-                self._collect(item, (*path, key), known, parsed, value)
+                self._collect(item, (*path, key), known, parsed, texts, value)
         elif isinstance(value, list):
             for index, item in enumerate(value):
-                self._collect(item, (*path, index), known, parsed)
-        elif isinstance(value, str) and (embedded := embedded_json(value)) is not None:
-            parsed[value] = embedded
-            self._collect(embedded, path, known, parsed)
+                self._collect(item, (*path, index), known, parsed, texts)
+        elif isinstance(value, str):
+            if (embedded := embedded_json(value)) is None:
+                texts[value] = None
+            else:
+                parsed[value] = embedded
+                self._collect(embedded, path, known, parsed, texts)
 
     def _free_text(self, text: str, found: Counter[str], walk: _Walk) -> str:
         """`text` with what the detectors and the answer's marked values find masked;
         `found` counts it by entity."""
-        _check(walk.deadline)
-        findings = self._scanner.scan(text)
+        findings = walk.scanned.get(text)
+        if findings is None:
+            _check(walk.deadline)
+            findings = self._detect(text)
         if walk.keep:  # before merging: a visible MRN must not carry a name inside it along
             findings = [f for f in findings if f.entity not in walk.keep]
         if walk.literals is not None:
-            findings = _merge(findings, walk.literals(text))
+            # Marked values first: on the same span, theirs is the finding that knows the
+            # whole name a part stands for (one person, one pseudonym).
+            findings = _merge(walk.literals(text), findings)
         return self._replaced(text, findings, found, walk)
+
+    def _detect(self, text: str) -> list[Finding]:
+        """What the detectors find in free text: patterns, then names."""
+        findings = self._scanner.scan(text)
+        if self._names is not None:
+            findings = _merge(findings, self._names.find(text))
+        return findings
 
     def _replaced(
         self, text: str, findings: list[Finding], found: Counter[str], walk: _Walk
@@ -619,6 +663,7 @@ class _Walk:
     replaced: dict[tuple[str, str], str] = field(default_factory=dict)
     documents: list[tuple[str, Any, MaskReport]] = field(default_factory=list)  # JSON text
     parsed: dict[str, Any] = field(default_factory=dict)  # embedded JSON, by its text
+    scanned: dict[str, list[Finding]] = field(default_factory=dict)  # free text's findings
 
 
 @dataclass(frozen=True, slots=True)
@@ -681,6 +726,14 @@ def _scalars(value: Any) -> list[str]:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return [json_codec.dumps(value)]
     return []
+
+
+def _values(text: str, findings: list[Finding]) -> dict[str, set[str]]:
+    """The values these findings mark in `text`, by entity."""
+    values: dict[str, set[str]] = defaultdict(set)
+    for finding in findings:
+        values[finding.entity].add(text[finding.start : finding.end])
+    return values
 
 
 def _merge(first: list[Finding], second: list[Finding]) -> list[Finding]:

@@ -49,10 +49,12 @@ def literal_finder(known: Mapping[str, Iterable[str]]) -> LiteralFinder | None:
                     if len(part) >= _MIN_LITERAL and (lower or not part[0].islower()):
                         parts[_words(part)].add(value)
                         terms.setdefault(_words(part), (entity, None))
-    for part, wholes in parts.items():
+    for part, named in parts.items():
         entity = terms[part][0]
-        whole = next(iter(wholes))
-        if entity in _NAME_ENTITIES and len(wholes) == 1 and _words(whole) != part:
+        # "Ada" found alone (after "Patient:") is not a second person beside "Ada Okafor".
+        wholes = {whole for whole in named if _words(whole) != part}
+        whole = next(iter(wholes), "")
+        if entity in _NAME_ENTITIES and len(wholes) == 1:
             # One person in this answer has that first (or last) name: the same pseudonym.
             terms[part] = (entity, whole)
     terms.pop((), None)

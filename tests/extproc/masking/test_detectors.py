@@ -102,6 +102,8 @@ def test_date_valid(ymd: tuple[int, int, int], valid: bool) -> None:
 # --- what each entity is ------------------------------------------------------------------
 
 POSITIVE = [
+    ("username", "Dictated by XGT:holmes on Monday", "holmes"),
+    ("username", "portal username: ada.okafor77", "ada.okafor77"),
     ("ssn", "SSN on file: 078-05-1120.", "078-05-1120"),
     ("ssn", "ssn 078 05 1120", "078 05 1120"),
     ("ssn", "Social security number: 078051120", "078051120"),

@@ -1,0 +1,299 @@
+"""People's names in free text, by dictionary and by where they stand.
+
+A capitalised word (or one in capitals) is a name when:
+- it is a given name or a surname of the dictionaries (Faker's person providers, every
+  locale: names of many cultures, from a maintained package) and not a common English word;
+- or it stands where names stand, whatever it is: after a title or a label ("Dr.",
+  "Patient:", "seen by", "Dear", "Electronically signed by"), before a credential
+  ("M.D.", "RN", "PA-C") or what people do in notes ("reports", "was admitted", "'s
+  mother"), in "Last, First" or "LAST,FIRST", or beside a word that is a name.
+A word of the English vocabulary (pyspellchecker's) that no dictionary holds as a name
+breaks a run: "Impression", "Exam", "Record" stand alone. An eponym ("Parkinson's
+disease", "Foley catheter") is no one's name.
+
+Names found here are also looked for again everywhere in the answer (the engine adds them
+to the values it marks), so a name that stands once after "Patient:" is masked where it
+stands alone later."""
+
+from __future__ import annotations
+
+import calendar
+import functools
+import gzip
+import importlib
+import importlib.resources
+import json
+import pkgutil
+import re
+from dataclasses import dataclass
+
+from extproc.masking.findings import Finding
+
+# English words at least this frequent (pyspellchecker's counts) are words first, even when
+# somebody is called so ("Will", "Hope", "Grant"): names only where names stand.
+_COMMON = 20_000
+# A name is at most this many words ("Maria del Carmen Lopez Garcia"); a longer run of
+# name words is a list of names.
+_MAX_RUN = 5
+_MONTHS = frozenset(
+    month.casefold() for month in (*calendar.month_name[1:], *calendar.month_abbr[1:], "Sept")
+)
+# The words after an eponym that make it a disease, a sign or a device, not a person.
+_EPONYM_HEADS = (
+    "disease|syndrome|palsy|lymphoma|sarcoma|catheter|scale|score|sign|test|maneuver"
+    "|manoeuvre|reflex|fracture|procedure|operation|tube|monitor|classification|criteria"
+    "|phenomenon|tumou?r|ulcer|node|law|equation|formula|position|stain|block|anastomosis"
+    "|repair|fundoplication|coma|disorder|anomaly|deformity|phenomenon|triad|pouch|technique"
+    "|method|approach|incision|bag|mask|needle|drain|forceps|retractor|clamp|cell|cells"
+)
+_EPONYM = re.compile(rf"(?:['\u2019]s?)?[ \t]*(?:{_EPONYM_HEADS})\b", re.IGNORECASE)
+_TITLE = re.compile(r"(?:\b(?:Mr|Mrs|Ms|Mx|Miss|Dr|Prof|Pt|Sr|Sra|Srta|Mme|Mlle|Herr|Frau)\.?)$")
+# Labels after which a name stands; those that are ordinary words elsewhere need a colon.
+_LABEL_FREE = (
+    r"seen by|examined by|evaluated by|signed by|electronically signed by|dictated by"
+    r"|transcribed by|reviewed by|interpreted by|verified by|ordered by|referred by"
+    r"|authored by|approved by|discussed with|accompanied by|consulted|dear|sincerely"
+    r"|regards|respectfully|thank you|cc|attn|attention|name of patient|patient name"
+    r"|pt name|spoke with|called|per"
+)
+_LABEL_COLON = (
+    r"patient|pt|name|attending|attending physician|physician|provider|pcp|primary care"
+    r"|primary care physician|referring physician|referring provider|nurse|rn|np|pa"
+    r"|resident|fellow|surgeon|assistant|anesthesiologist|anesthesia|radiologist"
+    r"|pathologist|consultant|guardian|emergency contact|contact|next of kin|nok|mother"
+    r"|father|spouse|wife|husband|son|daughter|brother|sister|caregiver|guarantor"
+    r"|subscriber|insured|from|to|author|signed|signature|clinician|doctor|therapist"
+    r"|pharmacist|technologist|informant|historian|interpreter|witness|member|insured name"
+)
+_LABEL = re.compile(
+    rf"(?:\b(?:{_LABEL_FREE})[ \t]*[:,\-\u2013]?|\b(?:{_LABEL_COLON})[ \t]*[:\-\u2013#])[ \t]*$",
+    re.IGNORECASE,
+)
+_CREDENTIAL = re.compile(
+    r",?[ \t]*(?:M\.?D\.?|D\.?O\.?|R\.?N\.?|N\.?P\.?|P\.?A\.?-?C\.?|Ph\.?D\.?|FACP|FACS|MBBS"
+    r"|DDS|DMD|PharmD|LCSW|CNM|APRN|FNP(?:-BC)?|DNP|MSN|BSN|LPN|CRNA|MPH|RPh|PT|OT|DPT"
+    r"|CNA|MA|RD|PsyD|LMFT|NP-C|ANP|AGNP)(?![\w-])"
+)
+# What people do in notes, and drugs and findings do not: the words before it are a name.
+_PERSON_VERB = re.compile(
+    r"(?:['\u2019]s[ \t]+(?:mother|father|wife|husband|son|daughter|sister|brother|family"
+    r"|partner|spouse|caregiver|chart|record|account)\b|,?[ \t]+(?:reports|reported|presents"
+    r"|presented|states|stated|denies|denied|complains|complained|endorses|endorsed|underwent"
+    r"|arrived|returns|returned|says|said|agrees|agreed|declined|refused|feels|felt|came|lives"
+    r"|lived|works|worked|was[ \t]+(?:admitted|seen|discharged|born|transferred|evaluated"
+    r"|examined|brought|referred|found)|is[ \t]+an?[ \t]+[0-9]))\b",
+    re.IGNORECASE,
+)
+# A word of a name: letters with inner apostrophes or hyphens ("O'Neil", "Okafor-Smith");
+# an initial is one capital and a dot.
+_WORD = r"[^\W\d_]+(?:['\u2019\-][^\W\d_]+)*"
+_TOKEN = re.compile(rf"{_WORD}\.?")
+_PARTICLES = frozenset(
+    [
+        "van",
+        "von",
+        "de",
+        "del",
+        "della",
+        "der",
+        "di",
+        "da",
+        "das",
+        "dos",
+        "du",
+        "la",
+        "le",
+        "bin",
+        "ibn",
+        "al",
+        "el",
+        "ter",
+        "ten",
+        "st",
+        "y",
+        "e",
+    ]
+)
+_LAST_FIRST = re.compile(rf"({_WORD})[ \t]*,[ \t]*({_WORD})(?:[ \t]+([A-Z])\.?)?(?!\w)")
+
+
+@dataclass(frozen=True)
+class Dictionaries:
+    names: frozenset[str]  # given names and surnames, casefolded
+    words: dict[str, int]  # the English vocabulary: word -> frequency
+
+
+@functools.cache
+def dictionaries() -> Dictionaries:
+    """Built once per process (about half a second): every locale of Faker's person
+    provider, and pyspellchecker's English frequency list."""
+    import faker.providers.person as person
+
+    names: set[str] = set()
+    for module in pkgutil.iter_modules(person.__path__):
+        provider = getattr(
+            importlib.import_module(f"{person.__name__}.{module.name}"), "Provider", None
+        )
+        for attribute in dir(provider) if provider is not None else ():
+            if attribute.startswith(("first_name", "last_name", "first_romanized", "last_roman")):
+                values = getattr(provider, attribute, None)
+                if isinstance(values, list | tuple | dict):  # some are weighted dicts
+                    names.update(_parts(value) for value in values if isinstance(value, str))
+    english = importlib.resources.files("spellchecker") / "resources" / "en.json.gz"
+    words = json.loads(gzip.decompress(english.read_bytes()))
+    names.discard("")
+    return Dictionaries(frozenset(names) - _MONTHS, words)
+
+
+def _parts(name: str) -> str:
+    return name.casefold().strip()
+
+
+@dataclass(frozen=True, slots=True)
+class _Token:
+    text: str
+    start: int
+    end: int
+
+    @property
+    def initial(self) -> bool:
+        return len(self.text.rstrip(".")) == 1 and self.text[0].isupper()
+
+
+class NameFinder:
+    def __init__(self, dictionaries: Dictionaries) -> None:
+        self._names = dictionaries.names
+        self._words = dictionaries.words
+
+    def find(self, text: str) -> list[Finding]:
+        """The names in `text`, sorted, not overlapping."""
+        found: list[Finding] = []
+        for run in self._runs(text):
+            found += self._names_in(run, text)
+        found += self._last_first(text)
+        return _disjoint(found)
+
+    def _kind(self, token: _Token) -> str:
+        """ "name", "ambiguous" (a common word someone is called), "word", "initial" or
+        "unknown" (in no dictionary: a name only where names stand)."""
+        if token.initial:
+            return "initial"
+        word = token.text.rstrip(".").casefold()
+        parts = [p for p in re.split(r"['\u2019\-]", word) if p]
+        frequency = self._words.get(word, 0)
+        if word in self._names or (len(parts) > 1 and all(p in self._names for p in parts)):
+            if frequency >= _COMMON:
+                return "ambiguous"
+            if token.text.isupper() and len(word) <= 3:  # "ED", "AL", "MA": abbreviations
+                return "ambiguous"
+            return "name"
+        if word in _MONTHS or frequency:
+            return "word"
+        if token.text.isupper() and len(word) <= 4:  # "HPI", "CBC", "BMP"
+            return "word"
+        return "unknown"
+
+    def _runs(self, text: str) -> list[list[_Token]]:
+        """Runs of capitalised words (and initials, and particles inside them), each joined
+        to the next by one space or tab."""
+        runs: list[list[_Token]] = []
+        run: list[_Token] = []
+        for match in _TOKEN.finditer(text):
+            word = match.group()
+            if word.endswith(".") and len(word) > 2:  # a sentence's full stop, not an initial
+                word = word[:-1]
+            if word[-2:] in ("'s", "\u2019s") and len(word) > 3:  # the possessive is no part
+                word = word[:-2]
+            token = _Token(word, match.start(), match.start() + len(word))
+            capital = token.text[0].isupper()
+            joined = bool(run) and text[run[-1].end : token.start] in (" ", "\t")
+            if capital or (joined and token.text in _PARTICLES):
+                if run and not joined:
+                    runs.append(run)
+                    run = []
+                run.append(token)
+            elif run:
+                runs.append(run)
+                run = []
+        if run:
+            runs.append(run)
+        return runs
+
+    def _names_in(self, run: list[_Token], text: str) -> list[Finding]:
+        """The names of one run: split where an English word stands, each part judged by
+        its own words and by what stands before and after it."""
+        found: list[Finding] = []
+        part: list[tuple[_Token, str]] = []
+        for token in [*run, None]:
+            kind = self._kind(token) if token is not None else "word"
+            if kind == "word" and not (part and token is not None and token.text in _PARTICLES):
+                if part:
+                    found += self._judged(part, text)
+                part = []
+            else:
+                part.append((token, kind))  # type: ignore[arg-type]
+        return found
+
+    def _judged(self, part: list[tuple[_Token, str]], text: str) -> list[Finding]:
+        while part and (part[-1][0].text in _PARTICLES or part[-1][1] == "initial"):
+            if part[-1][1] == "initial" and len(part) > 1 and part[-2][1] != "initial":
+                break  # "Smith J." keeps its initial
+            part = part[:-1]
+        while part and part[0][0].text in _PARTICLES:
+            part = part[1:]
+        if not part:
+            return []
+        start, end = part[0][0].start, part[-1][0].end
+        kinds = {kind for _, kind in part}
+        before = text[max(0, start - 40) : start]
+        after = text[end : end + 40]
+        placed = bool(
+            _TITLE.search(before)
+            or _LABEL.search(before)
+            or _CREDENTIAL.match(after)
+            or _PERSON_VERB.match(after)
+        )
+        if _EPONYM.match(after) and not placed:
+            return []
+        named = "name" in kinds
+        if named or (placed and kinds - {"initial"}):
+            if len(part) > _MAX_RUN:  # longer than any name: a list of them, word by word
+                return [
+                    Finding("name", t.start, t.end) for t, _ in part if t.text not in _PARTICLES
+                ]
+            return [Finding("name", start, end)]
+        # Two unknown words around an initial ("Xzavian G. Tavares") are a name too.
+        if "initial" in kinds and "unknown" in kinds and len(part) >= 3:
+            return [Finding("name", start, end)]
+        return []
+
+    def _last_first(self, text: str) -> list[Finding]:
+        """ "Villegas, Yosef", "OROZCO,KYLE", "Tavares, Xzavian G.": two capitalised words
+        around a comma, one of them a name and neither an English word."""
+        found = []
+        for match in _LAST_FIRST.finditer(text):
+            last, first = match.group(1), match.group(2)
+            if not (last[0].isupper() and first[0].isupper()) or len(first) < 2:
+                continue
+            kinds = {
+                self._kind(_Token(last, 0, len(last))),
+                self._kind(_Token(first, 0, len(first))),
+            }
+            before = text[max(0, match.start() - 40) : match.start()]
+            if "word" in kinds or not ("name" in kinds or _LABEL.search(before)):
+                continue
+            found.append(Finding("name", match.start(), match.end()))
+        return found
+
+
+def _disjoint(findings: list[Finding]) -> list[Finding]:
+    """Sorted, overlaps joined: the union is masked, not half of it."""
+    merged: list[Finding] = []
+    for finding in sorted(findings, key=lambda f: (f.start, -f.end)):
+        if merged and finding.start < merged[-1].end:
+            last = merged[-1]
+            if finding.end > last.end:
+                merged[-1] = Finding(last.entity, last.start, finding.end)
+            continue
+        merged.append(finding)
+    return merged

@@ -1,0 +1,105 @@
+"""People's names in free text: by dictionary, by where they stand, and found once then
+masked everywhere in the answer."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from extproc.masking import Masker, MaskingConfig, MaskReport
+from extproc.masking.names import NameFinder, dictionaries
+
+
+@pytest.fixture(scope="module")
+def finder() -> NameFinder:
+    return NameFinder(dictionaries())
+
+
+def names(finder: NameFinder, text: str) -> list[str]:
+    return [text[f.start : f.end] for f in finder.find(text)]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # invented names, in no dictionary: found by where they stand
+        ("Electronically signed by Xzavian G. Tavares, M.D. on 3/4/2024", ["Xzavian G. Tavares"]),
+        ("Seen by Quorrin Tavelle today.", ["Quorrin Tavelle"]),
+        ("Attending: Zorblat Quenny", ["Zorblat Quenny"]),
+        ("Brixa Omundel, RN, gave the dose.", ["Brixa Omundel"]),
+        ("Dear Yurvenka,\nThank you for", ["Yurvenka"]),
+        ("Patient: Velmora Chastaine-Obi", ["Velmora Chastaine-Obi"]),
+        ("Quorrin Xadeo Plimbert PA-C", ["Quorrin Xadeo Plimbert"]),
+        # dictionary names, anywhere
+        ("Villegas, Yosef presented with chest pain.", ["Villegas, Yosef"]),
+        ("REGISTRATION: OROZCO,KYLE", ["OROZCO,KYLE"]),
+        ("Kyle reports less pain today.", ["Kyle"]),
+        ("Maria del Carmen Lopez Garcia came with her son.", ["Maria del Carmen Lopez Garcia"]),
+        ("Wang Fang and Nguyen Van An were called.", ["Wang Fang", "Nguyen Van An"]),
+        ("Sincerely,\nYosef Villegas, RN", ["Yosef Villegas"]),
+        ("Dear Ms. Abernathy-Okafor,", ["Abernathy-Okafor"]),
+        ("Oluwaseun Adebayo was admitted.", ["Oluwaseun Adebayo"]),
+        ("Then Quennaby Ostrowel reports dizziness.", ["Quennaby Ostrowel"]),
+        ("Plimbert's daughter drove her in.", ["Plimbert"]),
+        ("Priya Raghunathan, MD", ["Priya Raghunathan"]),
+    ],
+)
+def test_names_are_found(finder: NameFinder, text: str, expected: list[str]) -> None:
+    assert names(finder, text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Impression: Normal Exam. Record reviewed.",
+        "HISTORY OF PRESENT ILLNESS: a 67 year old with Obesity and Rhythm issues.",
+        "Plan: continue Lisinopril 10 mg daily, Metformin 500 mg BID, Atorvastatin 40 mg.",
+        "Patient has Parkinson's disease and a Foley catheter in place.",
+        "History of Crohn's disease; Hodgkin lymphoma in 2004; Bell's palsy resolved.",
+        "Glasgow Coma Scale 15. Apgar score 9.",
+        "ED visit for CHF exacerbation; transferred to the ICU.",
+        "Follow up in March. Seen in May and June.",
+        "Assessment and Plan: Hypertension, Type 2 Diabetes Mellitus.",
+        "Will follow up. Hope to discharge tomorrow.",
+        "Heparin was discontinued; Metoprolol Tartrate was started.",
+    ],
+)
+def test_clinical_words_are_no_names(finder: NameFinder, text: str) -> None:
+    assert names(finder, text) == []
+
+
+def masked_text(text: str) -> str:
+    body = {"jsonrpc": "2.0", "id": 1, "result": {"content": [{"type": "text", "text": text}]}}
+    out = Masker(MaskingConfig()).mask_body(json.dumps(body).encode(), MaskReport())
+    return json.loads(out)["result"]["content"][0]["text"]
+
+
+def test_a_name_found_once_is_masked_everywhere_in_the_answer() -> None:
+    # "Tavelle" alone is in no dictionary and stands nowhere a name stands: only its first
+    # appearance, after "Patient:", says it is a name.
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "result": {
+            "content": [
+                {"type": "text", "text": "Patient: Quorrin Tavelle"},
+                {"type": "text", "text": "tavelle QUORRIN called; Tavelle reports no pain."},
+            ]
+        },
+    }
+    out = Masker(MaskingConfig()).mask_body(json.dumps(body).encode(), MaskReport())
+    texts = [c["text"] for c in json.loads(out)["result"]["content"]]
+    assert texts == ["Patient: [NAME]", "[NAME] [NAME] called; [NAME] reports no pain."]
+
+
+def test_a_signature_keeps_the_clinical_text_around_it() -> None:
+    text = "Impression: No acute findings.\n\nXzavian G. Tavares, M.D.\nXGT:holmes"
+    assert masked_text(text) == "Impression: No acute findings.\n\n[NAME], M.D.\nXGT:[USERNAME]"
+
+
+def test_names_can_be_turned_off_with_the_detectors() -> None:
+    config = MaskingConfig(detectors=frozenset({"ssn"}))
+    body = {"jsonrpc": "2.0", "id": 1, "result": {"content": [{"type": "text", "text": "Kyle"}]}}
+    out = Masker(config).mask_body(json.dumps(body).encode(), MaskReport())
+    assert json.loads(out)["result"]["content"][0]["text"] == "Kyle"
