@@ -9,6 +9,8 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from faker.providers.address.en_US import Provider as UsAddress
+
 from extproc.masking import validators as v
 
 # A branch's opening character class or literal, when it is not quantified.
@@ -96,6 +98,41 @@ _STATES = (  # US states, DC and territories, as USPS codes
     "|O[HKR]|P[AR]|RI|S[CD]|T[NX]|UT|V[AIT]|W[AIVY])"
 )
 _ZIP = rf"{_D}{{5}}(?:-{_D}{{4}})?{_END}"
+# US state names, from the address provider of the package the name dictionaries come from.
+_STATE_NAMES = f"(?:{'|'.join(tries(UsAddress.states, ignore_case=False))})"
+# A labelled identifier's value: letters, digits and the separators people group them with
+# ("XKQ123456789", "88-7712-334", "88 7712 334", a UDI's "(01)00844588003288(17)141120");
+# `_id_ok` wants two digits and four characters of it, so "Visit 12" is no number.
+_ID_VALUE = r"[A-Za-z0-9()]{1,64}(?:[-./][A-Za-z0-9()]{1,64}|[ ][0-9]{1,64}(?![A-Za-z])){0,5}"
+_ID_END = r"(?![\w@-]|[.][\w])"
+# Between a label and its value: "No.", "number", "#", "ID", a colon, "is".
+_ID_GLUE = (
+    r"(?:[ \t]*(?:[nN][oO]\.?|[nN]um(?:ber)?\.?|[nN]br\.?|#|[iI][dD]|[iI][dD][ \t]*#))?"
+    r"[ \t]*(?:[:#=][ \t]*)?(?:is[ \t]+)?"
+)
+# Labels that say which identifier follows: the Safe Harbor numbers without a shape.
+_ID_LABELS = {
+    "mrn": (
+        *("med rec", "medical rec", "mr", "chart", "patient id", "pt id", "record"),
+        *("hospital number", "unit number", "emr", "ehr", "empi", "mpi"),
+    ),
+    "account": (
+        *("account", "acct", "acc", "encounter", "visit", "fin", "billing", "invoice"),
+        *("claim", "har", "csn", "episode"),
+    ),
+    "health_plan": (
+        *("member", "member id", "subscriber", "subscriber id", "policy", "insurance"),
+        *("insurance id", "medicaid", "medicare", "mbi", "beneficiary", "health plan"),
+        *("plan member", "group member", "hicn", "coverage"),
+    ),
+    "license": (
+        *("license", "licence", "lic", "dea", "certificate", "cert", "dl"),
+        *("driver's license", "drivers license", "driver license", "driver's licence"),
+        *("passport", "state license", "medical license", "board certification"),
+    ),
+    "device": ("serial", "s/n", "sn", "device", "device id", "udi", "imei", "mac", "lot"),
+    "vehicle": ("plate", "license plate", "licence plate", "tag", "registration"),
+}
 _SUFFIXES = "Street St Avenue Ave Road Rd Boulevard Blvd Lane Ln Drive Dr Court Ct Way Place Pl"
 _SUFFIXES += " Plaza Plz Terrace Ter Circle Cir Parkway Pkwy Highway Hwy Square Sq Trail Trl Row"
 _STREET_SUFFIX = f"(?:{'|'.join(tries(_SUFFIXES.split(), ignore_case=False))})"
@@ -110,6 +147,7 @@ _TITLES += ["Mr", "Mrs", "Ms", "Mx", "Miss", "Dr", "Prof", "Patient", "patient",
 _NAME_WORD = r"(?:[A-Z][A-Za-z'\u2019-]*[a-z]|[A-Z]\.)"
 _DATE_PARTS = re.compile("[-/]")
 _NUMBERS = re.compile("[0-9]+")
+_WORD_HEAD = re.compile(r"([A-Za-z]+)([-./ ]|$)")
 _LETTERS = re.compile("[A-Za-z]{3}")
 
 
@@ -137,6 +175,24 @@ def _named_date_ok(s: str) -> bool:
     month = _MONTHS[_LETTERS.search(s).group().lower()]  # type: ignore[union-attr]
     numbers = _NUMBERS.findall(s)  # [day, year], or [year] for "March 2024"
     return v.date_valid(int(numbers[-1]), month, int(numbers[0]) if len(numbers) > 1 else 1)
+
+
+def _id_ok(s: str) -> bool:
+    # A word first ("shows 12") is the sentence going on; a short prefix ("SN-88812") is not.
+    word = _WORD_HEAD.match(s)
+    if word is not None and (len(word.group(1)) > 3 or word.group(2) == " "):
+        return False
+    return sum(c.isdigit() for c in s) >= 2 and sum(c.isalnum() for c in s) >= 4
+
+
+def _compact_ok(s: str) -> bool:
+    return v.date_valid(int(s[:4]), int(s[4:6]), int(s[6:]))
+
+
+def _day_ok(s: str) -> bool:
+    """A month and a day without a year: a day that month has in a leap year."""
+    month = _MONTHS[_LETTERS.search(s).group().lower()]  # type: ignore[union-attr]
+    return v.date_valid(2000, month, int(_NUMBERS.search(s).group()))  # type: ignore[union-attr]
 
 
 def _age_ok(s: str) -> bool:
@@ -251,6 +307,22 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
             9,
             _named_date_ok,
         ),
+        b(  # "04-Mar-1950", "4/Mar/50"
+            "date",
+            rf"{_D}{_D}?(?P<s>[-/]){_MONTH}(?P=s)(?:{_YEAR}|{_D}{{2}}){_NUM_END}",
+            9,
+            _named_date_ok,
+        ),
+        *(  # "March 4th", "Mar 4": a month name and a day, without a year
+            b("date", rf"{month}\.?[ \t]+{_D}{{1,2}}{_ORD}(?![0-9]|:|[.,]?[0-9])", 9, _day_ok)
+            for month in _MONTH_TRIES
+        ),
+        b(  # "the 4th of March"
+            "date",
+            rf"{_D}{_D}?(?:st|nd|rd|th)[ \t]+of[ \t]+{_MONTH}(?![A-Za-z])",
+            9,
+            _day_ok,
+        ),
         b(
             "age_over_89",
             rf"{_trie(['age', 'aged'])}(?:[ \t]*[:=][ \t]*|[ \t]+(?:of[ \t]+)?)"
@@ -290,6 +362,23 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
             )
             for lead in tries(["user", "username", "user name", "user_name", "login", "user id"])
         ),
+        # Identifiers with no shape of their own, after the label that names them; behind
+        # operators' patterns (rank 13), which know their own formats better.
+        *(
+            b(entity, rf"{lead}(?![A-Za-z]){_ID_GLUE}(?P<v>{_ID_VALUE}){_ID_END}", 14, _id_ok)
+            for entity, labels in _ID_LABELS.items()
+            for lead in tries(labels)
+        ),
+        # Ten digits after what says they are a phone number.
+        *(
+            b("phone", rf"{lead}(?![A-Za-z])[^0-9\n]{{0,12}}(?P<v>1?{_D}{{10}})(?![0-9])", 8)
+            for lead in tries(["phone", "tel", "telephone", "cell", "mobile", "call", "ph"])
+        ),
+        # A date of birth written as one number: "DOB: 19500304".
+        *(
+            b("date", rf"{lead}[^0-9\n]{{0,12}}(?P<v>(?:19|20){_D}{{6}})(?![0-9])", 9, _compact_ok)
+            for lead in tries(["dob", "date of birth", "birth date", "birthdate", "born", "d.o.b."])
+        ),
         # rank 13 is operators' patterns, 15 their word lists
         *(
             b("zip", rf"{lead}[ \t]*(?:[:#][ \t]*)?(?P<v>{_ZIP})", 14)
@@ -298,6 +387,18 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
         b(  # after a state code, or any two capitals ending an address line: ", ZZ 00001"
             "zip",
             rf"[A-Z][A-Z](?:(?<={_STATES})|(?<=, [A-Z][A-Z]))[ \t]+(?P<v>{_ZIP})",
+            14,
+        ),
+        b(  # "Springfield, Illinois 62704"
+            "zip",
+            rf"{_STATE_NAMES}[ \t]+(?P<v>{_ZIP})",
+            14,
+            word_start=False,
+        ),
+        b(  # "Marblehead, MA", "Salt Lake City, Utah": the words before a state
+            "city",
+            rf"(?P<v>[A-Z][A-Za-z'.-]+(?:[ \t][A-Z][A-Za-z'.-]+){{0,2}}),[ \t]*"
+            rf"(?:{_STATES}|{_STATE_NAMES})(?![A-Za-z])",
             14,
         ),
         *(  # a title or "Patient" followed by one to three capitalised words

@@ -102,6 +102,22 @@ def test_date_valid(ymd: tuple[int, int, int], valid: bool) -> None:
 # --- what each entity is ------------------------------------------------------------------
 
 POSITIVE = [
+    ("account", "Acct No: 4455-778 billed", "4455-778"),
+    ("health_plan", "Member ID: XKQ123456789 expires", "XKQ123456789"),
+    ("health_plan", "Policy number 88 7712 334 on file", "88 7712 334"),
+    ("license", "DEA# BT1234563", "BT1234563"),
+    ("license", "Driver's license S99911111", "S99911111"),
+    ("device", "pump serial number SN-88812-AX", "SN-88812-AX"),
+    ("device", "UDI (01)00844588003288(17)141120", "(01)00844588003288(17)141120"),
+    ("vehicle", "parked, plate 7ABC123.", "7ABC123"),
+    ("city", "lives in Marblehead, MA with", "Marblehead"),
+    ("city", "from Salt Lake City, Utah", "Salt Lake City"),
+    ("date", "born 04-Mar-1950", "04-Mar-1950"),
+    ("date", "seen March 4th", "March 4th"),
+    ("date", "on the 4th of March", "4th of March"),
+    ("date", "DOB: 19500304", "19500304"),
+    ("phone", "Phone: 5550100101", "5550100101"),
+    ("zip", "Springfield, Illinois 62704", "62704"),
     ("username", "Dictated by XGT:holmes on Monday", "holmes"),
     ("username", "portal username: ada.okafor77", "ada.okafor77"),
     ("ssn", "SSN on file: 078-05-1120.", "078-05-1120"),
@@ -178,6 +194,14 @@ def test_each_entity_is_found(entity: str, text: str, value: str) -> None:
 
 
 NEGATIVE = [
+    ("account", "Visit 12 was uneventful"),
+    ("mrn", "The record shows 12 visits in 2024"),
+    ("health_plan", "Policy: Medicare, coverage active"),
+    ("device", "Lot of 2 devices"),
+    ("date", "Feb 30 clinic"),
+    ("date", "March 32nd"),
+    ("city", "Hypertension, Type 2"),
+    ("phone", "Phone number on file, call 3 times"),
     ("ssn", "000-12-3456"),  # area 000
     ("ssn", "666-12-3456"),  # area 666
     ("ssn", "900-12-3456"),  # 9xx, not allowed by default
