@@ -29,7 +29,8 @@ def leaked(patient_id: str, text: str) -> list[str]:
     record = PATIENTS[patient_id]
     first, last = record.name.split()
     forms = [record.name, first, last, record.ssn, record.ssn[:6], record.mrn]
-    forms += [record.date_of_birth, record.phone, record.email, record.address]
+    street, city, state_zip = record.address.split(", ")
+    forms += [record.date_of_birth, record.phone, record.email, street, city, state_zip[-5:]]
     found = [form for form in forms if form in text]
     if re.sub(r"\D", "", record.ssn) in re.sub(r"\D", "", text):
         found.append("ssn digits")
@@ -51,7 +52,7 @@ async def test_a_record_reaches_the_client_without_its_phi(
     assert leaked(patient_id, seen) == []
     assert result.structured_content is not None
     assert result.structured_content["patient_id"] == patient_id  # tools can still use it
-    assert result.structured_content["ssn"].endswith(PATIENTS[patient_id].ssn[-4:])
+    assert result.structured_content["ssn"] == "[SSN]"  # whole: not even the last four
 
 
 async def test_a_json_response_is_masked_too(stack: LocalStack) -> None:
@@ -146,7 +147,7 @@ async def test_a_gzip_answer_from_a_misbehaving_upstream_is_still_masked(tmp_pat
             result = await client.call_tool("get_patient_record", {"patient_id": "pt-0001"})
         assert result.structured_content is not None
         assert leaked("pt-0001", json.dumps(result.structured_content)) == []
-        assert result.structured_content["ssn"] == "***-**-3456"
+        assert result.structured_content["ssn"] == "[SSN]"
         metrics = f"http://127.0.0.1:{gzipping.ports.extproc_metrics}/metrics"
         async with httpx.AsyncClient() as http:
             text = (await http.get(metrics)).text

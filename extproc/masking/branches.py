@@ -85,6 +85,8 @@ _NANP = rf"(?:\({_D}{{3}}\){_SEP}?|{_D}{{3}}{_SEP}){_D}{{3}}{_SEP}{_D}{{4}}"
 # after "+": 1 and a NANP number, or E.164's country code and up to 15 digits, grouped or not
 _PLUS_TAIL = rf"(?:1{_SEP}?{_NANP}|[1-9]{_D}{{0,3}}(?:{_SEP}{_D}{{1,7}}){{1,6}}|[1-9]{_D}{{6,14}})"
 _PHONE = rf"(?:1{_SEP}?)?{_NANP}|\+{_PLUS_TAIL}"
+# An extension belongs to the number: "x7240", "ext. 45".
+_EXT = r"(?:[ \t]*(?:[xX]|[eE]xt\.?|[eE]xtension)[ \t]*[0-9]{1,6}(?![0-9]))?"
 _MONTH_NAMES = (
     "january february march april may june july august september october november december"
 )
@@ -104,6 +106,13 @@ _STATE_NAMES = f"(?:{'|'.join(tries(UsAddress.states, ignore_case=False))})"
 # ("XKQ123456789", "88-7712-334", "88 7712 334", a UDI's "(01)00844588003288(17)141120");
 # `_id_ok` wants two digits and four characters of it, so "Visit 12" is no number.
 _ID_VALUE = r"[A-Za-z0-9()]{1,64}(?:[-./][A-Za-z0-9()]{1,64}|[ ][0-9]{1,64}(?![A-Za-z])){0,5}"
+# A company's name: capitalised words, joined by commas, "and" or "&" ("Hall, Hayden and
+# Howell", "Perkins PLC").
+_COMPANY_WORDS = (
+    r"[A-Z][A-Za-z'&-]*(?:(?:,[ \t]*|[ \t]+(?:and|&)[ \t]+|[ \t]+)[A-Z][A-Za-z'&-]*){0,5}"
+)
+# A handle after "user:" or "edited by": letters and digits, dots or underscores.
+_HANDLE = r"[ \t]*[:=#]?[ \t]*(?P<v>[A-Za-z][A-Za-z0-9._-]{1,39})(?![\w@-]|\.\w)"
 _ID_END = r"(?![\w@-]|[.][\w])"
 # Between a label and its value: "No.", "number", "#", "ID", a colon, "is".
 _ID_GLUE = (
@@ -118,7 +127,7 @@ _ID_LABELS = {
     ),
     "account": (
         *("account", "acct", "acc", "encounter", "visit", "fin", "billing", "invoice"),
-        *("claim", "har", "csn", "episode"),
+        *("claim", "har", "csn", "episode", "accession", "acc#", "specimen"),
     ),
     "health_plan": (
         *("member", "member id", "subscriber", "subscriber id", "policy", "insurance"),
@@ -133,17 +142,19 @@ _ID_LABELS = {
     "device": ("serial", "s/n", "sn", "device", "device id", "udi", "imei", "mac", "lot"),
     "vehicle": ("plate", "license plate", "licence plate", "tag", "registration"),
 }
-_SUFFIXES = "Street St Avenue Ave Road Rd Boulevard Blvd Lane Ln Drive Dr Court Ct Way Place Pl"
-_SUFFIXES += " Plaza Plz Terrace Ter Circle Cir Parkway Pkwy Highway Hwy Square Sq Trail Trl Row"
-_STREET_SUFFIX = f"(?:{'|'.join(tries(_SUFFIXES.split(), ignore_case=False))})"
-_UNIT = (
-    r"(?:,?[ \t]*(?:Apt|Apartment|Suite|Ste|Unit|Room|Rm|Floor|Fl|#)\.?[ \t]*#?[0-9A-Za-z-]{1,8})"
+# Street suffixes: the address provider's (USPS's full names), their usual abbreviations.
+_SUFFIXES = "St Ave Rd Blvd Ln Dr Ct Pl Plz Ter Cir Pkwy Hwy Sq Trl Row Path Run Walk Loop"
+_STREET_SUFFIX = "(?:{})".format(
+    "|".join(tries({*UsAddress.street_suffixes, *_SUFFIXES.split()}, ignore_case=False))
 )
-_CITY_LINE = r"(?:,[ \t]*(?:[A-Z][A-Za-z'.-]*[ \t]+){0,3}[A-Z][A-Za-z'.-]*,?[ \t]+[A-Z]{2}"
-_CITY_LINE += rf"(?:[ \t]+{_D}{{5}}(?:-{_D}{{4}})?)?(?!\w))"
-# "Dr." but not "patient.": "...the patient. He reports" is no name.
-_TITLES = [f"{t}." for t in ("Mr", "Mrs", "Ms", "Mx", "Dr", "Prof", "Pt")]
-_TITLES += ["Mr", "Mrs", "Ms", "Mx", "Miss", "Dr", "Prof", "Patient", "patient", "PATIENT", "Pt"]
+_UNIT = (
+    r"(?:,?[ \t]*(?:Apt|Apartment|Suite|Ste|Unit|Room|Rm|Floor|Fl|Lot|Bldg|Building|#)\.?"
+    r"[ \t]*#?[0-9A-Za-z-]{1,8})"
+)
+# People's titles. After "Patient" or "Pt", the names finder judges: "Patient Name" is a
+# column, "Patient Ada Okafor" is not.
+_TITLES = [f"{t}." for t in ("Mr", "Mrs", "Ms", "Mx", "Dr", "Prof")]
+_TITLES += ["Mr", "Mrs", "Ms", "Mx", "Miss", "Dr", "Prof"]
 _NAME_WORD = r"(?:[A-Z][A-Za-z'\u2019-]*[a-z]|[A-Z]\.)"
 _DATE_PARTS = re.compile("[-/]")
 _NUMBERS = re.compile("[0-9]+")
@@ -177,12 +188,36 @@ def _named_date_ok(s: str) -> bool:
     return v.date_valid(int(numbers[-1]), month, int(numbers[0]) if len(numbers) > 1 else 1)
 
 
+def _handle_ok(s: str) -> bool:
+    return any(c.isdigit() or c in "._" for c in s)
+
+
 def _id_ok(s: str) -> bool:
-    # A word first ("shows 12") is the sentence going on; a short prefix ("SN-88812") is not.
+    # A word first ("shows 12") is the sentence going on; a short prefix ("SN-88812", a
+    # plate's "NQY 730") is not.
     word = _WORD_HEAD.match(s)
-    if word is not None and (len(word.group(1)) > 3 or word.group(2) == " "):
+    if word is not None and (
+        len(word.group(1)) > 3 or (word.group(2) == " " and not word.group(1).isupper())
+    ):
         return False
     return sum(c.isdigit() for c in s) >= 2 and sum(c.isalnum() for c in s) >= 4
+
+
+# Hosts of standards' namespaces and code systems (FHIR's `system`, XHTML's `xmlns`):
+# nobody's identifier, and the client needs them whole.
+_STANDARD_HOSTS = re.compile(
+    r"(?:https?://)?(?:www\.)?(?:(?:terminology\.)?hl7\.org|w3\.org|snomed\.info|loinc\.org"
+    r"|unitsofmeasure\.org|nlm\.nih\.gov|fhir\.org|cdc\.gov|cms\.gov|ietf\.org)(?:[/:]|$)"
+)
+
+
+def _url_ok(s: str) -> bool:
+    return _STANDARD_HOSTS.match(s) is None
+
+
+def _md_ok(s: str) -> bool:
+    month, day = s.split("/")
+    return v.date_valid(2000, int(month), int(day))
 
 
 def _compact_ok(s: str) -> bool:
@@ -234,7 +269,7 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
         b("ssn", rf"{_D}{_D}{{2}}{_SPACE}{_D}{{2}}{_SPACE}{_D}{{4}}{_END}", 0, ssn_ok),
         b(  # 9 bare digits are an SSN only after the words that say so
             "ssn",
-            rf"{_trie(['ssn', 'ss#', 'social security'])}[^0-9\n]{{0,20}}(?P<v>{_D}{{9}}){_END}",
+            rf"{_trie(['ssn', 'ss#', 'social security'])}[^0-9\n]{{0,60}}(?P<v>{_D}{{9}}){_END}",
             0,
             ssn_ok,
         ),
@@ -251,7 +286,7 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
         ),
         # A URL runs to whitespace or a quote; trailing punctuation belongs to the sentence.
         *(
-            b("url", rf"{lead}[^\s<>\"'`]*[^\s<>\"'`.,;:!?)\]}}]", 5)
+            b("url", rf"{lead}[^\s<>\"'`]*[^\s<>\"'`.,;:!?)\]}}]", 5, _url_ok)
             for lead in tries(["http://", "https://", "www."])
         ),
         b("ip", rf"{_D}(?<![0-9]\.{_D}){_D}{{0,2}}(?:\.{_D}{{1,3}}){{3}}{_END}", 6, v.ipv4_valid),
@@ -270,9 +305,14 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
             7,
             e164_ok,
         ),
-        b("phone", rf"{_D}{_D}{{2}}{_SEP}{_D}{{3}}{_SEP}{_D}{{4}}{_NUM_END}", 8),
-        b("phone", rf"1{_SEP}?{_NANP}{_NUM_END}", 8),
-        b("phone", rf"\({_D}{{3}}\){_SEP}?{_D}{{3}}{_SEP}{_D}{{4}}{_NUM_END}", 8, word_start=False),
+        b("phone", rf"{_D}{_D}{{2}}{_SEP}{_D}{{3}}{_SEP}{_D}{{4}}{_EXT}{_NUM_END}", 8),
+        b("phone", rf"1{_SEP}?{_NANP}{_EXT}{_NUM_END}", 8),
+        b(
+            "phone",
+            rf"\({_D}{{3}}\){_SEP}?{_D}{{3}}{_SEP}{_D}{{4}}{_EXT}{_NUM_END}",
+            8,
+            word_start=False,
+        ),
         b("phone", rf"\+(?<![\w+]\+){_PLUS_TAIL}{_NUM_END}", 8, e164_ok, word_start=False),
         b(
             "date",
@@ -317,6 +357,17 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
             b("date", rf"{month}\.?[ \t]+{_D}{{1,2}}{_ORD}(?![0-9]|:|[.,]?[0-9])", 9, _day_ok)
             for month in _MONTH_TRIES
         ),
+        *(  # "on 10/22", "by 3/18": a month and a day after what says it is a date
+            b("date", rf"{lead}[ \t]+(?P<v>{_D}{_D}?/{_D}{_D}?)(?![0-9/]|\.[0-9])", 9, _md_ok)
+            for lead in tries(["on", "by", "since", "until", "from", "through", "dated", "seen"])
+        ),
+        b(  # "(6/27)": an imaging or lab date in brackets
+            "date",
+            rf"\((?P<v>{_D}{_D}?/{_D}{_D}?)\)",
+            9,
+            _md_ok,
+            word_start=False,
+        ),
         b(  # "the 4th of March"
             "date",
             rf"{_D}{_D}?(?:st|nd|rd|th)[ \t]+of[ \t]+{_MONTH}(?![A-Za-z])",
@@ -330,10 +381,11 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
             10,
             _age_ok,
         ),
-        b(  # the whole phrase: "92-year-old", "95 y/o", "101 years of age"
+        b(  # the number of "92-year-old", "95 y/o", "95-yo", "101 years of age"
             "age_over_89",
-            rf"{_D}{_D}{_D}?(?:[- ]?{_trie(['years', 'year', 'yrs', 'yr'])}[- ]?{_trie(['old'])}"
-            rf"|[ ]?{_trie(['y/o', 'y.o.', 'yo'])}|[ ]{_trie(['years of age', 'year of age'])})"
+            rf"(?P<v>{_D}{_D}{_D}?)(?:[- ]?{_trie(['years', 'year', 'yrs', 'yr'])}[- ]?"
+            rf"{_trie(['old'])}|[- ]?{_trie(['y/o', 'y.o.', 'yo'])}"
+            rf"|[ ]{_trie(['years of age', 'year of age'])})"
             r"(?!\w)",
             10,
             _age_ok,
@@ -341,7 +393,12 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
         b(
             "street_address",
             rf"{_D}{_D}{{0,5}}[A-Za-z]?[ \t]+(?:(?:[A-Z][A-Za-z'-]*\.?|{_D}{{1,3}}{_ORD})"
-            rf"[ \t]+){{1,4}}{_STREET_SUFFIX}\.?(?!\w){_UNIT}?{_CITY_LINE}?",
+            rf"[ \t]+){{1,4}}{_STREET_SUFFIX}\.?(?!\w){_UNIT}?",
+            11,
+        ),
+        b(  # "PO Box 6940", "P.O. Box 12"
+            "street_address",
+            r"(?:P\.?[ \t]?O\.?[ \t]?|Post[ \t]+Office[ \t]+)Box[ \t]+#?[0-9]{1,7}(?![0-9])",
             11,
         ),
         b("mrn", rf"[mM][rR][nN]-{mrn_id}", 12, mrn_ok),
@@ -352,15 +409,36 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
             12,
             mrn_ok,
         ),
-        # A signature's initials and username ("XGT:holmes"), or a labelled user name.
-        b("username", r"[A-Z][A-Z]{1,3}:(?P<v>[a-z][a-z0-9._-]{1,30})(?![\w@-]|\.\w)", 12),
+        # A signature's initials and username ("XGT:holmes", "PLG:RZ5851"), both of them.
+        b("username", r"[A-Z][A-Z]{1,3}:[A-Za-z][A-Za-z0-9._-]{1,30}(?![\w@-]|\.\w)", 12),
+        # A labelled user name; after a bare "user" (a chat's speaker) only one that has a
+        # digit, a dot or an underscore ("User: can you ..." is someone talking).
         *(
             b(
                 "username",
                 rf"{lead}[ \t]*[:=#][ \t]*(?P<v>[A-Za-z0-9._@-]{{3,40}})(?![\w@-]|\.\w)",
                 12,
             )
-            for lead in tries(["user", "username", "user name", "user_name", "login", "user id"])
+            for lead in tries(["username", "user name", "user_name", "login", "user id", "userid"])
+        ),
+        *(
+            b("username", rf"{lead}{_HANDLE}", 12, _handle_ok)
+            for lead in tries(["user", "edited by", "updated by", "modified by", "entered by"])
+        ),
+        b("username", r"by[ \t]+(?P<v>[a-z][a-z0-9]*[._][a-z0-9._]*[a-z0-9])(?![\w@-])", 12),
+        # An employer (Safe Harbor names the individual's): a company's name by its suffix,
+        # or after what says it is one.
+        b(
+            "employer",
+            rf"{_COMPANY_WORDS}[ \t]+(?:LLC|L\.L\.C\.|Inc\.?|PLC|Ltd\.?|Corp\.?|Corporation"
+            r"|Group|GmbH|S\.A\.|& Co\.?|and Sons|& Sons)(?![\w])",
+            14,
+        ),
+        *(
+            b("employer", rf"{lead}[ \t]*:?[ \t]+(?P<v>{_COMPANY_WORDS})", 14)
+            for lead in tries(
+                ["employer", "employed by", "works at", "works for", "working at", "employed at"]
+            )
         ),
         # Identifiers with no shape of their own, after the label that names them; behind
         # operators' patterns (rank 13), which know their own formats better.
@@ -372,7 +450,9 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
         # Ten digits after what says they are a phone number.
         *(
             b("phone", rf"{lead}(?![A-Za-z])[^0-9\n]{{0,12}}(?P<v>1?{_D}{{10}})(?![0-9])", 8)
-            for lead in tries(["phone", "tel", "telephone", "cell", "mobile", "call", "ph"])
+            for lead in tries(
+                ["phone", "tel", "telephone", "cell", "mobile", "call", "ph", "number is"]
+            )
         ),
         # A date of birth written as one number: "DOB: 19500304".
         *(
@@ -389,16 +469,22 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
             rf"[A-Z][A-Z](?:(?<={_STATES})|(?<=, [A-Z][A-Z]))[ \t]+(?P<v>{_ZIP})",
             14,
         ),
+        b(  # "43897, South Jenniferstad": the place after its ZIP
+            "city",
+            rf"{_D}{{5}}(?:-{_D}{{4}})?,[ \t]*"
+            r"(?P<v>[A-Z][A-Za-z'.-]+(?:[ \t][A-Z][A-Za-z'.-]+){0,2})(?![\w])",
+            14,
+        ),
         b(  # "Springfield, Illinois 62704"
             "zip",
             rf"{_STATE_NAMES}[ \t]+(?P<v>{_ZIP})",
             14,
             word_start=False,
         ),
-        b(  # "Marblehead, MA", "Salt Lake City, Utah": the words before a state
+        b(  # "Marblehead, MA", "Salt Lake City, Utah", "Springfield, ZZ 00001": before a state
             "city",
             rf"(?P<v>[A-Z][A-Za-z'.-]+(?:[ \t][A-Z][A-Za-z'.-]+){{0,2}}),[ \t]*"
-            rf"(?:{_STATES}|{_STATE_NAMES})(?![A-Za-z])",
+            rf"(?:(?:{_STATES}|{_STATE_NAMES})(?![A-Za-z])|[A-Z]{{2}}[ \t]+{_D}{{5}}(?![0-9]))",
             14,
         ),
         *(  # a title or "Patient" followed by one to three capitalised words

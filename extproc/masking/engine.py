@@ -22,7 +22,7 @@ from custos.errors import CustosError
 from custos.policy import PolicyInput
 from custos.policy.document import compile_condition
 from custos.policy.environment import activations
-from extproc.masking import hl7, json_codec
+from extproc.masking import hl7, json_codec, tables
 from extproc.masking.actions import apply
 from extproc.masking.config import MaskingConfig
 from extproc.masking.detectors import BUILTIN_ENTITIES, PatternSpec, Scanner, ScannerSpec
@@ -557,12 +557,15 @@ class Masker:
         return self._replaced(text, findings, found, walk)
 
     def _detect(self, text: str) -> list[Finding]:
-        """What the detectors find in free text: patterns, names, HL7 v2 fields."""
+        """What the detectors find in free text: patterns, names, HL7 v2 fields, table
+        columns."""
         findings = self._scanner.scan(text)
         if self._names is not None:
             findings = _merge(findings, self._names.find(text))
         if hl7.looks_like_hl7(text):  # its fields first: each component stays apart
             findings = _merge(hl7.find(text), findings)
+        if self._builtin is not None and "\n" in text:  # a table's columns, by their headers
+            findings = _merge(tables.find(text, self._builtin), findings)
         return findings
 
     def _replaced(

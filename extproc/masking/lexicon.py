@@ -31,6 +31,10 @@ _KEYS: dict[str, tuple[str, ...]] = {
         *("provider_name", "physician_name", "doctor_name", "attending", "attending_name"),
         *("attending_physician", "pcp", "pcp_name", "referring_physician", "referring_provider"),
         *("ordering_provider", "ordering_physician", "nurse_name", "signed_by", "author_name"),
+        *("primary_care_provider", "primary_care_physician", "provider", "physician", "doctor"),
+        *("nurse", "prescriber", "prescribing_physician", "emergency_contact", "guarantor"),
+        *("subscriber", "policy_holder", "insured", "caregiver", "guardian", "spouse"),
+        *("patient", "pt", "attending_provider", "clinician"),
     ),
     "date": (
         *("dob", "date_of_birth", "birth_date", "birthdate", "birthday", "birth_dt"),
@@ -45,7 +49,8 @@ _KEYS: dict[str, tuple[str, ...]] = {
     "mrn": (
         *("mrn", "medical_record_number", "medical_record_no", "medical_record_num"),
         *("medical_record", "med_rec_no", "med_rec_num", "mr_number", "mr_no", "chart_number"),
-        *("chart_no", "patient_mrn", "emr_id", "ehr_id", "empi", "mpi_id"),
+        *("chart_no", "patient_mrn", "emr_id", "ehr_id", "empi", "mpi_id", "patient_id"),
+        *("pt_id", "person_id", "patient_number", "patient_no", "hospital_number"),
     ),
     "phone": (
         *("phone", "phone_number", "phone_no", "phone_num", "telephone", "tel", "mobile"),
@@ -69,6 +74,8 @@ _KEYS: dict[str, tuple[str, ...]] = {
     "account": (
         *("account_number", "account_no", "account_num", "acct", "acct_no", "acct_num"),
         *("account_id", "billing_account", "visit_number", "encounter_number", "fin_number"),
+        *("encounter_id", "visit_id", "accession", "accession_number", "admission_id"),
+        *("claim_number", "claim_id", "invoice_number", "har", "csn"),
     ),
     "health_plan": (
         *("member_id", "member_number", "subscriber_id", "subscriber_number", "policy_number"),
@@ -88,7 +95,21 @@ _KEYS: dict[str, tuple[str, ...]] = {
     "username": ("username", "user_name", "login", "user_login", "screen_name", "login_name"),
     "npi": ("npi", "npi_number", "provider_npi"),
     "age_over_89": ("age", "patient_age", "age_years"),
+    "employer": ("employer", "employer_name", "company_name", "workplace", "place_of_work"),
 }
+# Keys that are PHI at the end of a longer key as well: `implant_udi`, `home_zip`,
+# `patient_ssn`, `guarantor_phone`. Not `name` (`drug_name`) nor `age` (`cache_age`).
+_SUFFIXES = frozenset(
+    {
+        *("ssn", "mrn", "dob", "phone", "fax", "email", "zip", "city", "udi", "vin", "npi"),
+        *("username", "surname", "telephone", "mobile", "pager", "postcode", "zipcode"),
+        *("birthdate", "birthday", "passport", "imei", "zip_code", "postal_code", "first_name"),
+        *("last_name", "full_name", "middle_name", "phone_number", "email_address"),
+        *("date_of_birth", "birth_date", "street_address", "address_line_1", "address_line_2"),
+        *("account_number", "member_id", "policy_number", "license_number", "serial_number"),
+        *("medical_record_number", "social_security_number", "ip_address", "mac_address"),
+    }
+)
 
 # Words whose keys are people's records: `name` there is a person's.
 _PERSON_RESOURCES = frozenset({"Patient", "Practitioner", "RelatedPerson", "Person"})
@@ -166,7 +187,17 @@ class BuiltinKeys:
             return entity or None
         if normal == "name":
             return "name" if _is_person(path, parent, self._lexicon) else None
-        return self._lexicon.get(normal)
+        if (entity := self._lexicon.get(normal)) is not None:
+            return entity
+        return self._by_suffix(normal)
+
+    def _by_suffix(self, normal: str) -> str | None:
+        words = normal.split("_")
+        for start in range(1, len(words)):
+            suffix = "_".join(words[start:])
+            if suffix in _SUFFIXES and (entity := self._lexicon.get(suffix)) is not None:
+                return entity
+        return None
 
     def applies(self, entity: str, value: Any) -> bool:
         """Whether a value under a key of this entity is PHI: an age only over 89."""

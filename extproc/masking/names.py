@@ -27,6 +27,8 @@ import pkgutil
 import re
 from dataclasses import dataclass
 
+from faker.providers.address.en_US import Provider as UsAddress
+
 from extproc.masking.findings import Finding
 
 # English words at least this frequent (pyspellchecker's counts) are words first, even when
@@ -38,6 +40,28 @@ _MAX_RUN = 5
 _MONTHS = frozenset(
     month.casefold() for month in (*calendar.month_name[1:], *calendar.month_abbr[1:], "Sept")
 )
+# Words of the grammar, never names even where a dictionary has them ("She" is a surname).
+_GRAMMAR = frozenset(
+    """i me my we us our you your he him his she her they them their it its this that these
+    those the a an and or but if of in on at by to for with from as is was are were be been
+    has have had do does did not no yes who whom whose which what when where why how all
+    any some each both either neither then than so also very just only""".split()  # noqa: SIM905
+)
+# A US state's name is a place ("North Carolina"); a name only beside a name ("Virginia
+# Woolf"). The address provider of the package the name lists come from lists them.
+_STATE_WORDS = frozenset(word.casefold() for state in UsAddress.states for word in state.split())
+# Letters after a name that are a degree or a licence, not part of the name.
+CREDENTIALS = (
+    r"M\.?D\.?|D\.?O\.?|R\.?N\.?|N\.?P\.?|P\.?A\.?(?:-?C\.?)?|Ph\.?D\.?|FACP|FACS|MBBS"
+    r"|DDS|DMD|PharmD|LCSW|CNM|APRN|FNP(?:-[A-Z]{1,2})?|DNP|MSN|BSN|LPN|CRNA|MPH|RPh|DPT"
+    r"|CNA|PsyD|LMFT|NP-C|ANP|AGNP|MDPhD|MBA|MS|FAAP|FACC|CCRN|OTR|PT|OT|RD|MA"
+)
+_CREDENTIAL_WORD = re.compile(rf"(?:{CREDENTIALS})", re.IGNORECASE)
+# The words after a name that make it an institution's ("St. Luke's Medical Center").
+_PLACES = (
+    "hospital|medical center|center|clinic|institute|foundation|university|college|school"
+    "|memorial|health|healthcare|regional|society|pharmacy|laboratory|labs?|house|hall"
+)
 # The words after an eponym that make it a disease, a sign or a device, not a person.
 _EPONYM_HEADS = (
     "disease|syndrome|palsy|lymphoma|sarcoma|catheter|scale|score|sign|test|maneuver"
@@ -46,15 +70,22 @@ _EPONYM_HEADS = (
     "|repair|fundoplication|coma|disorder|anomaly|deformity|phenomenon|triad|pouch|technique"
     "|method|approach|incision|bag|mask|needle|drain|forceps|retractor|clamp|cell|cells"
 )
-_EPONYM = re.compile(rf"(?:['\u2019]s?)?[ \t]*(?:{_EPONYM_HEADS})\b", re.IGNORECASE)
-_TITLE = re.compile(r"(?:\b(?:Mr|Mrs|Ms|Mx|Miss|Dr|Prof|Pt|Sr|Sra|Srta|Mme|Mlle|Herr|Frau)\.?)$")
+_EPONYM = re.compile(
+    rf"(?:['\u2019]s?)?[ \t]*(?:{_EPONYM_HEADS}|{_PLACES})\b"
+    # a possessive before a disease's name: "Hashimoto's thyroiditis", "Barrett's esophagus"
+    r"|['\u2019]s[ \t]+[a-z]*(?:itis|osis|oma|pathy|emia|algia|ectomy|plasty|scopy|gram|phagus"
+    r"|ism|trophy|plasia|cele|rrhea|uria|sis|ease|ulcer|palsy|sign|syndrome)\b",
+    re.IGNORECASE,
+)
+TITLES = r"Mr|Mrs|Ms|Mx|Miss|Dr|Prof|Pt|Sr|Sra|Srta|Mme|Mlle|Herr|Frau"
+_TITLE = re.compile(rf"(?:\b(?:{TITLES})\.?)$")
 # Labels after which a name stands; those that are ordinary words elsewhere need a colon.
 _LABEL_FREE = (
     r"seen by|examined by|evaluated by|signed by|electronically signed by|dictated by"
     r"|transcribed by|reviewed by|interpreted by|verified by|ordered by|referred by"
     r"|authored by|approved by|discussed with|accompanied by|consulted|dear|sincerely"
     r"|regards|respectfully|thank you|cc|attn|attention|name of patient|patient name"
-    r"|pt name|spoke with|called|per"
+    r"|pt name|spoke with|called|per|patient|pt|prescriber|prescribed by|provider"
 )
 _LABEL_COLON = (
     r"patient|pt|name|attending|attending physician|physician|provider|pcp|primary care"
@@ -69,11 +100,7 @@ _LABEL = re.compile(
     rf"(?:\b(?:{_LABEL_FREE})[ \t]*[:,\-\u2013]?|\b(?:{_LABEL_COLON})[ \t]*[:\-\u2013#])[ \t]*$",
     re.IGNORECASE,
 )
-_CREDENTIAL = re.compile(
-    r",?[ \t]*(?:M\.?D\.?|D\.?O\.?|R\.?N\.?|N\.?P\.?|P\.?A\.?-?C\.?|Ph\.?D\.?|FACP|FACS|MBBS"
-    r"|DDS|DMD|PharmD|LCSW|CNM|APRN|FNP(?:-BC)?|DNP|MSN|BSN|LPN|CRNA|MPH|RPh|PT|OT|DPT"
-    r"|CNA|MA|RD|PsyD|LMFT|NP-C|ANP|AGNP)(?![\w-])"
-)
+_CREDENTIAL = re.compile(rf",?[ \t]*(?:{CREDENTIALS})(?![\w-])")
 # What people do in notes, and drugs and findings do not: the words before it are a name.
 _PERSON_VERB = re.compile(
     r"(?:['\u2019]s[ \t]+(?:mother|father|wife|husband|son|daughter|sister|brother|family"
@@ -81,7 +108,10 @@ _PERSON_VERB = re.compile(
     r"|presented|states|stated|denies|denied|complains|complained|endorses|endorsed|underwent"
     r"|arrived|returns|returned|says|said|agrees|agreed|declined|refused|feels|felt|came|lives"
     r"|lived|works|worked|was[ \t]+(?:admitted|seen|discharged|born|transferred|evaluated"
-    r"|examined|brought|referred|found)|is[ \t]+an?[ \t]+[0-9]))\b",
+    r"|examined|brought|referred|found)|is[ \t]+an?[ \t]+[0-9])\b"
+    # a name before its record's numbers: "Ada Okafor (MRN 123, DOB 1/2/1950)"
+    r"|[ \t]*[(\[][ \t]*(?:MRN|DOB|D\.O\.B|SSN|age|born|ID|acct|[0-9]{1,3}[ \t]*(?:yo|y/o|M|F)\b)"
+    r")",
     re.IGNORECASE,
 )
 # A word of a name: letters with inner apostrophes or hyphens ("O'Neil", "Okafor-Smith");
@@ -179,6 +209,10 @@ class NameFinder:
         if token.initial:
             return "initial"
         word = token.text.rstrip(".").casefold()
+        if word in _GRAMMAR or _CREDENTIAL_WORD.fullmatch(token.text):
+            return "word"
+        if word in _MONTHS or word in _STATE_WORDS:  # "June Lee", "Virginia Woolf"
+            return "ambiguous"
         parts = [p for p in re.split(r"['\u2019\-]", word) if p]
         frequency = self._words.get(word, 0)
         if word in self._names or (len(parts) > 1 and all(p in self._names for p in parts)):
@@ -187,7 +221,7 @@ class NameFinder:
             if token.text.isupper() and len(word) <= 3:  # "ED", "AL", "MA": abbreviations
                 return "ambiguous"
             return "name"
-        if word in _MONTHS or frequency:
+        if frequency or not token.text[0].isupper():  # an uncased script: by dictionary only
             return "word"
         if token.text.isupper() and len(word) <= 4:  # "HPI", "CBC", "BMP"
             return "word"
@@ -205,7 +239,9 @@ class NameFinder:
             if word[-2:] in ("'s", "\u2019s") and len(word) > 3:  # the possessive is no part
                 word = word[:-2]
             token = _Token(word, match.start(), match.start() + len(word))
-            capital = token.text[0].isupper()
+            # Scripts without case (Hebrew, Arabic, CJK) have no capital to show a name:
+            # their words join runs and are judged by the dictionaries alone.
+            capital = token.text[0].isupper() or not token.text[0].islower()
             joined = bool(run) and text[run[-1].end : token.start] in (" ", "\t")
             if capital or (joined and token.text in _PARTICLES):
                 if run and not joined:
@@ -226,6 +262,8 @@ class NameFinder:
         part: list[tuple[_Token, str]] = []
         for token in [*run, None]:
             kind = self._kind(token) if token is not None else "word"
+            if kind == "word" and part and token is not None and token.text.casefold() in _GRAMMAR:
+                kind = "ambiguous"  # inside a name, "An" is a name's ("Nguyen Van An")
             if kind == "word" and not (part and token is not None and token.text in _PARTICLES):
                 if part:
                     found += self._judged(part, text)
@@ -240,6 +278,10 @@ class NameFinder:
                 break  # "Smith J." keeps its initial
             part = part[:-1]
         while part and part[0][0].text in _PARTICLES:
+            part = part[1:]
+        # A label that is a capitalised word of the run ("Dear", "Prescriber") stays: what
+        # follows it is placed as a name.
+        while part and _LABEL.search(text[max(0, part[0][0].start - 40) : part[0][0].end]):
             part = part[1:]
         if not part:
             return []
@@ -280,7 +322,8 @@ class NameFinder:
                 self._kind(_Token(first, 0, len(first))),
             }
             before = text[max(0, match.start() - 40) : match.start()]
-            if "word" in kinds or not ("name" in kinds or _LABEL.search(before)):
+            placed = _LABEL.search(before) or _CREDENTIAL.match(text, match.end())
+            if "word" in kinds or not ("name" in kinds or placed):
                 continue
             found.append(Finding("name", match.start(), match.end()))
         return found

@@ -52,7 +52,7 @@ def test_masks_an_sse_stream_from_stdin_keeping_its_framing() -> None:
     assert out.endswith("\r\n\r\n")
     assert PATIENTS["pt-0006"].ssn not in out
     payload = json.loads(out.split("data: ", 1)[1].strip())
-    assert payload["result"]["structuredContent"]["ssn"] == "***-**-8901"
+    assert payload["result"]["structuredContent"]["ssn"] == "[SSN]"
 
 
 def test_a_body_that_is_not_json_is_an_error_not_a_pass_through() -> None:

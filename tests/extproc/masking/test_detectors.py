@@ -118,7 +118,21 @@ POSITIVE = [
     ("date", "DOB: 19500304", "19500304"),
     ("phone", "Phone: 5550100101", "5550100101"),
     ("zip", "Springfield, Illinois 62704", "62704"),
-    ("username", "Dictated by XGT:holmes on Monday", "holmes"),
+    ("username", "Dictated by XGT:holmes on Monday", "XGT:holmes"),
+    ("username", "PLG:RZ5851", "PLG:RZ5851"),
+    ("username", "Last edited by TJ5879 from", "TJ5879"),
+    ("username", "last updated on June 20th by tara.r.", "tara.r"),
+    ("employer", "employer Perkins PLC, injury", "Perkins PLC"),
+    ("employer", "Works at Hall, Hayden and Howell.", "Hall, Hayden and Howell"),
+    ("account", "ACCESSION: RAD-23-1802513", "RAD-23-1802513"),
+    ("vehicle", "vehicle plate NQY 730 (KY)", "NQY 730"),
+    ("street_address", "Address on file: PO Box 6940, Martinburgh", "PO Box 6940"),
+    ("street_address", "to 6388 Elm Run, Georgetown", "6388 Elm Run"),
+    ("date", "On 10/22, she was started", "10/22"),
+    ("date", "Imaging (6/27): patchy", "6/27"),
+    ("phone", "at (922) 763-3472 x3914.", "(922) 763-3472 x3914"),
+    ("ssn", "her SSN ends... actually here's the full one: 591334143.", "591334143"),
+    ("city", "ZIP 43897, South Jenniferstad - eligible", "South Jenniferstad"),
     ("username", "portal username: ada.okafor77", "ada.okafor77"),
     ("ssn", "SSN on file: 078-05-1120.", "078-05-1120"),
     ("ssn", "ssn 078 05 1120", "078 05 1120"),
@@ -165,16 +179,14 @@ POSITIVE = [
     ("age_over_89", "age 92, stable", "92"),
     ("age_over_89", "Age: 101", "101"),
     ("age_over_89", "aged 95", "95"),
-    ("age_over_89", "a 92-year-old man", "92-year-old"),
-    ("age_over_89", "a 91 y/o woman", "91 y/o"),
-    ("age_over_89", "is 90 years old", "90 years old"),
+    ("age_over_89", "a 92-year-old man", "92"),  # the number: "[AGE_OVER_89]-year-old"
+    ("age_over_89", "a 91 y/o woman", "91"),
+    ("age_over_89", "is 90 years old", "90"),
+    ("age_over_89", "95-yo man", "95"),
     ("street_address", "lives at 221 Baker Street now", "221 Baker Street"),
     ("street_address", "at 456 W 5th Ave. Apt 3B", "456 W 5th Ave. Apt 3B"),
-    (
-        "street_address",
-        "1 Lorem Ipsum Plaza, Brockway, ZZ 00006",
-        "1 Lorem Ipsum Plaza, Brockway, ZZ 00006",
-    ),
+    ("street_address", "1 Lorem Ipsum Plaza, Brockway, ZZ 00006", "1 Lorem Ipsum Plaza"),
+    ("city", "1 Lorem Ipsum Plaza, Brockway, ZZ 00006", "Brockway"),
     ("zip", "ZIP code: 02139", "02139"),
     ("zip", "Cambridge MA 02139-4307", "02139-4307"),
     ("zip", "Springfield, ZZ 00001", "00001"),
@@ -183,8 +195,6 @@ POSITIVE = [
     ("mrn", "medical record number A1234567", "A1234567"),
     ("name", "seen by Dr. Ana Lucia Alvarez today", "Ana Lucia Alvarez"),
     ("name", "Mrs. O'Brien called", "O'Brien"),
-    ("name", "Patient: Alice Fakenham", "Alice Fakenham"),
-    ("name", "Pt. John Q. Public", "John Q. Public"),
 ]
 
 
@@ -194,6 +204,10 @@ def test_each_entity_is_found(entity: str, text: str, value: str) -> None:
 
 
 NEGATIVE = [
+    ("username", "User: can you check her labs?"),
+    ("url", "http://terminology.hl7.org/CodeSystem/v2-0203"),
+    ("url", '<div xmlns="http://www.w3.org/1999/xhtml">'),
+    ("date", "take 1/2 tablet"),
     ("account", "Visit 12 was uneventful"),
     ("mrn", "The record shows 12 visits in 2024"),
     ("health_plan", "Policy: Medicare, coverage active"),
@@ -266,7 +280,9 @@ def test_every_identifier_of_every_demo_patient_is_found(patient: PatientRecord)
     assert record["email"] in values
     assert record["mrn"] in values
     assert record["date_of_birth"] in values
-    assert record["address"] in values
+    # The address line as its parts: street, city and ZIP, the state left to read.
+    street, city, state_zip = record["address"].split(", ")
+    assert {street, city, state_zip.split()[1]} <= values
     # The note repeats the phone and the date of birth in prose.
     note = record["clinical_note"]
     assert {(e, x) for e, x in found(note, TEST_AREAS)} >= {
@@ -283,8 +299,17 @@ def test_a_tie_goes_to_the_more_specific_entity() -> None:
 
 
 def test_the_longest_candidate_wins() -> None:
-    text = "12 Imaginary Lane, Springfield, MA 00001"  # the ZIP is inside the address
-    assert found(text) == [("street_address", text)]
+    text = "seen 03/04/2024"  # "3/04" (a month and a day) lies inside the whole date
+    assert found(text) == [("date", "03/04/2024")]
+
+
+def test_an_address_line_is_its_parts() -> None:
+    # The state stays: Safe Harbor keeps it, and the client can still read the place.
+    assert found("12 Imaginary Lane, Springfield, MA 00001-1234") == [
+        ("street_address", "12 Imaginary Lane"),
+        ("city", "Springfield"),
+        ("zip", "00001-1234"),
+    ]
 
 
 def test_a_loser_reaching_past_the_winner_widens_it() -> None:

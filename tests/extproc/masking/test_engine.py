@@ -29,7 +29,7 @@ def masker(monkeypatch: pytest.MonkeyPatch) -> Masker:
 
 def phi_forms(patient_id: str) -> list[str]:
     """Every form in which the record's PHI could leak: whole values, name parts, the
-    SSN digits that `partial` must hide, the phone's digits."""
+    SSN's digits, the phone's digits."""
     record = PATIENTS[patient_id]
     first, last = record.name.split()
     return [
@@ -38,7 +38,8 @@ def phi_forms(patient_id: str) -> list[str]:
         last,
         record.ssn,
         record.ssn.replace("-", ""),
-        record.ssn[:6],  # partial keeps only the last four
+        record.ssn[:6],
+        record.ssn[-4:],  # removed whole: not even the last four
         record.mrn,
         record.date_of_birth,
         record.phone,
@@ -68,7 +69,7 @@ def test_the_result_stays_a_usable_mcp_result(masker: Masker) -> None:
     assert result["isError"] is False
     structured = result["structuredContent"]
     assert structured["patient_id"] == "pt-0001"  # an internal key, not PHI: tools need it
-    assert structured["ssn"] == "***-**-3456"
+    assert structured["ssn"] == "[SSN]"
     assert structured["name"].startswith("[NAME:")
     assert structured["email"] == "[EMAIL]"
     # The text block is still JSON, and says what structuredContent says.
@@ -238,3 +239,10 @@ def test_a_first_name_alone_gets_the_pseudonym_of_the_whole_name(masker: Masker)
     note_pseudonym = first["clinical_note"].removesuffix(" called back.")
     assert note_pseudonym.startswith("[NAME:")
     assert note_pseudonym not in (first["name"], second["name"])
+
+
+def test_partial_is_an_explicit_opt_in_that_keeps_the_last_four() -> None:
+    config = MaskingConfig.model_validate({"actions": {"ssn": "partial"}})
+    body = {"jsonrpc": "2.0", "id": 1, "result": {"note": "SSN 123-45-6789 on file"}}
+    masked = json.loads(Masker(config).mask_body(json.dumps(body).encode(), MaskReport()))
+    assert masked["result"]["note"] == "SSN ***-**-6789 on file"

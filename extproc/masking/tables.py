@@ -1,0 +1,127 @@
+"""Tables in text (markdown and CSV, as tools print query results): a column whose header
+the key lexicon knows ("Patient Name", "MRN", "Zip Code", "Member ID", "Age") has PHI in
+every row, whatever its cells look like, as a JSON key's value would."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from extproc.masking.findings import Finding
+from extproc.masking.lexicon import BuiltinKeys
+from extproc.masking.names import CREDENTIALS, TITLES
+
+_MARKDOWN_RULE = re.compile(r"\s*\|?\s*:?-{3,}:?\s*(?:\|\s*:?-{3,}:?\s*)*\|?\s*")
+# A name's cell without the title before it and the credentials after it ("Dr. Campbell",
+# "Okeke, Uche PhD"): those are no one's name, and the reader needs them.
+_NAME_CELL = re.compile(
+    rf"(?:(?:{TITLES})\.?[ \t]+)?(?P<name>.+?)(?:,?[ \t]*(?:{CREDENTIALS})(?![\w-]))*"
+)
+_HEADER_CELL = re.compile(r"[^\W\d_][\w #/.()'-]{0,40}")  # words, not values
+
+
+def find(text: str, keys: BuiltinKeys) -> list[Finding]:
+    """The cells of PHI columns in the tables of `text`, sorted."""
+    if "\n" not in text:
+        return []
+    found: list[Finding] = []
+    lines = _lines(text)
+    i = 0
+    while i < len(lines):
+        taken = _markdown(lines, i, keys, found) or _delimited(lines, i, keys, found)
+        i += max(taken, 1)
+    return sorted(found, key=lambda f: f.start)
+
+
+def _markdown(lines: list[tuple[int, str]], i: int, keys: BuiltinKeys, found: list[Finding]) -> int:
+    """A markdown table starting at line i: its header, its rule, its rows. Returns the
+    lines it took (0 if none starts there)."""
+    if (
+        i + 1 >= len(lines)
+        or "|" not in lines[i][1]
+        or not _MARKDOWN_RULE.fullmatch(lines[i + 1][1])
+    ):
+        return 0
+    header = [text for _, _, text in _pipe_cells(*lines[i])]
+    entities = _columns(header, keys)
+    j = i + 2
+    while j < len(lines) and "|" in lines[j][1]:
+        for column, (start, end, _) in enumerate(_pipe_cells(*lines[j])):
+            if column < len(entities) and (entity := entities[column]) is not None:
+                found.extend(_cell(entity, start, end, lines[j], keys))
+        j += 1
+    return j - i
+
+
+def _delimited(
+    lines: list[tuple[int, str]], i: int, keys: BuiltinKeys, found: list[Finding]
+) -> int:
+    """CSV or tab-separated rows under a header of words, at least one row as wide."""
+    line = lines[i][1]
+    separator = "\t" if line.count("\t") >= 1 else ","
+    header = [text for _, _, text in _delimited_cells(lines[i][0], line, separator)]
+    if len(header) < 2 or not all(_HEADER_CELL.fullmatch(h.strip('" ')) for h in header if h):
+        return 0
+    entities = _columns(header, keys)
+    j = i + 1
+    while j < len(lines) and lines[j][1].strip():
+        cells = list(_delimited_cells(*lines[j], separator))
+        if len(cells) != len(header):
+            break
+        for column, (start, end, _) in enumerate(cells):
+            if (entity := entities[column]) is not None:
+                found.extend(_cell(entity, start, end, lines[j], keys))
+        j += 1
+    return j - i if j > i + 1 else 0
+
+
+def _columns(header: list[str], keys: BuiltinKeys) -> list[str | None]:
+    """Each column's entity, read from its header as a key (the headers together are the
+    object that says whether "Name" is a person's)."""
+    names = {h.strip(' "*`'): None for h in header}
+    return [keys.entity_at((h.strip(' "*`'),), names) if h else None for h in header]
+
+
+def _cell(
+    entity: str, start: int, end: int, line: tuple[int, str], keys: BuiltinKeys
+) -> Iterator[Finding]:
+    at, text = line
+    value = text[start - at : end - at]
+    inner = value.strip().strip('"').strip()
+    if not inner or inner in ("-", "—", "N/A", "n/a") or not keys.applies(entity, inner):
+        return
+    offset = start + value.index(inner)
+    if entity == "name" and (bare := _NAME_CELL.fullmatch(inner)) is not None:
+        offset, inner = offset + bare.start("name"), bare.group("name")
+    yield Finding(entity, offset, offset + len(inner))
+
+
+def _pipe_cells(at: int, line: str) -> Iterator[tuple[int, int, str]]:
+    """A markdown row's cells as (start, end, text), outer pipes dropped."""
+    body_start = line.index("|") + 1 if line.lstrip().startswith("|") else 0
+    body_end = line.rstrip().rindex("|") if line.rstrip().endswith("|") else len(line)
+    position = body_start
+    for piece in line[body_start:body_end].split("|"):
+        yield at + position, at + position + len(piece), piece.strip()
+        position += len(piece) + 1
+
+
+def _delimited_cells(at: int, line: str, separator: str) -> Iterator[tuple[int, int, str]]:
+    """A CSV row's cells as (start, end, text); a quoted cell may hold the separator."""
+    start, quoted = 0, False
+    for index, char in enumerate(line):
+        if char == '"':
+            quoted = not quoted
+        elif char == separator and not quoted:
+            yield at + start, at + index, line[start:index].strip()
+            start = index + 1
+    yield at + start, at + len(line), line[start:].strip()
+
+
+def _lines(text: str) -> list[tuple[int, str]]:
+    """Each line with its offset, without its line break ("\r\n" too)."""
+    lines, at = [], 0
+    for line in text.split("\n"):
+        lines.append((at, line.removesuffix("\r")))
+        at += len(line) + 1
+    return lines
