@@ -383,10 +383,10 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
         ),
         b(  # the number of "92-year-old", "95 y/o", "95-yo", "101 years of age"
             "age_over_89",
-            rf"(?P<v>{_D}{_D}{_D}?)(?:[- ]?{_trie(['years', 'year', 'yrs', 'yr'])}[- ]?"
+            rf"{_D}{_D}{_D}?(?=(?:[- ]?{_trie(['years', 'year', 'yrs', 'yr'])}[- ]?"
             rf"{_trie(['old'])}|[- ]?{_trie(['y/o', 'y.o.', 'yo'])}"
             rf"|[ ]{_trie(['years of age', 'year of age'])})"
-            r"(?!\w)",
+            r"(?!\w))",
             10,
             _age_ok,
         ),
@@ -398,7 +398,7 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
         ),
         b(  # "PO Box 6940", "P.O. Box 12"
             "street_address",
-            r"(?:P\.?[ \t]?O\.?[ \t]?|Post[ \t]+Office[ \t]+)Box[ \t]+#?[0-9]{1,7}(?![0-9])",
+            r"P(?:\.?[ \t]?O\.?[ \t]?|ost[ \t]+Office[ \t]+)Box[ \t]+#?[0-9]{1,7}(?![0-9])",
             11,
         ),
         b("mrn", rf"[mM][rR][nN]-{mrn_id}", 12, mrn_ok),
@@ -471,20 +471,18 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
         ),
         b(  # "43897, South Jenniferstad": the place after its ZIP
             "city",
-            rf"{_D}{{5}}(?:-{_D}{{4}})?,[ \t]*"
+            rf"{_D}{_D}{{4}}(?:-{_D}{{4}})?,[ \t]*"
             r"(?P<v>[A-Z][A-Za-z'.-]+(?:[ \t][A-Z][A-Za-z'.-]+){0,2})(?![\w])",
             14,
         ),
-        b(  # "Springfield, Illinois 62704"
-            "zip",
-            rf"{_STATE_NAMES}[ \t]+(?P<v>{_ZIP})",
-            14,
-            word_start=False,
+        *(  # "Springfield, Illinois 62704"
+            b("zip", rf"{state}[ \t]+(?P<v>{_ZIP})", 14)
+            for state in tries(UsAddress.states, ignore_case=False)
         ),
         b(  # "Marblehead, MA", "Salt Lake City, Utah", "Springfield, ZZ 00001": before a state
             "city",
-            rf"(?P<v>[A-Z][A-Za-z'.-]+(?:[ \t][A-Z][A-Za-z'.-]+){{0,2}}),[ \t]*"
-            rf"(?:(?:{_STATES}|{_STATE_NAMES})(?![A-Za-z])|[A-Z]{{2}}[ \t]+{_D}{{5}}(?![0-9]))",
+            rf"[A-Z][A-Za-z'.-]+(?:[ \t][A-Z][A-Za-z'.-]+){{0,2}}(?=,[ \t]*"
+            rf"(?:(?:{_STATES}|{_STATE_NAMES})(?![A-Za-z])|[A-Z]{{2}}[ \t]+{_D}{{5}}(?![0-9])))",
             14,
         ),
         *(  # a title or "Patient" followed by one to three capitalised words

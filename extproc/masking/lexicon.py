@@ -127,6 +127,11 @@ _PERSON_WORDS = frozenset(
 _PERSON_MARKERS = frozenset({"date", "ssn", "mrn", "phone", "email", "zip", "street_address"})
 _PERSON_KEYS = frozenset({"gender", "sex", "birth_sex", "pronouns", "marital_status"})
 
+_PLAIN_KEYS = 8192
+# Keys whose meaning depends on where they stand (FHIR's `value`, `line`, `text`; `name`).
+_CONTEXTUAL = frozenset(
+    {"value", "text", "line", "district", "state", "country", "use", "type", "name"}
+)
 _TELECOM = {"phone": "phone", "sms": "phone", "pager": "phone", "other": "phone"}
 _TELECOM |= {"fax": "fax", "email": "email", "url": "url"}
 # FHIR identifiers: by system (URI or OID) first, then by the v2-0203 type code.
@@ -176,6 +181,7 @@ class BuiltinKeys:
         off_keys = {form for key in off for form in _forms(normal_key(key))}
         self._lexicon = {k: e for k, e in LEXICON.items() if k not in off_keys}
         self._fhir = fhir
+        self._plain: dict[str, str | None] = {}  # each key's entity, once
 
     def entity_at(self, path: Path, parent: Mapping[str, Any] | None) -> str | None:
         """The entity of the value at `path` in `parent` (the object holding it)."""
@@ -183,13 +189,17 @@ class BuiltinKeys:
         if not isinstance(key, str) or parent is None:
             return None
         normal = normal_key(key)
+        if normal not in _CONTEXTUAL:  # most keys: the key alone decides, once per key
+            if normal not in self._plain:
+                if len(self._plain) >= _PLAIN_KEYS:  # keys are the server's: bounded
+                    self._plain.clear()
+                self._plain[normal] = self._lexicon.get(normal) or self._by_suffix(normal)
+            return self._plain[normal]
         if self._fhir and (entity := _fhir_entity(normal, path, parent)) is not None:
             return entity or None
         if normal == "name":
             return "name" if _is_person(path, parent, self._lexicon) else None
-        if (entity := self._lexicon.get(normal)) is not None:
-            return entity
-        return self._by_suffix(normal)
+        return self._lexicon.get(normal)
 
     def _by_suffix(self, normal: str) -> str | None:
         words = normal.split("_")

@@ -118,6 +118,24 @@ _PERSON_VERB = re.compile(
 # an initial is one capital and a dot.
 _WORD = r"[^\W\d_]+(?:['\u2019\-][^\W\d_]+)*"
 _TOKEN = re.compile(rf"{_WORD}\.?")
+
+
+def _capital_class() -> str:
+    """A character class of the letters a name can start with: capitals, and letters of
+    scripts without case (lowercase text is skipped by the regex engine, not by Python)."""
+    starts = [c for c in range(0x10000) if chr(c).isalpha() and not chr(c).islower()]
+    ranges, first = [], starts[0]
+    for previous, current in zip(starts, [*starts[1:], -1], strict=True):
+        if current != previous + 1:
+            ranges.append(
+                re.escape(chr(first)) + ("-" + re.escape(chr(previous)) if previous > first else "")
+            )
+            first = current
+    return f"[{''.join(ranges)}]"
+
+
+_CAPITAL = _capital_class()
+_CAPITAL_WORD = rf"(?<![\w'\u2019-]){_CAPITAL}[^\W\d_]*(?:['\u2019\-][^\W\d_]+)*(?![\d_])"
 _PARTICLES = frozenset(
     [
         "van",
@@ -144,7 +162,12 @@ _PARTICLES = frozenset(
         "e",
     ]
 )
-_LAST_FIRST = re.compile(rf"({_WORD})[ \t]*,[ \t]*({_WORD})(?:[ \t]+([A-Z])\.?)?(?!\w)")
+_LAST_FIRST = re.compile(
+    rf"({_CAPITAL_WORD})[ \t]*,[ \t]*({_CAPITAL_WORD})(?:[ \t]+([A-Z])\.?)?(?!\w)"
+)
+# A run of capitalised words, with the particles inside it ("Maria del Carmen Lopez").
+_INNER_PARTICLE = rf"(?:{'|'.join(_PARTICLES)})(?=[ \t]{_CAPITAL})"
+_RUN = re.compile(rf"{_CAPITAL_WORD}\.?(?:[ \t](?:{_CAPITAL_WORD}\.?|{_INNER_PARTICLE}))*")
 
 
 @dataclass(frozen=True)
@@ -231,27 +254,15 @@ class NameFinder:
         """Runs of capitalised words (and initials, and particles inside them), each joined
         to the next by one space or tab."""
         runs: list[list[_Token]] = []
-        run: list[_Token] = []
-        for match in _TOKEN.finditer(text):
-            word = match.group()
-            if word.endswith(".") and len(word) > 2:  # a sentence's full stop, not an initial
-                word = word[:-1]
-            if word[-2:] in ("'s", "\u2019s") and len(word) > 3:  # the possessive is no part
-                word = word[:-2]
-            token = _Token(word, match.start(), match.start() + len(word))
-            # Scripts without case (Hebrew, Arabic, CJK) have no capital to show a name:
-            # their words join runs and are judged by the dictionaries alone.
-            capital = token.text[0].isupper() or not token.text[0].islower()
-            joined = bool(run) and text[run[-1].end : token.start] in (" ", "\t")
-            if capital or (joined and token.text in _PARTICLES):
-                if run and not joined:
-                    runs.append(run)
-                    run = []
-                run.append(token)
-            elif run:
-                runs.append(run)
-                run = []
-        if run:
+        for found in _RUN.finditer(text):
+            run: list[_Token] = []
+            for match in _TOKEN.finditer(text, found.start(), found.end()):
+                word = match.group()
+                if word.endswith(".") and len(word) > 2:  # a full stop, not an initial
+                    word = word[:-1]
+                if word[-2:] in ("'s", "\u2019s") and len(word) > 3:  # the possessive
+                    word = word[:-2]
+                run.append(_Token(word, match.start(), match.start() + len(word)))
             runs.append(run)
         return runs
 
