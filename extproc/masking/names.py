@@ -56,7 +56,8 @@ CREDENTIALS = (
     r"|DDS|DMD|PharmD|LCSW|CNM|APRN|FNP(?:-[A-Z]{1,2})?|DNP|MSN|BSN|LPN|CRNA|MPH|RPh|DPT"
     r"|CNA|PsyD|LMFT|NP-C|ANP|AGNP|MDPhD|MBA|MS|FAAP|FACC|CCRN|OTR|PT|OT|RD|MA"
 )
-_CREDENTIAL_WORD = re.compile(rf"(?:{CREDENTIALS})", re.IGNORECASE)
+# As written, in capitals: "Ma" and "Do" are also surnames.
+_CREDENTIAL_WORD = re.compile(rf"(?:{CREDENTIALS})")
 # The words after a name that make it an institution's ("St. Luke's Medical Center").
 _PLACES = (
     "hospital|medical center|center|clinic|institute|foundation|university|college|school"
@@ -114,6 +115,8 @@ _PERSON_VERB = re.compile(
     r")",
     re.IGNORECASE,
 )
+# What stands before a word capitalised in mid-sentence: a lowercase word or a comma.
+_MID_SENTENCE = re.compile(r"[a-z,][ \t]+$")
 # A word of a name: letters with inner apostrophes or hyphens ("O'Neil", "Okafor-Smith");
 # an initial is one capital and a dot.
 _WORD = r"[^\W\d_]+(?:['\u2019\-][^\W\d_]+)*"
@@ -273,8 +276,8 @@ class NameFinder:
         part: list[tuple[_Token, str]] = []
         for token in [*run, None]:
             kind = self._kind(token) if token is not None else "word"
-            if kind == "word" and part and token is not None and token.text.casefold() in _GRAMMAR:
-                kind = "ambiguous"  # inside a name, "An" is a name's ("Nguyen Van An")
+            if kind == "word" and token is not None and self._named_so(token, part, text):
+                kind = "ambiguous"
             if kind == "word" and not (part and token is not None and token.text in _PARTICLES):
                 if part:
                     found += self._judged(part, text)
@@ -282,6 +285,16 @@ class NameFinder:
             else:
                 part.append((token, kind))  # type: ignore[arg-type]
         return found
+
+    @staticmethod
+    def _named_so(token: _Token, part: list[tuple[_Token, str]], text: str) -> bool:
+        """Whether a word of the grammar is a name's here: inside a name, or capitalised in
+        mid-sentence ("Nguyen Van An", "and Do Thi Hoa"); "Do not" opens a sentence."""
+        if token.text.casefold() not in _GRAMMAR:
+            return False
+        return bool(part) or bool(
+            _MID_SENTENCE.search(text[max(0, token.start - 20) : token.start])
+        )
 
     def _judged(self, part: list[tuple[_Token, str]], text: str) -> list[Finding]:
         while part and (part[-1][0].text in _PARTICLES or part[-1][1] == "initial"):

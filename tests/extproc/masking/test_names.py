@@ -41,6 +41,7 @@ def names(finder: NameFinder, text: str) -> list[str]:
         ("Kyle reports less pain today.", ["Kyle"]),
         ("Maria del Carmen Lopez Garcia came with her son.", ["Maria del Carmen Lopez Garcia"]),
         ("Wang Fang and Nguyen Van An were called.", ["Wang Fang", "Nguyen Van An"]),
+        ("Ma Lin and Do Thi Hoa came in.", ["Ma Lin", "Do Thi Hoa"]),
         ("Sincerely,\nYosef Villegas, RN", ["Yosef Villegas"]),
         ("Dear Ms. Abernathy-Okafor,", ["Abernathy-Okafor"]),
         ("Oluwaseun Adebayo was admitted.", ["Oluwaseun Adebayo"]),
