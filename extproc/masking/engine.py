@@ -10,6 +10,7 @@ repeats the patient's name, or just the first name), which no pattern could know
 
 from __future__ import annotations
 
+import re
 import time
 from collections import ChainMap, Counter, defaultdict
 from collections.abc import Mapping
@@ -54,6 +55,7 @@ _PROTOCOL_KEYS = frozenset(
     }
 )
 _DROPPED = object()
+_LAID_OUT = re.compile(r"[\n:=|]")
 _SHARED_DOCUMENTS = 4
 _MIN_WHOLE = 3  # as the literal finder's shortest term
 _CLEAN_KEYS, _CLEAN_KEY_CHARS = 4096, 64
@@ -564,7 +566,7 @@ class Masker:
             findings = _merge(findings, self._names.find(text))
         if hl7.looks_like_hl7(text):  # its fields first: each component stays apart
             findings = _merge(hl7.find(text), findings)
-        if self._builtin is not None and "\n" in text:  # a table's columns, by their headers
+        if self._builtin is not None and _LAID_OUT.search(text):  # tables, key-value lines
             findings = _merge(tables.find(text, self._builtin), findings)
         return findings
 

@@ -138,7 +138,8 @@ def _capital_class() -> str:
 
 
 _CAPITAL = _capital_class()
-_CAPITAL_WORD = rf"(?<![\w'\u2019-]){_CAPITAL}[^\W\d_]*(?:['\u2019\-][^\W\d_]+)*(?![\d_])"
+# Whole words only ("PORTA" is no word of "PORTAL_USER"); "_" joins words in file names.
+_CAPITAL_WORD = rf"(?<![^\W_]|['\u2019-]){_CAPITAL}[^\W\d_]*(?:['\u2019\-][^\W\d_]+)*(?![^\W_])"
 _PARTICLES = frozenset(
     [
         "van",
@@ -165,9 +166,9 @@ _PARTICLES = frozenset(
         "e",
     ]
 )
-_LAST_FIRST = re.compile(
-    rf"({_CAPITAL_WORD})[ \t]*,[ \t]*({_CAPITAL_WORD})(?:[ \t]+([A-Z])\.?)?(?!\w)"
-)
+# "Last, First" and a middle initial, not the "M" of "M.D.".
+_MIDDLE = r"(?:[ \t]+([A-Z])(?:\.(?![A-Z]\.?)|(?![\w.])))?"
+_LAST_FIRST = re.compile(rf"({_CAPITAL_WORD})[ \t]*,[ \t]*({_CAPITAL_WORD}){_MIDDLE}")
 # A run of capitalised words, with the particles inside it ("Maria del Carmen Lopez").
 _INNER_PARTICLE = rf"(?:{'|'.join(_PARTICLES)})(?=[ \t]{_CAPITAL})"
 _RUN = re.compile(rf"{_CAPITAL_WORD}\.?(?:[ \t](?:{_CAPITAL_WORD}\.?|{_INNER_PARTICLE}))*")

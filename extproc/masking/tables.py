@@ -1,6 +1,7 @@
-"""Tables in text (markdown and CSV, as tools print query results): a column whose header
-the key lexicon knows ("Patient Name", "MRN", "Zip Code", "Member ID", "Age") has PHI in
-every row, whatever its cells look like, as a JSON key's value would."""
+"""Tables and key-value lists in text, as tools print records: a markdown or CSV column
+whose header the key lexicon knows ("Patient Name", "MRN", "Zip Code", "Member ID", "Age")
+has PHI in every row, and so has a line's value after such a key ("PAT_DOB | 19450411",
+"city: Muskogee", "DL_NUM = M914-9455"), whatever it looks like, as a JSON key's would."""
 
 from __future__ import annotations
 
@@ -17,18 +18,41 @@ _MARKDOWN_RULE = re.compile(r"\s*\|?\s*:?-{3,}:?\s*(?:\|\s*:?-{3,}:?\s*)*\|?\s*"
 _NAME_CELL = re.compile(
     rf"(?:(?:{TITLES})\.?[ \t]+)?(?P<name>.+?)(?:,?[ \t]*(?:{CREDENTIALS})(?![\w-]))*"
 )
+# "KEY | value" (a two-column dump), and "Key: value" or "key=value" at a line's start or
+# after a tab or a gap of two spaces; the value runs to the next such gap.
+_KEY = r"[A-Za-z][A-Za-z0-9_./#'() -]{0,38}?[A-Za-z0-9#)]"
+_PIPE_PAIR = re.compile(rf"[ \t]*(?P<key>{_KEY})[ \t]+\|[ \t]+(?P<value>[^|]*?)[ \t]*\|?[ \t]*")
+_PAIR = re.compile(
+    rf"(?:^|(?<=\t)|(?<=  ))[ \t]*(?:[-*\u2022][ \t]+)?(?P<key>{_KEY})[ \t]*[:=][ \t]*"
+    r"(?P<value>[^\t]+?)(?=\t|  |[ \t]*$)"
+)
+# The part of a key-value line's value that is the value: a name up to what follows it
+# (a relation in brackets, a phone, credentials), a place up to a comma, an address or an
+# employer up to a dash or a bracket, anything else its first token (digit groups joined).
+_FIRST_TOKEN = re.compile(r"(?P<v>[^\s,;]+(?:[ ][0-9][^\s,;]*)*)")
+_VALUE_SHAPES = {
+    "name": re.compile(
+        rf"(?:(?:{TITLES})\.?[ \t]+)?(?P<v>[^\W\d_][^\d(\[<;|/+]*?)"
+        rf"(?=[ \t]*(?:[(\[<;|/+0-9]|,?[ \t]*(?:{CREDENTIALS})(?![\w-])|-[ \t]|$))"
+    ),
+    "city": re.compile(r"(?P<v>[^\W\d_][^\d,;(\[]*?)(?=[ \t]*(?:[,;(\[0-9]|-[ \t]|$))"),
+    "street_address": re.compile(r"(?P<v>[^;(\[]+?)(?=[ \t]*(?:[;(\[]|[ \t]-[ \t]|$))"),
+    "employer": re.compile(r"(?P<v>[^;(\[]+?)(?=[ \t]*(?:[;(\[]|[ \t]-[ \t]|$))"),
+}
 _HEADER_CELL = re.compile(r"[^\W\d_][\w #/.()'-]{0,40}")  # words, not values
 
 
 def find(text: str, keys: BuiltinKeys) -> list[Finding]:
-    """The cells of PHI columns in the tables of `text`, sorted."""
-    if "\n" not in text:
-        return []
+    """The cells of PHI columns in the tables of `text`, and the values of PHI keys in its
+    key-value lines, sorted."""
     found: list[Finding] = []
     lines = _lines(text)
+    around = _keys_of(lines)
     i = 0
     while i < len(lines):
         taken = _markdown(lines, i, keys, found) or _delimited(lines, i, keys, found)
+        if not taken:
+            found.extend(_pairs(lines[i], keys, around))
         i += max(taken, 1)
     return sorted(found, key=lambda f: f.start)
 
@@ -73,6 +97,34 @@ def _delimited(
                 found.extend(_cell(entity, start, end, lines[j], keys))
         j += 1
     return j - i if j > i + 1 else 0
+
+
+def _pairs(line: tuple[int, str], keys: BuiltinKeys, around: dict[str, None]) -> Iterator[Finding]:
+    """The PHI values of a key-value line: "KEY | value", or "Key: value" and "key=value"
+    pairs, several to a line when tabs or wide gaps part them."""
+    at, text = line
+    if (pair := _PIPE_PAIR.fullmatch(text)) is not None:
+        matches = [pair]
+    elif ":" in text or "=" in text:
+        matches = list(_PAIR.finditer(text))
+    else:
+        return
+    for match in matches:
+        entity = keys.entity_at((match.group("key"),), around)
+        if entity is None:
+            continue
+        value = match.group("value")
+        # A line's value may run on into prose ("Fax: 555-0100 - records sent"): only the
+        # value's own shape is taken.
+        span = _VALUE_SHAPES.get(entity, _FIRST_TOKEN).match(value)
+        if span is not None and span.group("v") and keys.applies(entity, span.group("v")):
+            start = at + match.start("value") + span.start("v")
+            yield Finding(entity, start, start + len(span.group("v")))
+
+
+def _keys_of(lines: list[tuple[int, str]]) -> dict[str, None]:
+    """The keys of a text's key-value lines: what says whether its "Name" is a person's."""
+    return {m.group("key"): None for _, text in lines for m in _PAIR.finditer(text)}
 
 
 def _columns(header: list[str], keys: BuiltinKeys) -> list[str | None]:
