@@ -153,6 +153,7 @@ _UNIT = (
 )
 # People's titles. After "Patient" or "Pt", the names finder judges: "Patient Name" is a
 # column, "Patient Ada Okafor" is not.
+_TITLE_WORDS = "Mr|Mrs|Ms|Mx|Miss|Dr|Prof"
 _TITLES = [f"{t}." for t in ("Mr", "Mrs", "Ms", "Mx", "Dr", "Prof")]
 _TITLES += ["Mr", "Mrs", "Ms", "Mx", "Miss", "Dr", "Prof"]
 _NAME_WORD = r"(?:[A-Z][A-Za-z'\u2019-]*[a-z]|[A-Z]\.)"
@@ -481,7 +482,8 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
         ),
         b(  # "Marblehead, MA", "Salt Lake City, Utah", "Springfield, ZZ 00001": before a state
             "city",
-            rf"[A-Z][A-Za-z'.-]+(?:[ \t][A-Z][A-Za-z'.-]+){{0,2}}(?=,[ \t]*"
+            rf"(?!(?:{_TITLE_WORDS})\.?[ \t])[A-Z][A-Za-z'.-]+(?:[ \t][A-Z][A-Za-z'.-]+){{0,2}}"
+            rf"(?=,[ \t]*"
             rf"(?:(?:{_STATES}|{_STATE_NAMES})(?![A-Za-z])|[A-Z]{{2}}[ \t]+{_D}{{5}}(?![0-9])))",
             14,
         ),

@@ -483,6 +483,8 @@ class Masker:
 
     def _string(self, text: str, path: Path, walk: _Walk) -> str:
         embedded = walk.parsed[text] if text in walk.parsed else embedded_json(text)
+        if isinstance(embedded, JsonLines):  # one document a line, each line written back
+            return "\n".join(json_codec.dumps(self._document(d, path, walk)) for d in embedded)
         if embedded is not None:
             return json_codec.dumps(self._document(embedded, path, walk), indent="\n" in text)
         # MCP results carry each record twice (JSON text and structuredContent): a string
@@ -764,9 +766,14 @@ def _parsed(text: str) -> Any:
         raise MaskingError("body is not JSON") from exc
 
 
+class JsonLines(list[Any]):
+    """JSON Lines in a string (an export, a log): one object or array a line."""
+
+
 def embedded_json(text: str) -> Any:
-    """The JSON object or array a string holds, or None. JSON nested or sized beyond what
-    can be read is refused, not taken for text: as text, its field rules would not apply."""
+    """The JSON object or array a string holds, JsonLines, or None. JSON nested or sized
+    beyond what can be read is refused, not taken for text: as text, its field rules would
+    not apply."""
     if not json_codec.opens_document(text):
         return None
     try:
@@ -774,5 +781,23 @@ def embedded_json(text: str) -> Any:
     except (json_codec.TooBigError, RecursionError) as exc:
         raise MaskingError("embedded JSON too deep or too big to mask") from exc
     except ValueError:
-        return None
+        return _json_lines(text)
     return value if isinstance(value, dict | list) else None
+
+
+def _json_lines(text: str) -> JsonLines | None:
+    lines = [line for line in text.split("\n") if line.strip()]
+    if len(lines) < 2:
+        return None
+    documents = JsonLines()
+    for line in lines:
+        if not json_codec.opens_document(line):
+            return None
+        try:
+            value = json_codec.loads(line)
+        except (json_codec.TooBigError, RecursionError) as exc:
+            raise MaskingError("embedded JSON too deep or too big to mask") from exc
+        except ValueError:
+            return None
+        documents.append(value)
+    return documents

@@ -51,6 +51,7 @@ _KEYS: dict[str, tuple[str, ...]] = {
         *("medical_record", "med_rec_no", "med_rec_num", "mr_number", "mr_no", "chart_number"),
         *("chart_no", "patient_mrn", "emr_id", "ehr_id", "empi", "mpi_id", "patient_id"),
         *("pt_id", "person_id", "patient_number", "patient_no", "hospital_number"),
+        *("patient_id_number", "medical_record_id", "chart_id"),
     ),
     "phone": (
         *("phone", "phone_number", "phone_no", "phone_num", "telephone", "tel", "mobile"),
@@ -82,6 +83,7 @@ _KEYS: dict[str, tuple[str, ...]] = {
         *("policy_no", "policy_id", "insurance_id", "insurance_number", "medicaid_id"),
         *("medicaid_number", "medicare_id", "medicare_number", "mbi", "beneficiary_id"),
         *("health_plan_id", "health_plan_number", "plan_member_id", "insurance_member_id"),
+        *("insurance_member", "insurance_member_number", "subscriber_member_id"),
     ),
     "license": (
         *("drivers_license", "driver_license", "drivers_licence", "driver_licence"),
@@ -90,9 +92,15 @@ _KEYS: dict[str, tuple[str, ...]] = {
         *("state_license", "medical_license", "passport", "passport_number"),
     ),
     "vehicle": ("vin", "vehicle_id", "license_plate", "licence_plate", "plate_number"),
-    "device": ("device_serial", "serial_number", "serial_no", "udi", "imei", "mac_address"),
+    "device": (
+        *("device_serial", "serial_number", "serial_no", "udi", "imei", "mac_address"),
+        *("implant", "implant_id", "device_implant", "device_id", "device_identifier"),
+    ),
     "ip": ("ip", "ip_address", "ipv4", "ipv6", "client_ip", "remote_addr", "remote_ip"),
-    "username": ("username", "user_name", "login", "user_login", "screen_name", "login_name"),
+    "username": (
+        *("username", "user_name", "login", "user_login", "screen_name", "login_name", "user"),
+        *("user_id", "handle", "sender", "author_handle"),
+    ),
     "npi": ("npi", "npi_number", "provider_npi"),
     "age_over_89": ("age", "patient_age", "age_years"),
     "employer": ("employer", "employer_name", "company_name", "workplace", "place_of_work"),
@@ -108,6 +116,7 @@ _SUFFIXES = frozenset(
         *("date_of_birth", "birth_date", "street_address", "address_line_1", "address_line_2"),
         *("account_number", "member_id", "policy_number", "license_number", "serial_number"),
         *("medical_record_number", "social_security_number", "ip_address", "mac_address"),
+        *("employer", "csn", "user", "username", "udi", "implant", "encounter_number"),
     }
 )
 
@@ -155,10 +164,26 @@ _TYPE_CODES = {
 _WORD = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
 
 
+# Abbreviations of vendors' and EHR exports' keys ("ptIdNbr", "memberNbr", "GUAR_EMPLOYER",
+# "DL_NUM"), read as the words they stand for.
+_ABBREVIATIONS = {
+    **dict.fromkeys(("nbr", "num", "no"), "number"),
+    **dict.fromkeys(("pt", "pat"), "patient"),
+    **dict.fromkeys(("acct", "acc"), "account"),
+    **dict.fromkeys(("empl", "emp"), "employer"),
+    **dict.fromkeys(("ph", "phn"), "phone"),
+    **{"nm": "name", "fst": "first", "frst": "first", "lst": "last", "mbr": "member"},
+    **{"guar": "guarantor", "subscr": "subscriber", "ins": "insurance", "enc": "encounter"},
+    **{"addr": "address", "dt": "date", "dl": "drivers_license", "lic": "license"},
+    **{"bdate": "birth_date", "cty": "city", "usr": "user"},
+}
+
+
 @functools.lru_cache(maxsize=8192)  # the same few keys recur in every answer
 def normal_key(key: str) -> str:
-    """`firstName`, `FirstName`, `first-name`, `FIRST_NAME` -> `first_name`."""
-    return "_".join(word.lower() for word in _WORD.findall(key))
+    """`firstName`, `FirstName`, `first-name`, `FIRST_NAME` -> `first_name`; `ptIdNbr` ->
+    `patient_id_number`."""
+    return "_".join(_ABBREVIATIONS.get(w, w) for w in (w.lower() for w in _WORD.findall(key)))
 
 
 def _forms(key: str) -> set[str]:
