@@ -557,8 +557,22 @@ class Masker:
         if walk.literals is not None:
             # Marked values first: on the same span, theirs is the finding that knows the
             # whole name a part stands for (one person, one pseudonym).
-            findings = _merge(walk.literals(text), findings)
+            findings = _merge(self._literals_in(text, walk.literals), findings)
         return self._replaced(text, findings, found, walk)
+
+    def _literals_in(self, text: str, literals: LiteralFinder) -> list[Finding]:
+        """The marked values in `text`, but a name's part written as a common word in
+        lowercase ("Will Bell ... will restart"): that is the word."""
+        found = literals(text)
+        if self._names is None:
+            return found
+        common = self._names.common
+        return [
+            f
+            for f in found
+            if f.entity != "name"
+            or not (text[f.start : f.end].islower() and common(text[f.start : f.end]))
+        ]
 
     def _detect(self, text: str) -> list[Finding]:
         """What the detectors find in free text: patterns, names, HL7 v2 fields, table

@@ -98,8 +98,8 @@ _KEYS: dict[str, tuple[str, ...]] = {
     ),
     "ip": ("ip", "ip_address", "ipv4", "ipv6", "client_ip", "remote_addr", "remote_ip"),
     "username": (
-        *("username", "user_name", "login", "user_login", "screen_name", "login_name", "user"),
-        *("user_id", "handle", "sender", "author_handle"),
+        *("username", "user_name", "login", "user_login", "screen_name", "login_name"),
+        *("portal_user", "portal_username", "handle", "author_handle"),
     ),
     "npi": ("npi", "npi_number", "provider_npi"),
     "age_over_89": ("age", "patient_age", "age_years"),
@@ -116,7 +116,7 @@ _SUFFIXES = frozenset(
         *("date_of_birth", "birth_date", "street_address", "address_line_1", "address_line_2"),
         *("account_number", "member_id", "policy_number", "license_number", "serial_number"),
         *("medical_record_number", "social_security_number", "ip_address", "mac_address"),
-        *("employer", "csn", "user", "username", "udi", "implant", "encounter_number"),
+        *("employer", "csn", "username", "udi", "implant", "encounter_number"),
     }
 )
 

@@ -87,11 +87,16 @@ _LABEL_FREE = (
     r"|authored by|approved by|discussed with|accompanied by|consulted|dear|sincerely"
     r"|regards|respectfully|thank you|cc|attn|attention|name of patient|patient name"
     r"|pt name|spoke with|called|per|patient|pt|prescriber|prescribed by|provider"
+    # relatives and those a note hands over to: "her husband Pruha", "Pt's dtr Briella"
+    r"|husband|wife|son|daughter|dtr|mother|mom|father|dad|sister|brother|partner|spouse"
+    r"|friend|neighbou?r|aunt|uncle|niece|nephew|grandson|granddaughter|grandmother"
+    r"|grandfather|fianc[eé]e?|spoke w/|spoke to|given to|handoff to|handed off to"
+    r"|discussed w/|signed out to|relieved by"
 )
 _LABEL_COLON = (
     r"patient|pt|name|attending|attending physician|physician|provider|pcp|primary care"
     r"|primary care physician|referring physician|referring provider|nurse|rn|np|pa"
-    r"|resident|fellow|surgeon|assistant|anesthesiologist|anesthesia|radiologist"
+    r"|resident|fellow|surgeon|assistant|anesthesiologist|radiologist"
     r"|pathologist|consultant|guardian|emergency contact|contact|next of kin|nok|mother"
     r"|father|spouse|wife|husband|son|daughter|brother|sister|caregiver|guarantor"
     r"|subscriber|insured|from|to|author|signed|signature|clinician|doctor|therapist"
@@ -115,6 +120,7 @@ _PERSON_VERB = re.compile(
     r")",
     re.IGNORECASE,
 )
+_NUMBER = re.compile(r"[ \t]*[0-9]")
 # What stands before a word capitalised in mid-sentence: a lowercase word or a comma.
 _MID_SENTENCE = re.compile(r"[a-z,][ \t]+$")
 # A word of a name: letters with inner apostrophes or hyphens ("O'Neil", "Okafor-Smith");
@@ -222,6 +228,12 @@ class NameFinder:
         self._names = dictionaries.names
         self._words = dictionaries.words
 
+    def common(self, word: str) -> bool:
+        """Whether `word` is a common English word ("will", "rose", "mark"): written in
+        lowercase, it is that word, even if a name of the answer is spelled so."""
+        folded = word.casefold()
+        return folded in _GRAMMAR or self._words.get(folded, 0) >= _COMMON
+
     def find(self, text: str) -> list[Finding]:
         """The names in `text`, sorted, not overlapping."""
         found: list[Finding] = []
@@ -293,9 +305,9 @@ class NameFinder:
         mid-sentence ("Nguyen Van An", "and Do Thi Hoa"); "Do not" opens a sentence."""
         if token.text.casefold() not in _GRAMMAR:
             return False
-        return bool(part) or bool(
-            _MID_SENTENCE.search(text[max(0, token.start - 20) : token.start])
-        )
+        if any(kind != "initial" for _, kind in part):  # after a name, not after "ng/L."
+            return True
+        return bool(_MID_SENTENCE.search(text[max(0, token.start - 20) : token.start]))
 
     def _judged(self, part: list[tuple[_Token, str]], text: str) -> list[Finding]:
         while part and (part[-1][0].text in _PARTICLES or part[-1][1] == "initial"):
@@ -321,6 +333,9 @@ class NameFinder:
             or _PERSON_VERB.match(after)
         )
         if _EPONYM.match(after) and not placed:
+            return []
+        # "Na 134; K 3.2": a short word before a number is a lab's, unless placed as a name.
+        if len(part) == 1 and len(part[0][0].text) <= 3 and not placed and _NUMBER.match(after):
             return []
         named = "name" in kinds
         if named or (placed and kinds - {"initial"}):

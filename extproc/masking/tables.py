@@ -33,7 +33,9 @@ _FIRST_TOKEN = re.compile(r"(?P<v>[^\s,;]+(?:[ ][0-9][^\s,;]*)*)")
 _VALUE_SHAPES = {
     "name": re.compile(
         rf"(?:(?:{TITLES})\.?[ \t]+)?(?P<v>[^\W\d_][^\d(\[<;|/+]*?)"
-        rf"(?=[ \t]*(?:[(\[<;|/+0-9]|,?[ \t]*(?:{CREDENTIALS})(?![\w-])|-[ \t]|$))"
+        rf"(?=[ \t]*(?:[(\[<;:|/+0-9]|,?[ \t]*(?:{CREDENTIALS})(?![\w-])|-[ \t]|$)"
+        # a sentence's end, not an initial's ("Ada B. Okafor"); a comma before prose
+        r"|(?<=[a-z]{2})\.(?:[ \t]|$)|,[ \t]*[a-z])"
     ),
     "city": re.compile(r"(?P<v>[^\W\d_][^\d,;(\[]*?)(?=[ \t]*(?:[,;(\[0-9]|-[ \t]|$))"),
     "street_address": re.compile(r"(?P<v>[^;(\[]+?)(?=[ \t]*(?:[;(\[]|[ \t]-[ \t]|$))"),

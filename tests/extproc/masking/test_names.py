@@ -42,6 +42,8 @@ def names(finder: NameFinder, text: str) -> list[str]:
         ("Maria del Carmen Lopez Garcia came with her son.", ["Maria del Carmen Lopez Garcia"]),
         ("Wang Fang and Nguyen Van An were called.", ["Wang Fang", "Nguyen Van An"]),
         ("Ma Lin and Do Thi Hoa came in.", ["Ma Lin", "Do Thi Hoa"]),
+        ("Her husband Pruha drove her in.", ["Pruha"]),
+        ("Pt's dtr Briella at bedside. Spoke w/ Ikaika.", ["Briella", "Ikaika"]),
         ("Sincerely,\nYosef Villegas, RN", ["Yosef Villegas"]),
         ("Dear Ms. Abernathy-Okafor,", ["Abernathy-Okafor"]),
         ("Oluwaseun Adebayo was admitted.", ["Oluwaseun Adebayo"]),
@@ -68,6 +70,8 @@ def test_names_are_found(finder: NameFinder, text: str, expected: list[str]) -> 
         "Assessment and Plan: Hypertension, Type 2 Diabetes Mellitus.",
         "Will follow up. Hope to discharge tomorrow.",
         "Heparin was discontinued; Metoprolol Tartrate was started.",
+        "Na 134; K 3.2; Mg 2.0",
+        "Troponin 55 ng/L. No Kernig or Brudzinski sign.",
     ],
 )
 def test_clinical_words_are_no_names(finder: NameFinder, text: str) -> None:
@@ -108,3 +112,8 @@ def test_names_can_be_turned_off_with_the_detectors() -> None:
     body = {"jsonrpc": "2.0", "id": 1, "result": {"content": [{"type": "text", "text": "Kyle"}]}}
     out = Masker(config).mask_body(json.dumps(body).encode(), MaskReport())
     assert json.loads(out)["result"]["content"][0]["text"] == "Kyle"
+
+
+def test_a_name_that_is_a_common_word_is_not_masked_as_that_word() -> None:
+    text = "Patient: Will Bell. Plan: will restart heparin; Bell reports pain."
+    assert masked_text(text) == "Patient: [NAME]. Plan: will restart heparin; [NAME] reports pain."
