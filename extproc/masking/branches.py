@@ -84,7 +84,10 @@ _SEP = "[-. \u00a0\u2007\u2009\u202f\u2010-\u2014\u2212]"
 _NANP = rf"(?:\({_D}{{3}}\){_SEP}?|{_D}{{3}}{_SEP}){_D}{{3}}{_SEP}{_D}{{4}}"
 # after "+": 1 and a NANP number, or E.164's country code and up to 15 digits, grouped or not
 _PLUS_TAIL = rf"(?:1{_SEP}?{_NANP}|[1-9]{_D}{{0,3}}(?:{_SEP}{_D}{{1,7}}){{1,6}}|[1-9]{_D}{{6,14}})"
-_PHONE = rf"(?:1{_SEP}?)?{_NANP}|\+{_PLUS_TAIL}"
+# Ten digits in a row are a US number when they read as one (area code and exchange
+# starting 2-9): "3785553442"; an epoch time ("1700000000") does not.
+_BARE_NANP = rf"1?[2-9]{_D}{{2}}[2-9]{_D}{{6}}"
+_PHONE = rf"(?:1{_SEP}?)?{_NANP}|\+{_PLUS_TAIL}|{_BARE_NANP}"
 # An extension belongs to the number: "x7240", "ext. 45".
 _EXT = r"(?:[ \t]*(?:[xX]|[eE]xt\.?|[eE]xtension)[ \t]*[0-9]{1,6}(?![0-9]))?"
 _MONTH_NAMES = (
@@ -183,10 +186,17 @@ def _dotted_date_ok(s: str) -> bool:
     return _ymd_ok(year, second, first) or _ymd_ok(year, first, second)
 
 
+def _month_of(s: str) -> int:
+    """The number of the month named in `s` ("the 4th of March": 3), 0 if none is."""
+    return next((_MONTHS[w.lower()] for w in _LETTERS.findall(s) if w.lower() in _MONTHS), 0)
+
+
 def _named_date_ok(s: str) -> bool:
-    month = _MONTHS[_LETTERS.search(s).group().lower()]  # type: ignore[union-attr]
     numbers = _NUMBERS.findall(s)  # [day, year], or [year] for "March 2024"
-    return v.date_valid(int(numbers[-1]), month, int(numbers[0]) if len(numbers) > 1 else 1)
+    if not numbers:
+        return False
+    day = int(numbers[0]) if len(numbers) > 1 else 1
+    return v.date_valid(int(numbers[-1]), _month_of(s), day)
 
 
 def _handle_ok(s: str) -> bool:
@@ -227,8 +237,8 @@ def _compact_ok(s: str) -> bool:
 
 def _day_ok(s: str) -> bool:
     """A month and a day without a year: a day that month has in a leap year."""
-    month = _MONTHS[_LETTERS.search(s).group().lower()]  # type: ignore[union-attr]
-    return v.date_valid(2000, month, int(_NUMBERS.search(s).group()))  # type: ignore[union-attr]
+    day = _NUMBERS.search(s)
+    return day is not None and v.date_valid(2000, _month_of(s), int(day.group()))
 
 
 def _age_ok(s: str) -> bool:
@@ -308,6 +318,9 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
         ),
         b("phone", rf"{_D}{_D}{{2}}{_SEP}{_D}{{3}}{_SEP}{_D}{{4}}{_EXT}{_NUM_END}", 8),
         b("phone", rf"1{_SEP}?{_NANP}{_EXT}{_NUM_END}", 8),
+        b("phone", rf"{_BARE_NANP}(?![0-9])", 8),
+        # A DEA registration: two letters and seven digits whose last is their check digit.
+        b("license", rf"[A-Z][A-Z9]{_D}{{7}}(?![0-9A-Za-z])", 3, v.dea_valid),
         b(
             "phone",
             rf"\({_D}{{3}}\){_SEP}?{_D}{{3}}{_SEP}{_D}{{4}}{_EXT}{_NUM_END}",
@@ -369,11 +382,14 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
             _md_ok,
             word_start=False,
         ),
-        b(  # "the 4th of March"
-            "date",
-            rf"{_D}{_D}?(?:st|nd|rd|th)[ \t]+of[ \t]+{_MONTH}(?![A-Za-z])",
-            9,
-            _day_ok,
+        *(  # "the 4th of March", "4th of March"
+            b(
+                "date",
+                rf"{the}{_D}{_D}?(?:st|nd|rd|th)[ \t]+of[ \t]+{_MONTH}(?![A-Za-z])",
+                9,
+                _day_ok,
+            )
+            for the in ("", r"[tT]he[ \t]+")
         ),
         b(
             "age_over_89",
@@ -399,7 +415,16 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
         ),
         b(  # "PO Box 6940", "P.O. Box 12"
             "street_address",
-            r"P(?:\.?[ \t]?O\.?[ \t]?|ost[ \t]+Office[ \t]+)Box[ \t]+#?[0-9]{1,7}(?![0-9])",
+            r"[Pp](?:\.?[ \t]?[Oo]\.?[ \t]?|(?:ost|OST)[ \t]+(?:[Oo]ffice|OFFICE)[ \t]+)"
+            r"(?:Box|BOX)[ \t]+#?[0-9]{1,7}(?![0-9])",
+            11,
+        ),
+        b(  # a rural route or a county road: "RR 9 Box 323", "County Road 130"
+            "street_address",
+            r"(?:(?:R\.?R\.?|HC)[ \t]+[0-9]{1,4}[ \t,]+(?:Box|BOX)[ \t]+[0-9]{1,6}"
+            r"|(?:Rural|RURAL)[ \t]+(?:Route|ROUTE)[ \t]+[0-9]{1,4}"
+            r"(?:[ \t,]+(?:Box|BOX)[ \t]+[0-9]{1,6})?"
+            r"|(?:County|COUNTY)[ \t]+(?:Road|ROAD)[ \t]+[0-9]{1,4})(?![0-9])",
             11,
         ),
         b("mrn", rf"[mM][rR][nN]-{mrn_id}", 12, mrn_ok),
@@ -426,6 +451,23 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
             b("username", rf"{lead}{_HANDLE}", 12, _handle_ok)
             for lead in tries(["user", "edited by", "updated by", "modified by", "entered by"])
         ),
+        b(  # a chat's sender after its time: "[03:53] vangp: ..."
+            "username",
+            r"\[(?<![^\n]\[)[0-9]{1,2}:?[0-9]{2}(?::[0-9]{2})?(?:[ \t]?[AaPp][Mm])?\][ \t]*"
+            r"(?P<v>[A-Za-z][A-Za-z0-9._-]{1,30}):",
+            12,
+            word_start=False,
+        ),
+        b(  # "@brianna.reilly", not an e-mail's "@"
+            "username",
+            r"@(?<![\w.]@)(?P<v>[A-Za-z][A-Za-z0-9._-]{0,30}[A-Za-z0-9])(?![\w@-]|\.\w)",
+            12,
+            word_start=False,
+        ),
+        *(
+            b("username", rf"{lead}(?P<v>[A-Za-z0-9][A-Za-z0-9._@-]{{1,40}})(?![\w@-])", 12)
+            for lead in tries(["user=", "usr=", "uid=", "userid=", "username=", "login="])
+        ),
         b("username", r"by[ \t]+(?P<v>[a-z][a-z0-9]*[._][a-z0-9._]*[a-z0-9])(?![\w@-])", 12),
         # An employer (Safe Harbor names the individual's): a company's name by its suffix,
         # or after what says it is one.
@@ -438,13 +480,17 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
         *(
             b("employer", rf"{lead}[ \t]*:?[ \t]+(?P<v>{_COMPANY_WORDS})", 14)
             for lead in tries(
-                ["employer", "employed by", "works at", "works for", "working at", "employed at"]
+                [
+                    *("employer", "employed by", "works at", "works for", "working at"),
+                    *("employed at", "employed with", "formerly with", "retired from"),
+                    *("worked at", "worked for"),
+                ]
             )
         ),
         # Identifiers with no shape of their own, after the label that names them; behind
         # operators' patterns (rank 13), which know their own formats better.
         *(
-            b(entity, rf"{lead}(?![A-Za-z]){_ID_GLUE}(?P<v>{_ID_VALUE}){_ID_END}", 14, _id_ok)
+            b(entity, rf"{lead}(?![A-Za-z0-9]){_ID_GLUE}(?P<v>{_ID_VALUE}){_ID_END}", 14, _id_ok)
             for entity, labels in _ID_LABELS.items()
             for lead in tries(labels)
         ),
@@ -476,15 +522,28 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
             r"(?P<v>[A-Z][A-Za-z'.-]+(?:[ \t][A-Z][A-Za-z'.-]+){0,2})(?![\w])",
             14,
         ),
+        *(  # "they live in Kingsport", "moved from Beatrice"
+            b("city", rf"{lead}[ \t]+(?P<v>[A-Z][A-Za-z'.-]+(?:[ \t][A-Z][A-Za-z'.-]+){{0,2}})", 14)
+            for lead in tries(
+                [
+                    *("lives in", "live in", "living in", "lived in", "resides in", "reside in"),
+                    *("residing in", "moved to", "moved from", "relocated to", "relocated from"),
+                    *("hometown", "born in", "native of"),
+                ]
+            )
+        ),
         *(  # "Springfield, Illinois 62704"
             b("zip", rf"{state}[ \t]+(?P<v>{_ZIP})", 14)
             for state in tries(UsAddress.states, ignore_case=False)
         ),
-        b(  # "Marblehead, MA", "Salt Lake City, Utah", "Springfield, ZZ 00001": before a state
+        # "Marblehead, NH", "Salt Lake City, Utah", "Springfield, ZZ 00001": before a state;
+        # before "MD", "PA" or "MA" only with a ZIP ("Ada Okafor, MD" is a physician).
+        b(
             "city",
             rf"(?!(?:{_TITLE_WORDS})\.?[ \t])[A-Z][A-Za-z'.-]+(?:[ \t][A-Z][A-Za-z'.-]+){{0,2}}"
             rf"(?=,[ \t]*"
-            rf"(?:(?:{_STATES}|{_STATE_NAMES})(?![A-Za-z])|[A-Z]{{2}}[ \t]+{_D}{{5}}(?![0-9])))",
+            rf"(?:(?!MD|PA|MA){_STATES}(?![A-Za-z]|-[A-Z])|{_STATE_NAMES}(?![A-Za-z])"
+            rf"|[A-Z]{{2}}[ \t]+{_D}{{5}}(?![0-9])))",
             14,
         ),
         *(  # a title or "Patient" followed by one to three capitalised words

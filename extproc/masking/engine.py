@@ -373,6 +373,8 @@ class Masker:
         the path as the server wrote it (a key masked for what it says keeps its rules)."""
         rule = self._rule_at(path if rule_path is None else rule_path, parent, value)
         if rule is not None and rule.entity not in walk.keep:
+            if not rule.whole and rule.entity == "name" and isinstance(value, str):
+                return self._name_marked(value, path, walk)
             if rule.whole or not isinstance(value, list):
                 return self._marked(rule.entity, value, path, walk)
             items = (self._marked(rule.entity, v, (*path, i), walk) for i, v in enumerate(value))
@@ -414,6 +416,15 @@ class Masker:
             return _DROPPED
         raw = value if isinstance(value, str) else json_codec.dumps(value)
         return self._replacement(entity, raw, walk)
+
+    def _name_marked(self, value: str, path: Path, walk: _Walk) -> Any:
+        """A name under a key of the lexicon, its title and credentials left readable
+        ("Dr. [NAME], MD")."""
+        span = tables.name_span(value)
+        if span is None or span == (0, len(value)) or self.config.action_for("name") == "drop":
+            return self._marked("name", value, path, walk)
+        start, end = span
+        return value[:start] + self._marked("name", value[start:end], path, walk) + value[end:]
 
     def _member(
         self, key: str, value: Any, path: Path, walk: _Walk, parent: dict[str, Any] | None
@@ -562,17 +573,13 @@ class Masker:
 
     def _literals_in(self, text: str, literals: LiteralFinder) -> list[Finding]:
         """The marked values in `text`, but a name's part written as a common word in
-        lowercase ("Will Bell ... will restart"): that is the word."""
+        lowercase ("Will Bell ... will restart") or standing as an eponym ("Hashimoto's
+        thyroiditis"): that is the word."""
         found = literals(text)
         if self._names is None:
             return found
-        common = self._names.common
-        return [
-            f
-            for f in found
-            if f.entity != "name"
-            or not (text[f.start : f.end].islower() and common(text[f.start : f.end]))
-        ]
+        names = self._names
+        return [f for f in found if f.entity != "name" or not _is_word(names, text, f)]
 
     def _detect(self, text: str) -> list[Finding]:
         """What the detectors find in free text: patterns, names, HL7 v2 fields, table
@@ -749,6 +756,14 @@ def _scalars(value: Any) -> list[str]:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return [json_codec.dumps(value)]
     return []
+
+
+def _is_word(names: NameFinder, text: str, finding: Finding) -> bool:
+    """Whether a name of the answer found in `text` stands there as a word instead."""
+    value = text[finding.start : finding.end]
+    if value.islower() and names.common(value):
+        return True
+    return names.eponym_at(text, finding.end)
 
 
 def _values(text: str, findings: list[Finding]) -> dict[str, set[str]]:

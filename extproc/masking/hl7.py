@@ -60,7 +60,9 @@ _COMPONENTS: dict[str, frozenset[int]] = {
     **dict.fromkeys(("mrn", "account", "health_plan", "license", "ssn"), _IDENTIFIER),
     "street_address": frozenset({1, 2, 3, 5, 9}),
     "phone": frozenset({1, 4, 6, 7, 8}),
-    "name": frozenset(range(1, 8)),
+    # XPN and XCN: the identifier, family, given and middle names and the suffix; not the
+    # prefix or the degree ("Dr", "MD"), which stay readable.
+    "name": frozenset(range(1, 6)),
 }
 _ADDRESS_PARTS = {3: "city", 5: "zip", 9: "city"}
 _SEGMENT = re.compile(r"(?m)^(?:MSH|[A-Z][A-Z0-9]{2})(?=[|])")

@@ -34,6 +34,9 @@ from extproc.masking.findings import Finding
 # English words at least this frequent (pyspellchecker's counts) are words first, even when
 # somebody is called so ("Will", "Hope", "Grant"): names only where names stand.
 _COMMON = 20_000
+# Rarer words of the vocabulary, capitalised, are names where names stand: its counts come
+# from subtitles, where "Tolkien" or "Orozco" occur as words.
+_RARE = 100
 # A name is at most this many words ("Maria del Carmen Lopez Garcia"); a longer run of
 # name words is a list of names.
 _MAX_RUN = 5
@@ -80,13 +83,14 @@ _EPONYM = re.compile(
 )
 TITLES = r"Mr|Mrs|Ms|Mx|Miss|Dr|Prof|Pt|Sr|Sra|Srta|Mme|Mlle|Herr|Frau"
 _TITLE = re.compile(rf"(?:\b(?:{TITLES})\.?)$")
+_TITLE_WORDS = frozenset(TITLES.casefold().split("|"))
 # Labels after which a name stands; those that are ordinary words elsewhere need a colon.
 _LABEL_FREE = (
     r"seen by|examined by|evaluated by|signed by|electronically signed by|dictated by"
     r"|transcribed by|reviewed by|interpreted by|verified by|ordered by|referred by"
     r"|authored by|approved by|discussed with|accompanied by|consulted|dear|sincerely"
     r"|regards|respectfully|thank you|cc|attn|attention|name of patient|patient name"
-    r"|pt name|spoke with|called|per|patient|pt|prescriber|prescribed by|provider"
+    r"|pt name|spoke with|called|patient|pt|prescriber|prescribed by|provider|attending"
     # relatives and those a note hands over to: "her husband Pruha", "Pt's dtr Briella"
     r"|husband|wife|son|daughter|dtr|mother|mom|father|dad|sister|brother|partner|spouse"
     r"|friend|neighbou?r|aunt|uncle|niece|nephew|grandson|granddaughter|grandmother"
@@ -177,7 +181,9 @@ _MIDDLE = r"(?:[ \t]+([A-Z])(?:\.(?![A-Z]\.?)|(?![\w.])))?"
 _LAST_FIRST = re.compile(rf"({_CAPITAL_WORD})[ \t]*,[ \t]*({_CAPITAL_WORD}){_MIDDLE}")
 # A run of capitalised words, with the particles inside it ("Maria del Carmen Lopez").
 _INNER_PARTICLE = rf"(?:{'|'.join(_PARTICLES)})(?=[ \t]{_CAPITAL})"
-_RUN = re.compile(rf"{_CAPITAL_WORD}\.?(?:[ \t](?:{_CAPITAL_WORD}\.?|{_INNER_PARTICLE}))*")
+# A full stop ends a run ("Kingsport. She"), but an initial's ("Xzavian G. Tavares").
+_RUN_WORD = rf"(?:[A-Z]\.|{_CAPITAL_WORD})"
+_RUN = re.compile(rf"{_RUN_WORD}(?:[ \t](?:{_RUN_WORD}|{_INNER_PARTICLE}))*")
 
 
 @dataclass(frozen=True)
@@ -228,6 +234,12 @@ class NameFinder:
         self._names = dictionaries.names
         self._words = dictionaries.words
 
+    @staticmethod
+    def eponym_at(text: str, end: int) -> bool:
+        """Whether what follows `end` makes the name before it an eponym's ("Hashimoto's
+        thyroiditis"): a name of the answer found there is a disease's, not the person's."""
+        return _EPONYM.match(text, end) is not None
+
     def common(self, word: str) -> bool:
         """Whether `word` is a common English word ("will", "rose", "mark"): written in
         lowercase, it is that word, even if a name of the answer is spelled so."""
@@ -248,7 +260,7 @@ class NameFinder:
         if token.initial:
             return "initial"
         word = token.text.rstrip(".").casefold()
-        if word in _GRAMMAR or _CREDENTIAL_WORD.fullmatch(token.text):
+        if word in _GRAMMAR or word in _TITLE_WORDS or _CREDENTIAL_WORD.fullmatch(token.text):
             return "word"
         if word in _MONTHS or word in _STATE_WORDS:  # "June Lee", "Virginia Woolf"
             return "ambiguous"
@@ -260,7 +272,7 @@ class NameFinder:
             if token.text.isupper() and len(word) <= 3:  # "ED", "AL", "MA": abbreviations
                 return "ambiguous"
             return "name"
-        if frequency or not token.text[0].isupper():  # an uncased script: by dictionary only
+        if frequency >= _RARE or not token.text[0].isupper():  # uncased: by dictionary only
             return "word"
         if token.text.isupper() and len(word) <= 4:  # "HPI", "CBC", "BMP"
             return "word"
@@ -364,6 +376,8 @@ class NameFinder:
             before = text[max(0, match.start() - 40) : match.start()]
             placed = _LABEL.search(before) or _CREDENTIAL.match(text, match.end())
             if "word" in kinds or not ("name" in kinds or placed):
+                continue
+            if first.casefold() in _STATE_WORDS:  # "Candice, Maryland" is a place
                 continue
             found.append(Finding("name", match.start(), match.end()))
         return found

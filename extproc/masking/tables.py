@@ -145,9 +145,16 @@ def _cell(
     if not inner or inner in ("-", "—", "N/A", "n/a") or not keys.applies(entity, inner):
         return
     offset = start + value.index(inner)
-    if entity == "name" and (bare := _NAME_CELL.fullmatch(inner)) is not None:
-        offset, inner = offset + bare.start("name"), bare.group("name")
+    if entity == "name" and (span := name_span(inner)) is not None:
+        offset, inner = offset + span[0], inner[span[0] : span[1]]
     yield Finding(entity, offset, offset + len(inner))
+
+
+def name_span(value: str) -> tuple[int, int] | None:
+    """Where the name is in a value that holds one with its title and credentials ("Dr.
+    Ada Okafor, MD"): those stay readable, they are nobody's."""
+    bare = _NAME_CELL.fullmatch(value)
+    return None if bare is None else bare.span("name")
 
 
 def _pipe_cells(at: int, line: str) -> Iterator[tuple[int, int, str]]:

@@ -14,6 +14,7 @@ import re
 
 __all__ = [
     "date_valid",
+    "dea_valid",
     "digits_of",
     "ipv4_valid",
     "ipv6_valid",
@@ -48,6 +49,16 @@ def luhn_valid(digits: str) -> bool:
             value = value * 2 - 9 if value > 4 else value * 2
         total += value
     return total % 10 == 0
+
+
+def dea_valid(dea: str) -> bool:
+    """A DEA registration number: two letters, six digits and a check digit, the last digit
+    of (d1 + d3 + d5) + 2 * (d2 + d4 + d6)."""
+    digits = dea[2:]
+    if len(dea) != 9 or not dea[:2].isascii() or not _is_digits(digits):
+        return False
+    d = [ord(c) - 48 for c in digits]
+    return (d[0] + d[2] + d[4] + 2 * (d[1] + d[3] + d[5])) % 10 == d[6]
 
 
 def npi_valid(npi: str) -> bool:

@@ -102,6 +102,21 @@ def test_date_valid(ymd: tuple[int, int, int], valid: bool) -> None:
 # --- what each entity is ------------------------------------------------------------------
 
 POSITIVE = [
+    ("username", "[03:53] vangp: hey is bed 12 still npo?", "vangp"),
+    ("username", "@brianna.reilly can u cover", "brianna.reilly"),
+    ("username", "2006-12-05T07:01:00Z user=longi ip=1.2.3.4", "longi"),
+    ("license", "Prescriber DEA on script: PR5853329.", "PR5853329"),
+    ("street_address", "ADDRESS PO BOX 349", "PO BOX 349"),
+    ("street_address", "mail to RR 9 Box 323", "RR 9 Box 323"),
+    ("street_address", "off County Road 130", "County Road 130"),
+    ("city", "She lives in Beatrice with her son", "Beatrice"),
+    ("fax", "or fax 3005552311.", "3005552311"),
+    ("phone", "reach me at 3785553442 today", "3785553442"),
+    (
+        "employer",
+        "retired machinist formerly with Piedmont Textile Mills.",
+        "Piedmont Textile Mills",
+    ),
     ("account", "Acct No: 4455-778 billed", "4455-778"),
     ("health_plan", "Member ID: XKQ123456789 expires", "XKQ123456789"),
     ("health_plan", "Policy number 88 7712 334 on file", "88 7712 334"),
@@ -114,7 +129,7 @@ POSITIVE = [
     ("city", "from Salt Lake City, Utah", "Salt Lake City"),
     ("date", "born 04-Mar-1950", "04-Mar-1950"),
     ("date", "seen March 4th", "March 4th"),
-    ("date", "on the 4th of March", "4th of March"),
+    ("date", "on the 4th of March", "the 4th of March"),
     ("date", "DOB: 19500304", "19500304"),
     ("phone", "Phone: 5550100101", "5550100101"),
     ("zip", "Springfield, Illinois 62704", "62704"),
@@ -204,6 +219,11 @@ def test_each_entity_is_found(entity: str, text: str, value: str) -> None:
 
 
 NEGATIVE = [
+    ("street_address", "BP 159/86, HR 63, RR 19, T 38.7 C"),
+    ("license", "lot PR5853328 expires"),  # a DEA number's shape, not its check digit
+    ("phone", "epoch 1700000000 and order 1234567890"),
+    ("city", "Dear Drervand Dathunne, PA-C, thank you"),
+    ("account", '"fullUrl": "urn:uuid:ecace441-42bc-40a7-acc3-c27b4eea75df"'),
     ("username", "User: can you check her labs?"),
     ("url", "http://terminology.hl7.org/CodeSystem/v2-0203"),
     ("url", '<div xmlns="http://www.w3.org/1999/xhtml">'),

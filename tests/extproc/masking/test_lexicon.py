@@ -197,3 +197,26 @@ def test_the_report_names_lexicon_findings_by_path() -> None:
         "count": 1,
         "paths": ["$.result.structuredContent.firstName"],
     }
+
+
+def test_a_name_keeps_its_title_and_credentials_readable() -> None:
+    out = masked({"attendingPhysician": "Dr. Brixa Omundel, MD", "pcp": "Ada Okafor, FNP-C"})
+    assert out == {"attendingPhysician": "Dr. [NAME], MD", "pcp": "[NAME], FNP-C"}
+
+
+@pytest.mark.parametrize(
+    ("key", "entity"),
+    [
+        ("ptIdNbr", "MRN"),
+        ("memberNbr", "HEALTH_PLAN"),
+        ("employerNm", "EMPLOYER"),
+        ("acctNbr", "ACCOUNT"),
+        ("ptFirstNm", "NAME"),
+        ("GUAR_EMPLOYER", "EMPLOYER"),
+        ("DL_NUM", "LICENSE"),
+        ("implant_udi", "DEVICE"),
+        ("guarantor_phone", "PHONE"),
+    ],
+)
+def test_abbreviated_and_longer_keys_are_read(key: str, entity: str) -> None:
+    assert masked({key: "X1234567"}) == {key: f"[{entity}]"}
