@@ -195,7 +195,7 @@ class Scanner:
                 start, end = match.span(value[i])
                 if start < 0:  # the value group sits in a part that did not take part
                     start, end = match.span()
-                if start < end and (branch.check is None or branch.check(text[start:end])):
+                if start < end and (branch.check is None or _passes(branch.check, text[start:end])):
                     candidates.append((start, end, branch.rank, branch.entity))
                     # On after it: what starts inside would lose to it anyway. After a label
                     # ("Fax:", "ZIP"), on from the value, where a tie with it may start.
@@ -205,6 +205,15 @@ class Scanner:
                 if then is None or (match := then.match(text, at)) is None:
                     break
         return _resolve(candidates)
+
+
+def _passes(check: Any, value: str) -> bool:
+    """A validator's verdict; one that fails on odd input finds the value, as a masker that
+    must fail closed would: masked in doubt, never passed."""
+    try:
+        return bool(check(value))
+    except Exception:
+        return True
 
 
 def _resolve(candidates: list[tuple[int, int, int, str]]) -> list[Finding]:
