@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from faker.providers.address.en_US import Provider as UsAddress
 
 from extproc.masking import validators as v
+from extproc.masking.names import dictionaries
 
 # A branch's opening character class or literal, when it is not quantified.
 LEAD = re.compile(r"(?:\[(?:\\.|[^\]\\])+\]|\\.|[^\\\[\](){}|?*+.^$])(?![?*+{])")
@@ -114,6 +115,7 @@ _ID_VALUE = r"[A-Za-z0-9()]{1,64}(?:[-./][A-Za-z0-9()]{1,64}|[ ][0-9]{1,64}(?![A
 _COMPANY_WORDS = (
     r"[A-Z][A-Za-z'&-]*(?:(?:,[ \t]*|[ \t]+(?:and|&)[ \t]+|[ \t]+)[A-Z][A-Za-z'&-]*){0,5}"
 )
+_FIRM = r"[A-Z][a-z]+,[ \t][A-Z][a-z]+,?[ \t](?:and|&)[ \t][A-Z][a-z]+(?![\w])"
 # A handle after "user:" or "edited by": letters and digits, dots or underscores.
 _HANDLE = r"[ \t]*[:=#]?[ \t]*(?P<v>[A-Za-z][A-Za-z0-9._-]{1,39})(?![\w@-]|\.\w)"
 _ID_END = r"(?![\w@-]|[.][\w])"
@@ -201,6 +203,11 @@ def _named_date_ok(s: str) -> bool:
 
 def _handle_ok(s: str) -> bool:
     return any(c.isdigit() or c in "._" for c in s)
+
+
+def _login_ok(s: str) -> bool:
+    """A login, not a word: digits, dots or underscores, or a word no vocabulary knows."""
+    return _handle_ok(s) or not dictionaries().words.get(s, 0)
 
 
 def _id_ok(s: str) -> bool:
@@ -391,6 +398,12 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
             )
             for the in ("", r"[tT]he[ \t]+")
         ),
+        b(  # "94F", "102 M" after a date of birth: an age and a sex
+            "age_over_89",
+            rf"{_D}{_D}{_D}?(?=[ \t]?[MF](?![A-Za-z0-9]))",
+            10,
+            _age_ok,
+        ),
         b(
             "age_over_89",
             rf"{_trie(['age', 'aged'])}(?:[ \t]*[:=][ \t]*|[ \t]+(?:of[ \t]+)?)"
@@ -451,6 +464,15 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
             b("username", rf"{lead}{_HANDLE}", 12, _handle_ok)
             for lead in tries(["user", "edited by", "updated by", "modified by", "entered by"])
         ),
+        # "... by bolanderf from 10.1.2.3", "Note by nerryst (": a login where a sentence
+        # or a log line ends, not "by mouth" or "controlled by metformin 500 mg".
+        b(
+            "username",
+            r"by[ \t]+(?P<v>[a-z][a-z0-9._-]{1,30}[a-z0-9])"
+            r"(?=[ \t]*(?:[.(\n]|from\b|on\b|at\b|$))",
+            12,
+            _login_ok,
+        ),
         b(  # a chat's sender after its time: "[03:53] vangp: ..."
             "username",
             r"\[(?<![^\n]\[)[0-9]{1,2}:?[0-9]{2}(?::[0-9]{2})?(?:[ \t]?[AaPp][Mm])?\][ \t]*"
@@ -486,6 +508,19 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
                     *("worked at", "worked for"),
                 ]
             )
+        ),
+        *(  # "works as a nurse's aide at Rodriguez, Rojas and Johnson"
+            b(
+                "employer",
+                rf"{lead}[ \t]+as[ \t]+(?:an?[ \t]+)?[a-z'\- ]{{2,40}}?[ \t]+(?:at|for)[ \t]+"
+                rf"(?P<v>{_COMPANY_WORDS})",
+                14,
+            )
+            for lead in tries(["works", "worked", "working", "employed"])
+        ),
+        *(  # "accountant at Church, Hale and Weiss": a firm's three names
+            b("employer", rf"{lead}[ \t]+(?P<v>{_FIRM})", 14)
+            for lead in tries(["at", "with", "for", "by"])
         ),
         # Identifiers with no shape of their own, after the label that names them; behind
         # operators' patterns (rank 13), which know their own formats better.

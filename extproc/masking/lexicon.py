@@ -51,7 +51,8 @@ _KEYS: dict[str, tuple[str, ...]] = {
         *("medical_record", "med_rec_no", "med_rec_num", "mr_number", "mr_no", "chart_number"),
         *("chart_no", "patient_mrn", "emr_id", "ehr_id", "empi", "mpi_id", "patient_id"),
         *("pt_id", "person_id", "patient_number", "patient_no", "hospital_number"),
-        *("patient_id_number", "medical_record_id", "chart_id"),
+        *("patient_id_number", "medical_record_id", "chart_id", "med_rec", "medical_rec"),
+        *("med_rec_number", "chart", "record_number", "mrn_number"),
     ),
     "phone": (
         *("phone", "phone_number", "phone_no", "phone_num", "telephone", "tel", "mobile"),
@@ -95,6 +96,7 @@ _KEYS: dict[str, tuple[str, ...]] = {
     "device": (
         *("device_serial", "serial_number", "serial_no", "udi", "imei", "mac_address"),
         *("implant", "implant_id", "device_implant", "device_id", "device_identifier"),
+        *("sn", "serial", "device_sn", "device_serial_number"),
     ),
     "ip": ("ip", "ip_address", "ipv4", "ipv6", "client_ip", "remote_addr", "remote_ip"),
     "username": (
@@ -116,7 +118,7 @@ _SUFFIXES = frozenset(
         *("date_of_birth", "birth_date", "street_address", "address_line_1", "address_line_2"),
         *("account_number", "member_id", "policy_number", "license_number", "serial_number"),
         *("medical_record_number", "social_security_number", "ip_address", "mac_address"),
-        *("employer", "csn", "username", "udi", "implant", "encounter_number"),
+        *("employer", "csn", "username", "udi", "implant", "encounter_number", "sn", "serial"),
     }
 )
 

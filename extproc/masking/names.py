@@ -180,10 +180,15 @@ _PARTICLES = frozenset(
 _MIDDLE = r"(?:[ \t]+([A-Z])(?:\.(?![A-Z]\.?)|(?![\w.])))?"
 _LAST_FIRST = re.compile(rf"({_CAPITAL_WORD})[ \t]*,[ \t]*({_CAPITAL_WORD}){_MIDDLE}")
 # A run of capitalised words, with the particles inside it ("Maria del Carmen Lopez").
-_INNER_PARTICLE = rf"(?:{'|'.join(_PARTICLES)})(?=[ \t]{_CAPITAL})"
+_PARTICLE = rf"(?:{'|'.join(_PARTICLES)})"
+# Particles inside a name or before it: "Alberto de la Garza", "Ms. da Luz".
+_INNER_PARTICLE = rf"{_PARTICLE}(?:[ \t]{_PARTICLE})*(?=[ \t]{_CAPITAL})"
+_LEADING_PARTICLES = rf"(?<![^\W_]){_PARTICLE}(?:[ \t]{_PARTICLE})*[ \t](?={_CAPITAL})"
 # A full stop ends a run ("Kingsport. She"), but an initial's ("Xzavian G. Tavares").
 _RUN_WORD = rf"(?:[A-Z]\.|{_CAPITAL_WORD})"
-_RUN = re.compile(rf"{_RUN_WORD}(?:[ \t](?:{_RUN_WORD}|{_INNER_PARTICLE}))*")
+_RUN = re.compile(
+    rf"(?:{_LEADING_PARTICLES})?{_RUN_WORD}(?:[ \t](?:{_RUN_WORD}|{_INNER_PARTICLE}))*"
+)
 
 
 @dataclass(frozen=True)
@@ -303,7 +308,7 @@ class NameFinder:
             kind = self._kind(token) if token is not None else "word"
             if kind == "word" and token is not None and self._named_so(token, part, text):
                 kind = "ambiguous"
-            if kind == "word" and not (part and token is not None and token.text in _PARTICLES):
+            if kind == "word" and not (token is not None and token.text in _PARTICLES):
                 if part:
                     found += self._judged(part, text)
                 part = []
@@ -315,8 +320,8 @@ class NameFinder:
     def _named_so(token: _Token, part: list[tuple[_Token, str]], text: str) -> bool:
         """Whether a word of the grammar is a name's here: inside a name, or capitalised in
         mid-sentence ("Nguyen Van An", "and Do Thi Hoa"); "Do not" opens a sentence."""
-        if token.text.casefold() not in _GRAMMAR:
-            return False
+        if token.text.casefold() not in _GRAMMAR or _CREDENTIAL_WORD.fullmatch(token.text):
+            return False  # "DO" after a name is a degree
         if any(kind != "initial" for _, kind in part):  # after a name, not after "ng/L."
             return True
         return bool(_MID_SENTENCE.search(text[max(0, token.start - 20) : token.start]))
@@ -326,17 +331,20 @@ class NameFinder:
             if part[-1][1] == "initial" and len(part) > 1 and part[-2][1] != "initial":
                 break  # "Smith J." keeps its initial
             part = part[:-1]
-        while part and part[0][0].text in _PARTICLES:
-            part = part[1:]
         # A label that is a capitalised word of the run ("Dear", "Prescriber") stays: what
         # follows it is placed as a name.
         while part and _LABEL.search(text[max(0, part[0][0].start - 40) : part[0][0].end]):
             part = part[1:]
-        if not part:
+        particles = 0  # leading particles: part of the name if the rest is one ("da Luz")
+        while particles < len(part) and part[particles][0].text in _PARTICLES:
+            particles += 1
+        if particles == len(part):
             return []
-        start, end = part[0][0].start, part[-1][0].end
+        first = part[0][0].start
+        part = part[particles:]
+        end = part[-1][0].end
         kinds = {kind for _, kind in part}
-        before = text[max(0, start - 40) : start]
+        before = text[max(0, first - 40) : first]
         after = text[end : end + 40]
         placed = bool(
             _TITLE.search(before)
@@ -355,10 +363,10 @@ class NameFinder:
                 return [
                     Finding("name", t.start, t.end) for t, _ in part if t.text not in _PARTICLES
                 ]
-            return [Finding("name", start, end)]
+            return [Finding("name", first, end)]
         # Two unknown words around an initial ("Xzavian G. Tavares") are a name too.
         if "initial" in kinds and "unknown" in kinds and len(part) >= 3:
-            return [Finding("name", start, end)]
+            return [Finding("name", first, end)]
         return []
 
     def _last_first(self, text: str) -> list[Finding]:

@@ -103,6 +103,15 @@ def test_date_valid(ymd: tuple[int, int, int], valid: bool) -> None:
 
 POSITIVE = [
     ("username", "[03:53] vangp: hey is bed 12 still npo?", "vangp"),
+    ("username", "Last edited by bolanderf from 192.119.46.102", "bolanderf"),
+    ("username", "The record was last updated on Nov 12 by parsafa.", "parsafa"),
+    ("age_over_89", "DOB 6.8.1930 | 94F | University Medical Center", "94"),
+    (
+        "employer",
+        "Works as a nurse's aide at Rodriguez, Rojas and Johnson.",
+        "Rodriguez, Rojas and Johnson",
+    ),
+    ("employer", "accountant at Church, Hale and Weiss since 2015", "Church, Hale and Weiss"),
     ("username", "@brianna.reilly can u cover", "brianna.reilly"),
     ("username", "2006-12-05T07:01:00Z user=longi ip=1.2.3.4", "longi"),
     ("license", "Prescriber DEA on script: PR5853329.", "PR5853329"),
@@ -219,6 +228,8 @@ def test_each_entity_is_found(entity: str, text: str, value: str) -> None:
 
 
 NEGATIVE = [
+    ("username", "She was treated by mouth. Controlled by metformin 500 mg."),
+    ("age_over_89", "a 42M with chest pain"),
     ("street_address", "BP 159/86, HR 63, RR 19, T 38.7 C"),
     ("license", "lot PR5853328 expires"),  # a DEA number's shape, not its check digit
     ("phone", "epoch 1700000000 and order 1234567890"),
