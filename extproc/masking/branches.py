@@ -5,6 +5,7 @@ alternation the scanner runs."""
 
 from __future__ import annotations
 
+import calendar
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -149,8 +150,9 @@ _ID_LABELS = {
 }
 # Street suffixes: the address provider's (USPS's full names), their usual abbreviations.
 _SUFFIXES = "St Ave Rd Blvd Ln Dr Ct Pl Plz Ter Cir Pkwy Hwy Sq Trl Row Path Run Walk Loop"
-_STREET_SUFFIX = "(?:{})".format(
-    "|".join(tries({*UsAddress.street_suffixes, *_SUFFIXES.split()}, ignore_case=False))
+_SUFFIX_WORDS = {*UsAddress.street_suffixes, *_SUFFIXES.split()}
+_STREET_SUFFIX = "(?:{})".format(  # as written, and in capitals ("7093 W JUNIPER PKWY")
+    "|".join(tries({*_SUFFIX_WORDS, *(w.upper() for w in _SUFFIX_WORDS)}, ignore_case=False))
 )
 _UNIT = (
     r"(?:,?[ \t]*(?:Apt|Apartment|Suite|Ste|Unit|Room|Rm|Floor|Fl|Lot|Bldg|Building|#)\.?"
@@ -234,7 +236,7 @@ def _url_ok(s: str) -> bool:
 
 
 def _md_ok(s: str) -> bool:
-    month, day = s.split("/")
+    month, day = s.split()[-1].split("/")
     return v.date_valid(2000, int(month), int(day))
 
 
@@ -382,6 +384,10 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
             b("date", rf"{lead}[ \t]+(?P<v>{_D}{_D}?/{_D}{_D}?)(?![0-9/]|\.[0-9])", 9, _md_ok)
             for lead in tries(["on", "by", "since", "until", "from", "through", "dated", "seen"])
         ),
+        *(  # "Wed 10/6", "Monday, 10/28": the weekday with it
+            b("date", rf"{day}\.?,?[ \t]+{_D}{_D}?/{_D}{_D}?(?![0-9/]|\.[0-9])", 9, _md_ok)
+            for day in tries(d.casefold() for d in (*calendar.day_name, *calendar.day_abbr))
+        ),
         b(  # "(6/27)": an imaging or lab date in brackets
             "date",
             rf"\((?P<v>{_D}{_D}?/{_D}{_D}?)\)",
@@ -437,7 +443,8 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
             r"(?:(?:R\.?R\.?|HC)[ \t]+[0-9]{1,4}[ \t,]+(?:Box|BOX)[ \t]+[0-9]{1,6}"
             r"|(?:Rural|RURAL)[ \t]+(?:Route|ROUTE)[ \t]+[0-9]{1,4}"
             r"(?:[ \t,]+(?:Box|BOX)[ \t]+[0-9]{1,6})?"
-            r"|(?:County|COUNTY)[ \t]+(?:Road|ROAD)[ \t]+[0-9]{1,4})(?![0-9])",
+            r"|(?:[0-9]{1,6}[ \t]+)?(?:County|COUNTY|State|STATE)[ \t]+(?:Road|ROAD|Route|ROUTE)"
+            r"[ \t]+[0-9]{1,4})(?![0-9])",
             11,
         ),
         b("mrn", rf"[mM][rR][nN]-{mrn_id}", 12, mrn_ok),

@@ -34,6 +34,8 @@ _KEYS: dict[str, tuple[str, ...]] = {
         *("primary_care_provider", "primary_care_physician", "provider", "physician", "doctor"),
         *("nurse", "prescriber", "prescribing_physician", "emergency_contact", "guarantor"),
         *("subscriber", "policy_holder", "insured", "caregiver", "guardian", "spouse"),
+        *("resulted_by", "performed_by", "verified_by", "reviewed_by", "ordered_by"),
+        *("collected_by", "authored_by", "approved_by", "dictated_by", "transcribed_by"),
         *("patient", "pt", "attending_provider", "clinician"),
     ),
     "date": (
@@ -141,7 +143,15 @@ _PERSON_KEYS = frozenset({"gender", "sex", "birth_sex", "pronouns", "marital_sta
 _PLAIN_KEYS = 8192
 # Keys whose meaning depends on where they stand (FHIR's `value`, `line`, `text`; `name`).
 _CONTEXTUAL = frozenset(
-    {"value", "text", "line", "district", "state", "country", "use", "type", "name"}
+    {"value", "text", "line", "district", "state", "country", "use", "type", "name", "display"}
+)
+_PERSON_REFERENCES = frozenset({*_PERSON_RESOURCES, "PractitionerRole"})
+_PERSON_ELEMENTS = frozenset(
+    {
+        *("subscriber", "beneficiary", "individual", "performer", "provider", "requester"),
+        *("author", "recorder", "asserter", "patient", "subject", "practitioner", "enterer"),
+        *("policy_holder", "informant", "attester", "party", "collector", "interpreter"),
+    }
 )
 _TELECOM = {"phone": "phone", "sms": "phone", "pager": "phone", "other": "phone"}
 _TELECOM |= {"fax": "fax", "email": "email", "url": "url"}
@@ -271,7 +281,18 @@ def _fhir_entity(normal: str, path: Path, parent: Mapping[str, Any]) -> str | No
             return ""
     if container == "name" and normal in ("text", "family", "given"):
         return "name"
+    if normal == "display" and _refers_to_person(container, parent):
+        return "name"
     return None
+
+
+def _refers_to_person(container: str | None, reference: Mapping[str, Any]) -> bool:
+    """A FHIR Reference to a person: by its `reference` ("Practitioner/12") or by the
+    element that holds it (`subscriber`, `performer`, `participant.individual`)."""
+    target = reference.get("reference")
+    if isinstance(target, str) and target.split("/", 1)[0] in _PERSON_REFERENCES:
+        return True
+    return container in _PERSON_ELEMENTS
 
 
 def _identifier(system: str, identifier: Mapping[str, Any]) -> str:

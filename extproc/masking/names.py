@@ -95,7 +95,8 @@ _LABEL_FREE = (
     r"|husband|wife|son|daughter|dtr|mother|mom|father|dad|sister|brother|partner|spouse"
     r"|friend|neighbou?r|aunt|uncle|niece|nephew|grandson|granddaughter|grandmother"
     r"|grandfather|fianc[eé]e?|spoke w/|spoke to|given to|handoff to|handed off to"
-    r"|discussed w/|signed out to|relieved by"
+    r"|discussed w/|signed out to|relieved by|left vm for|left voicemail for"
+    r"|left (?:a )?message for|vm for|message for|appointment for|appt for"
 )
 _LABEL_COLON = (
     r"patient|pt|name|attending|attending physician|physician|provider|pcp|primary care"
@@ -117,7 +118,8 @@ _PERSON_VERB = re.compile(
     r"|partner|spouse|caregiver|chart|record|account)\b|,?[ \t]+(?:reports|reported|presents"
     r"|presented|states|stated|denies|denied|complains|complained|endorses|endorsed|underwent"
     r"|arrived|returns|returned|says|said|agrees|agreed|declined|refused|feels|felt|came|lives"
-    r"|lived|works|worked|was[ \t]+(?:admitted|seen|discharged|born|transferred|evaluated"
+    r"|lived|works|worked|called|phoned|texted|emailed|messaged|visited|visits"
+    r"|was[ \t]+(?:admitted|seen|discharged|born|transferred|evaluated"
     r"|examined|brought|referred|found)|is[ \t]+an?[ \t]+[0-9])\b"
     # a name before its record's numbers: "Ada Okafor (MRN 123, DOB 1/2/1950)"
     r"|[ \t]*[(\[][ \t]*(?:MRN|DOB|D\.O\.B|SSN|age|born|ID|acct|[0-9]{1,3}[ \t]*(?:yo|y/o|M|F)\b)"
@@ -125,6 +127,16 @@ _PERSON_VERB = re.compile(
     re.IGNORECASE,
 )
 _NUMBER = re.compile(r"[ \t]*[0-9]")
+# Lowercase names: after a greeting or a hand-over, before a relation in brackets.
+_LOWER_AFTER = re.compile(
+    r"\b(?i:hi|hey|hello|dear|thanks|thank you|thx|ty|fyi|cc|given to|handoff to|spoke w/"
+    r"|spoke with|called|paged|texted|ask|tell|per)[ \t,]+"
+    r"(?P<a>[a-z][a-z'-]{1,30})(?:[ \t](?P<b>[a-z][a-z'-]{1,30}))?(?![\w@])",
+)
+_LOWER_BEFORE = re.compile(
+    r"(?<![\w@.])(?P<a>[a-z][a-z'-]{1,30})[ \t]+\((?:son|daughter|wife|husband|mother|mom|father"
+    r"|dad|sister|brother|partner|spouse|friend|niece|nephew|aunt|uncle|caregiver|guardian)\)"
+)
 # What stands before a word capitalised in mid-sentence: a lowercase word or a comma.
 _MID_SENTENCE = re.compile(r"[a-z,][ \t]+$")
 # A word of a name: letters with inner apostrophes or hyphens ("O'Neil", "Okafor-Smith");
@@ -257,7 +269,32 @@ class NameFinder:
         for run in self._runs(text):
             found += self._names_in(run, text)
         found += self._last_first(text)
+        found += self._lowercase(text)
         return _disjoint(found)
+
+    def _lowercase(self, text: str) -> list[Finding]:
+        """Names written in lowercase, as chats and texts write them, where nothing but a
+        name stands: after a greeting or a hand-over ("hi sylvia", "fyi isabelle", "given
+        to sarah espinoza"), or before a relation ("nader (son)"). Only a dictionary's
+        name, never a common word ("summer", "will")."""
+        found = []
+        for match in _LOWER_AFTER.finditer(text):
+            words = [(match.start(g), match.group(g)) for g in ("a", "b") if match.group(g)]
+            if not self._lower_name(words[0][1]):
+                continue
+            if len(words) > 1 and not self._lower_name(words[1][1], surname=True):
+                words = words[:1]
+            found.append(Finding("name", words[0][0], words[-1][0] + len(words[-1][1])))
+        for match in _LOWER_BEFORE.finditer(text):
+            if self._lower_name(match.group("a")):
+                found.append(Finding("name", match.start("a"), match.end("a")))
+        return found
+
+    def _lower_name(self, word: str, surname: bool = False) -> bool:
+        folded = word.casefold()
+        if folded in _GRAMMAR or self._words.get(folded, 0) >= _COMMON:
+            return False
+        return folded in self._names or (surname and not self._words.get(folded, 0))
 
     def _kind(self, token: _Token) -> str:
         """ "name", "ambiguous" (a common word someone is called), "word", "initial" or

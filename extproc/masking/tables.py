@@ -41,6 +41,14 @@ _VALUE_SHAPES = {
     "street_address": re.compile(r"(?P<v>[^;(\[]+?)(?=[ \t]*(?:[;(\[]|[ \t]-[ \t]|$))"),
     "employer": re.compile(r"(?P<v>[^;(\[]+?)(?=[ \t]*(?:[;(\[]|[ \t]-[ \t]|$))"),
 }
+# logfmt, as audit logs write it: key=value or key="a value", anywhere on a line.
+_LOGFMT = re.compile(
+    r"(?<![^ \t])(?P<key>[A-Za-z][A-Za-z0-9_.-]{0,40})=(?P<value>\"[^\"\n]*\"|[^\s\"]+)"
+)
+# A line in capitals whose fields are parted by gaps: a key of one or two words, a value.
+_CAPS_PAIR = re.compile(
+    r"(?:^|(?<=  ))[ \t]*(?P<key>[A-Z][A-Z#]*(?: [A-Z][A-Z#]*)??) (?P<value>\S(?:(?! {2}).)*)"
+)
 _HEADER_CELL = re.compile(r"[^\W\d_][\w #/.()'-]{0,40}")  # words, not values
 
 
@@ -108,19 +116,24 @@ def _pairs(line: tuple[int, str], keys: BuiltinKeys, around: dict[str, None]) ->
     if (pair := _PIPE_PAIR.fullmatch(text)) is not None:
         matches = [pair]
     elif ":" in text or "=" in text:
-        matches = list(_PAIR.finditer(text))
+        matches = [*_PAIR.finditer(text), *_LOGFMT.finditer(text)]
+    elif text.isupper():  # a face sheet: "NAME YUSUN BREZIN   SEX F   AGE 91"
+        pairs = list(_CAPS_PAIR.finditer(text))
+        around = {**around, **{m["key"]: None for m in pairs}}
+        matches = [m for m in pairs if keys.entity_at((m["key"],), around)]
     else:
         return
     for match in matches:
         entity = keys.entity_at((match.group("key"),), around)
         if entity is None:
             continue
-        value = match.group("value")
+        value = match.group("value").strip('"')
         # A line's value may run on into prose ("Fax: 555-0100 - records sent"): only the
         # value's own shape is taken.
         span = _VALUE_SHAPES.get(entity, _FIRST_TOKEN).match(value)
         if span is not None and span.group("v") and keys.applies(entity, span.group("v")):
-            start = at + match.start("value") + span.start("v")
+            quote = 1 if match.group("value").startswith('"') else 0
+            start = at + match.start("value") + quote + span.start("v")
             yield Finding(entity, start, start + len(span.group("v")))
 
 

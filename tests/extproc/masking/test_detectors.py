@@ -103,6 +103,8 @@ def test_date_valid(ymd: tuple[int, int, int], valid: bool) -> None:
 
 POSITIVE = [
     ("username", "[03:53] vangp: hey is bed 12 still npo?", "vangp"),
+    ("date", "CT abdomen, DOB Wed 10/6: no acute process", "Wed 10/6"),
+    ("street_address", "they live at 3734 County Road 215 in", "3734 County Road 215"),
     ("username", "Last edited by bolanderf from 192.119.46.102", "bolanderf"),
     ("username", "The record was last updated on Nov 12 by parsafa.", "parsafa"),
     ("age_over_89", "DOB 6.8.1930 | 94F | University Medical Center", "94"),

@@ -220,3 +220,33 @@ def test_a_name_keeps_its_title_and_credentials_readable() -> None:
 )
 def test_abbreviated_and_longer_keys_are_read(key: str, entity: str) -> None:
     assert masked({key: "X1234567"}) == {key: f"[{entity}]"}
+
+
+def test_a_fhir_reference_to_a_person_is_masked_by_its_display() -> None:
+    coverage = {
+        "resourceType": "Coverage",
+        "subscriber": {"display": "Kwapu Dadri"},
+        "payor": [{"display": "Blue Shield"}],
+        "performer": [{"reference": "Practitioner/7", "display": "Nadifo Gelle"}],
+        "code": {"coding": [{"display": "Hemoglobin"}]},
+    }
+    out = masked(coverage)
+    assert out["subscriber"] == {"display": "[NAME]"}
+    assert out["performer"][0]["display"] == "[NAME]"
+    assert out["payor"] == coverage["payor"] and out["code"] == coverage["code"]
+
+
+def test_logfmt_and_face_sheet_lines_are_read_by_their_keys() -> None:
+    text = (
+        'ts=2006-12-05T07:01:00Z user=longi action=VIEW_CHART patient="Tayewek, Yebrerk"\n'
+        "NAME YUSUN BREZIN   SEX F   AGE 91\n"
+        "ADDRESS 7093 W JUNIPER PKWY\n"
+    )
+    body = {"jsonrpc": "2.0", "id": 1, "result": {"content": [{"type": "text", "text": text}]}}
+    out = Masker(MaskingConfig()).mask_body(json.dumps(body).encode(), MaskReport())
+    lines = json.loads(out)["result"]["content"][0]["text"].splitlines()
+    assert lines == [
+        'ts=[DATE]T07:01:00Z user=[USERNAME] action=VIEW_CHART patient="[NAME]"',
+        "NAME [NAME]   SEX F   AGE [AGE_OVER_89]",
+        "ADDRESS [STREET_ADDRESS]",
+    ]

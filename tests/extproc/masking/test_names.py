@@ -43,6 +43,10 @@ def names(finder: NameFinder, text: str) -> list[str]:
         ("Wang Fang and Nguyen Van An were called.", ["Wang Fang", "Nguyen Van An"]),
         ("Ma Lin and Do Thi Hoa came in.", ["Ma Lin", "Do Thi Hoa"]),
         ("Her husband Pruha drove her in.", ["Pruha"]),
+        ("fyi isabelle from wound care is coming at 2", ["isabelle"]),
+        ("yes until GI sees her. nader (son) keeps calling", ["nader"]),
+        ("Hi sylvia! Reminder: your appt", ["sylvia"]),
+        ("Left VM for Hope Little at the clinic.", ["Hope Little"]),
         ("Thank you for seeing Ms. da Luz, a 17-yo girl", ["da Luz"]),
         ("cc: Alberto de la Garza, LCSW; Physical Therapy", ["Alberto de la Garza"]),
         ("Note by Trarinne Nerrys, DO, MPH", ["Trarinne Nerrys"]),
@@ -74,6 +78,7 @@ def test_names_are_found(finder: NameFinder, text: str, expected: list[str]) -> 
         "Will follow up. Hope to discharge tomorrow.",
         "Heparin was discontinued; Metoprolol Tartrate was started.",
         "Na 134; K 3.2; Mg 2.0",
+        "hi team, per protocol, called pharmacy; thanks, will call later",
         "Troponin 55 ng/L. No Kernig or Brudzinski sign.",
     ],
 )
