@@ -166,6 +166,7 @@ _TITLES += ["Mr", "Mrs", "Ms", "Mx", "Miss", "Dr", "Prof"]
 _NAME_WORD = r"(?:[A-Z][A-Za-z'\u2019-]*[a-z]|[A-Z]\.)"
 _DATE_PARTS = re.compile("[-/]")
 _NUMBERS = re.compile("[0-9]+")
+_DATE_LIKE = re.compile(r"^[0-9]{1,4}[/.-][0-9]{1,2}[/.-][0-9]{1,4}(?![0-9])")
 _WORD_HEAD = re.compile(r"([A-Za-z]+)([-./ ]|$)")
 _LETTERS = re.compile("[A-Za-z]{3}")
 
@@ -219,6 +220,8 @@ def _id_ok(s: str) -> bool:
     if word is not None and (
         len(word.group(1)) > 3 or (word.group(2) == " " and not word.group(1).isupper())
     ):
+        return False
+    if _DATE_LIKE.search(s):  # "Encounter 04/12/1947 1745" heads a date, it numbers nothing
         return False
     return sum(c.isdigit() for c in s) >= 2 and sum(c.isalnum() for c in s) >= 4
 
@@ -502,8 +505,9 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
         # or after what says it is one.
         b(
             "employer",
-            rf"{_COMPANY_WORDS}[ \t]+(?:LLC|L\.L\.C\.|Inc\.?|PLC|Ltd\.?|Corp\.?|Corporation"
-            r"|Group|GmbH|S\.A\.|& Co\.?|and Sons|& Sons)(?![\w])",
+            rf"(?!(?:EMPLOYER|Employer|Works|Employed|Worked)\b){_COMPANY_WORDS}[ \t]+"
+            r"(?:LLC|L\.L\.C\.|Inc\.?|PLC|Ltd\.?|Corp\.?|Corporation|GmbH|S\.A\.|& Co\.?"
+            r"|and Sons|& Sons)(?![\w])",
             14,
         ),
         *(

@@ -48,11 +48,12 @@ _GRAMMAR = frozenset(
     """i me my we us our you your he him his she her they them their it its this that these
     those the a an and or but if of in on at by to for with from as is was are were be been
     has have had do does did not no yes who whom whose which what when where why how all
-    any some each both either neither then than so also very just only""".split()  # noqa: SIM905
+    any some each both either neither then than so also very just only per via re""".split()  # noqa: SIM905
 )
 # A US state's name is a place ("North Carolina"); a name only beside a name ("Virginia
 # Woolf"). The address provider of the package the name lists come from lists them.
 _STATE_WORDS = frozenset(word.casefold() for state in UsAddress.states for word in state.split())
+_STATE_CODES = frozenset(UsAddress.states_abbr)
 # Letters after a name that are a degree or a licence, not part of the name.
 CREDENTIALS = (
     r"M\.?D\.?|D\.?O\.?|R\.?N\.?|N\.?P\.?|P\.?A\.?(?:-?C\.?)?|Ph\.?D\.?|FACP|FACS|MBBS"
@@ -73,9 +74,12 @@ _EPONYM_HEADS = (
     "|phenomenon|tumou?r|ulcer|node|law|equation|formula|position|stain|block|anastomosis"
     "|repair|fundoplication|coma|disorder|anomaly|deformity|phenomenon|triad|pouch|technique"
     "|method|approach|incision|bag|mask|needle|drain|forceps|retractor|clamp|cell|cells"
+    "|grade|stage|class|type|removed|inserted|placed|discontinued|exchanged|draining|flushed"
 )
 _EPONYM = re.compile(
-    rf"(?:['\u2019]s?)?[ \t]*(?:{_EPONYM_HEADS}|{_PLACES})\b"
+    rf"(?:['\u2019]s?)?[ \t]*(?:[a-z]+[ \t]+)?(?:{_EPONYM_HEADS}|{_PLACES})\b"
+    # a score after its eponym: "Gleason 3+4=7", "Apgar 8/9"
+    r"|[ \t]+[0-9]{1,2}[ \t]*[+/][ \t]*[0-9]"
     # a possessive before a disease's name: "Hashimoto's thyroiditis", "Barrett's esophagus"
     r"|['\u2019]s[ \t]+[a-z]*(?:itis|osis|oma|pathy|emia|algia|ectomy|plasty|scopy|gram|phagus"
     r"|ism|trophy|plasia|cele|rrhea|uria|sis|ease|ulcer|palsy|sign|syndrome)\b",
@@ -197,7 +201,7 @@ _PARTICLE = rf"(?:{'|'.join(_PARTICLES)})"
 _INNER_PARTICLE = rf"{_PARTICLE}(?:[ \t]{_PARTICLE})*(?=[ \t]{_CAPITAL})"
 _LEADING_PARTICLES = rf"(?<![^\W_]){_PARTICLE}(?:[ \t]{_PARTICLE})*[ \t](?={_CAPITAL})"
 # A full stop ends a run ("Kingsport. She"), but an initial's ("Xzavian G. Tavares").
-_RUN_WORD = rf"(?:[A-Z]\.|{_CAPITAL_WORD})"
+_RUN_WORD = rf"(?:(?<![^\W_])[A-Z]\.|{_CAPITAL_WORD})"
 _RUN = re.compile(
     rf"(?:{_LEADING_PARTICLES})?{_RUN_WORD}(?:[ \t](?:{_RUN_WORD}|{_INNER_PARTICLE}))*"
 )
@@ -422,7 +426,7 @@ class NameFinder:
             placed = _LABEL.search(before) or _CREDENTIAL.match(text, match.end())
             if "word" in kinds or not ("name" in kinds or placed):
                 continue
-            if first.casefold() in _STATE_WORDS:  # "Candice, Maryland" is a place
+            if first.casefold() in _STATE_WORDS or first in _STATE_CODES:  # "Florence, AL"
                 continue
             found.append(Finding("name", match.start(), match.end()))
         return found

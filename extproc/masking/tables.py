@@ -9,7 +9,7 @@ import re
 from collections.abc import Iterator
 
 from extproc.masking.findings import Finding
-from extproc.masking.lexicon import BuiltinKeys
+from extproc.masking.lexicon import BuiltinKeys, normal_key
 from extproc.masking.names import CREDENTIALS, TITLES
 
 _MARKDOWN_RULE = re.compile(r"\s*\|?\s*:?-{3,}:?\s*(?:\|\s*:?-{3,}:?\s*)*\|?\s*")
@@ -48,6 +48,11 @@ _LOGFMT = re.compile(
 # A line in capitals whose fields are parted by gaps: a key of one or two words, a value.
 _CAPS_PAIR = re.compile(
     r"(?:^|(?<=  ))[ \t]*(?P<key>[A-Z][A-Z#]*(?: [A-Z][A-Z#]*)??) (?P<value>\S(?:(?! {2}).)*)"
+)
+# Entities whose values are numbers, whatever else they hold.
+_NUMBERS = frozenset(
+    {"mrn", "account", "health_plan", "license", "device", "vehicle", "ssn", "phone", "fax"}
+    | {"zip", "npi", "ip", "date", "age_over_89"}
 )
 _HEADER_CELL = re.compile(r"[^\W\d_][\w #/.()'-]{0,40}")  # words, not values
 
@@ -117,10 +122,15 @@ def _pairs(line: tuple[int, str], keys: BuiltinKeys, around: dict[str, None]) ->
         matches = [pair]
     elif ":" in text or "=" in text:
         matches = [*_PAIR.finditer(text), *_LOGFMT.finditer(text)]
-    elif text.isupper():  # a face sheet: "NAME YUSUN BREZIN   SEX F   AGE 91"
+    elif text.isupper() and "  " in text.strip():  # a face sheet: "NAME ADA OKAFOR   SEX F"
         pairs = list(_CAPS_PAIR.finditer(text))
         around = {**around, **{m["key"]: None for m in pairs}}
-        matches = [m for m in pairs if keys.entity_at((m["key"],), around)]
+        # "PATIENT REGISTRATION": a heading's first word is no key of a value
+        matches = [
+            m
+            for m in pairs
+            if keys.entity_at((m["key"],), around) and normal_key(m["key"]) != "patient"
+        ]
     else:
         return
     for match in matches:
@@ -131,10 +141,13 @@ def _pairs(line: tuple[int, str], keys: BuiltinKeys, around: dict[str, None]) ->
         # A line's value may run on into prose ("Fax: 555-0100 - records sent"): only the
         # value's own shape is taken.
         span = _VALUE_SHAPES.get(entity, _FIRST_TOKEN).match(value)
-        if span is not None and span.group("v") and keys.applies(entity, span.group("v")):
-            quote = 1 if match.group("value").startswith('"') else 0
-            start = at + match.start("value") + quote + span.start("v")
-            yield Finding(entity, start, start + len(span.group("v")))
+        if span is None or not span.group("v") or not keys.applies(entity, span.group("v")):
+            continue
+        if entity in _NUMBERS and not any(c.isdigit() for c in span.group("v")):
+            continue  # a number with no digit ("TELEPHONE ENCOUNTER") is a heading
+        quote = 1 if match.group("value").startswith('"') else 0
+        start = at + match.start("value") + quote + span.start("v")
+        yield Finding(entity, start, start + len(span.group("v")))
 
 
 def _keys_of(lines: list[tuple[int, str]]) -> dict[str, None]:

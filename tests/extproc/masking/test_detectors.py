@@ -230,6 +230,8 @@ def test_each_entity_is_found(entity: str, text: str, value: str) -> None:
 
 
 NEGATIVE = [
+    ("account", "TELEPHONE ENCOUNTER 04/12/1947 1745"),
+    ("employer", "Gleason 3+4=7 (Grade Group 2)"),
     ("username", "She was treated by mouth. Controlled by metformin 500 mg."),
     ("age_over_89", "a 42M with chest pain"),
     ("street_address", "BP 159/86, HR 63, RR 19, T 38.7 C"),

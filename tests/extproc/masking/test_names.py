@@ -78,6 +78,8 @@ def test_names_are_found(finder: NameFinder, text: str, expected: list[str]) -> 
         "Will follow up. Hope to discharge tomorrow.",
         "Heparin was discontinued; Metoprolol Tartrate was started.",
         "Na 134; K 3.2; Mg 2.0",
+        "hx Gleason 3+4=7 (Grade Group 2); hx Morse fall scale 45.",
+        "EBL 25 mL. Foley removed in PACU.",
         "hi team, per protocol, called pharmacy; thanks, will call later",
         "Troponin 55 ng/L. No Kernig or Brudzinski sign.",
     ],
