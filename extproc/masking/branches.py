@@ -547,6 +547,8 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
                 ["phone", "tel", "telephone", "cell", "mobile", "call", "ph", "number is"]
             )
         ),
+        # A date written as one number, 19xx or 20xx: "Received: 19840920", "DOB 19500304".
+        b("date", rf"(?:19|20){_D}{{6}}(?![0-9])", 9, _compact_ok),
         # A date of birth written as one number: "DOB: 19500304".
         *(
             b("date", rf"{lead}[^0-9\n]{{0,12}}(?P<v>(?:19|20){_D}{{6}})(?![0-9])", 9, _compact_ok)

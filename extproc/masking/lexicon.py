@@ -36,6 +36,8 @@ _KEYS: dict[str, tuple[str, ...]] = {
         *("subscriber", "policy_holder", "insured", "caregiver", "guardian", "spouse"),
         *("resulted_by", "performed_by", "verified_by", "reviewed_by", "ordered_by"),
         *("collected_by", "authored_by", "approved_by", "dictated_by", "transcribed_by"),
+        *("ordering_provider_name", "referring_provider_name", "attending_provider_name"),
+        *("attending_physician_name", "provider_full_name"),
         *("patient", "pt", "attending_provider", "clinician"),
     ),
     "date": (
@@ -187,7 +189,8 @@ _ABBREVIATIONS = {
     **{"nm": "name", "fst": "first", "frst": "first", "lst": "last", "mbr": "member"},
     **{"guar": "guarantor", "subscr": "subscriber", "ins": "insurance", "enc": "encounter"},
     **{"addr": "address", "dt": "date", "dl": "drivers_license", "lic": "license"},
-    **{"bdate": "birth_date", "cty": "city", "usr": "user"},
+    **{"bdate": "birth_date", "cty": "city", "usr": "user", "nok": "next_of_kin"},
+    **{"prov": "provider", "ord": "ordering", "ref": "referring", "att": "attending"},
 }
 
 

@@ -99,7 +99,7 @@ _LABEL_FREE = (
     r"|husband|wife|son|daughter|dtr|mother|mom|father|dad|sister|brother|partner|spouse"
     r"|friend|neighbou?r|aunt|uncle|niece|nephew|grandson|granddaughter|grandmother"
     r"|grandfather|fianc[eé]e?|spoke w/|spoke to|given to|handoff to|handed off to"
-    r"|discussed w/|signed out to|relieved by|left vm for|left voicemail for"
+    r"|discussed w/|signed out to|relieved by|left vm for|left voicemail for|nok"
     r"|left (?:a )?message for|vm for|message for|appointment for|appt for"
 )
 _LABEL_COLON = (
@@ -108,7 +108,7 @@ _LABEL_COLON = (
     r"|resident|fellow|surgeon|assistant|anesthesiologist|radiologist"
     r"|pathologist|consultant|guardian|emergency contact|contact|next of kin|nok|mother"
     r"|father|spouse|wife|husband|son|daughter|brother|sister|caregiver|guarantor"
-    r"|subscriber|insured|from|to|author|signed|signature|clinician|doctor|therapist"
+    r"|subscriber|insured|from|to|author|signed|signature|clinician|doctor|therapist|re"
     r"|pharmacist|technologist|informant|historian|interpreter|witness|member|insured name"
 )
 _LABEL = re.compile(
@@ -125,8 +125,10 @@ _PERSON_VERB = re.compile(
     r"|lived|works|worked|called|phoned|texted|emailed|messaged|visited|visits"
     r"|was[ \t]+(?:admitted|seen|discharged|born|transferred|evaluated"
     r"|examined|brought|referred|found)|is[ \t]+an?[ \t]+[0-9])\b"
-    # a name before its record's numbers: "Ada Okafor (MRN 123, DOB 1/2/1950)"
-    r"|[ \t]*[(\[][ \t]*(?:MRN|DOB|D\.O\.B|SSN|age|born|ID|acct|[0-9]{1,3}[ \t]*(?:yo|y/o|M|F)\b)"
+    # a name before its record's numbers: "Ada Okafor (MRN 123, DOB 1/2/1950)", "Ada Okafor,
+    # DOB 10 Nov 2001"
+    r"|[ \t]*[(\[,][ \t]*(?:MRN|DOB|D\.O\.B|SSN|age|born|ID|acct|[0-9]{1,3}[ \t]*(?:yo|y/o|M|F)\b"
+    r"|(?:son|daughter|wife|husband|mother|father|sister|brother|spouse|partner)\))"
     r")",
     re.IGNORECASE,
 )

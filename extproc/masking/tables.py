@@ -143,7 +143,7 @@ def _pairs(line: tuple[int, str], keys: BuiltinKeys, around: dict[str, None]) ->
         span = _VALUE_SHAPES.get(entity, _FIRST_TOKEN).match(value)
         if span is None or not span.group("v") or not keys.applies(entity, span.group("v")):
             continue
-        if entity in _NUMBERS and not any(c.isdigit() for c in span.group("v")):
+        if entity in _NUMBERS and not any(c.isdigit() for c in span.group("v").split()[0]):
             continue  # a number with no digit ("TELEPHONE ENCOUNTER") is a heading
         quote = 1 if match.group("value").startswith('"') else 0
         start = at + match.start("value") + quote + span.start("v")

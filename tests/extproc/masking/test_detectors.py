@@ -104,6 +104,7 @@ def test_date_valid(ymd: tuple[int, int, int], valid: bool) -> None:
 POSITIVE = [
     ("username", "[03:53] vangp: hey is bed 12 still npo?", "vangp"),
     ("date", "CT abdomen, DOB Wed 10/6: no acute process", "Wed 10/6"),
+    ("date", "Collected: 19870723  Received: 10-20-1948", "19870723"),
     ("street_address", "they live at 3734 County Road 215 in", "3734 County Road 215"),
     ("username", "Last edited by bolanderf from 192.119.46.102", "bolanderf"),
     ("username", "The record was last updated on Nov 12 by parsafa.", "parsafa"),
@@ -230,6 +231,7 @@ def test_each_entity_is_found(entity: str, text: str, value: str) -> None:
 
 
 NEGATIVE = [
+    ("date", "Order 20231345 and 2024 visits"),
     ("account", "TELEPHONE ENCOUNTER 04/12/1947 1745"),
     ("employer", "Gleason 3+4=7 (Grade Group 2)"),
     ("username", "She was treated by mouth. Controlled by metformin 500 mg."),
