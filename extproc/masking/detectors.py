@@ -60,6 +60,7 @@ class ScannerSpec:
     ssn_test_areas: bool = False
 
 
+_CHARS = 4096  # characters whose opening branches are remembered
 _ENTITY = re.compile(r"[a-z][a-z0-9_]{0,31}")  # the config's Entity: a metric label
 _BACKREF = re.compile(r"(?<!\\)(?:\\\\)*(?:\\[1-9]|\(\?P=|\(\?\()")
 _GLOBAL_FLAGS = re.compile(r"\(\?([aiLmsux]+)\)")
@@ -133,64 +134,63 @@ class Scanner:
         # branches with the same lead side by side, so the lead is checked once for them all.
         self._branches = sorted(branches, key=lambda b: (not b.word_start, b.lead))
         self._leads = [re.compile(b.lead) if b.lead else None for b in self._branches]
-        self._value = [f"_v{i}" if "(?P<v>" in b.regex else 0 for i, b in enumerate(self._branches)]
-        self._index = {f"_b{i}": i for i in range(len(self._branches))}
-        self._patterns: dict[tuple[int, ...], re.Pattern[str]] = {}
-        self._follow: dict[tuple[int, str], re.Pattern[str] | None] = {}
+        # Each branch alone, to read what matched where the alternation found something: the
+        # alternation itself holds no group to save and restore at every branch it tries,
+        # which in the stdlib engine costs in proportion to the number of groups.
+        self._single = [
+            re.compile((r"\b" if b.word_start else "") + f"(?:{b.regex})") for b in self._branches
+        ]
+        self._value = ["v" if "(?P<v>" in b.regex else 0 for b in self._branches]
+        self._by_char: dict[str, tuple[int, ...]] = {}
         try:
-            self._scan = self._pattern(tuple(range(len(self._branches))))
+            self._scan = self._alternation()
         except re.error as exc:  # each custom regex compiled alone; together they clash
             names = ", ".join(repr(p.entity) for p in spec.custom)
             raise ValueError(f"custom patterns for entities {names} conflict: {exc}") from exc
 
-    def _pattern(self, indices: tuple[int, ...]) -> re.Pattern[str]:
-        """The alternation of these branches: branch i ends with an empty group `_b{i}`,
-        which is the match's `lastgroup` (the last to close) and leaves the lead first."""
-        if (pattern := self._patterns.get(indices)) is None:
-            inside: dict[str, list[str]] = {}  # lead -> the rest of each branch opening with it
-            outside: list[str] = []
-            for i in indices:
-                branch = self._branches[i]
-                regex = branch.regex.replace("(?P<v>", f"(?P<_v{i}>") + f"(?P<_b{i}>)"
-                if branch.word_start:
-                    inside.setdefault(branch.lead, []).append(regex[len(branch.lead) :])
-                else:
-                    outside.append(regex)
-            leads = "|".join(f"{lead}(?:{'|'.join(rests)})" for lead, rests in inside.items())
-            alternation = [rf"\b(?:{leads})"] if inside else []
-            # "(?!)" never matches: no detector at all is a valid, if useless, configuration
-            regex = "|".join(alternation + outside) or "(?!)"
-            pattern = self._patterns[indices] = re.compile(regex)
-        return pattern
+    def _alternation(self) -> re.Pattern[str]:
+        """Every branch in one alternation, which finds where any of them matches."""
+        inside: dict[str, list[str]] = {}  # lead -> the rest of each branch opening with it
+        outside: list[str] = []
+        for branch in self._branches:
+            regex = branch.regex.replace("(?P<v>", "(?:")
+            if branch.word_start:
+                inside.setdefault(branch.lead, []).append(regex[len(branch.lead) :])
+            else:
+                outside.append(regex)
+        leads = "|".join(f"{lead}(?:{'|'.join(rests)})" for lead, rests in inside.items())
+        alternation = [rf"\b(?:{leads})"] if inside else []
+        # "(?!)" never matches: no detector at all is a valid, if useless, configuration
+        return re.compile("|".join(alternation + outside) or "(?!)")
 
-    def _following(self, index: int, ch: str) -> re.Pattern[str] | None:
-        """The branches after `index` that can open with `ch`, or None if there are none."""
-        key = (index, ch)
-        if key not in self._follow:  # bounded: one entry per branch and character it opens
-            later = tuple(
-                j
-                for j in range(index + 1, len(self._branches))
-                if (lead := self._leads[j]) is None or lead.fullmatch(ch)
+    def _opening_with(self, ch: str) -> tuple[int, ...]:
+        """The branches, in order, that can open with `ch`."""
+        found = self._by_char.get(ch)
+        if found is None:
+            found = tuple(
+                i for i, lead in enumerate(self._leads) if lead is None or lead.fullmatch(ch)
             )
-            self._follow[key] = self._pattern(later) if later else None
-        return self._follow[key]
+            if len(self._by_char) < _CHARS:  # bounded: text chooses the characters
+                self._by_char[ch] = found
+        return found
 
     def scan(self, text: str) -> list[Finding]:
         """Findings sorted by position, none overlapping (see `_resolve`)."""
         candidates: list[tuple[int, int, int, str]] = []
-        search, branches, index_of, value = (
+        search, branches, single, value = (
             self._scan.search,
             self._branches,
-            self._index,
+            self._single,
             self._value,
         )
         pos = 0
-        follow, following = self._follow, self._following
-        while (match := search(text, pos)) is not None:
-            at = match.start()
+        while (found := search(text, pos)) is not None:
+            at = found.start()
             pos = at + 1
-            while True:
-                i = index_of[match.lastgroup]  # type: ignore[index]
+            for i in self._opening_with(text[at]):
+                match = single[i].match(text, at)
+                if match is None:
+                    continue
                 branch = branches[i]
                 start, end = match.span(value[i])
                 if start < 0:  # the value group sits in a part that did not take part
@@ -200,10 +200,6 @@ class Scanner:
                     # On after it: what starts inside would lose to it anyway. After a label
                     # ("Fax:", "ZIP"), on from the value, where a tie with it may start.
                     pos = max(pos, end if start == at else start)
-                key = (i, text[at])
-                then = follow[key] if key in follow else following(*key)
-                if then is None or (match := then.match(text, at)) is None:
-                    break
         return _resolve(candidates)
 
 

@@ -97,7 +97,12 @@ def _delimited(
 ) -> int:
     """CSV or tab-separated rows under a header of words, at least one row as wide."""
     line = lines[i][1]
-    separator = "\t" if line.count("\t") >= 1 else ","
+    separator = "\t" if "\t" in line else ","
+    # A header is a few short words: most lines of prose fail this without being parsed.
+    if separator not in line or len(line) > 1024 or i + 1 >= len(lines):
+        return 0
+    if any(len(cell) > 48 for cell in line.split(separator)):
+        return 0
     header = [text for _, _, text in _delimited_cells(lines[i][0], line, separator)]
     if len(header) < 2 or not all(_HEADER_CELL.fullmatch(h.strip('" ')) for h in header if h):
         return 0
