@@ -44,9 +44,13 @@ class ConfigMapMount:
 
 
 def rewrite(path: Path, text: str) -> None:
-    """Replace a plain file and push its mtime forward, so the change is seen even where
-    the filesystem's timestamp resolution would hide two writes in the same tick."""
+    """Replace a plain file in one step, as an editor saving it does: a new file with its
+    mtime pushed forward (so the change is seen even where the filesystem's timestamp
+    resolution would hide two writes in the same tick), renamed over the old one. Written
+    in place, a watcher could see it twice: once written, once re-stamped."""
     before = path.stat().st_mtime_ns
-    path.write_text(text)
+    fresh = path.with_name(f".{path.name}.new")
+    fresh.write_text(text)
     later = before + 2_000_000_000
-    os.utime(path, ns=(later, later))
+    os.utime(fresh, ns=(later, later))
+    os.replace(fresh, path)

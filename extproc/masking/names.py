@@ -37,6 +37,7 @@ _COMMON = 20_000
 # Rarer words of the vocabulary, capitalised, are names where names stand: its counts come
 # from subtitles, where "Tolkien" or "Orozco" occur as words.
 _RARE = 100
+_LONGEST_RUN = 32  # words of a run judged together
 # A name is at most this many words ("Maria del Carmen Lopez Garcia"); a longer run of
 # name words is a list of names.
 _MAX_RUN = 5
@@ -86,35 +87,63 @@ _EPONYM = re.compile(
     re.IGNORECASE,
 )
 TITLES = r"Mr|Mrs|Ms|Mx|Miss|Dr|Prof|Pt|Sr|Sra|Srta|Mme|Mlle|Herr|Frau"
-_TITLE = re.compile(rf"(?:\b(?:{TITLES})\.?)$")
 _TITLE_WORDS = frozenset(TITLES.casefold().split("|"))
 # Labels after which a name stands; those that are ordinary words elsewhere need a colon.
-_LABEL_FREE = (
-    r"seen by|examined by|evaluated by|signed by|electronically signed by|dictated by"
-    r"|transcribed by|reviewed by|interpreted by|verified by|ordered by|referred by"
-    r"|authored by|approved by|discussed with|accompanied by|consulted|dear|sincerely"
-    r"|regards|respectfully|thank you|cc|attn|attention|name of patient|patient name"
-    r"|pt name|spoke with|called|patient|pt|prescriber|prescribed by|provider|attending"
-    # relatives and those a note hands over to: "her husband Pruha", "Pt's dtr Briella"
-    r"|husband|wife|son|daughter|dtr|mother|mom|father|dad|sister|brother|partner|spouse"
-    r"|friend|neighbou?r|aunt|uncle|niece|nephew|grandson|granddaughter|grandmother"
-    r"|grandfather|fianc[eé]e?|spoke w/|spoke to|given to|handoff to|handed off to"
-    r"|discussed w/|signed out to|relieved by|left vm for|left voicemail for|nok"
-    r"|left (?:a )?message for|vm for|message for|appointment for|appt for"
+# Labels after which a name stands; those that are ordinary words elsewhere need a colon.
+# Read as the last words before a name, looked up in sets: a regex alternation searched at
+# every position of the text before each name cost more than all the rest of the finder.
+_LABELS_FREE = frozenset(
+    label.strip()
+    for label in """seen by|examined by|evaluated by|signed by|electronically signed by
+    |dictated by|transcribed by|reviewed by|interpreted by|verified by|ordered by|referred by
+    |authored by|approved by|discussed with|accompanied by|consulted|dear|sincerely
+    |regards|respectfully|thank you|cc|attn|attention|name of patient|patient name
+    |pt name|spoke with|called|patient|pt|prescriber|prescribed by|provider|attending
+    |husband|wife|son|daughter|dtr|mother|mom|father|dad|sister|brother|partner|spouse
+    |friend|neighbor|neighbour|aunt|uncle|niece|nephew|grandson|granddaughter|grandmother
+    |grandfather|fiance|fiancee|fiancé|fiancée|spoke w/|spoke to|given to|handoff to
+    |handed off to|discussed w/|signed out to|relieved by|left vm for|left voicemail for
+    |nok|left message for|left a message for|vm for|message for|appointment for
+    |appt for""".split("|")  # noqa: SIM905
 )
-_LABEL_COLON = (
-    r"patient|pt|name|attending|attending physician|physician|provider|pcp|primary care"
-    r"|primary care physician|referring physician|referring provider|nurse|rn|np|pa"
-    r"|resident|fellow|surgeon|assistant|anesthesiologist|radiologist"
-    r"|pathologist|consultant|guardian|emergency contact|contact|next of kin|nok|mother"
-    r"|father|spouse|wife|husband|son|daughter|brother|sister|caregiver|guarantor"
-    r"|subscriber|insured|from|to|author|signed|signature|clinician|doctor|therapist|re"
-    r"|pharmacist|technologist|informant|historian|interpreter|witness|member|insured name"
+_LABELS_COLON = frozenset(
+    label.strip()
+    for label in """patient|pt|name|attending|attending physician|physician|provider|pcp
+    |primary care|primary care physician|referring physician|referring provider|nurse|rn|np|pa
+    |resident|fellow|surgeon|assistant|anesthesiologist|radiologist
+    |pathologist|consultant|guardian|emergency contact|contact|next of kin|nok|mother
+    |father|spouse|wife|husband|son|daughter|brother|sister|caregiver|guarantor
+    |subscriber|insured|from|to|author|signed|signature|clinician|doctor|therapist|re
+    |pharmacist|technologist|informant|historian|interpreter|witness|member
+    |insured name""".split("|")  # noqa: SIM905
 )
-_LABEL = re.compile(
-    rf"(?:\b(?:{_LABEL_FREE})[ \t]*[:,\-\u2013]?|\b(?:{_LABEL_COLON})[ \t]*[:\-\u2013#])[ \t]*$",
-    re.IGNORECASE,
-)
+_LABEL_WORDS = 4  # the longest label, in words
+_LABEL_MARKS = ":,-\u2013#"
+
+
+def _labelled(before: str) -> bool:
+    """Whether `before` ends with a label after which a name stands ("Dear ", "Patient:",
+    "electronically signed by")."""
+    tail = before.rstrip(" \t")
+    mark = tail[-1:] if tail[-1:] in _LABEL_MARKS else ""
+    words = [w.strip("()[]\"'*") for w in tail.rstrip(_LABEL_MARKS + " \t").casefold().split()][
+        -_LABEL_WORDS:
+    ]
+    for size in range(1, len(words) + 1):
+        phrase = " ".join(words[-size:])
+        if (phrase in _LABELS_FREE and mark in ("", ":", ",", "-", "\u2013")) or (
+            phrase in _LABELS_COLON and mark in (":", "-", "\u2013", "#")
+        ):
+            return True
+    return False
+
+
+def _titled(before: str) -> bool:
+    """Whether `before` ends with a person's title ("Dr. ", "Mrs ")."""
+    words = before.rstrip(" \t").split()
+    return bool(words) and words[-1].rstrip(".").casefold() in _TITLE_WORDS
+
+
 _CREDENTIAL = re.compile(rf",?[ \t]*(?:{CREDENTIALS})(?![\w-])")
 # What people do in notes, and drugs and findings do not: the words before it are a name.
 _PERSON_VERB = re.compile(
@@ -200,8 +229,9 @@ _LAST_FIRST = re.compile(rf"({_CAPITAL_WORD})[ \t]*,[ \t]*({_CAPITAL_WORD}){_MID
 # A run of capitalised words, with the particles inside it ("Maria del Carmen Lopez").
 _PARTICLE = rf"(?:{'|'.join(_PARTICLES)})"
 # Particles inside a name or before it: "Alberto de la Garza", "Ms. da Luz".
-_INNER_PARTICLE = rf"{_PARTICLE}(?:[ \t]{_PARTICLE})*(?=[ \t]{_CAPITAL})"
-_LEADING_PARTICLES = rf"(?<![^\W_]){_PARTICLE}(?:[ \t]{_PARTICLE})*[ \t](?={_CAPITAL})"
+# (At most four in a row: "de de de ..." must not make the search quadratic.)
+_INNER_PARTICLE = rf"{_PARTICLE}(?:[ \t]{_PARTICLE}){{0,3}}(?=[ \t]{_CAPITAL})"
+_LEADING_PARTICLES = rf"(?<![^\W_]){_PARTICLE}(?:[ \t]{_PARTICLE}){{0,3}}[ \t](?={_CAPITAL})"
 # A full stop ends a run ("Kingsport. She"), but an initial's ("Xzavian G. Tavares").
 _RUN_WORD = rf"(?:(?<![^\W_])[A-Z]\.|{_CAPITAL_WORD})"
 _RUN = re.compile(
@@ -339,7 +369,9 @@ class NameFinder:
                 if word[-2:] in ("'s", "\u2019s") and len(word) > 3:  # the possessive
                     word = word[:-2]
                 run.append(_Token(word, match.start(), match.start() + len(word)))
-            runs.append(run)
+            # Judged in slices: a run far longer than any name is a list of them, and
+            # judging one word against all before it would cost the square of its length.
+            runs.extend(run[i : i + _LONGEST_RUN] for i in range(0, len(run), _LONGEST_RUN))
         return runs
 
     def _names_in(self, run: list[_Token], text: str) -> list[Finding]:
@@ -376,7 +408,7 @@ class NameFinder:
             part = part[:-1]
         # A label that is a capitalised word of the run ("Dear", "Prescriber") stays: what
         # follows it is placed as a name.
-        while part and _LABEL.search(text[max(0, part[0][0].start - 40) : part[0][0].end]):
+        while part and _labelled(text[max(0, part[0][0].start - 40) : part[0][0].end]):
             part = part[1:]
         particles = 0  # leading particles: part of the name if the rest is one ("da Luz")
         while particles < len(part) and part[particles][0].text in _PARTICLES:
@@ -390,8 +422,8 @@ class NameFinder:
         before = text[max(0, first - 40) : first]
         after = text[end : end + 40]
         placed = bool(
-            _TITLE.search(before)
-            or _LABEL.search(before)
+            _titled(before)
+            or _labelled(before)
             or _CREDENTIAL.match(after)
             or _PERSON_VERB.match(after)
         )
@@ -425,7 +457,7 @@ class NameFinder:
                 self._kind(_Token(first, 0, len(first))),
             }
             before = text[max(0, match.start() - 40) : match.start()]
-            placed = _LABEL.search(before) or _CREDENTIAL.match(text, match.end())
+            placed = _labelled(before) or _CREDENTIAL.match(text, match.end())
             if "word" in kinds or not ("name" in kinds or placed):
                 continue
             if first.casefold() in _STATE_WORDS or first in _STATE_CODES:  # "Florence, AL"

@@ -22,9 +22,11 @@ _NAME_CELL = re.compile(
 # after a tab or a gap of two spaces; the value runs to the next such gap.
 _KEY = r"[A-Za-z][A-Za-z0-9_./#'() -]{0,38}?[A-Za-z0-9#)]"
 _PIPE_PAIR = re.compile(rf"[ \t]*(?P<key>{_KEY})[ \t]+\|[ \t]+(?P<value>[^|]*?)[ \t]*\|?[ \t]*")
+# A pair starts once per line or gap (never inside a run of spaces, which would make the
+# search quadratic), and its value is bounded.
 _PAIR = re.compile(
-    rf"(?:^|(?<=\t)|(?<=  ))[ \t]*(?:[-*\u2022][ \t]+)?(?P<key>{_KEY})[ \t]*[:=][ \t]*"
-    r"(?P<value>[^\t]+?)(?=\t|  |[ \t]*$)"
+    rf"(?:^[ \t]*|(?<=\t)(?=\S)|(?<=  )(?=\S))(?:[-*\u2022][ \t]+)?(?P<key>{_KEY})"
+    r"[ \t]{0,8}[:=][ \t]{0,8}(?P<value>[^\t]{1,256}?)(?=\t|  |[ \t]*$)"
 )
 # The part of a key-value line's value that is the value: a name up to what follows it
 # (a relation in brackets, a phone, credentials), a place up to a comma, an address or an
@@ -47,8 +49,11 @@ _LOGFMT = re.compile(
 )
 # A line in capitals whose fields are parted by gaps: a key of one or two words, a value.
 _CAPS_PAIR = re.compile(
-    r"(?:^|(?<=  ))[ \t]*(?P<key>[A-Z][A-Z#]*(?: [A-Z][A-Z#]*)??) (?P<value>\S(?:(?! {2}).)*)"
+    r"(?:^[ \t]*|(?<=  )(?=\S))(?P<key>[A-Z][A-Z#]*(?: [A-Z][A-Z#]*)??) "
+    r"(?P<value>\S(?:(?! {2}).){0,255})"
 )
+_LONGEST_VALUE = 256  # characters of a value read for its shape
+_LONGEST_LINE = 2048  # characters of a line read as key-value pairs
 # Entities whose values are numbers, whatever else they hold.
 _NUMBERS = frozenset(
     {"mrn", "account", "health_plan", "license", "device", "vehicle", "ssn", "phone", "fax"}
@@ -123,6 +128,8 @@ def _pairs(line: tuple[int, str], keys: BuiltinKeys, around: dict[str, None]) ->
     """The PHI values of a key-value line: "KEY | value", or "Key: value" and "key=value"
     pairs, several to a line when tabs or wide gaps part them."""
     at, text = line
+    if len(text) > _LONGEST_LINE:  # no record's line; its labelled values are the detectors'
+        return
     if (pair := _PIPE_PAIR.fullmatch(text)) is not None:
         matches = [pair]
     elif ":" in text or "=" in text:
@@ -142,7 +149,9 @@ def _pairs(line: tuple[int, str], keys: BuiltinKeys, around: dict[str, None]) ->
         entity = keys.entity_at((match.group("key"),), around)
         if entity is None:
             continue
-        value = match.group("value").strip('"')
+        # Bounded: a value's shape regexes look ahead at every step, and a line is the
+        # server's to make as long as it likes.
+        value = match.group("value").strip('"')[:_LONGEST_VALUE]
         # A line's value may run on into prose ("Fax: 555-0100 - records sent"): only the
         # value's own shape is taken.
         span = _VALUE_SHAPES.get(entity, _FIRST_TOKEN).match(value)
@@ -157,7 +166,12 @@ def _pairs(line: tuple[int, str], keys: BuiltinKeys, around: dict[str, None]) ->
 
 def _keys_of(lines: list[tuple[int, str]]) -> dict[str, None]:
     """The keys of a text's key-value lines: what says whether its "Name" is a person's."""
-    return {m.group("key"): None for _, text in lines for m in _PAIR.finditer(text)}
+    return {
+        m.group("key"): None
+        for _, text in lines
+        if len(text) <= _LONGEST_LINE
+        for m in _PAIR.finditer(text)
+    }
 
 
 def _columns(header: list[str], keys: BuiltinKeys) -> list[str | None]:
@@ -183,7 +197,10 @@ def _cell(
 
 def name_span(value: str) -> tuple[int, int] | None:
     """Where the name is in a value that holds one with its title and credentials ("Dr.
-    Ada Okafor, MD"): those stay readable, they are nobody's."""
+    Ada Okafor, MD"): those stay readable, they are nobody's. A value longer than any
+    name is masked whole (and its regex, quadratic in length, never runs on it)."""
+    if len(value) > _LONGEST_VALUE:
+        return None
     bare = _NAME_CELL.fullmatch(value)
     return None if bare is None else bare.span("name")
 
