@@ -805,28 +805,28 @@ def embedded_json(text: str) -> Any:
     not apply."""
     if not json_codec.opens_document(text):
         return None
-    try:
-        value = json_codec.loads(text)
-    except (json_codec.TooBigError, RecursionError) as exc:
-        raise MaskingError("embedded JSON too deep or too big to mask") from exc
-    except ValueError:
+    value = _read(text)
+    if value is _NOT_JSON:
         return _json_lines(text)
     return value if isinstance(value, dict | list) else None
 
 
 def _json_lines(text: str) -> JsonLines | None:
     lines = [line for line in text.split("\n") if line.strip()]
-    if len(lines) < 2:
+    if len(lines) < 2 or not all(json_codec.opens_document(line) for line in lines):
         return None
-    documents = JsonLines()
-    for line in lines:
-        if not json_codec.opens_document(line):
-            return None
-        try:
-            value = json_codec.loads(line)
-        except (json_codec.TooBigError, RecursionError) as exc:
-            raise MaskingError("embedded JSON too deep or too big to mask") from exc
-        except ValueError:
-            return None
-        documents.append(value)
-    return documents
+    documents = JsonLines(_read(line) for line in lines)
+    return None if any(d is _NOT_JSON for d in documents) else documents
+
+
+_NOT_JSON = object()
+
+
+def _read(text: str) -> Any:
+    """`text` as JSON, or _NOT_JSON; JSON that cannot be read is refused."""
+    try:
+        return json_codec.loads(text)
+    except (json_codec.TooBigError, RecursionError) as exc:
+        raise MaskingError("embedded JSON too deep or too big to mask") from exc
+    except ValueError:
+        return _NOT_JSON
