@@ -163,9 +163,13 @@ _PERSON_VERB = re.compile(
 )
 _NUMBER = re.compile(r"[ \t]*[0-9]")
 # Lowercase names: after a greeting or a hand-over, before a relation in brackets.
+_GREETINGS = (
+    *("hi", "hey", "hello", "dear", "thanks", "thank you", "thx", "ty", "fyi", "cc"),
+    *("given to", "handoff to", "spoke w/", "spoke with", "called", "paged", "texted"),
+    *("ask", "tell", "per"),
+)
 _LOWER_AFTER = re.compile(
-    r"\b(?i:hi|hey|hello|dear|thanks|thank you|thx|ty|fyi|cc|given to|handoff to|spoke w/"
-    r"|spoke with|called|paged|texted|ask|tell|per)[ \t,]+"
+    rf"\b(?i:{'|'.join(_GREETINGS)})[ \t,]+"
     r"(?P<a>[a-z][a-z'-]{1,30})(?:[ \t](?P<b>[a-z][a-z'-]{1,30}))?(?![\w@])",
 )
 _LOWER_BEFORE = re.compile(
@@ -196,7 +200,10 @@ def _capital_class() -> str:
 
 _CAPITAL = _capital_class()
 # Whole words only ("PORTA" is no word of "PORTAL_USER"); "_" joins words in file names.
-_CAPITAL_WORD = rf"(?<![^\W_]|['\u2019-]){_CAPITAL}[^\W\d_]*(?:['\u2019\-][^\W\d_]+)*(?![^\W_])"
+# Opening with the class, so the regex engine skips to a capital by its table instead of
+# trying the whole pattern at every character; the letter before it is checked after.
+_NOT_AFTER_WORD = r"(?<![^\W_'\u2019-].)"
+_CAPITAL_WORD = rf"{_CAPITAL}{_NOT_AFTER_WORD}[^\W\d_]*(?:['\u2019\-][^\W\d_]+)*(?![^\W_])"
 _PARTICLES = frozenset(
     [
         "van",
@@ -231,11 +238,14 @@ _PARTICLE = rf"(?:{'|'.join(_PARTICLES)})"
 # Particles inside a name or before it: "Alberto de la Garza", "Ms. da Luz".
 # (At most four in a row: "de de de ..." must not make the search quadratic.)
 _INNER_PARTICLE = rf"{_PARTICLE}(?:[ \t]{_PARTICLE}){{0,3}}(?=[ \t]{_CAPITAL})"
-_LEADING_PARTICLES = rf"(?<![^\W_]){_PARTICLE}(?:[ \t]{_PARTICLE}){{0,3}}[ \t](?={_CAPITAL})"
-# A full stop ends a run ("Kingsport. She"), but an initial's ("Xzavian G. Tavares").
-_RUN_WORD = rf"(?:(?<![^\W_])[A-Z]\.|{_CAPITAL_WORD})"
+# The particles before a run, read back from where it starts ("Ms. da Luz").
+_LEADING_PARTICLES = re.compile(rf"(?<![^\W_]){_PARTICLE}(?:[ \t]{_PARTICLE}){{0,3}}[ \t]$")
+# A full stop ends a run ("Kingsport. She"), but an initial's ("Xzavian G. Tavares"). The
+# run opens with the class (see _CAPITAL_WORD): a capital, then an initial's dot or a word.
+_RUN_WORD = rf"(?:[A-Z]{_NOT_AFTER_WORD}\.|{_CAPITAL_WORD})"
 _RUN = re.compile(
-    rf"(?:{_LEADING_PARTICLES})?{_RUN_WORD}(?:[ \t](?:{_RUN_WORD}|{_INNER_PARTICLE}))*"
+    rf"{_CAPITAL}{_NOT_AFTER_WORD}(?:\.(?<=[A-Z]\.)|[^\W\d_]*(?:['\u2019\-][^\W\d_]+)*"
+    rf"(?![^\W_]))(?:[ \t](?:{_RUN_WORD}|{_INNER_PARTICLE}))*"
 )
 
 
@@ -313,15 +323,19 @@ class NameFinder:
         name stands: after a greeting or a hand-over ("hi sylvia", "fyi isabelle", "given
         to sarah espinoza"), or before a relation ("nader (son)"). Only a dictionary's
         name, never a common word ("summer", "will")."""
-        found = []
-        for match in _LOWER_AFTER.finditer(text):
+        found: list[Finding] = []
+        folded = text.casefold()
+        # Searched only where one of its words stands (a C substring search): the regex,
+        # tried at every position, cost as much as the rest of the finder.
+        after = any(g in folded for g in _GREETINGS)
+        for match in _LOWER_AFTER.finditer(text) if after else ():
             words = [(match.start(g), match.group(g)) for g in ("a", "b") if match.group(g)]
             if not self._lower_name(words[0][1]):
                 continue
             if len(words) > 1 and not self._lower_name(words[1][1], surname=True):
                 words = words[:1]
             found.append(Finding("name", words[0][0], words[-1][0] + len(words[-1][1])))
-        for match in _LOWER_BEFORE.finditer(text):
+        for match in _LOWER_BEFORE.finditer(text) if "(" in text else ():
             if self._lower_name(match.group("a")):
                 found.append(Finding("name", match.start("a"), match.end("a")))
         return found
@@ -362,7 +376,12 @@ class NameFinder:
         runs: list[list[_Token]] = []
         for found in _RUN.finditer(text):
             run: list[_Token] = []
-            for match in _TOKEN.finditer(text, found.start(), found.end()):
+            start = found.start()
+            if text[start - 1 : start] in (" ", "\t") and (
+                lead := _LEADING_PARTICLES.search(text, max(0, start - 24), start)
+            ):
+                start = lead.start()
+            for match in _TOKEN.finditer(text, start, found.end()):
                 word = match.group()
                 if word.endswith(".") and len(word) > 2:  # a full stop, not an initial
                     word = word[:-1]
