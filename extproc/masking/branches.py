@@ -114,16 +114,16 @@ _ID_VALUE = r"[A-Za-z0-9()]{1,64}(?:[-./][A-Za-z0-9()]{1,64}|[ ][0-9]{1,64}(?![A
 # A company's name: capitalised words, joined by commas, "and" or "&" ("Hall, Hayden and
 # Howell", "Perkins PLC").
 _COMPANY_WORDS = (
-    r"[A-Z][A-Za-z'&-]*(?:(?:,[ \t]*|[ \t]+(?:and|&)[ \t]+|[ \t]+)[A-Z][A-Za-z'&-]*){0,5}"
+    r"[A-Z][A-Za-z'&-]{0,40}(?:(?:,[ \t]?|[ \t](?:and|&)[ \t]|[ \t])[A-Z][A-Za-z'&-]{0,40}){0,5}"
 )
 _FIRM = r"[A-Z][a-z]+,[ \t][A-Z][a-z]+,?[ \t](?:and|&)[ \t][A-Z][a-z]+(?![\w])"
 # A handle after "user:" or "edited by": letters and digits, dots or underscores.
-_HANDLE = r"[ \t]*[:=#]?[ \t]*(?P<v>[A-Za-z][A-Za-z0-9._-]{1,39})(?![\w@-]|\.\w)"
+_HANDLE = r"[ \t]*+(?:[:=#][ \t]*+)?(?P<v>[A-Za-z][A-Za-z0-9._-]{1,39})(?![\w@-]|\.\w)"
 _ID_END = r"(?![\w@-]|[.][\w])"
 # Between a label and its value: "No.", "number", "#", "ID", a colon, "is".
 _ID_GLUE = (
-    r"(?:[ \t]*(?:[nN][oO]\.?|[nN]um(?:ber)?\.?|[nN]br\.?|#|[iI][dD]|[iI][dD][ \t]*#))?"
-    r"[ \t]*(?:[:#=][ \t]*)?(?:is[ \t]+)?"
+    r"(?:[ \t]*+(?:[nN][oO]\.?|[nN]um(?:ber)?\.?|[nN]br\.?|#|[iI][dD]|[iI][dD][ \t]*+#))?"
+    r"[ \t]*+(?:[:#=][ \t]*+)?(?:is[ \t]+)?"
 )
 # Labels that say which identifier follows: the Safe Harbor numbers without a shape.
 _ID_LABELS = {
@@ -163,7 +163,10 @@ _UNIT = (
 _TITLE_WORDS = "Mr|Mrs|Ms|Mx|Miss|Dr|Prof"
 _TITLES = [f"{t}." for t in ("Mr", "Mrs", "Ms", "Mx", "Dr", "Prof")]
 _TITLES += ["Mr", "Mrs", "Ms", "Mx", "Miss", "Dr", "Prof"]
-_NAME_WORD = r"(?:[A-Z][A-Za-z'\u2019-]*[a-z]|[A-Z]\.)"
+# A place's name: one to three capitalised words, each bounded (so "A-A-A-..." is read in
+# linear time).
+_PLACE_WORDS = r"[A-Z][A-Za-z'.-]{1,40}(?:[ \t][A-Z][A-Za-z'.-]{1,40}){0,2}"
+_NAME_WORD = r"(?:[A-Z][A-Za-z'\u2019-]{0,40}[a-z]|[A-Z]\.)"
 _DATE_PARTS = re.compile("[-/]")
 _NUMBERS = re.compile("[0-9]+")
 _DATE_LIKE = re.compile(r"^[0-9]{1,4}[/.-][0-9]{1,2}[/.-][0-9]{1,4}(?![0-9])")
@@ -227,15 +230,12 @@ def _id_ok(s: str) -> bool:
 
 
 # Hosts of standards' namespaces and code systems (FHIR's `system`, XHTML's `xmlns`):
-# nobody's identifier, and the client needs them whole.
-_STANDARD_HOSTS = re.compile(
-    r"(?:https?://)?(?:www\.)?(?:(?:terminology\.)?hl7\.org|w3\.org|snomed\.info|loinc\.org"
+# nobody's identifier, and the client needs them whole. Refused inside the URL's regex: a
+# match refused by a validator would make the scan re-read the rest of the token.
+_STANDARD_HOST = (
+    r"(?:www\.)?(?:(?:terminology\.)?hl7\.org|w3\.org|snomed\.info|loinc\.org"
     r"|unitsofmeasure\.org|nlm\.nih\.gov|fhir\.org|cdc\.gov|cms\.gov|ietf\.org)(?:[/:]|$)"
 )
-
-
-def _url_ok(s: str) -> bool:
-    return _STANDARD_HOSTS.match(s) is None
 
 
 def _md_ok(s: str) -> bool:
@@ -309,7 +309,12 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
         ),
         # A URL runs to whitespace or a quote; trailing punctuation belongs to the sentence.
         *(
-            b("url", rf"{lead}[^\s<>\"'`]*[^\s<>\"'`.,;:!?)\]}}]", 5, _url_ok)
+            b(
+                "url",
+                rf"{lead}(?!{_STANDARD_HOST})"
+                rf"[^\s<>\"'`]{{0,2048}}[^\s<>\"'`.,;:!?)\]}}]",
+                5,
+            )
             for lead in tries(["http://", "https://", "www."])
         ),
         b("ip", rf"{_D}(?<![0-9]\.{_D}){_D}{{0,2}}(?:\.{_D}{{1,3}}){{3}}{_END}", 6, v.ipv4_valid),
@@ -431,7 +436,7 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
         ),
         b(
             "street_address",
-            rf"{_D}{_D}{{0,5}}[A-Za-z]?[ \t]+(?:(?:[A-Z][A-Za-z'-]*\.?|{_D}{{1,3}}{_ORD})"
+            rf"{_D}{_D}{{0,5}}[A-Za-z]?[ \t]+(?:(?:[A-Z][A-Za-z'-]{{0,40}}\.?|{_D}{{1,3}}{_ORD})"
             rf"[ \t]+){{1,4}}{_STREET_SUFFIX}\.?(?!\w){_UNIT}?",
             11,
         ),
@@ -465,7 +470,7 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
         *(
             b(
                 "username",
-                rf"{lead}[ \t]*[:=#][ \t]*(?P<v>[A-Za-z0-9._@-]{{3,40}})(?![\w@-]|\.\w)",
+                rf"{lead}[ \t]*+[:=#][ \t]*+(?P<v>[A-Za-z0-9._@-]{{3,40}})(?![\w@-]|\.\w)",
                 12,
             )
             for lead in tries(["username", "user name", "user_name", "login", "user id", "userid"])
@@ -511,7 +516,7 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
             14,
         ),
         *(
-            b("employer", rf"{lead}[ \t]*:?[ \t]+(?P<v>{_COMPANY_WORDS})", 14)
+            b("employer", rf"{lead}(?:[ \t]*+:)?[ \t]++(?P<v>{_COMPANY_WORDS})", 14)
             for lead in tries(
                 [
                     *("employer", "employed by", "works at", "works for", "working at"),
@@ -556,7 +561,7 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
         ),
         # rank 13 is operators' patterns, 15 their word lists
         *(
-            b("zip", rf"{lead}[ \t]*(?:[:#][ \t]*)?(?P<v>{_ZIP})", 14)
+            b("zip", rf"{lead}[ \t]*+(?:[:#][ \t]*+)?(?P<v>{_ZIP})", 14)
             for lead in tries(["zip", "zip code", "zipcode", "postal code"])
         ),
         b(  # after a state code, or any two capitals ending an address line: ", ZZ 00001"
@@ -567,11 +572,15 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
         b(  # "43897, South Jenniferstad": the place after its ZIP
             "city",
             rf"{_D}{_D}{{4}}(?:-{_D}{{4}})?,[ \t]*"
-            r"(?P<v>[A-Z][A-Za-z'.-]+(?:[ \t][A-Z][A-Za-z'.-]+){0,2})(?![\w])",
+            rf"(?P<v>{_PLACE_WORDS})(?![\w])",
             14,
         ),
         *(  # "they live in Kingsport", "moved from Beatrice"
-            b("city", rf"{lead}[ \t]+(?P<v>[A-Z][A-Za-z'.-]+(?:[ \t][A-Z][A-Za-z'.-]+){{0,2}})", 14)
+            b(
+                "city",
+                rf"{lead}[ \t]+(?P<v>{_PLACE_WORDS})",
+                14,
+            )
             for lead in tries(
                 [
                     *("lives in", "live in", "living in", "lived in", "resides in", "reside in"),
@@ -588,7 +597,7 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
         # before "MD", "PA" or "MA" only with a ZIP ("Ada Okafor, MD" is a physician).
         b(
             "city",
-            rf"(?!(?:{_TITLE_WORDS})\.?[ \t])[A-Z][A-Za-z'.-]+(?:[ \t][A-Z][A-Za-z'.-]+){{0,2}}"
+            rf"(?!(?:{_TITLE_WORDS})\.?[ \t]){_PLACE_WORDS}"
             rf"(?=,[ \t]*"
             rf"(?:(?!MD|PA|MA){_STATES}(?![A-Za-z]|-[A-Z])|{_STATE_NAMES}(?![A-Za-z])"
             rf"|[A-Z]{{2}}[ \t]+{_D}{{5}}(?![0-9])))",

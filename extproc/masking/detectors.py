@@ -61,6 +61,7 @@ class ScannerSpec:
 
 
 _CHARS = 4096  # characters whose opening branches are remembered
+_CLUSTER = 64  # overlapping candidates settled one by one (the settling is quadratic)
 _ENTITY = re.compile(r"[a-z][a-z0-9_]{0,31}")  # the config's Entity: a metric label
 _BACKREF = re.compile(r"(?<!\\)(?:\\\\)*(?:\\[1-9]|\(\?P=|\(\?\()")
 _GLOBAL_FLAGS = re.compile(r"\(\?([aiLmsux]+)\)")
@@ -226,6 +227,10 @@ def _resolve(candidates: list[tuple[int, int, int, str]]) -> list[Finding]:
             if n - first == 1:  # the common case: nothing overlaps it
                 _, _, _, entity = last = candidates[first]
                 kept.append(Finding(entity, last[0], last[1]))
+            elif n - first > _CLUSTER:  # a crafted chain of overlaps: masked as one span
+                cluster = candidates[first:n]
+                reach_of = max(c[1] for c in cluster)
+                kept.append(Finding(cluster[0][3], cluster[0][0], reach_of))
             elif n - first > 1:
                 kept += _settle(candidates[first:n])
             first = n

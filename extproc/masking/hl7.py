@@ -59,18 +59,20 @@ _IDENTIFIER = frozenset({1})
 _COMPONENTS: dict[str, frozenset[int]] = {
     **dict.fromkeys(("mrn", "account", "health_plan", "license", "ssn"), _IDENTIFIER),
     "street_address": frozenset({1, 2, 3, 5, 9}),
-    "phone": frozenset({1, 4, 6, 7, 8}),
+    "phone": frozenset({1, 4, 6, 7, 8, 12}),  # 12: the number unformatted
     # XPN and XCN: the identifier, family, given and middle names and the suffix; not the
     # prefix or the degree ("Dr", "MD"), which stay readable.
     "name": frozenset(range(1, 6)),
 }
 _ADDRESS_PARTS = {3: "city", 5: "zip", 9: "city"}
-_SEGMENT = re.compile(r"(?m)^(?:MSH|[A-Z][A-Z0-9]{2})(?=[|])")
+# A segment this module reads, at the start of a line (HL7 ends segments with "\r"), or an
+# MSH header anywhere ("Message: MSH|^~\\&|...").
+_SEGMENT = re.compile(rf"(?:^|(?<=[\r\n]))(?:{'|'.join(_FIELDS)})\||MSH[^\w\s]")
 _LINE = re.compile(r"[^\r\n]+")
 
 
 def looks_like_hl7(text: str) -> bool:
-    return "|" in text and ("MSH|" in text or "PID|" in text) and bool(_SEGMENT.search(text))
+    return bool(_SEGMENT.search(text))
 
 
 def find(text: str) -> list[Finding]:
@@ -78,9 +80,15 @@ def find(text: str) -> list[Finding]:
     found: list[Finding] = []
     field_sep, inner = "|", "^~&"
     for line in _LINE.finditer(text):
-        segment = line.group()
+        segment, at = line.group(), line.start()
+        if (header := segment.find("MSH")) > 0 and not segment[header + 3 : header + 4].isalnum():
+            segment, at = segment[header:], at + header  # "Message: MSH|^~\&|...": from MSH
         name = segment[:3]
-        if name == "MSH" and len(segment) >= 8:
+        if (
+            name == "MSH"
+            and len(segment) >= 8
+            and not (segment[3].isalnum() or segment[3].isspace())
+        ):
             # MSH-1 is the field separator itself; MSH-2 the component, repetition,
             # escape and subcomponent separators.
             field_sep = segment[3]
@@ -91,7 +99,7 @@ def find(text: str) -> list[Finding]:
             continue
         # MSH's first field is its separator, so its numbers run one ahead of the splits.
         shift = 1 if name == "MSH" else 0
-        position = line.start() + 4
+        position = at + 4
         for number, value in enumerate(segment[4:].split(field_sep), start=1 + shift):
             entity = fields.get(number)
             if entity is not None and value:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from extproc.masking.fields import Path
@@ -141,8 +141,10 @@ _PERSON_WORDS = frozenset(
 # a person's name.
 _PERSON_MARKERS = frozenset({"date", "ssn", "mrn", "phone", "email", "zip", "street_address"})
 _PERSON_KEYS = frozenset({"gender", "sex", "birth_sex", "pronouns", "marital_status"})
+_A_PERSON: Mapping[str, Any] = {"sex": None}
 
 _PLAIN_KEYS = 8192
+_CACHED_KEY = 64  # longer keys are read each time, never cached (their size is the sender's)
 # Keys whose meaning depends on where they stand (FHIR's `value`, `line`, `text`; `name`).
 _CONTEXTUAL = frozenset(
     {"value", "text", "line", "district", "state", "country", "use", "type", "name", "display"}
@@ -194,16 +196,26 @@ _ABBREVIATIONS = {
 }
 
 
-@functools.lru_cache(maxsize=8192)  # the same few keys recur in every answer
 def normal_key(key: str) -> str:
     """`firstName`, `FirstName`, `first-name`, `FIRST_NAME` -> `first_name`; `ptIdNbr` ->
     `patient_id_number`."""
+    if len(key) > _CACHED_KEY:  # no key of a record: not kept, whatever its size
+        return _normal(key)
+    return _cached_normal(key)
+
+
+def _normal(key: str) -> str:
     return "_".join(_ABBREVIATIONS.get(w, w) for w in (w.lower() for w in _WORD.findall(key)))
 
 
+_cached_normal = functools.lru_cache(maxsize=8192)(_normal)  # the same keys recur
+
+
 def _forms(key: str) -> set[str]:
-    # "postal_code" also as "postalcode": a key written "Postalcode" has one word only.
-    return {key, key.replace("_", "")}
+    # "postal_code" also as "postalcode" (a key written "Postalcode" has one word only), and
+    # as `normal_key` reads it ("soc_sec_no" as "soc_sec_number", "ipv4" as "ipv_4").
+    normal = normal_key(key)
+    return {key, key.replace("_", ""), normal, normal.replace("_", "")}
 
 
 LEXICON: dict[str, str] = {
@@ -230,6 +242,8 @@ class BuiltinKeys:
             return None
         normal = normal_key(key)
         if normal not in _CONTEXTUAL:  # most keys: the key alone decides, once per key
+            if len(normal) > _CACHED_KEY:
+                return self._lexicon.get(normal) or self._by_suffix(normal)
             if normal not in self._plain:
                 if len(self._plain) >= _PLAIN_KEYS:  # keys are the server's: bounded
                     self._plain.clear()
@@ -248,6 +262,12 @@ class BuiltinKeys:
             if suffix in _SUFFIXES and (entity := self._lexicon.get(suffix)) is not None:
                 return entity
         return None
+
+    def person_context(self, keys: Iterable[str]) -> Mapping[str, Any]:
+        """A stand-in for an object with these keys, as `entity_at` reads it for `name`:
+        one key that makes a person, or none. Read once for a text's many lines."""
+        marked = any(_marks_person(k, self._lexicon) for k in keys if isinstance(k, str))
+        return _A_PERSON if marked else {}
 
     def applies(self, entity: str, value: Any) -> bool:
         """Whether a value under a key of this entity is PHI: an age only over 89."""
@@ -268,11 +288,12 @@ def _fhir_entity(normal: str, path: Path, parent: Mapping[str, Any]) -> str | No
     """FHIR's shapes: "" where the shape says the value is not PHI (an address's `state`),
     None where it says nothing."""
     container = _container(path)
-    if normal == "value" and isinstance(system := parent.get("system"), str):
-        if container == "telecom":
-            return _TELECOM.get(system, "phone")
-        if container == "identifier":
-            return _identifier(system, parent)
+    system = parent.get("system")
+    system = system if isinstance(system, str) else ""
+    if normal == "value" and container == "telecom":  # any system, or none: a number
+        return _TELECOM.get(system, "phone")
+    if normal == "value" and system and container == "identifier":
+        return _identifier(system, parent)
     if normal == "value" and container == "identifier":
         return _identifier("", parent)
     if container == "address":
@@ -305,7 +326,8 @@ def _identifier(system: str, identifier: Mapping[str, Any]) -> str:
     kind = identifier.get("type")
     codings = kind.get("coding") if isinstance(kind, dict) else None
     for coding in codings if isinstance(codings, list) else ():
-        if isinstance(coding, dict) and (entity := _TYPE_CODES.get(coding.get("code"))):
+        code = coding.get("code") if isinstance(coding, dict) else None
+        if isinstance(code, str) and (entity := _TYPE_CODES.get(code)):
             return entity
     return "mrn"  # any other identifier of a record is a unique identifying number too
 
@@ -320,13 +342,14 @@ def _container(path: Path) -> str | None:
 
 def _is_person(path: Path, parent: Mapping[str, Any], lexicon: Mapping[str, str]) -> bool:
     if "resourceType" in parent:  # FHIR says what it is: an Organization is nobody
-        return parent["resourceType"] in _PERSON_RESOURCES
+        kind = parent["resourceType"]
+        return isinstance(kind, str) and kind in _PERSON_RESOURCES
     container = _container(path)
     if container is not None and _PERSON_WORDS & set(container.split("_")):
         return True
-    for key in parent:
-        if isinstance(key, str):
-            normal = normal_key(key)
-            if normal in _PERSON_KEYS or lexicon.get(normal) in _PERSON_MARKERS:
-                return True
-    return False
+    return any(_marks_person(key, lexicon) for key in parent if isinstance(key, str))
+
+
+def _marks_person(key: str, lexicon: Mapping[str, str]) -> bool:
+    normal = normal_key(key)
+    return normal in _PERSON_KEYS or lexicon.get(normal) in _PERSON_MARKERS

@@ -202,7 +202,7 @@ _CAPITAL = _capital_class()
 # Whole words only ("PORTA" is no word of "PORTAL_USER"); "_" joins words in file names.
 # Opening with the class, so the regex engine skips to a capital by its table instead of
 # trying the whole pattern at every character; the letter before it is checked after.
-_NOT_AFTER_WORD = r"(?<![^\W_'\u2019-].)"
+_NOT_AFTER_WORD = r"(?<![^\W_].)(?<!['\u2019-].)"
 _CAPITAL_WORD = rf"{_CAPITAL}{_NOT_AFTER_WORD}[^\W\d_]*(?:['\u2019\-][^\W\d_]+)*(?![^\W_])"
 _PARTICLES = frozenset(
     [

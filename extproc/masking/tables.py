@@ -6,22 +6,23 @@ has PHI in every row, and so has a line's value after such a key ("PAT_DOB | 194
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from extproc.masking.findings import Finding
 from extproc.masking.lexicon import BuiltinKeys, normal_key
 from extproc.masking.names import CREDENTIALS, TITLES
 
-_MARKDOWN_RULE = re.compile(r"\s*\|?\s*:?-{3,}:?\s*(?:\|\s*:?-{3,}:?\s*)*\|?\s*")
+# Possessive: a rule is read once, never re-read from every space of a long line.
+_MARKDOWN_RULE = re.compile(r"\s*+\|?\s*+:?-{2,}+:?\s*+(?:\|\s*+:?-{2,}+:?\s*+)*+\|?\s*+")
 # A name's cell without the title before it and the credentials after it ("Dr. Campbell",
 # "Okeke, Uche PhD"): those are no one's name, and the reader needs them.
-_NAME_CELL = re.compile(
-    rf"(?:(?:{TITLES})\.?[ \t]+)?(?P<name>.+?)(?:,?[ \t]*(?:{CREDENTIALS})(?![\w-]))*"
-)
+_TITLE_PREFIX = re.compile(rf"(?:{TITLES})\.?[ \t]+")
+_CREDENTIAL_SUFFIX = re.compile(rf",?[ \t]*(?:{CREDENTIALS})(?![\w-])[ \t]*$")
 # "KEY | value" (a two-column dump), and "Key: value" or "key=value" at a line's start or
 # after a tab or a gap of two spaces; the value runs to the next such gap.
 _KEY = r"[A-Za-z][A-Za-z0-9_./#'() -]{0,38}?[A-Za-z0-9#)]"
-_PIPE_PAIR = re.compile(rf"[ \t]*(?P<key>{_KEY})[ \t]+\|[ \t]+(?P<value>[^|]*?)[ \t]*\|?[ \t]*")
+_PIPE_PAIR = re.compile(rf"[ \t]*+(?P<key>{_KEY})[ \t]++\|[ \t]++(?P<value>[^|]*+)\|?")
 # A pair starts once per line or gap (never inside a run of spaces, which would make the
 # search quadratic), and its value is bounded.
 _PAIR = re.compile(
@@ -53,6 +54,7 @@ _CAPS_PAIR = re.compile(
     r"(?P<value>\S(?:(?! {2}).){0,255})"
 )
 _LONGEST_VALUE = 256  # characters of a value read for its shape
+_LONGEST_NAME = 80  # a name's value or cell longer than this is masked whole
 _LONGEST_LINE = 2048  # characters of a line read as key-value pairs
 # Entities whose values are numbers, whatever else they hold.
 _NUMBERS = frozenset(
@@ -67,7 +69,7 @@ def find(text: str, keys: BuiltinKeys) -> list[Finding]:
     key-value lines, sorted."""
     found: list[Finding] = []
     lines = _lines(text)
-    around = _keys_of(lines)
+    around = keys.person_context(_keys_of(lines))
     i = 0
     while i < len(lines):
         taken = _markdown(lines, i, keys, found) or _delimited(lines, i, keys, found)
@@ -124,7 +126,9 @@ def _delimited(
     return j - i if j > i + 1 else 0
 
 
-def _pairs(line: tuple[int, str], keys: BuiltinKeys, around: dict[str, None]) -> Iterator[Finding]:
+def _pairs(
+    line: tuple[int, str], keys: BuiltinKeys, around: Mapping[str, Any]
+) -> Iterator[Finding]:
     """The PHI values of a key-value line: "KEY | value", or "Key: value" and "key=value"
     pairs, several to a line when tabs or wide gaps part them."""
     at, text = line
@@ -136,7 +140,7 @@ def _pairs(line: tuple[int, str], keys: BuiltinKeys, around: dict[str, None]) ->
         matches = [*_PAIR.finditer(text), *_LOGFMT.finditer(text)]
     elif text.isupper() and "  " in text.strip():  # a face sheet: "NAME ADA OKAFOR   SEX F"
         pairs = list(_CAPS_PAIR.finditer(text))
-        around = {**around, **{m["key"]: None for m in pairs}}
+        around = around or keys.person_context(m["key"] for m in pairs)
         # "PATIENT REGISTRATION": a heading's first word is no key of a value
         matches = [
             m
@@ -151,7 +155,9 @@ def _pairs(line: tuple[int, str], keys: BuiltinKeys, around: dict[str, None]) ->
             continue
         # Bounded: a value's shape regexes look ahead at every step, and a line is the
         # server's to make as long as it likes.
-        value = match.group("value").strip('"')[:_LONGEST_VALUE]
+        value = match.group("value").rstrip(" \t").strip('"')[:_LONGEST_VALUE]
+        if "  " in value:  # a gap ends a value: no shape reads on through a run of spaces
+            value = value[: value.index("  ")]
         # A line's value may run on into prose ("Fax: 555-0100 - records sent"): only the
         # value's own shape is taken.
         span = _VALUE_SHAPES.get(entity, _FIRST_TOKEN).match(value)
@@ -177,8 +183,9 @@ def _keys_of(lines: list[tuple[int, str]]) -> dict[str, None]:
 def _columns(header: list[str], keys: BuiltinKeys) -> list[str | None]:
     """Each column's entity, read from its header as a key (the headers together are the
     object that says whether "Name" is a person's)."""
-    names = {h.strip(' "*`'): None for h in header}
-    return [keys.entity_at((h.strip(' "*`'),), names) if h else None for h in header]
+    names = [h.strip(' "*`') for h in header]
+    person = keys.person_context(names)
+    return [keys.entity_at((name,), person) if name else None for name in names]
 
 
 def _cell(
@@ -199,10 +206,13 @@ def name_span(value: str) -> tuple[int, int] | None:
     """Where the name is in a value that holds one with its title and credentials ("Dr.
     Ada Okafor, MD"): those stay readable, they are nobody's. A value longer than any
     name is masked whole (and its regex, quadratic in length, never runs on it)."""
-    if len(value) > _LONGEST_VALUE:
+    if len(value) > _LONGEST_NAME:
         return None
-    bare = _NAME_CELL.fullmatch(value)
-    return None if bare is None else bare.span("name")
+    start = title.end() if (title := _TITLE_PREFIX.match(value)) else 0
+    end = len(value)
+    while (credential := _CREDENTIAL_SUFFIX.search(value, start, end)) is not None:
+        end = credential.start()
+    return (start, end) if start < end else None
 
 
 def _pipe_cells(at: int, line: str) -> Iterator[tuple[int, int, str]]:

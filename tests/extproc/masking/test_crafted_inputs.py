@@ -30,6 +30,17 @@ CRAFTED = {
     "hl7 fields": "MSH|^~\\&|A\rPID|" + "|" * SIZE,
     "capitals in a face sheet": "NAME " + "A" * SIZE + "   SEX F",
     "json lines": "\n".join(['{"mrn": "1"}'] * (SIZE // 13)),
+    # found by a review read as an attacker
+    "a name value with spaces": ("Name | A" + " " * 250 + "x\n") * 400,
+    "a pair inside spaces": "a" + " " * SIZE + "b\n",
+    "a markdown rule of spaces": "x|y\n" + " " * SIZE + "x",
+    "a label then spaces": "user" + " " * SIZE + "!",
+    "an employer then spaces": "employer" + " " * SIZE + "!\n",
+    "hyphenated capitals": "A-" * (SIZE // 2),
+    "apostrophes": "A'" * (SIZE // 2),
+    "standards' urls": "http://hl7.org/" * (SIZE // 15),
+    "overlapping candidates": "Lives In " * (SIZE // 9),
+    "many keys and names": "".join(f"k{i}: v\n" for i in range(5000)) + "Name: x\n" * 5000,
 }
 
 
@@ -42,3 +53,17 @@ def test_a_crafted_answer_is_masked_or_refused(text: str) -> None:
     except MaskingError:
         return  # refused: the client gets an error, never the bytes
     assert json.loads(out)["jsonrpc"] == "2.0"
+
+
+ODD = [
+    {"identifier": [{"value": "1", "type": {"coding": [{"code": ["MR"]}]}}]},
+    {"resourceType": ["Patient"], "name": "Ada"},
+    {"telecom": [{"system": None, "value": "0100101"}]},
+]
+
+
+@pytest.mark.parametrize("record", ODD)
+def test_odd_fhir_shapes_are_masked_not_crashed_on(record: dict[str, object]) -> None:
+    body = {"jsonrpc": "2.0", "id": 1, "result": {"structuredContent": record}}
+    out = Masker(MaskingConfig()).mask_body(json.dumps(body).encode(), MaskReport())
+    assert "0100101" not in out.decode()

@@ -48,3 +48,14 @@ def test_a_name_from_pid_is_masked_in_the_note_that_follows() -> None:
     note = masked(text).split("\n")[-1]
     assert "Tavelle" not in note and "Quorrin" not in note and "Brixa" not in note
     assert "tolerated the procedure" in note
+
+
+def test_a_message_inside_prose_and_lone_segments_are_read() -> None:
+    quoted = (
+        "Message: MSH|^~\\&|A|B|C|D|20240304||ADT^A01|1|P|2.5.1\rPID|1||48213^^^M^MR||Wuvtor^Zyxqa"
+    )
+    assert "48213" not in masked(quoted) and "Wuvtor" not in masked(quoted)
+    prose = "MSH segment omitted here.\nPID|1||48213^^^M^MR||Wuvtor^Zyxqa"
+    assert "48213" not in masked(prose)
+    alone = "NK1|1|Wuvtor^Brixa|DAU||^^^^^^^^^^^5550100101"
+    assert "Wuvtor" not in masked(alone) and "5550100101" not in masked(alone)

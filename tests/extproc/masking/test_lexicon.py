@@ -250,3 +250,10 @@ def test_logfmt_and_face_sheet_lines_are_read_by_their_keys() -> None:
         "NAME [NAME]   SEX F   AGE [AGE_OVER_89]",
         "ADDRESS [STREET_ADDRESS]",
     ]
+
+
+@pytest.mark.parametrize("key", ["soc_sec_no", "acct", "ipv4", "remote_addr"])
+def test_every_lexicon_key_is_read_in_snake_camel_and_capitals(key: str) -> None:
+    camel = key.split("_")[0] + "".join(w.title() for w in key.split("_")[1:])
+    for spelling in (key, camel, key.upper()):
+        assert masked({spelling: "ZX88812"})[spelling].startswith("["), spelling
