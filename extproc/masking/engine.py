@@ -373,6 +373,8 @@ class Masker:
         the path as the server wrote it (a key masked for what it says keeps its rules)."""
         rule = self._rule_at(path if rule_path is None else rule_path, parent, value)
         if rule is not None and rule.entity not in walk.keep:
+            if rule.leaves:
+                return self._leaves(rule.entity, value, path, walk)
             if not rule.whole and rule.entity == "name" and isinstance(value, str):
                 return self._name_marked(value, path, walk)
             if rule.whole or not isinstance(value, list):
@@ -401,8 +403,14 @@ class Masker:
             return None
         if (entity := self._fields.entity_at(path)) is not None:
             return _Rule(entity, whole=True)
-        if self._builtin is None or parent is None or not _leafy(value):
+        if self._builtin is None or parent is None:
             return None
+        if not _leafy(value):
+            if not isinstance(value, dict | list):
+                return None
+            entity = self._builtin.entity_at(path, parent)
+            wrapped = entity in _ONE_VALUE and self._builtin.named(path[-1]) and _wrapper(value)
+            return _Rule(entity, whole=False, leaves=True) if wrapped else None
         entity = self._builtin.entity_at(path, parent)
         if entity is None or not self._builtin.applies(entity, value):
             return None
@@ -416,6 +424,20 @@ class Masker:
             return _DROPPED
         raw = value if isinstance(value, str) else json_codec.dumps(value)
         return self._replacement(entity, raw, walk)
+
+    def _leaves(self, entity: str, value: Any, path: Path, walk: _Walk) -> Any:
+        """Each scalar under a key of one value masked as that value, the shape kept."""
+        if isinstance(value, dict):
+            leaves = (
+                (key, self._leaves(entity, item, (*path, key), walk)) for key, item in value.items()
+            )
+            return {key: item for key, item in leaves if item is not _DROPPED}
+        if isinstance(value, list):
+            items = (self._leaves(entity, item, (*path, i), walk) for i, item in enumerate(value))
+            return [item for item in items if item is not _DROPPED]
+        if isinstance(value, str | int | float) and not isinstance(value, bool):
+            return self._marked(entity, value, path, walk)
+        return value
 
     def _name_marked(self, value: str, path: Path, walk: _Walk) -> Any:
         """A name under a key of the lexicon, its title and credentials left readable
@@ -542,7 +564,7 @@ class Masker:
         if rule is not None:
             # Names given as a list of parts, or a phone number written as a number, are
             # as findable in a note as a string.
-            known[rule.entity].update(_scalars(value))
+            known[rule.entity].update(_leaf_texts(value) if rule.leaves else _scalars(value))
         elif isinstance(value, dict):
             for key, item in value.items():
                 self._collect(item, (*path, key), known, parsed, texts, value)
@@ -700,6 +722,17 @@ class _Walk:
 class _Rule:
     entity: str
     whole: bool  # an operator's field rule: the value goes whole, lists and objects too
+    leaves: bool = False  # a built-in key holding an object: each of its scalars is PHI
+
+
+# Entities of one value each: under their key, an object holds that value in some member
+# (`{"mrn": {"value": "48213"}}`), whatever the member is called. Not names or addresses,
+# whose objects (FHIR's HumanName and Address) say by their own keys which parts are PHI.
+_WRAPPED = 4  # members of an object that wraps one value
+_ONE_VALUE = frozenset(
+    {"ssn", "mrn", "phone", "fax", "email", "date", "zip", "city", "account", "health_plan"}
+    | {"license", "vehicle", "device", "ip", "username", "npi", "employer"}
+)
 
 
 def _leafy(value: Any) -> bool:
@@ -756,6 +789,23 @@ def _scalars(value: Any) -> list[str]:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return [json_codec.dumps(value)]
     return []
+
+
+def _wrapper(value: Any) -> bool:
+    """A value wrapped in an object of a few members (`{"value": ..., "system": ...}`), or a
+    list of such: not a map keyed by other things (`{"by_email": {address: count}}`)."""
+    if isinstance(value, list):
+        return len(value) <= _WRAPPED and all(_wrapper(v) or _leafy(v) for v in value)
+    return isinstance(value, dict) and 0 < len(value) <= _WRAPPED
+
+
+def _leaf_texts(value: Any) -> list[str]:
+    """Every scalar under `value`, objects included, as text."""
+    if isinstance(value, dict):
+        return [text for item in value.values() for text in _leaf_texts(item)]
+    if isinstance(value, list):
+        return [text for item in value for text in _leaf_texts(item)]
+    return _scalars(value)
 
 
 def _is_word(names: NameFinder, text: str, finding: Finding) -> bool:

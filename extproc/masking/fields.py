@@ -77,5 +77,17 @@ def parse_path(path: str) -> tuple[str | int, ...]:
 
 @functools.lru_cache(maxsize=4096)  # answers of one shape repeat the same paths
 def render(path: Path) -> str:
-    """`$.result.content[0].text`: how a path appears in reports and audit records."""
-    return "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
+    """`$.result.content[0].text`: how a path appears in reports and audit records. A key
+    that has not a key's shape ("Wuvtor, Zyxqa", a record keyed by a patient's name that no
+    detector knew) is written `*`: the record is kept six years, the path is metadata."""
+    return "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{_shown(p)}" for p in path)
+
+
+# A key's shape: a word of letters, digits and `_.-`, or a masked key ("[DATE] #2").
+_KEY_SHAPE = re.compile(
+    r"[A-Za-z_$@][A-Za-z0-9_.$@-]{0,63}|\[[A-Z_]+(?::[0-9a-f]+)?\](?: #[0-9]+)?"
+)
+
+
+def _shown(key: str) -> str:
+    return key if _KEY_SHAPE.fullmatch(key) else "*"

@@ -263,6 +263,10 @@ class BuiltinKeys:
                 return entity
         return None
 
+    def named(self, key: str | int) -> bool:
+        """Whether the lexicon holds `key` itself, not only its last words."""
+        return isinstance(key, str) and normal_key(key) in self._lexicon
+
     def person_context(self, keys: Iterable[str]) -> Mapping[str, Any]:
         """A stand-in for an object with these keys, as `entity_at` reads it for `name`:
         one key that makes a person, or none. Read once for a text's many lines."""

@@ -257,3 +257,24 @@ def test_every_lexicon_key_is_read_in_snake_camel_and_capitals(key: str) -> None
     camel = key.split("_")[0] + "".join(w.title() for w in key.split("_")[1:])
     for spelling in (key, camel, key.upper()):
         assert masked({spelling: "ZX88812"})[spelling].startswith("["), spelling
+
+
+def test_a_value_wrapped_in_an_object_under_a_phi_key_is_masked() -> None:
+    record = {"mrn": {"value": 48213}, "ssn": {"value": "123456789", "system": "x"}}
+    assert masked(record) == {
+        "mrn": {"value": "[MRN]"},
+        "ssn": {"value": "[SSN]", "system": "[SSN]"},
+    }
+    counts = {"by_email": {"a@example.org": 3}}  # a map keyed by PHI, not a wrapped value
+    assert masked(counts) == {"by_email": {"[EMAIL]": 3}}
+
+
+def test_a_report_path_never_holds_a_key_that_is_no_key() -> None:
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "result": {"structuredContent": {"patients": {"Wuvtor, Zyxqa": {"ssn": "123-45-6789"}}}},
+    }
+    report = MaskReport()
+    Masker(MaskingConfig()).mask_body(json.dumps(body).encode(), report)
+    assert report.as_dict()["ssn"]["paths"] == ["$.result.structuredContent.patients.*.ssn"]
