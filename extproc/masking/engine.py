@@ -486,12 +486,17 @@ class Masker:
         return cached[0]
 
     def _key_findings(self, key: str) -> list[Finding]:
-        """What the detectors find in a key. The same few field names recur in every answer
-        of a server: those in which nothing is found are remembered, if short (never one
-        holding PHI, and never more than a bounded number of bytes)."""
+        """What the detectors find in a key, names of several words included. The same few
+        field names recur in every answer of a server: those in which nothing is found are
+        remembered, if short (never one holding PHI, and never more than a bounded number
+        of bytes)."""
         if key in self._clean_keys:
             return []
         findings = self._key_scanner.scan(key)
+        if self._names is not None and (" " in key.strip() or "," in key):
+            # A record keyed by its patient ("Okafor, Ada"): names the dictionaries know or
+            # that stand as names do; "Patient Name" is a column, and no name.
+            findings = _merge(findings, self._names.find(key))
         if not findings and len(key) <= _CLEAN_KEY_CHARS:
             if len(self._clean_keys) >= _CLEAN_KEYS:
                 self._clean_keys.clear()

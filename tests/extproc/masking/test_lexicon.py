@@ -278,3 +278,8 @@ def test_a_report_path_never_holds_a_key_that_is_no_key() -> None:
     report = MaskReport()
     Masker(MaskingConfig()).mask_body(json.dumps(body).encode(), report)
     assert report.as_dict()["ssn"]["paths"] == ["$.result.structuredContent.patients.*.ssn"]
+
+
+def test_a_record_keyed_by_a_patients_name_has_its_key_masked() -> None:
+    out = masked({"patients": {"Okafor, Kyle": {"note": "stable"}, "Last Visit": "x"}})
+    assert out == {"patients": {"[NAME]": {"note": "stable"}, "Last Visit": "x"}}
