@@ -55,7 +55,7 @@ _PROTOCOL_KEYS = frozenset(
     }
 )
 _DROPPED = object()
-_LAID_OUT = re.compile(r"[\n:=|]|[A-Z] [A-Z0-9]")  # lines, pairs, or a line in capitals
+_LAID_OUT = re.compile(r"[\r\n:=|]|[A-Z] [A-Z0-9]")  # lines, pairs, or a line in capitals
 _SHARED_DOCUMENTS = 4
 _MIN_WHOLE = 3  # as the literal finder's shortest term
 _CLEAN_KEYS, _CLEAN_KEY_CHARS = 4096, 64

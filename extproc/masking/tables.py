@@ -53,6 +53,7 @@ _CAPS_PAIR = re.compile(
     r"(?:^[ \t]*|(?<=  )(?=\S))(?P<key>[A-Z][A-Z#]*(?: [A-Z][A-Z#]*)??) "
     r"(?P<value>\S(?:(?! {2}).){0,255})"
 )
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _LONGEST_VALUE = 256  # characters of a value read for its shape
 _LONGEST_NAME = 80  # a name's value or cell longer than this is masked whole
 _LONGEST_LINE = 2048  # characters of a line read as key-value pairs
@@ -238,9 +239,11 @@ def _delimited_cells(at: int, line: str, separator: str) -> Iterator[tuple[int, 
 
 
 def _lines(text: str) -> list[tuple[int, str]]:
-    """Each line with its offset, without its line break ("\r\n" too)."""
+    """Each line with its offset, without its line break ("\r\n", "\n", or "\r" alone, as
+    old exports and HL7 end them)."""
     lines, at = [], 0
-    for line in text.split("\n"):
-        lines.append((at, line.removesuffix("\r")))
-        at += len(line) + 1
+    for brk in _LINE_BREAK.finditer(text):
+        lines.append((at, text[at : brk.start()]))
+        at = brk.end()
+    lines.append((at, text[at:]))
     return lines

@@ -73,3 +73,8 @@ def test_json_lines_are_walked_as_json_line_by_line() -> None:
 def test_text_that_only_looks_laid_out_is_left_alone() -> None:
     prose = "Assessment: stable, improving.\nDose: 10 mg, daily.\nT 100.0 F | P 124 | BP 163/52"
     assert masked(prose) == prose
+
+
+def test_a_table_with_old_line_endings_is_read_too() -> None:
+    csv = 'Name,Member ID,DOB\r"Tavelle, Quorrin",XKQ1234,19310217\r'
+    assert masked(csv).split("\r")[1] == '"[NAME]",[HEALTH_PLAN],[DATE]'
