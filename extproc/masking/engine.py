@@ -28,7 +28,7 @@ from extproc.masking.actions import apply
 from extproc.masking.config import MaskingConfig
 from extproc.masking.detectors import BUILTIN_ENTITIES, PatternSpec, Scanner, ScannerSpec
 from extproc.masking.fields import FieldRules, Path, render
-from extproc.masking.findings import Finding
+from extproc.masking.findings import Finding, joined
 from extproc.masking.lexicon import BuiltinKeys
 from extproc.masking.literals import LiteralFinder, literal_finder
 from extproc.masking.names import NameFinder, dictionaries
@@ -830,17 +830,8 @@ def _values(text: str, findings: list[Finding]) -> dict[str, set[str]]:
 
 
 def _merge(first: list[Finding], second: list[Finding]) -> list[Finding]:
-    """Both lists' findings, sorted, without overlaps: of two that overlap, the earlier
-    (then the longer) names the entity of both spans together."""
-    merged: list[Finding] = []
-    for finding in sorted(first + second, key=lambda f: (f.start, -f.end)):
-        if merged and finding.start < merged[-1].end:
-            last = merged[-1]
-            if finding.end > last.end:  # overlapping in part: the union goes, not half of it
-                merged[-1] = Finding(last.entity, last.start, finding.end)
-            continue
-        merged.append(finding)
-    return merged
+    """Both lists' findings as one (see `joined`): on the same span, the first list's."""
+    return joined(first + second)
 
 
 def _parsed(text: str) -> Any:

@@ -13,3 +13,18 @@ class Finding:
     # For a part of a marked name ("Ada" of "Ada Okafor"), the whole name it stands for,
     # so both get one pseudonym. Kept in memory for that only, like the text itself.
     stands_for: str | None = None
+
+
+def joined(findings: list[Finding]) -> list[Finding]:
+    """The findings sorted, without overlaps: of two that overlap, the earlier (then the
+    longer, then the one listed first) names the entity of both spans together; the union
+    is masked, not half of it."""
+    merged: list[Finding] = []
+    for finding in sorted(findings, key=lambda f: (f.start, -f.end)):
+        if merged and finding.start < merged[-1].end:
+            last = merged[-1]
+            if finding.end > last.end:  # overlapping in part: the union goes
+                merged[-1] = Finding(last.entity, last.start, finding.end)
+            continue
+        merged.append(finding)
+    return merged

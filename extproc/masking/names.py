@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from faker.providers.address.en_US import Provider as UsAddress
 
-from extproc.masking.findings import Finding
+from extproc.masking.findings import Finding, joined
 
 # English words at least this frequent (pyspellchecker's counts) are words first, even when
 # somebody is called so ("Will", "Hope", "Grant"): names only where names stand.
@@ -316,7 +316,7 @@ class NameFinder:
             found += self._names_in(run, text)
         found += self._last_first(text)
         found += self._lowercase(text)
-        return _disjoint(found)
+        return joined(found)
 
     def _lowercase(self, text: str) -> list[Finding]:
         """Names written in lowercase, as chats and texts write them, where nothing but a
@@ -341,9 +341,9 @@ class NameFinder:
         return found
 
     def _lower_name(self, word: str, surname: bool = False) -> bool:
-        folded = word.casefold()
-        if folded in _GRAMMAR or self._words.get(folded, 0) >= _COMMON:
+        if self.common(word):
             return False
+        folded = word.casefold()
         return folded in self._names or (surname and not self._words.get(folded, 0))
 
     def _kind(self, token: _Token) -> str:
@@ -483,16 +483,3 @@ class NameFinder:
                 continue
             found.append(Finding("name", match.start(), match.end()))
         return found
-
-
-def _disjoint(findings: list[Finding]) -> list[Finding]:
-    """Sorted, overlaps joined: the union is masked, not half of it."""
-    merged: list[Finding] = []
-    for finding in sorted(findings, key=lambda f: (f.start, -f.end)):
-        if merged and finding.start < merged[-1].end:
-            last = merged[-1]
-            if finding.end > last.end:
-                merged[-1] = Finding(last.entity, last.start, finding.end)
-            continue
-        merged.append(finding)
-    return merged
