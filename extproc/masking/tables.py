@@ -70,12 +70,15 @@ def find(text: str, keys: BuiltinKeys) -> list[Finding]:
     key-value lines, sorted."""
     found: list[Finding] = []
     lines = _lines(text)
-    around = keys.person_context(_keys_of(lines))
+    # Each line's "Key: value" pairs, read once: their keys together say whether the text's
+    # "Name" is a person's, and each line's are then masked.
+    pairs = [_colon_pairs(line) for _, line in lines]
+    around = keys.person_context(m.group("key") for line in pairs for m in line)
     i = 0
     while i < len(lines):
         taken = _markdown(lines, i, keys, found) or _delimited(lines, i, keys, found)
         if not taken:
-            found.extend(_pairs(lines[i], keys, around))
+            found.extend(_pairs(lines[i], pairs[i], keys, around))
         i += max(taken, 1)
     return sorted(found, key=lambda f: f.start)
 
@@ -128,7 +131,10 @@ def _delimited(
 
 
 def _pairs(
-    line: tuple[int, str], keys: BuiltinKeys, around: Mapping[str, Any]
+    line: tuple[int, str],
+    colon_pairs: list[re.Match[str]],
+    keys: BuiltinKeys,
+    around: Mapping[str, Any],
 ) -> Iterator[Finding]:
     """The PHI values of a key-value line: "KEY | value", or "Key: value" and "key=value"
     pairs, several to a line when tabs or wide gaps part them."""
@@ -138,7 +144,7 @@ def _pairs(
     if (pair := _PIPE_PAIR.fullmatch(text)) is not None:
         matches = [pair]
     elif ":" in text or "=" in text:
-        matches = [*_PAIR.finditer(text), *_LOGFMT.finditer(text)]
+        matches = [*colon_pairs, *_LOGFMT.finditer(text)]
     elif text.isupper() and "  " in text.strip():  # a face sheet: "NAME ADA OKAFOR   SEX F"
         pairs = list(_CAPS_PAIR.finditer(text))
         around = around or keys.person_context(m["key"] for m in pairs)
@@ -171,14 +177,11 @@ def _pairs(
         yield Finding(entity, start, start + len(span.group("v")))
 
 
-def _keys_of(lines: list[tuple[int, str]]) -> dict[str, None]:
-    """The keys of a text's key-value lines: what says whether its "Name" is a person's."""
-    return {
-        m.group("key"): None
-        for _, text in lines
-        if len(text) <= _LONGEST_LINE
-        for m in _PAIR.finditer(text)
-    }
+def _colon_pairs(line: str) -> list[re.Match[str]]:
+    """A line's "Key: value" and "key=value" pairs (none in a line longer than a record's)."""
+    if len(line) > _LONGEST_LINE or not (":" in line or "=" in line):
+        return []
+    return list(_PAIR.finditer(line))
 
 
 def _columns(header: list[str], keys: BuiltinKeys) -> list[str | None]:
