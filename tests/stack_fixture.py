@@ -16,6 +16,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from custos.audit.entries import from_cloud_logging
 from custos.audit.verify import Found
+from custos.run_command import INITIALIZE as BANNER_INITIALIZE
 from custos.stack import EXAMPLE_MASKING, EXAMPLE_POLICY, LOCAL_PROJECT, LocalStack, Ports
 
 MCP_HEADERS = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
@@ -122,16 +123,8 @@ async def post_jsonrpc(
         return await client.post(stack.mcp_url, content=content, headers=sent, timeout=10)
 
 
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-06-18",
-        "capabilities": {},
-        "clientInfo": {"name": "custos-tests", "version": "1"},
-    },
-}
+# MCP's first request, as the ready banner's curl sends it: one body for both.
+INITIALIZE = json.loads(BANNER_INITIALIZE)
 
 
 def upstream_requests(stack: LocalStack) -> list[dict[str, Any]]:
