@@ -20,8 +20,9 @@ whatever starts inside it would lose to it. The candidates are settled by `_reso
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +36,7 @@ from extproc.masking.branches import (
     tries,
 )
 from extproc.masking.findings import Finding
+from extproc.masking.prefilter import Prefilter
 
 __all__ = ["BUILTIN_ENTITIES", "PatternSpec", "Scanner", "ScannerSpec"]
 
@@ -58,9 +60,13 @@ class ScannerSpec:
     # Accept SSNs in the 900-999 areas. The SSA never issues them, so real data has none,
     # but fake and test data (the demo server's) use them for exactly that reason.
     ssn_test_areas: bool = False
+    # Hyperscan first says which branches may match in a text; off, every branch is tried,
+    # which finds the same: the reference the native pass is tested against.
+    prefilter: bool = True
 
 
 _CHARS = 4096  # characters whose opening branches are remembered
+_PLANS = 1024  # alternations of the branches a text may hold, remembered
 _CLUSTER = 64  # overlapping candidates settled one by one (the settling is quadratic)
 _ENTITY = re.compile(r"[a-z][a-z0-9_]{0,31}")  # the config's Entity: a metric label
 _BACKREF = re.compile(r"(?<!\\)(?:\\\\)*(?:\\[1-9]|\(\?P=|\(\?\()")
@@ -138,22 +144,29 @@ class Scanner:
         # Each branch alone, to read what matched where the alternation found something: the
         # alternation itself holds no group to save and restore at every branch it tries,
         # which in the stdlib engine costs in proportion to the number of groups.
-        self._single = [
-            re.compile((r"\b" if b.word_start else "") + f"(?:{b.regex})") for b in self._branches
-        ]
+        self._single = [re.compile(_single_regex(b)) for b in self._branches]
         self._value = ["v" if "(?P<v>" in b.regex else 0 for b in self._branches]
         self._by_char: dict[str, tuple[int, ...]] = {}
         try:
-            self._scan = self._alternation()
+            self._scan = self._alternation(range(len(self._branches)))
         except re.error as exc:  # each custom regex compiled alone; together they clash
             names = ", ".join(repr(p.entity) for p in spec.custom)
             raise ValueError(f"custom patterns for entities {names} conflict: {exc}") from exc
+        # Which branches a text may hold, natively: the built-in ones by their place in the
+        # process's one prefilter; operators' patterns and words are always tried.
+        universe = _builtin_universe()
+        self._prefilter = _builtin_prefilter() if spec.prefilter else None
+        self._universal = {
+            universe[s.pattern]: i for i, s in enumerate(self._single) if s.pattern in universe
+        }
+        self._own = frozenset(range(len(self._single))) - frozenset(self._universal.values())
+        self._plans: dict[frozenset[int], re.Pattern[str]] = {}
 
-    def _alternation(self) -> re.Pattern[str]:
-        """Every branch in one alternation, which finds where any of them matches."""
+    def _alternation(self, indexes: Iterable[int]) -> re.Pattern[str]:
+        """These branches in one alternation, which finds where any of them matches."""
         inside: dict[str, list[str]] = {}  # lead -> the rest of each branch opening with it
         outside: list[str] = []
-        for branch in self._branches:
+        for branch in (self._branches[i] for i in indexes):
             regex = branch.regex.replace("(?P<v>", "(?:")
             if branch.word_start:
                 inside.setdefault(branch.lead, []).append(regex[len(branch.lead) :])
@@ -177,9 +190,31 @@ class Scanner:
 
     def scan(self, text: str) -> list[Finding]:
         """Findings sorted by position, none overlapping (see `_resolve`)."""
+        found = self._prefilter.active(text) if self._prefilter is not None else None
+        if found is None:
+            return self._scanned(text, self._scan, None)
+        universal = self._universal
+        active = self._own.union(universal[u] for u in found if u in universal)
+        if not active:
+            return []
+        return self._scanned(text, self._plan(active), active)
+
+    def _plan(self, active: frozenset[int]) -> re.Pattern[str]:
+        """The alternation of the branches that may match in a text."""
+        plan = self._plans.get(active)
+        if plan is None:
+            plan = self._alternation(sorted(active))
+            if len(self._plans) < _PLANS:  # bounded: text chooses the sets
+                self._plans[active] = plan
+        return plan
+
+    def _scanned(
+        self, text: str, alternation: re.Pattern[str], active: frozenset[int] | None
+    ) -> list[Finding]:
+        """What `alternation`'s branches (`active`, or all) find in `text`."""
         candidates: list[tuple[int, int, int, str]] = []
         search, branches, single, value = (
-            self._scan.search,
+            alternation.search,
             self._branches,
             self._single,
             self._value,
@@ -189,6 +224,8 @@ class Scanner:
             at = found.start()
             pos = at + 1
             for i in self._opening_with(text[at]):
+                if active is not None and i not in active:
+                    continue
                 match = single[i].match(text, at)
                 if match is None:
                     continue
@@ -202,6 +239,23 @@ class Scanner:
                     # ("Fax:", "ZIP"), on from the value, where a tie with it may start.
                     pos = max(pos, end if start == at else start)
         return _resolve(candidates)
+
+
+def _single_regex(branch: Branch) -> str:
+    return (r"\b" if branch.word_start else "") + f"(?:{branch.regex})"
+
+
+@functools.cache
+def _builtin_universe() -> dict[str, int]:
+    """Every built-in branch's regex, as the scanner runs it, and its place."""
+    regexes = [_single_regex(b) for areas in (False, True) for b in builtin_branches(areas)]
+    return {regex: i for i, regex in enumerate(dict.fromkeys(regexes))}
+
+
+@functools.cache
+def _builtin_prefilter() -> Prefilter:
+    """One native prefilter for the built-in branches, shared by every scanner."""
+    return Prefilter(list(_builtin_universe()))
 
 
 def _passes(check: Any, value: str) -> bool:

@@ -12,33 +12,17 @@ too."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
+from tests.bench_modules import bench_module
+
 SEED, DOCUMENTS = 7, 120
 
 
-def _bench_module(name: str) -> ModuleType:
-    """A bench script as a module (bench/ is a folder of scripts, not a package; its
-    scripts import one another by bare name, so each is registered under its own)."""
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-phi_corpus = _bench_module("phi_corpus")
-phi_accuracy = _bench_module("phi_accuracy")
+phi_corpus = bench_module("phi_corpus")
+phi_accuracy = bench_module("phi_accuracy")
 
 RECALL_FLOORS = {
     "overall": 0.975,
