@@ -138,6 +138,31 @@ def _labelled(before: str) -> bool:
     return False
 
 
+def _after_greetings(text: str) -> list[re.Match[str]]:
+    """`_LOWER_AFTER`'s matches, tried only where a greeting stands: the regex, tried at
+    every word, cost as much as the rest of the finder. Found in the lowercased text where
+    its offsets are the text's and its case matches the regex's (ASCII); else by the regex."""
+    if not text.isascii():
+        return list(_LOWER_AFTER.finditer(text))
+    lowered = text.lower()
+    starts = sorted({at for g in _GREETINGS for at in _occurrences(lowered, g)})
+    found: list[re.Match[str]] = []
+    for at in starts:
+        if found and at < found[-1].end():
+            continue
+        if (match := _LOWER_AFTER.match(text, at)) is not None:
+            found.append(match)
+    return found
+
+
+def _occurrences(text: str, word: str) -> list[int]:
+    found, at = [], text.find(word)
+    while at >= 0:
+        found.append(at)
+        at = text.find(word, at + 1)
+    return found
+
+
 def _titled(before: str) -> bool:
     """Whether `before` ends with a person's title ("Dr. ", "Mrs ")."""
     words = before.rstrip(" \t").split()
@@ -162,6 +187,8 @@ _PERSON_VERB = re.compile(
     re.IGNORECASE,
 )
 _NUMBER = re.compile(r"[ \t]*[0-9]")
+_JOINERS = re.compile(r"['\u2019\-]")
+_KINDS = 65_536
 # Lowercase names: after a greeting or a hand-over, before a relation in brackets.
 _GREETINGS = (
     *("hi", "hey", "hello", "dear", "thanks", "thank you", "thx", "ty", "fyi", "cc"),
@@ -172,10 +199,12 @@ _LOWER_AFTER = re.compile(
     rf"\b(?i:{'|'.join(_GREETINGS)})[ \t,]+"
     r"(?P<a>[a-z][a-z'-]{1,30})(?:[ \t](?P<b>[a-z][a-z'-]{1,30}))?(?![\w@])",
 )
-_LOWER_BEFORE = re.compile(
-    r"(?<![\w@.])(?P<a>[a-z][a-z'-]{1,30})[ \t]+\((?:son|daughter|wife|husband|mother|mom|father"
-    r"|dad|sister|brother|partner|spouse|friend|niece|nephew|aunt|uncle|caregiver|guardian)\)"
+_RELATION = (
+    r"\((?:son|daughter|wife|husband|mother|mom|father|dad|sister|brother|partner|spouse"
+    r"|friend|niece|nephew|aunt|uncle|caregiver|guardian)\)"
 )
+_LOWER_BEFORE = re.compile(rf"(?<![\w@.])(?P<a>[a-z][a-z'-]{{1,30}})[ \t]+{_RELATION}")
+_A_RELATION = re.compile(_RELATION)  # a literal's search: a note without one costs nothing
 # What stands before a word capitalised in mid-sentence: a lowercase word or a comma.
 _MID_SENTENCE = re.compile(r"[a-z,][ \t]+$")
 # A word of a name: letters with inner apostrophes or hyphens ("O'Neil", "Okafor-Smith");
@@ -296,6 +325,7 @@ class NameFinder:
     def __init__(self, dictionaries: Dictionaries) -> None:
         self._names = dictionaries.names
         self._words = dictionaries.words
+        self._kinds: dict[str, str] = {}  # each word's kind, once: notes repeat their words
 
     @staticmethod
     def eponym_at(text: str, end: int) -> bool:
@@ -324,18 +354,14 @@ class NameFinder:
         to sarah espinoza"), or before a relation ("nader (son)"). Only a dictionary's
         name, never a common word ("summer", "will")."""
         found: list[Finding] = []
-        folded = text.casefold()
-        # Searched only where one of its words stands (a C substring search): the regex,
-        # tried at every position, cost as much as the rest of the finder.
-        after = any(g in folded for g in _GREETINGS)
-        for match in _LOWER_AFTER.finditer(text) if after else ():
+        for match in _after_greetings(text):
             words = [(match.start(g), match.group(g)) for g in ("a", "b") if match.group(g)]
             if not self._lower_name(words[0][1]):
                 continue
             if len(words) > 1 and not self._lower_name(words[1][1], surname=True):
                 words = words[:1]
             found.append(Finding("name", words[0][0], words[-1][0] + len(words[-1][1])))
-        for match in _LOWER_BEFORE.finditer(text) if "(" in text else ():
+        for match in _LOWER_BEFORE.finditer(text) if _A_RELATION.search(text) else ():
             if self._lower_name(match.group("a")):
                 found.append(Finding("name", match.start("a"), match.end("a")))
         return found
@@ -349,6 +375,14 @@ class NameFinder:
     def _kind(self, token: _Token) -> str:
         """ "name", "ambiguous" (a common word someone is called), "word", "initial" or
         "unknown" (in no dictionary: a name only where names stand)."""
+        kind = self._kinds.get(token.text)
+        if kind is None:
+            if len(self._kinds) >= _KINDS:  # the words are the text's: bounded
+                self._kinds.clear()
+            kind = self._kinds[token.text] = self._kind_of(token)
+        return kind
+
+    def _kind_of(self, token: _Token) -> str:
         if token.initial:
             return "initial"
         word = token.text.rstrip(".").casefold()
@@ -356,7 +390,7 @@ class NameFinder:
             return "word"
         if word in _MONTHS or word in _STATE_WORDS:  # "June Lee", "Virginia Woolf"
             return "ambiguous"
-        parts = [p for p in re.split(r"['\u2019\-]", word) if p]
+        parts = [p for p in _JOINERS.split(word) if p]
         frequency = self._words.get(word, 0)
         if word in self._names or (len(parts) > 1 and all(p in self._names for p in parts)):
             if frequency >= _COMMON:

@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from extproc.masking import Masker, MaskingConfig, MaskReport
-from extproc.masking.names import NameFinder, dictionaries
+from extproc.masking.names import _LOWER_AFTER, NameFinder, _after_greetings, dictionaries
 
 
 @pytest.fixture(scope="module")
@@ -130,3 +132,19 @@ def test_names_can_be_turned_off_with_the_detectors() -> None:
 def test_a_name_that_is_a_common_word_is_not_masked_as_that_word() -> None:
     text = "Patient: Will Bell. Plan: will restart heparin; Bell reports pain."
     assert masked_text(text) == "Patient: [NAME]. Plan: will restart heparin; [NAME] reports pain."
+
+
+GREETING_WORDS = ["hi", "Hey", "THANKS", "thank you", "per", "called", "cc", "spoke w/"]
+GREETING_TEXT = st.lists(
+    st.sampled_from([*GREETING_WORDS, "sylvia", "ana", "de", ",", " ", "\t", "x", "é", "\u212a"]),
+    max_size=30,
+).map(" ".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.one_of(GREETING_TEXT, st.text(max_size=80)))
+def test_lowercase_names_after_greetings_are_found_as_the_regex_alone_finds_them(
+    text: str,
+) -> None:
+    spans = [m.span() for m in _after_greetings(text)]
+    assert spans == [m.span() for m in _LOWER_AFTER.finditer(text)]
