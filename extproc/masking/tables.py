@@ -144,7 +144,7 @@ def _pairs(
     if (pair := _PIPE_PAIR.fullmatch(text)) is not None:
         matches = [pair]
     elif ":" in text or "=" in text:
-        matches = [*colon_pairs, *_LOGFMT.finditer(text)]
+        matches = [*colon_pairs, *(_LOGFMT.finditer(text) if "=" in text else ())]
     elif text.isupper() and "  " in text.strip():  # a face sheet: "NAME ADA OKAFOR   SEX F"
         pairs = list(_CAPS_PAIR.finditer(text))
         around = around or keys.person_context(m["key"] for m in pairs)
@@ -181,6 +181,8 @@ def _colon_pairs(line: str) -> list[re.Match[str]]:
     """A line's "Key: value" and "key=value" pairs (none in a line longer than a record's)."""
     if len(line) > _LONGEST_LINE or not (":" in line or "=" in line):
         return []
+    if "\t" not in line and "  " not in line:  # a pair can only open the line
+        return [pair] if (pair := _PAIR.match(line)) is not None else []
     return list(_PAIR.finditer(line))
 
 
