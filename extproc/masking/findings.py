@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class Finding:
+class Finding(NamedTuple):  # a tuple: made by the hundred per answer, at half the cost
     entity: str  # "ssn", "phone", "email", "mrn", ... (stable: metric label, audit field)
     start: int  # span in the text that was scanned, [start, end)
     end: int

@@ -26,6 +26,7 @@ import json
 import pkgutil
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from faker.providers.address.en_US import Provider as UsAddress
 
@@ -310,8 +311,7 @@ def _parts(name: str) -> str:
     return name.casefold().strip()
 
 
-@dataclass(frozen=True, slots=True)
-class _Token:
+class _Token(NamedTuple):
     text: str
     start: int
     end: int
