@@ -19,7 +19,7 @@ import time
 
 from custos.stack import EXAMPLE_MASKING
 from extproc.masking.config import load_masking_config
-from extproc.masking.detectors import Scanner, ScannerSpec
+from extproc.masking.detectors import Scanner, ScannerSpec, native_ready
 from extproc.masking.engine import Masker, MaskReport
 
 FIRST = ["Ada", "Bruno", "Chen", "Dalia", "Emeka", "Freya", "Goran", "Hana", "Ivo", "Jun"]
@@ -86,6 +86,8 @@ def main() -> int:
     args = parser.parse_args()
     os.environ.setdefault("CUSTOS_PSEUDONYM_KEY", "benchmark-key-0123456789")
     masker = Masker(load_masking_config(EXAMPLE_MASKING))
+    if not native_ready(60):
+        raise SystemExit("the scanner's native prefilter did not compile")
     bodies, notes = corpus(args.megabytes)
     total = sum(len(b) for b in bodies)
 

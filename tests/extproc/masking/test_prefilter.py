@@ -14,8 +14,8 @@ from extproc.masking.detectors import (
     PatternSpec,
     Scanner,
     ScannerSpec,
-    _builtin_prefilter,
     _builtin_universe,
+    native_ready,
 )
 from extproc.masking.prefilter import Prefilter, hs_pattern
 from tests.bench_modules import bench_module
@@ -37,7 +37,7 @@ ODD = ["é", "Ø", "\u00a0", "\u2009", "\u2019", "\u2013", "٣", "\x1c", "\x1f",
 
 @pytest.fixture(scope="module", autouse=True)
 def _compiled() -> None:
-    assert _builtin_prefilter().ready.wait(60), "the native prefilter did not compile"
+    assert native_ready(60), "the native prefilter did not compile"
 
 
 def test_every_built_in_branch_has_a_native_pattern_but_those_with_backreferences() -> None:
