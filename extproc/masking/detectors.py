@@ -13,6 +13,12 @@ little more than one; no branch nests quantifiers over overlapping classes, so n
 backtracks catastrophically (and the few open-ended ones are bounded, so text such as
 "a.a.a.a..." costs linear time).
 
+Before that pass, a native one (`extproc.masking.prefilter`, Hyperscan) reads the text once
+for every built-in branch and says which of them can match in it at all; the alternation
+then holds those alone (for a clinical note, a handful of some 170; for a short value,
+often none). What is found does not change: a test holds the scanner with the native pass
+to what it finds without it.
+
 Overlaps: where a branch matches, the later branches whose lead accepts the same character
 are tried at that same position too; the scan then goes on after the accepted finding, since
 whatever starts inside it would lose to it. The candidates are settled by `_resolve`.
