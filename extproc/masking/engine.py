@@ -32,6 +32,7 @@ from extproc.masking.findings import Finding, joined
 from extproc.masking.lexicon import BuiltinKeys
 from extproc.masking.literals import LiteralFinder, literal_finder
 from extproc.masking.names import NameFinder, dictionaries
+from extproc.masking.schemas import widened
 
 # JSON-RPC's own members: never PHI, and masking them would break the protocol.
 _ENVELOPE = frozenset({"jsonrpc", "id", "method"})
@@ -131,6 +132,7 @@ class Masker:
         self._names = NameFinder(dictionaries()) if names else None
         self._key = config.pseudonym_key.read() if config.pseudonym_key else b""
         self._exceptions = [(e, compile_condition(e.when)) for e in config.exceptions]
+        self._dropping = "drop" in (config.default_action, *config.actions.values())
 
     def unmasked_for(self, inp: PolicyInput | None) -> frozenset[str]:
         """The entities this caller may see unmasked, by the configured exceptions. An
@@ -227,8 +229,9 @@ class Masker:
         """A `tools/list` answer as the tool filter left it (its shape checked there): what
         the server writes about each tool (its description, `_meta`, members MCP does not
         define) and the result's `_meta` are masked; what the client calls and shows a
-        tool by (name, title, schemas, annotations, icons) and the cursor it pages with
-        pass as they are."""
+        tool by (name, title, input schema, annotations, icons) and the cursor it pages
+        with pass as they are; the output schema is widened to what masking may make of
+        the tool's answers (`schemas.widened`)."""
         document = _parsed(text)
         results = [m["result"] for m in (document if isinstance(document, list) else [document])]
         # Marked values are looked for again in what is masked, as in any other answer.
@@ -258,7 +261,9 @@ class Masker:
     def _tool(self, tool: dict[str, Any], path: Path, walk: _Walk) -> dict[str, Any]:
         rebuilt = _Rebuilt(tool)
         for key, value in tool.items():
-            if key in _TOOL_PROTOCOL:
+            if key == "outputSchema":  # what the client holds the masked answers to
+                rebuilt.out[key] = widened(value, self._dropping)
+            elif key in _TOOL_PROTOCOL:
                 rebuilt.out[key] = value
             else:
                 rebuilt.put(key, self._member(key, value, path, walk, tool))
