@@ -53,6 +53,13 @@ _CAPS_PAIR = re.compile(
     r"(?:^[ \t]*|(?<=  )(?=\S))(?P<key>[A-Z][A-Z#]*(?: [A-Z][A-Z#]*)??) "
     r"(?P<value>\S(?:(?! {2}).){0,255})"
 )
+# A "key": value pair of JSON that could not be read as JSON (cut short, as servers cut a
+# long output): its value is masked by its key, as in a document that could. A string may
+# end unclosed where the text was cut.
+_JSON_PAIR = re.compile(
+    r'"(?P<key>[A-Za-z_$@][\w.$@ -]{0,63})"[ \t\r\n]*:[ \t\r\n]*'
+    r'(?:"(?P<string>(?:[^"\\\r\n]|\\.){1,512})|(?P<number>-?[0-9][0-9.eE+-]{0,31}))'
+)
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _LONGEST_VALUE = 256  # characters of a value read for its shape
 _LONGEST_NAME = 80  # a name's value or cell longer than this is masked whole
@@ -69,6 +76,8 @@ def find(text: str, keys: BuiltinKeys) -> list[Finding]:
     """The cells of PHI columns in the tables of `text`, and the values of PHI keys in its
     key-value lines, sorted."""
     found: list[Finding] = []
+    if '":' in text or '" :' in text:
+        found += _json_pairs(text, keys)
     lines = _lines(text)
     # Each line's "Key: value" pairs, read once: their keys together say whether the text's
     # "Name" is a person's, and each line's are then masked.
@@ -175,6 +184,19 @@ def _pairs(
         quote = 1 if match.group("value").startswith('"') else 0
         start = at + match.start("value") + quote + span.start("v")
         yield Finding(entity, start, start + len(span.group("v")))
+
+
+def _json_pairs(text: str, keys: BuiltinKeys) -> list[Finding]:
+    """The values of PHI keys in JSON text that is not JSON (see `_JSON_PAIR`)."""
+    pairs = list(_JSON_PAIR.finditer(text))
+    around = keys.person_context(m["key"] for m in pairs)
+    found = []
+    for pair in pairs:
+        entity = keys.entity_at((pair["key"],), around)
+        group = "string" if pair["string"] is not None else "number"
+        if entity is not None and keys.applies(entity, pair[group]):
+            found.append(Finding(entity, pair.start(group), pair.end(group)))
+    return found
 
 
 def _colon_pairs(line: str) -> list[re.Match[str]]:

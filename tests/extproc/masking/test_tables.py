@@ -78,3 +78,24 @@ def test_text_that_only_looks_laid_out_is_left_alone() -> None:
 def test_a_table_with_old_line_endings_is_read_too() -> None:
     csv = 'Name,Member ID,DOB\r"Tavelle, Quorrin",XKQ1234,19310217\r'
     assert masked(csv).split("\r")[1] == '"[NAME]",[HEALTH_PLAN],[DATE]'
+
+
+def test_json_cut_short_is_masked_by_its_keys() -> None:
+    # Servers cut long outputs: the text is no longer JSON, its keys still say what is PHI.
+    cut = (
+        '{"patients": [{"first_name": "Xzavian", "lastName": "Qorvath", "mrn": "48213377",'
+        ' "acct": 5512, "postal_code": "62704", "city": "Springfield", "age": 45,'
+        ' "note": "stable"}, {"first_name": "Bo'
+    )
+    out = masked(cut)
+    for phi in ("Xzavian", "Qorvath", "48213377", "5512", "62704", "Springfield", '"Bo'):
+        assert phi not in out
+    assert '"age": 45' in out and '"note": "stable"' in out  # no PHI under those keys
+    assert out.startswith('{"patients": [{"first_name": "[NAME]"')
+
+
+def test_a_name_key_in_cut_json_is_a_persons_only_beside_one() -> None:
+    product = masked('{"name": "Lisinopril 10 mg", "form": "tablet", "count": 3')
+    assert "Lisinopril" in product
+    person = masked('{"name": "Qorvath Xzavian", "dob": "1931-03-04", "count": 3')
+    assert "Qorvath" not in person
