@@ -601,6 +601,8 @@ class Masker:
             # Marked values first: on the same span, theirs is the finding that knows the
             # whole name a part stands for (one person, one pseudonym).
             findings = _merge(self._literals_in(text, walk.literals), findings)
+        if self._names is not None and "name" not in walk.keep:  # "Stavolle [NAME]"
+            findings = self._names.completed(text, findings)
         return self._replaced(text, findings, found, walk)
 
     def _literals_in(self, text: str, literals: LiteralFinder) -> list[Finding]:

@@ -260,6 +260,12 @@ _PARTICLES = frozenset(
         "e",
     ]
 )
+# A word beside a name that may be another part of it (`NameFinder.completed`): a
+# capitalised word or an initial, parted from the name by a space or a comma.
+_PART = rf"(?P<w>[A-Z]\.(?![^\W_])|{_CAPITAL_WORD}(?!\.[A-Za-z]))"  # not the M of M.D.
+_PART_BEFORE = re.compile(rf"{_PART}(?:,[ \t]?|[ \t])$")
+_PART_AFTER = re.compile(rf"(?:,[ \t]?|[ \t]){_PART}")
+_BESIDE, _LONGEST_PART = 2, 40  # words added on each side, characters of each
 # "Last, First" and a middle initial, not the "M" of "M.D.".
 _MIDDLE = r"(?:[ \t]+([A-Z])(?:\.(?![A-Z]\.?)|(?![\w.])))?"
 _LAST_FIRST = re.compile(rf"({_CAPITAL_WORD})[ \t]*,[ \t]*({_CAPITAL_WORD}){_MIDDLE}")
@@ -347,6 +353,40 @@ class NameFinder:
         found += self._last_first(text)
         found += self._lowercase(text)
         return joined(found)
+
+    def completed(self, text: str, findings: list[Finding]) -> list[Finding]:
+        """`findings` (sorted, disjoint), each name widened over the words that stand beside
+        it as parts of it: capitalised words in no dictionary of common words, and initials
+        ("Stavolle [NAME]" when only the surname was known, "[NAME], Bryntokon W."). A
+        title, a common word, or anything but a space or a comma between them stops it."""
+        if not any(f.entity == "name" for f in findings):
+            return findings
+        bounds = [0, *(f.end for f in findings)], [*(f.start for f in findings), len(text)]
+        return [
+            self._completed(text, f, bounds[0][i], bounds[1][i + 1]) if f.entity == "name" else f
+            for i, f in enumerate(findings)
+        ]
+
+    def _completed(self, text: str, finding: Finding, low: int, high: int) -> Finding:
+        """`finding` widened, within low..high (up to its neighbours: a word another
+        finding holds is that finding's)."""
+        start, end = finding.start, finding.end
+        for _ in range(_BESIDE):
+            before = _PART_BEFORE.search(text, max(low, start - _LONGEST_PART), start)
+            if before is None or not self._part(before.group("w")):
+                break
+            start = before.start()
+        for _ in range(_BESIDE):
+            after = _PART_AFTER.match(text, end, high)
+            if after is None or not self._part(after.group("w")):
+                break
+            end = after.end()
+        if (start, end) == (finding.start, finding.end):
+            return finding
+        return Finding("name", start, end)
+
+    def _part(self, word: str) -> bool:
+        return self._kind(_Token(word, 0, len(word))) in ("name", "unknown", "initial")
 
     def _lowercase(self, text: str) -> list[Finding]:
         """Names written in lowercase, as chats and texts write them, where nothing but a

@@ -148,3 +148,20 @@ def test_lowercase_names_after_greetings_are_found_as_the_regex_alone_finds_them
 ) -> None:
     spans = [m.span() for m in _after_greetings(text)]
     assert spans == [m.span() for m in _LOWER_AFTER.finditer(text)]
+
+
+def test_a_known_name_takes_the_unknown_parts_beside_it() -> None:
+    # Only the surname is a marked value; the given name is in no dictionary, and the
+    # words beside the name are left as they are.
+    record = {"last_name": "Tomioke", "guardian_last_name": "Shelviol"}
+    note = (
+        "Stavolle Tomioke was admitted. Canaeck, Shelviol (daughter) at bedside. "
+        "Follow-up with Dr. Tomioke at the clinic; T. Tomioke, M.D. signed."
+    )
+    result = {"structuredContent": {"record": record, "note": note}}
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "result": result}).encode()
+    out = json.loads(Masker(MaskingConfig()).mask_body(body, MaskReport()))
+    assert out["result"]["structuredContent"]["note"] == (
+        "[NAME] was admitted. [NAME] (daughter) at bedside. "
+        "Follow-up with Dr. [NAME] at the clinic; [NAME], M.D. signed."
+    )
