@@ -21,7 +21,8 @@ from extproc.masking.fields import Path
 _KEYS: dict[str, tuple[str, ...]] = {
     "name": (
         *("first_name", "firstname", "fname", "given_name", "given", "givenname", "forename"),
-        *("middle_name", "middlename", "mname", "middle_initial", "last_name", "lastname"),
+        *("middle_name", "middlename", "mname", "middle_initial", "mi", "last_name"),
+        "lastname",
         *("lname", "surname", "family_name", "family", "familyname", "full_name", "fullname"),
         *("patient_name", "pt_name", "person_name", "legal_name", "preferred_name", "nickname"),
         *("maiden_name", "mother_maiden_name", "mothers_maiden_name", "birth_name"),

@@ -22,7 +22,7 @@ Term = tuple[str, str | None]  # entity, and the whole name a part stands for
 # Words as runs of letters and digits: "_" joins words in file names and keys
 # ("Okafor_Ada"), it does not make one.
 _WORD = re.compile(r"[^\W_]+")
-_NAME_PARTS = re.compile(r"[\s\u2010-\u2014\u2212-]+")  # and the Unicode dashes
+_NAME_PARTS = re.compile(r"[\s,\u2010-\u2014\u2212-]+")  # and the Unicode dashes; "LAST,FIRST"
 _MIN_LITERAL = 3  # shorter marked values ("Al", "12") would mask ordinary words
 _NAME_ENTITIES = frozenset({"name"})
 _LOCAL_WORDS = 8  # terms up to this long are checked against the words read at the spot

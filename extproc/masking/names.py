@@ -105,7 +105,8 @@ _LABELS_FREE = frozenset(
     |grandfather|fiance|fiancee|fiancé|fiancée|spoke w/|spoke to|given to|handoff to
     |handed off to|discussed w/|signed out to|relieved by|left vm for|left voicemail for
     |nok|left message for|left a message for|vm for|message for|appointment for
-    |appt for""".split("|")  # noqa: SIM905
+    |appt for|this is|my name is|the resident|the fellow|the intern|the attending
+    |the nurse|the patient""".split("|")  # noqa: SIM905
 )
 _LABELS_COLON = frozenset(
     label.strip()
@@ -116,7 +117,7 @@ _LABELS_COLON = frozenset(
     |father|spouse|wife|husband|son|daughter|brother|sister|caregiver|guarantor
     |subscriber|insured|from|to|author|signed|signature|clinician|doctor|therapist|re
     |pharmacist|technologist|informant|historian|interpreter|witness|member
-    |insured name""".split("|")  # noqa: SIM905
+    |insured name|progress note""".split("|")  # noqa: SIM905
 )
 _LABEL_WORDS = 4  # the longest label, in words
 _LABEL_MARKS = ":,-\u2013#"
@@ -182,7 +183,7 @@ _PERSON_VERB = re.compile(
     r"|examined|brought|referred|found)|is[ \t]+an?[ \t]+[0-9])\b"
     # a name before its record's numbers: "Ada Okafor (MRN 123, DOB 1/2/1950)", "Ada Okafor,
     # DOB 10 Nov 2001"
-    r"|[ \t]*[(\[,][ \t]*(?:MRN|DOB|D\.O\.B|SSN|age|born|ID|acct|[0-9]{1,3}[ \t]*(?:yo|y/o|M|F)\b"
+    r"|[ \t]*[(\[,|][ \t]*(?:MRN|DOB|D\.O\.B|SSN|age|born|ID|acct|[0-9]{1,3}[ \t]*(?:yo|y/o|M|F)\b"
     r"|(?:son|daughter|wife|husband|mother|father|sister|brother|spouse|partner)\))"
     r")",
     re.IGNORECASE,
@@ -550,7 +551,11 @@ class NameFinder:
                 self._kind(_Token(first, 0, len(first))),
             }
             before = text[max(0, match.start() - 40) : match.start()]
-            placed = _labelled(before) or _CREDENTIAL.match(text, match.end())
+            placed = (
+                _labelled(before)
+                or _CREDENTIAL.match(text, match.end())
+                or _PERSON_VERB.match(text, match.end())
+            )
             if "word" in kinds or not ("name" in kinds or placed):
                 continue
             if first.casefold() in _STATE_WORDS or first in _STATE_CODES:  # "Florence, AL"

@@ -54,6 +54,13 @@ def test_a_marked_name_is_found_whole_by_its_parts_in_any_case_never_inside_word
     assert spans({"name": ["Ada Okafor"]}, text) == expected
 
 
+def test_a_name_marked_as_last_comma_first_is_found_by_its_parts() -> None:
+    assert spans({"name": ["OKAFOR,ADA"]}, "Ada called; Okafor too.") == [
+        ("name", "Ada"),
+        ("name", "Okafor"),
+    ]
+
+
 @pytest.mark.parametrize(
     "text", ["Call 555 010 0101.", "Call 555-010-0101.", "Call (555) 010-0101.", "555.010.0101"]
 )

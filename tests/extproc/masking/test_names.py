@@ -62,6 +62,11 @@ def names(finder: NameFinder, text: str) -> list[str]:
         ("Then Quennaby Ostrowel reports dizziness.", ["Quennaby Ostrowel"]),
         ("Plimbert's daughter drove her in.", ["Plimbert"]),
         ("Priya Raghunathan, MD", ["Priya Raghunathan"]),
+        ("I saw the patient with the resident, Tontyck Fonethes, and agree", ["Tontyck Fonethes"]),
+        ("This is Sandythiorn - Nidra's sister.", ["Sandythiorn", "Nidra"]),
+        ("Hi, my name is Qorvath and I", ["Qorvath"]),
+        ("Daily Progress Note - BENDINNE, XZOBRO - 06/07/2020", ["BENDINNE, XZOBRO"]),
+        ("SHYTHIAND,TASHOVAEND | MRN E30272062 | DOB 02/17/1994", ["SHYTHIAND,TASHOVAEND"]),
     ],
 )
 def test_names_are_found(finder: NameFinder, text: str, expected: list[str]) -> None:
