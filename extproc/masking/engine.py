@@ -674,15 +674,17 @@ class Carried:
 
     def add(self, known: dict[str, set[str]]) -> None:
         for entity, values in known.items():
+            added: set[str] = set()
             for value in values - self.known[entity]:
                 if self._count >= _CARRIED:
-                    return
+                    break
                 if self._chars + len(value) > _CARRIED_CHARS:
                     continue  # too big to carry, but a shorter one may still fit
-                self.known[entity].add(value)
-                self.whole.update(_whole({entity: {value}}))
+                added.add(value)
                 self._count += 1
                 self._chars += len(value)
+            self.known[entity] |= added
+            self.whole.update(_whole({entity: added}))
 
     def finder(self) -> LiteralFinder | None:
         if self._finder[0] != self._count:  # rebuilt only when values were added
