@@ -625,7 +625,13 @@ class Masker:
             findings = _merge(hl7.find(text), findings)
         if self._builtin is not None and _LAID_OUT.search(text):  # tables, key-value lines
             findings = _merge(tables.find(text, self._builtin), findings)
+        # JSON cut short (a server's long output cut): its pairs, by their keys' rules
+        if cut := tables.json_pairs(text, self._builtin, self._field_rule):
+            findings = _merge(cut, findings)
         return findings
+
+    def _field_rule(self, key: str) -> str | None:
+        return self._fields.entity_at((key,))
 
     def _replaced(
         self, text: str, findings: list[Finding], found: Counter[str], walk: _Walk

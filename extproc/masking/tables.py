@@ -6,7 +6,7 @@ has PHI in every row, and so has a line's value after such a key ("PAT_DOB | 194
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from extproc.masking.findings import Finding
@@ -76,8 +76,6 @@ def find(text: str, keys: BuiltinKeys) -> list[Finding]:
     """The cells of PHI columns in the tables of `text`, and the values of PHI keys in its
     key-value lines, sorted."""
     found: list[Finding] = []
-    if '":' in text or '" :' in text:
-        found += _json_pairs(text, keys)
     lines = _lines(text)
     # Each line's "Key: value" pairs, read once: their keys together say whether the text's
     # "Name" is a person's, and each line's are then masked.
@@ -186,15 +184,23 @@ def _pairs(
         yield Finding(entity, start, start + len(span.group("v")))
 
 
-def _json_pairs(text: str, keys: BuiltinKeys) -> list[Finding]:
-    """The values of PHI keys in JSON text that is not JSON (see `_JSON_PAIR`)."""
+def json_pairs(
+    text: str, keys: BuiltinKeys | None, field_rule: Callable[[str], str | None]
+) -> list[Finding]:
+    """The values of PHI keys in JSON text that is not JSON (see `_JSON_PAIR`): by the
+    operator's field rule for the key (whatever the value), else by the built-in lexicon."""
+    if '":' not in text and '" :' not in text:
+        return []
     pairs = list(_JSON_PAIR.finditer(text))
-    around = keys.person_context(m["key"] for m in pairs)
+    around = keys.person_context(m["key"] for m in pairs) if keys is not None else {}
     found = []
     for pair in pairs:
-        entity = keys.entity_at((pair["key"],), around)
         group = "string" if pair["string"] is not None else "number"
-        if entity is not None and keys.applies(entity, pair[group]):
+        entity = field_rule(pair["key"])
+        if entity is None and keys is not None:
+            entity = keys.entity_at((pair["key"],), around)
+            entity = entity if entity and keys.applies(entity, pair[group]) else None
+        if entity is not None:
             found.append(Finding(entity, pair.start(group), pair.end(group)))
     return found
 

@@ -99,3 +99,11 @@ def test_a_name_key_in_cut_json_is_a_persons_only_beside_one() -> None:
     assert "Lisinopril" in product
     person = masked('{"name": "Qorvath Xzavian", "dob": "1931-03-04", "count": 3')
     assert "Qorvath" not in person
+
+
+def test_operators_field_rules_apply_in_cut_json_too() -> None:
+    config = MaskingConfig.model_validate(
+        {"builtin_keys": False, "fields": [{"path": "chart_ref", "entity": "mrn"}]}
+    )
+    out = masked('{"chart_ref": "zq-771-kp", "first_name": "Xzavian", "note": "o', config)
+    assert out == '{"chart_ref": "[MRN]", "first_name": "Xzavian", "note": "o'
