@@ -48,7 +48,8 @@ def hs_pattern(regex: str) -> str | None:
         parsed = sre_parse.parse(regex)
         if parsed.state.flags & _UNSAFE_FLAGS:
             return None
-        return _sequence(parsed)
+        pattern = _sequence(parsed)
+        return f"(?s:{pattern})" if parsed.state.flags & sre.SRE_FLAG_DOTALL else pattern
     except (_Unsafe, re.error, RecursionError):
         return None
 

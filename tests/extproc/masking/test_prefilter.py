@@ -57,6 +57,8 @@ def test_every_built_in_branch_has_a_native_pattern_but_those_with_backreference
         (r"\s+\d", "\u2009 5"),
         (r"(?P<v>[A-Z]{2})(?=\s)", "ZZ\x1c"),
         (r"a{0,200}b", "a" * 150 + "b"),
+        (r"(?s)x.y", "x\ny"),
+        (r"x(?s:.)y", "x\ny"),
     ],
 )
 def test_a_rewritten_pattern_matches_wherever_its_regex_does(regex: str, text: str) -> None:
