@@ -106,7 +106,7 @@ def _class(items: list[tuple[Any, Any]]) -> str:
             members += _range(av, av, negated)
         elif op is sre.RANGE:
             members += _range(*av, negated)
-        elif op is sre.CATEGORY:
+        elif op is sre.CATEGORY and av in _CATEGORIES:
             members.append(_CATEGORIES[av])
         else:
             raise _Unsafe
@@ -203,15 +203,17 @@ class Prefilter:
         threading.Thread(target=self._compile, name="prefilter", daemon=True).start()
 
     def _compile(self) -> None:
-        patterns = {i: p for i, regex in enumerate(self._regexes) if (p := hs_pattern(regex))}
         try:
-            db = _database(patterns)
-        except hyperscan.error:  # one of them refused (too large): found alone, left out
-            patterns = {i: p for i, p in patterns.items() if _compiles(p)}
-            db = _database(patterns) if patterns else None
-        self._always = frozenset(range(len(self._regexes))) - patterns.keys()
-        self._db = db
-        self.ready.set()
+            patterns = {i: p for i, r in enumerate(self._regexes) if (p := hs_pattern(r))}
+            try:
+                db = _database(patterns)
+            except hyperscan.error:  # one of them refused (too large): found alone, left out
+                patterns = {i: p for i, p in patterns.items() if _compiles(p)}
+                db = _database(patterns) if patterns else None
+            self._always = frozenset(range(len(self._regexes))) - patterns.keys()
+            self._db = db
+        finally:  # whatever failed, the scanner goes on trying every branch
+            self.ready.set()
 
     def active(self, text: str) -> frozenset[int] | None:
         """The indexes of the regexes that may match in `text`; None: every one may."""
