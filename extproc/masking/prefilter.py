@@ -33,7 +33,8 @@ _STAND_INS = (_WORD, _SPACE, _OTHER)
 _BIG = 16  # a bounded repeat beyond this is read as unbounded: the pattern stays small
 _SPACES = re.compile(r"\s")
 _WORDS = re.compile(r"\w")
-_ASCII_ONLY = re.compile(r"[\x1c-\x1f]")  # ASCII that Python's \s holds and Hyperscan's not
+_SEPARATORS = (0x1C, 0x1F)  # ASCII that Python's \s holds and Hyperscan's not: read as spaces
+_ASCII_ONLY = re.compile(r"[\x1c-\x1f]")
 _UNSAFE_FLAGS = sre.SRE_FLAG_IGNORECASE | sre.SRE_FLAG_ASCII | sre.SRE_FLAG_LOCALE
 
 
@@ -60,7 +61,7 @@ def _sequence(items: Any) -> str:
 
 def _item(op: Any, av: Any) -> str:
     if op is sre.LITERAL:
-        return _escaped(chr(av) if av < 128 else _stand_in(chr(av)))
+        return _escaped(_read_as(av))
     if op is sre.NOT_LITERAL:  # not a stand-in: other characters read as it
         return "[\\x00-\\xff]" if chr(av) in _STAND_INS or av >= 128 else f"[^{_escaped(chr(av))}]"
     if op is sre.ANY:
@@ -120,6 +121,8 @@ def _range(low: int, high: int, negated: bool) -> list[str]:
     ascii_high = min(high, 127)
     if not negated:
         members = [_span(low, ascii_high)] if low < 128 else []
+        if low <= _SEPARATORS[1] and high >= _SEPARATORS[0]:  # read as spaces
+            members.append(_escaped(_SPACE))
         if high >= 128:  # the stand-ins of whatever lies beyond ASCII
             members += [_escaped(c) for c in _STAND_INS]
         return members
@@ -147,6 +150,13 @@ _CATEGORIES = {
     sre.CATEGORY_WORD: "\\w",
     sre.CATEGORY_NOT_WORD: "\\W",
 }
+
+
+def _read_as(code: int) -> str:
+    """The byte Hyperscan reads where the text holds this character."""
+    if code >= 128:
+        return _stand_in(chr(code))
+    return _SPACE if _SEPARATORS[0] <= code <= _SEPARATORS[1] else chr(code)
 
 
 def _stand_in(ch: str) -> str:

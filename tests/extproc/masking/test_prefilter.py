@@ -58,6 +58,9 @@ def test_every_built_in_branch_has_a_native_pattern_but_those_with_backreference
         (r"(?P<v>[A-Z]{2})(?=\s)", "ZZ\x1c"),
         (r"a{0,200}b", "a" * 150 + "b"),
         (r"(?s)x.y", "x\ny"),
+        (r"a\x1cb", "a\x1cb"),  # the separators Python counts as spaces, read as spaces
+        (r"[\x00-\x1f]", "\x1c"),
+        (r"[\x1c-\x1f]+x", "\x1dx"),
         (r"x(?s:.)y", "x\ny"),
     ],
 )
