@@ -34,7 +34,7 @@ _BIG = 16  # a bounded repeat beyond this is read as unbounded: the pattern stay
 _SPACES = re.compile(r"\s")
 _WORDS = re.compile(r"\w")
 _SEPARATORS = (0x1C, 0x1F)  # ASCII that Python's \s holds and Hyperscan's not: read as spaces
-_ASCII_ONLY = re.compile(r"[\x1c-\x1f]")
+_ASCII_ONLY = re.compile(f"[{chr(_SEPARATORS[0])}-{chr(_SEPARATORS[1])}]")
 _UNSAFE_FLAGS = sre.SRE_FLAG_IGNORECASE | sre.SRE_FLAG_ASCII | sre.SRE_FLAG_LOCALE
 
 
@@ -153,7 +153,8 @@ _CATEGORIES = {
 
 
 def _read_as(code: int) -> str:
-    """The byte Hyperscan reads where the text holds this character."""
+    """The byte Hyperscan reads where the text holds this character: one mapping for the
+    text (`_StandIns`) and the regexes rewritten for it, which must agree."""
     if code >= 128:
         return _stand_in(chr(code))
     return _SPACE if _SEPARATORS[0] <= code <= _SEPARATORS[1] else chr(code)
@@ -176,11 +177,7 @@ class _StandIns(dict[int, str | None]):
     no one byte stands in for both."""
 
     def __missing__(self, code: int) -> str | None:
-        ch = chr(code)
-        if code < 128 and not _ASCII_ONLY.match(ch):
-            value: str | None = ch
-        else:
-            value = None if ch.isdecimal() else _stand_in(ch)
+        value = None if code >= 128 and chr(code).isdecimal() else _read_as(code)
         if len(self) < 65_536:  # bounded: text chooses the characters
             self[code] = value
         return value
