@@ -17,7 +17,6 @@ ProcessingRequests to ProcessingResponses, with no server in it.
 from __future__ import annotations
 
 import re
-import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,7 +34,8 @@ from custos.audit.spool import SpoolError
 from custos.errors import CustosError
 from custos.policy import HttpRequest, Identity, McpCall, PolicyInput
 from extproc.masking import json_codec
-from extproc.masking.engine import Carried, Masker, MaskingError, MaskReport
+from extproc.masking.answer import AnswerMasking
+from extproc.masking.engine import Masker, MaskingError, MaskReport
 from extproc.metrics import MaskingMetrics
 from extproc.recording import ExchangeRecording
 from extproc.sse import SseRewriter
@@ -84,11 +84,9 @@ class Exchange:
     _calls: tuple[McpCall, ...] = ()  # with the tool or prompt each names, for exceptions
     _identity: Identity | None = None
     _text_ok: bool = False
-    _deadline: float | None = None  # for the body message in hand: mask_timeout_ms from it
-    _json_rewrite: Callable[[str], str] | None = None  # set by the response headers
-    # The marked values of a stream's events so far; None for a buffered answer, which is
-    # one document: nothing comes after it to look for them in.
-    _carried: Carried | None = None
+    # The answer's masking and what its JSON goes through, both set by its headers.
+    _answer: AnswerMasking | None = None
+    _json_rewrite: Callable[[str], str] | None = None
     # A stream's status and headers went to the client: a refusal can only break it off.
     _released: bool = False
     # The ids of the request's calls whose responses the stream has not carried yet; None
@@ -185,6 +183,8 @@ class Exchange:
 
     def _finish(self) -> None:
         self.finished = "complete"
+        if self._answer is not None:
+            self._answer.finish()
         if self.metrics is not None:
             self.metrics.record(self.report)
 
@@ -199,37 +199,17 @@ class Exchange:
             self._calls = _calls_from(decision)
             self._identity = identity_from(decision)
 
-    def _rewrite(self) -> Callable[[str], str]:
-        """What the answer's JSON goes through: the tools filter for a listing of tools,
-        the masker for everything else (which leaves the protocol members of a protocol
-        method's results as they are)."""
-        keep = self.masker.unmasked_for(self._policy_input())
+    def _rewrite(self, answer: AnswerMasking) -> Callable[[str], str]:
+        """What the answer's JSON goes through: the tools filter, then the masking of a
+        listing, for a listing of tools; the answer's masking for everything else."""
         tools = self.tools if self._methods == {"tools/list"} else None
-        protocol = self._protocol_only()
 
         def rewrite(text: str) -> str:
-            if not text.strip():  # an SSE priming event carries empty data
-                return text
             if tools is not None and (listing := tools.filter(text, self._identity)):
-                return self.masker.mask_tool_listing(
-                    listing, self.report, keep, deadline=self._deadline, carried=self._carried
-                )
-            return self.masker.mask_json_text(
-                text,
-                self.report,
-                keep,
-                handshake=protocol,
-                deadline=self._deadline,
-                carried=self._carried,
-            )
+                return answer.listing(listing)
+            return answer.document(text)
 
         return rewrite
-
-    def _mask_line(self, line: str) -> str:
-        # An event's type is the protocol's ("message"): a marked value that happens to
-        # spell it must not rename it, or the client drops the event.
-        carried = None if line.startswith("event:") else self._carried
-        return self.masker.mask_text(line, self.report, carried=carried)
 
     def _policy_input(self) -> PolicyInput | None:
         """The caller and what it asked, as masking exceptions see them."""
@@ -277,12 +257,17 @@ class Exchange:
         self._text_ok = content_type == "text/plain"
         # Only now, when the answer is known to be maskable: a body after a refusal finds
         # no way to be masked, and is refused in turn.
+        answer = self._answer = AnswerMasking(
+            self.masker,
+            self.report,
+            keep=self.masker.unmasked_for(self._policy_input()),
+            handshake=self._protocol_only(),
+            streamed=streamed,
+        )
+        rewrite = self._json_rewrite = self._rewrite(answer)
         if streamed:
-            self._carried = Carried()
-        rewrite = self._json_rewrite = self._rewrite()
-        if streamed:
-            self._sse = SseRewriter(self._answering(rewrite), rewrite_other=self._mask_line)
-        removed = ["content-length", "content-encoding", *self._headers_with_phi(pairs)]
+            self._sse = SseRewriter(self._answering(rewrite), rewrite_other=answer.line)
+        removed = ["content-length", "content-encoding", *self._headers_with_phi(pairs, answer)]
         mutation = ext_proc.HeaderMutation(remove_headers=removed)
         body_mode = Mode.STREAMED if streamed else Mode.BUFFERED
         # Envoy sends a streamed answer's headers on as soon as it has this; a buffered
@@ -309,14 +294,15 @@ class Exchange:
 
         return rewrite_event
 
-    def _headers_with_phi(self, pairs: list[tuple[str, str]]) -> list[str]:
+    @staticmethod
+    def _headers_with_phi(pairs: list[tuple[str, str]], answer: AnswerMasking) -> list[str]:
         """Names of the answer's headers in which a detector finds PHI: removed whole (a
         header is not a document to rewrite), every value of that name."""
         found: set[str] = set()
         for name, value in pairs:
             if name in _PROTOCOL_HEADERS or name.startswith(":") or name in found:
                 continue
-            if self.masker.mask_text(value, self.report) != value:
+            if answer.text(value, carrying=False) != value:
                 found.add(name)
         return sorted(found)
 
@@ -344,7 +330,9 @@ class Exchange:
     def _response_body(self, body: ext_proc.HttpBody) -> ext_proc.ProcessingResponse:
         if self.recording is not None:
             self.recording.upstream_chunk(body.body)
-        self._deadline = time.monotonic() + self.masker.config.mask_timeout_ms / 1000
+        if self._answer is None or self._json_rewrite is None:
+            raise ExchangeError("a response body before its headers")
+        self._answer.message()
         if self._sse is not None:
             out = self._sse.feed(body.body)
             if body.end_of_stream:
@@ -352,14 +340,12 @@ class Exchange:
             out = self._hold(out, body.end_of_stream)
             self._seen(out)
             return _body_response(out, self.report if body.end_of_stream else None)
-        if self._json_rewrite is None:
-            raise ExchangeError("a response body before its headers")
         if not body.end_of_stream:  # buffered mode sends the whole body, or trailers follow
             raise MaskingError("a buffered response body that does not end")
         raw = _gunzip(body.body, self.masker.config.max_body_bytes) if self._gzip else body.body
         text = self.masker.decoded(raw)
         if self._text_ok and not _is_json(text):
-            masked = self.masker.mask_text_body(raw, self.report, self._deadline)
+            masked = self._answer.text(text).encode()
         else:
             masked = self._json_rewrite(text).encode()
         self._seen(masked)

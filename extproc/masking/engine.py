@@ -166,12 +166,6 @@ class Masker:
         except UnicodeDecodeError as exc:
             raise MaskingError("body is not UTF-8") from exc
 
-    def mask_text_body(
-        self, body: bytes, report: MaskReport, deadline: float | None = None
-    ) -> bytes:
-        """A body that is not JSON, scanned as text."""
-        return self.mask_text(self.decoded(body), report, deadline).encode()
-
     def mask_text(
         self,
         text: str,

@@ -120,3 +120,13 @@ def test_a_file_it_cannot_read_is_an_error() -> None:
 def test_the_example_answer_is_what_the_demo_server_sends() -> None:
     example = json.loads((PROJECT_ROOT / "examples" / "patient_record.json").read_text())
     assert example == json.loads(record_response("pt-0001"))
+
+
+def test_a_stream_is_masked_as_ext_proc_masks_it_values_carried_to_later_events() -> None:
+    notice = {"jsonrpc": "2.0", "method": "notify", "params": {"name": "Zed Quux"}}
+    later = {"jsonrpc": "2.0", "id": 1, "result": {"note": "the Quux file"}}
+    stream = f"data: {json.dumps(notice)}\n\n: about Quux\ndata: {json.dumps(later)}\n\n"
+    result = custos_mask("--config", str(CONFIG), "--report", "-", stdin=stream.encode())
+    assert result.returncode == 0, result.stderr.decode()
+    assert "Quux" not in result.stdout.decode()
+    assert json.loads(result.stderr)["name"]["count"] == 3

@@ -140,7 +140,8 @@ def reference_terms(known: Mapping[str, Iterable[str]]) -> dict[tuple[str, ...],
                 terms.setdefault(words(value), entity)
             if entity == "name":
                 lower = value.islower()
-                pieces = [value] if lower and len(value.split()) < 2 else value.split()
+                spaced = len(value.split()) > 1
+                pieces = [value] if lower and not spaced else re.split(r"[\s,]+", value)
                 for piece in pieces:
                     for part in re.split(r"[\u2010-\u2014\u2212-]+", piece):
                         if len(part) >= 3 and (lower or not part[0].islower()):
@@ -198,6 +199,21 @@ def test_the_fast_path_and_the_token_path_find_the_same(text: str) -> None:
     assert found == where(_find_by_tokens(text, terms, sizes_of(terms)))
     # The same text again, sent down the token path by a folding that changes its length.
     assert where(finder(text + " ß")) == found
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(["name", "phone", "city"]), st.lists(TEXTS, max_size=4), max_size=3
+    ),
+    TEXTS,
+)
+def test_any_marked_values_are_found_as_the_reference_finds_them(
+    known: dict[str, list[str]], text: str
+) -> None:
+    finder = literal_finder(known)
+    expected = where(reference(known, text))
+    assert (where(finder(text)) if finder is not None else []) == expected
 
 
 def where(findings: list[Finding]) -> list[tuple[str, int, int]]:
