@@ -4,6 +4,7 @@ the client itself. An allowed request is recorded by ext_proc once its answer is
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 
 from envoy.service.auth.v3 import external_auth_pb2 as authz
 
@@ -14,6 +15,7 @@ from custos.audit.records import body
 from custos.audit.spool import SpoolError
 from custos.audit.writer import AuditWriter
 from custos.policy import HttpRequest
+from custos.request_target import kept_target
 from extauthz.pipeline import Verdict
 
 log = logging.getLogger(__name__)
@@ -28,7 +30,8 @@ async def record_refusal(
 ) -> None:
     """Commits the record, then marks the response as recorded. If the record cannot be
     kept, the refusal stands and ext_proc records what it sees of the exchange instead."""
-    record = refusal(verdict, request, request_body, response, writer.config.bodies)
+    config = writer.config
+    record = refusal(verdict, request, request_body, response, config.bodies, config.query_values)
     try:
         written = await writer.record(record)
     except SpoolError as exc:
@@ -44,6 +47,7 @@ def refusal(
     request_body: bytes,
     response: authz.CheckResponse,
     bodies: Bodies,
+    query_values: Collection[str] = (),
 ) -> Exchange:
     denied = response.denied_response
     return Exchange(
@@ -53,7 +57,7 @@ def refusal(
         principal=principal(verdict.identity),
         source_address=request.source_address,
         http_method=request.method,
-        http_path=request.path,
+        http_path=kept_target(request.path, query_values),
         calls=calls(verdict.mcp.calls),
         request=body(request_body, bodies.request, bodies.max_bytes),
         decision=Decision(

@@ -66,6 +66,15 @@ class KeysUnavailable(AuthzError):
     http_status = 503
 
 
+class CredentialInQuery(AuthzError):
+    """A token, or any credential, in the query string: MCP forbids it, since every log on
+    the way writes it down. Refused before it is looked at, and never forwarded."""
+
+    code = "credential_in_query"
+    http_status = 400
+    jsonrpc_code = -32600
+
+
 class McpRequestInvalid(AuthzError):
     """The body is not valid JSON-RPC 2.0 / MCP: the answer is 400."""
 

@@ -1,5 +1,6 @@
 """The ext_authz pipeline, in the order it runs:
 
+0. target — no credential in the query string (else 400);
 1. identity — the bearer token must verify (else 401);
 2. MCP request — the body must be JSON-RPC that agrees with its headers (else 400);
 3. policy — every call must be allowed by the CEL rules (else 403);
@@ -18,7 +19,8 @@ from dataclasses import dataclass, field, replace
 from custos.errors import ConfigError, CustosError
 from custos.policy import Decision, HttpRequest, Identity, PolicyInput, decide
 from custos.policy.reloader import PolicyReloader
-from extauthz.errors import AuthzError, McpRequestInvalid
+from custos.request_target import credentials_in_query, kept_query
+from extauthz.errors import AuthzError, CredentialInQuery, McpRequestInvalid
 from extauthz.identity import TokenVerifier, bearer_token
 from extauthz.mcp_request import (
     DEFAULT_LIMITS,
@@ -55,6 +57,7 @@ class Verdict:
     upstream_credential: str = field(default="", repr=False)
     request_id: str = ""  # Envoy's x-request-id: links access log, decision and audit
     source_address: str = ""
+    query: str = ""  # the query string's parameter names, their values redacted
     elapsed: float = field(default=0.0, compare=False)
 
     @property
@@ -104,12 +107,18 @@ class Authorizer:
                 elapsed=time.perf_counter() - started,
                 request_id=request.id,
                 source_address=request.source_address,
+                query=kept_query(request.path),
             )
             if self._on_verdict is not None:
                 self._on_verdict(verdict)
         return verdict
 
     async def _run(self, decision_id: str, request: HttpRequest, body: bytes) -> Verdict:
+        if found := credentials_in_query(request.path):
+            raise CredentialInQuery(
+                f"a credential in the query string ({', '.join(found)}): MCP takes tokens in "
+                "the Authorization header only"
+            )
         identity = await self._verifier.verify(bearer_token(request.headers, self._max_token_bytes))
         try:
             mcp = _mcp_request(request, body, self._limits)

@@ -151,6 +151,7 @@ def _metadata(verdict: Verdict) -> struct_pb2.Struct:
             "issuer": identity.issuer if identity else "",
             "subject": identity.subject if identity else "",
             "source_address": verdict.source_address,
+            "query": verdict.query,
             # ext_proc masks what these methods return (and passes protocol-only ones).
             "mcp_methods": sorted({call.method for call in verdict.mcp.calls}),
             # For masking exceptions that name a tool or prompt. Not the arguments or a

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,11 +17,13 @@ from custos.audit.config import Bodies
 from custos.audit.exchanges import AUDITED, calls, principal
 from custos.audit.records import body
 from custos.policy import Identity, McpCall
+from custos.request_target import kept_target
 
 
 @dataclass
 class ExchangeRecording:
     bodies: Bodies
+    query_values: Collection[str] = ()  # whose values the record keeps; the rest redacted
     started: float = field(default_factory=time.perf_counter)
     request_id: str = ""
     session_id: str = ""
@@ -114,7 +116,7 @@ class ExchangeRecording:
             principal=principal(identity),
             source_address=self.source_address,
             http_method=self.method,
-            http_path=self.path,
+            http_path=kept_target(self.path, self.query_values),
             calls=calls(mcp_calls),
             request=body(self.request_body, bodies.request, bodies.max_bytes),
             decision=decision,

@@ -63,7 +63,11 @@ class ExternalProcessorServicer(ext_proc_grpc.ExternalProcessorServicer):
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[ext_proc.ProcessingResponse]:
         audit = self._audit
-        recording = ExchangeRecording(audit.config.bodies) if audit is not None else None
+        recording = (
+            ExchangeRecording(audit.config.bodies, audit.config.query_values)
+            if audit is not None
+            else None
+        )
         masker = self._masker if isinstance(self._masker, Masker) else self._masker()
         exchange = Exchange(masker, tools=self._tools, metrics=self._metrics, recording=recording)
         recorded = False

@@ -4,6 +4,7 @@ with OIDC and CEL, driven by the real MCP SDK client."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,9 +16,11 @@ import pytest_asyncio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from mcp.shared.exceptions import MCPError
 
+from custos.audit.sources import from_spool
 from custos.stack import EXAMPLE_POLICY, LocalStack
 from tests.stack_fixture import (
     INITIALIZE,
+    MCP_HEADERS,
     mcp_client,
     post_jsonrpc,
     running_stack,
@@ -301,3 +304,69 @@ async def test_ext_authz_down_means_envoy_refuses(tmp_path: Path) -> None:
         response = await post_jsonrpc(stack, INITIALIZE, bearer)
         assert response.status_code == 503
         assert len(upstream_requests(stack)) == before
+
+
+async def test_a_credential_in_the_query_string_is_refused_and_kept_nowhere(
+    stack: LocalStack,
+) -> None:
+    bearer = await token(stack, "alice", ["phi-readers"])
+    before = len(upstream_requests(stack))
+    targets = [f"?access_token={bearer}&page=2", f"?q={bearer}", "?Client-Secret=s3cr3t-v4lue"]
+    async with httpx.AsyncClient() as client:
+        for target, header in itertools.product(targets, (True, False)):
+            sent = {**MCP_HEADERS, **SECRET_HEADERS}
+            if header:
+                sent["authorization"] = f"Bearer {bearer}"
+            response = await client.post(
+                stack.mcp_url + target, content=json.dumps(INITIALIZE), headers=sent
+            )
+            assert response.status_code == 400, target
+            assert response.json()["error"]["code"] == -32600
+            assert bearer not in response.text and "s3cr3t" not in response.text
+    assert len(upstream_requests(stack)) == before  # nothing forwarded
+    decision_id = response.json()["error"]["data"]["decision_id"]
+    entry = await access_log_entry(stack, decision_id)
+    assert entry["path"] == "/mcp" and entry["query"] == "Client-Secret=[REDACTED]"
+    assert entry["decision_code"] == "credential_in_query"
+    spool = await assert_kept_nowhere(stack, bearer, "s3cr3t")
+    assert b"/mcp?access_token=[REDACTED]&page=[REDACTED]" in spool
+
+
+# Headers the policy does not need, sent along: no log or record may hold them either.
+SECRET_HEADERS = {"cookie": "sid=c00kie-v4lue", "proxy-authorization": "Basic cHJveHk6cHc="}
+
+
+async def assert_kept_nowhere(stack: LocalStack, *secrets: str, upstream: bool = True) -> bytes:
+    """Neither these nor the secret headers' values are in any process's output (Envoy's
+    access log among them; the MCP server's too, unless `upstream` is False: a query it
+    was sent is its own to log) or in the audit spool, which is returned."""
+    await asyncio.sleep(1.2)  # Envoy's access log flush interval
+    output = "\n".join(line for line in stack.output if upstream or not line.startswith("mcp "))
+    spool = b"".join(p.read_bytes() for p in stack.spool_dir.rglob("*") if p.is_file())
+    for secret in (*secrets, "c00kie", "cHJveHk6cHc"):
+        assert secret not in output and secret.encode() not in spool
+    return spool
+
+
+async def test_a_query_reaches_the_server_but_its_values_not_the_record(
+    stack: LocalStack,
+) -> None:
+    bearer = await token(stack, "alice", ["phi-readers"])
+    sent = {**MCP_HEADERS, **SECRET_HEADERS, "authorization": f"Bearer {bearer}"}
+    async with httpx.AsyncClient() as client:
+        response = await client.post(
+            stack.mcp_url + "?page=2&patient=pt-0042", content=json.dumps(INITIALIZE), headers=sent
+        )
+    assert response.status_code == 200
+    request_id = response.headers["x-request-id"]
+    for _ in range(50):  # ext_proc writes the record once the answer is out
+        records = [
+            f.record.exchange
+            for f in from_spool(stack.spool_dir)
+            if f.record is not None and f.record.exchange.request_id == request_id
+        ]
+        if records:
+            break
+        await asyncio.sleep(0.1)
+    assert [r.http_path for r in records] == ["/mcp?page=[REDACTED]&patient=[REDACTED]"]
+    await assert_kept_nowhere(stack, bearer, "pt-0042", upstream=False)

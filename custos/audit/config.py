@@ -60,6 +60,9 @@ class AuditConfig(_Strict):
     checkpoint_every_records: int = Field(default=1000, ge=1)
     checkpoint_every_seconds: float = Field(default=60, gt=0)
     bodies: Bodies = Bodies()
+    # Query parameters whose values a record keeps (by name); every other value is kept as
+    # "[REDACTED]", the name only.
+    query_values: frozenset[str] = frozenset()
     segment_bytes: int = Field(default=16 * 1_048_576, ge=4096)
     max_spool_bytes: int = Field(default=1024 * 1_048_576, ge=65_536)
     # When the spool is full: refuse requests (no audit, no access), or serve them with

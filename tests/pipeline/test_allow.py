@@ -67,6 +67,7 @@ async def test_allowed_call_without_credential_strips_the_client_token(
             "issuer": idp.url,
             "subject": "alice",
             "source_address": "127.0.0.1",
+            "query": "",
             "mcp_methods": ["tools/call"],  # tells ext_proc what the answer will be
             "mcp_calls": [  # and, for masking exceptions, which tool was called
                 {"method": "tools/call", "tool": "search_patients", "name": "search_patients"}
