@@ -14,6 +14,7 @@ single-threaded service for long, nor nest deeper than CEL evaluates."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -53,11 +54,16 @@ NO_BODY = McpRequest(calls=(), is_batch=False)
 
 def parse_body(body: bytes, limits: McpLimits = DEFAULT_LIMITS) -> McpRequest:
     try:
-        document = json.loads(body, object_pairs_hook=_unique_keys)
+        # UTF-8, strictly: the stdlib would also read UTF-16 and the surrogates of CESU-8,
+        # which the MCP server's parser may read otherwise, or not at all.
+        text = body.decode("utf-8")
+        document = json.loads(text, object_pairs_hook=_unique_keys)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeError too
         raise McpRequestInvalid("body is not JSON", PARSE_ERROR) from exc
     except _DuplicateKey as exc:
         raise McpRequestInvalid("a JSON object has the same key twice") from exc
+    if _SURROGATE_ESCAPE.search(text) and _lone_surrogate(document):
+        raise McpRequestInvalid("a JSON string holds a lone surrogate", PARSE_ERROR)
     if too_deep(document, limits.max_depth):
         raise McpRequestInvalid(f"JSON nested deeper than {limits.max_depth} levels")
     if isinstance(document, list):
@@ -71,6 +77,20 @@ def parse_body(body: bytes, limits: McpLimits = DEFAULT_LIMITS) -> McpRequest:
 
 class _DuplicateKey(Exception):
     pass
+
+
+# An escaped UTF-16 surrogate: a pair of them is one character, one alone is none at all
+# (I-JSON, RFC 7493), and cannot be written as UTF-8 for the policy, the MCP server or a
+# record.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _lone_surrogate(document: Any) -> bool:
+    try:
+        json.dumps(document, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

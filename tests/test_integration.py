@@ -183,6 +183,17 @@ async def test_malformed_json_is_a_parse_error(stack: LocalStack) -> None:
     assert response.json()["error"]["code"] == -32700
 
 
+@pytest.mark.parametrize("name", [b"\\ud800", b"\xed\xa0\x80"], ids=["lone-surrogate", "cesu-8"])
+async def test_a_name_that_is_no_unicode_is_a_parse_error(stack: LocalStack, name: bytes) -> None:
+    bearer = await token(stack, "alice", ["phi-readers"])
+    call = b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"%s"}}' % name
+    before = len(upstream_requests(stack))
+    response = await post_jsonrpc(stack, call, bearer)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == -32700
+    assert len(upstream_requests(stack)) == before
+
+
 async def test_oversized_body_is_refused_with_413(stack: LocalStack) -> None:
     bearer = await token(stack, "alice", ["phi-readers"])
     huge = tool_call("search_patients", {"query": "x" * (2 * 1024 * 1024)})

@@ -73,6 +73,10 @@ def test_tools_call_exposes_tool_name_and_arguments() -> None:
     assert call.arguments == args
 
 
+def test_an_escaped_surrogate_pair_is_one_character() -> None:
+    assert parse_body(CALL_OF % b"\\ud83d\\ude00").calls[0].tool == "\U0001f600"
+
+
 def test_tools_call_without_arguments_has_empty_arguments() -> None:
     (call,) = parse_body(body(message("tools/call", {"name": "search_patients"}))).calls
     assert (call.tool, dict(call.arguments)) == ("search_patients", {})
@@ -116,10 +120,26 @@ def test_a_batch_of_one_is_still_a_batch() -> None:
 # --- what is refused -------------------------------------------------------------------
 
 
+CALL_OF = b'{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "%s"}}'
+
+
 @pytest.mark.parametrize(
     "raw",
-    [b"", b"{", b"not json", b'{"jsonrpc": "2.0", "method": "ping",}', b"\xff\xfe"],
-    ids=["empty", "truncated", "text", "trailing-comma", "not-utf8"],
+    [
+        *(b"", b"{", b"not json", b'{"jsonrpc": "2.0", "method": "ping",}', b"\xff\xfe"),
+        CALL_OF % b"\\ud800",
+        CALL_OF % b"get\\uDC00",
+        CALL_OF % b"\\ude00\\ud83d",  # a pair, the wrong way round
+        b'{"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"_meta": ["\\udbff"]}}',
+        CALL_OF % b"\xed\xa0\x80",  # CESU-8: a surrogate written as UTF-8
+        '{"jsonrpc": "2.0", "id": 1, "method": "ping"}'.encode("utf-16"),
+        b"\xef\xbb\xbf" + CALL_OF % b"get",  # a byte order mark
+    ],
+    ids=[
+        *("empty", "truncated", "text", "trailing-comma", "not-utf8", "lone-high-surrogate"),
+        *("lone-low-surrogate", "reversed-pair", "surrogate-in-a-list", "cesu-8", "utf-16"),
+        "byte-order-mark",
+    ],
 )
 def test_not_json_is_a_parse_error(raw: bytes) -> None:
     with pytest.raises(McpRequestInvalid) as info:
