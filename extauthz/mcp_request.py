@@ -26,6 +26,13 @@ from extauthz.errors import McpHeaderMismatch, McpRequestInvalid
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
 
+# MCP's method names: words joined by single slashes ("tools/call", "logging/setLevel",
+# "notifications/roots/list_changed"; an extension's "com.example/sync"), each opening with
+# a letter. No empty or relative segments: "notifications/../tools/call" is no method,
+# and a rule or a server that normalised it would read another one. Bounded.
+_METHOD = re.compile(r"[A-Za-z][\w.-]*(?:/[A-Za-z][\w.-]*){0,7}", re.ASCII)
+_MAX_METHOD = 128
+
 # Methods whose params name their target, and the param that does.
 _NAMED_TARGET = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
 
@@ -115,6 +122,8 @@ def _call(message: Any) -> McpCall:
         return McpCall(method="", id=msg_id)
     if not isinstance(method, str) or not method:
         raise McpRequestInvalid("JSON-RPC method must be a non-empty string")
+    if len(method) > _MAX_METHOD or not _METHOD.fullmatch(method):
+        raise McpRequestInvalid("JSON-RPC method is not an MCP method name")
     params = message.get("params", {})
     if not isinstance(params, dict):
         raise McpRequestInvalid("MCP params must be an object")

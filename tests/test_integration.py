@@ -194,6 +194,26 @@ async def test_a_name_that_is_no_unicode_is_a_parse_error(stack: LocalStack, nam
     assert len(upstream_requests(stack)) == before
 
 
+@pytest.mark.parametrize(
+    ("message", "status"),
+    [
+        ({"jsonrpc": "2.0", "id": 1, "method": "notifications/../tools/call"}, 400),
+        ({"jsonrpc": "2.0", "method": "notifications/../tools/call"}, 400),
+        ({"jsonrpc": "2.0", "id": 1, "method": "notifications/initialized"}, 403),
+        ({"jsonrpc": "2.0", "method": "notifications/tools/call"}, 403),
+    ],
+    ids=["relative-request", "relative-notification", "notification-with-an-id", "unknown"],
+)
+async def test_what_is_not_a_notification_is_not_let_through_as_one(
+    stack: LocalStack, message: dict[str, object], status: int
+) -> None:
+    bearer = await token(stack, "alice", ["phi-readers"])
+    before = len(upstream_requests(stack))
+    response = await post_jsonrpc(stack, message, bearer)
+    assert response.status_code == status
+    assert len(upstream_requests(stack)) == before
+
+
 async def test_oversized_body_is_refused_with_413(stack: LocalStack) -> None:
     bearer = await token(stack, "alice", ["phi-readers"])
     huge = tool_call("search_patients", {"query": "x" * (2 * 1024 * 1024)})

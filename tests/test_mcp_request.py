@@ -73,6 +73,17 @@ def test_tools_call_exposes_tool_name_and_arguments() -> None:
     assert call.arguments == args
 
 
+@pytest.mark.parametrize(
+    "method",
+    [
+        *("initialize", "tools/list", "resources/templates/list", "logging/setLevel"),
+        *("notifications/roots/list_changed", "sampling/createMessage", "com.example/sync"),
+    ],
+)
+def test_mcp_method_names_pass(method: str) -> None:
+    assert parse_body(body(message(method))).calls[0].method == method
+
+
 def test_an_escaped_surrogate_pair_is_one_character() -> None:
     assert parse_body(CALL_OF % b"\\ud83d\\ude00").calls[0].tool == "\U0001f600"
 
@@ -160,6 +171,16 @@ INVALID: list[tuple[str, Any]] = [
     ("id null", message("ping", id=None)),  # MCP: a request id MUST NOT be null
     ("method empty", message("")),
     ("method not a string", message(7)),
+    ("method with a relative segment", message("notifications/../tools/call")),
+    ("method with an empty segment", message("tools//call")),
+    ("method with a leading slash", message("/tools/call")),
+    ("method with a trailing slash", message("tools/call/")),
+    ("method with a space", message("tools/call ")),
+    ("method with a line break", message("tools/call\n")),
+    ("method opening with a digit", message("1tools/call")),
+    ("method beyond ASCII", message("tools/c\u0430ll")),  # a Cyrillic a
+    ("method too long", message("a" * 129)),
+    ("notification with a relative segment", {"jsonrpc": "2.0", "method": "notifications/.."}),
     ("params a list", message("tools/list", [1])),
     ("params a string", message("tools/list", "x")),
     ("tools/call without name", message("tools/call", {"arguments": {}})),
