@@ -39,6 +39,9 @@ class EnvoySettings(BaseModel):
     max_request_bytes: int = Field(default=1_048_576, ge=1024, le=MAX_BODY_BYTES)
     authz_timeout_ms: int = Field(default=2000, ge=10, le=60_000)
     stream_idle_timeout_s: int = Field(default=300, ge=1)
+    # Proxies of the operator's own in front of Envoy, each appending to X-Forwarded-For:
+    # 0 (the peer is the client), or as the README's "Deploy on GKE" says for a load balancer.
+    xff_num_trusted_hops: int = Field(default=0, ge=0, le=8)
     # What clients call: the resource in the RFC 9728 document.
     public_url: str = Field(default="http://127.0.0.1:8080", pattern=r"^https?://")
     authorization_servers: tuple[str, ...] = ()

@@ -66,6 +66,7 @@ class LocalStack:
     # Tests read what reached the MCP server in header_log. It holds the sidecar's upstream
     # credential and who called: never written unless asked for.
     log_upstream_headers: bool = False
+    xff_num_trusted_hops: int = 0  # a test's stand-in for a load balancer in front
     supervisor: Supervisor = field(init=False)
 
     def __post_init__(self) -> None:
@@ -252,6 +253,7 @@ class LocalStack:
             upstream_port=self.ports.mcp,
             public_url=f"http://127.0.0.1:{self.ports.envoy}",
             authorization_servers=(self.issuer_url,),
+            xff_num_trusted_hops=self.xff_num_trusted_hops,
         )
 
     def _show(self, name: str, line: str) -> None:

@@ -206,7 +206,8 @@ def build_server() -> MCPServer:
 
 
 class HeaderLogMiddleware:
-    """Append {"method", "path", "headers"} for every HTTP request to a JSON-lines file.
+    """Append {"method", "path", "headers", "client"} for every HTTP request to a JSON-lines
+    file.
 
     Tests of the sidecar read this file to prove what reached the upstream (for example that
     the client's Authorization header was stripped), so it logs on arrival, before the SDK can
@@ -225,8 +226,15 @@ class HeaderLogMiddleware:
                 value = raw_value.decode("latin-1")
                 # Repeated headers are folded as HTTP allows, so none is silently dropped.
                 headers[name] = f"{headers[name]}, {value}" if name in headers else value
+            # The client as the server reads it: uvicorn trusts X-Forwarded-For from Envoy.
+            client = (scope.get("client") or ("", 0))[0]
             line = json.dumps(
-                {"method": scope["method"], "path": scope["path"], "headers": headers}
+                {
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "headers": headers,
+                    "client": client,
+                }
             )
             # One write per line in append mode keeps lines whole even when requests overlap.
             with self.log_path.open("a", encoding="utf-8") as log:

@@ -8,6 +8,7 @@ from envoy.service.auth.v3 import external_auth_pb2_grpc as authz_grpc
 
 from custos.audit.writer import AuditWriter
 from custos.policy import HttpRequest
+from custos.policy.inputs import CLIENT_HEADER
 from extauthz.audit import record_refusal
 from extauthz.pipeline import Authorizer
 from extauthz.response import ResponseBuilder
@@ -16,7 +17,10 @@ from extauthz.response import ResponseBuilder
 def http_request(check: authz.CheckRequest) -> tuple[HttpRequest, bytes]:
     attributes = check.attributes
     http = attributes.request.http
-    address = attributes.source.address.socket_address.address
+    # The client as Envoy settled it, counting the operator's trusted proxies (Envoy sets
+    # this header on every request it does not deem internal, and drops a client's own);
+    # else the peer.
+    address = http.headers.get(CLIENT_HEADER) or attributes.source.address.socket_address.address
     request = HttpRequest(
         method=http.method,
         path=http.path,

@@ -17,6 +17,7 @@ from custos.audit.config import Bodies
 from custos.audit.exchanges import AUDITED, calls, principal
 from custos.audit.records import body
 from custos.policy import Identity, McpCall
+from custos.policy.inputs import CLIENT_HEADER
 from custos.request_target import kept_target
 
 
@@ -46,6 +47,7 @@ class ExchangeRecording:
         self.path = headers.get(":path", "")
         self.request_id = headers.get("x-request-id", "")
         self.session_id = headers.get("mcp-session-id", "")
+        self.source_address = headers.get(CLIENT_HEADER, self.source_address)
 
     def decided(self, metadata: struct_pb2.Struct) -> None:
         self._decided = True

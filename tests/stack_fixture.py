@@ -29,6 +29,7 @@ async def running_stack(
     masking: Path | None = None,
     demo_env: dict[str, str] | None = None,
     logging_endpoint: str | None = None,
+    xff_num_trusted_hops: int = 0,
 ) -> AsyncIterator[LocalStack]:
     stack = LocalStack(
         run_dir,
@@ -39,6 +40,7 @@ async def running_stack(
         demo_env=demo_env or {},
         logging_endpoint=logging_endpoint,
         log_upstream_headers=True,
+        xff_num_trusted_hops=xff_num_trusted_hops,
     )
     try:
         await stack.start()

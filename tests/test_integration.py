@@ -401,3 +401,49 @@ async def test_a_query_reaches_the_server_but_its_values_not_the_record(
         await asyncio.sleep(0.1)
     assert [r.http_path for r in records] == ["/mcp?page=[REDACTED]&patient=[REDACTED]"]
     await assert_kept_nowhere(stack, bearer, "pt-0042", upstream=False)
+
+
+async def client_seen(stack: LocalStack, claimed: str) -> tuple[dict[str, object], str]:
+    """An allowed call claiming to come from `claimed` (X-Forwarded-For): what the MCP
+    server saw of it, and the client its audit record names."""
+    bearer = await token(stack, "alice", ["phi-readers"])
+    sent = {"x-forwarded-for": claimed, "x-real-ip": "192.0.2.99"}
+    response = await post_jsonrpc(stack, INITIALIZE, bearer, headers=sent)
+    assert response.status_code == 200
+    request_id = response.headers["x-request-id"]
+    (seen,) = [r for r in upstream_requests(stack) if r["headers"]["x-request-id"] == request_id]
+    for _ in range(50):
+        recorded = [
+            f.record.exchange.source_address
+            for f in from_spool(stack.spool_dir)
+            if f.record is not None and f.record.exchange.request_id == request_id
+        ]
+        if recorded:
+            return seen, recorded[0]
+        await asyncio.sleep(0.1)
+    raise AssertionError("no record of the call")
+
+
+async def test_the_client_is_the_peer_whatever_it_claims(stack: LocalStack) -> None:
+    seen, recorded = await client_seen(stack, "192.0.2.2")
+    assert seen["headers"]["x-forwarded-for"] == "127.0.0.1"  # one address: the peer
+    assert "x-real-ip" not in seen["headers"]
+    assert seen["client"] == "127.0.0.1"  # as the MCP server (uvicorn) reads it
+    assert recorded == "127.0.0.1"
+
+
+async def test_behind_a_load_balancer_the_client_is_read_from_its_hops(tmp_path: Path) -> None:
+    # A GKE external Application Load Balancer appends the client's address and its own.
+    async with running_stack(tmp_path, xff_num_trusted_hops=2) as stack:
+        seen, recorded = await client_seen(stack, "192.0.2.2, 198.51.100.7, 203.0.113.9")
+        assert seen["headers"]["x-forwarded-for"] == "198.51.100.7"
+        assert seen["client"] == "198.51.100.7"
+        assert recorded == "198.51.100.7"
+        # The policy reads the same client (`request.source_address`): the access log too.
+        bearer = await token(stack, "alice", ["phi-readers"])
+        sent = {"x-forwarded-for": "198.51.100.7, 203.0.113.9"}
+        denied = await post_jsonrpc(
+            stack, tool_call("delete_patient", {"patient_id": "x"}), bearer, headers=sent
+        )
+        entry = await access_log_entry(stack, denied.json()["error"]["data"]["decision_id"])
+        assert entry["client"] == "198.51.100.7"

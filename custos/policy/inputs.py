@@ -20,6 +20,12 @@ class Identity:
     claims: Mapping[str, Any] = field(default_factory=dict)
 
 
+# Where Envoy puts the client it settled on (the peer, or the address X-Forwarded-For
+# holds past the operator's trusted proxies): what `source_address` is, in the policy, the
+# audit records and what the MCP server is told.
+CLIENT_HEADER = "x-envoy-external-address"
+
+
 @dataclass(frozen=True, slots=True)
 class HttpRequest:
     method: str
