@@ -39,6 +39,9 @@ class EnvoySettings(BaseModel):
     max_request_bytes: int = Field(default=1_048_576, ge=1024, le=MAX_BODY_BYTES)
     authz_timeout_ms: int = Field(default=2000, ge=10, le=60_000)
     stream_idle_timeout_s: int = Field(default=300, ge=1)
+    # The age at which any stream ends, the server's SSE streams included: past the longest
+    # tool call. A client reconnects a GET stream it still wants.
+    max_stream_duration_s: int = Field(default=3600, ge=1)
     # Proxies of the operator's own in front of Envoy, each appending to X-Forwarded-For:
     # 0 (the peer is the client), or as the README's "Deploy on GKE" says for a load balancer.
     xff_num_trusted_hops: int = Field(default=0, ge=0, le=8)
@@ -62,6 +65,7 @@ def render_bootstrap(settings: EnvoySettings, template: Path = BOOTSTRAP) -> str
     values["authz_timeout"] = _duration(settings.authz_timeout_ms)
     values["extproc_timeout"] = _duration(settings.extproc_timeout_ms)
     values["stream_idle_timeout"] = f"{settings.stream_idle_timeout_s}s"
+    values["max_stream_duration"] = f"{settings.max_stream_duration_s}s"
     # A JSON string is a valid YAML double-quoted scalar: the document is embedded as-is.
     # Compact with sorted keys, as Helm's toJson writes it.
     document = json.dumps(settings.resource_metadata(), sort_keys=True, separators=(",", ":"))

@@ -67,6 +67,7 @@ class LocalStack:
     # credential and who called: never written unless asked for.
     log_upstream_headers: bool = False
     xff_num_trusted_hops: int = 0  # a test's stand-in for a load balancer in front
+    max_stream_duration_s: int = 3600
     supervisor: Supervisor = field(init=False)
 
     def __post_init__(self) -> None:
@@ -254,6 +255,7 @@ class LocalStack:
             public_url=f"http://127.0.0.1:{self.ports.envoy}",
             authorization_servers=(self.issuer_url,),
             xff_num_trusted_hops=self.xff_num_trusted_hops,
+            max_stream_duration_s=self.max_stream_duration_s,
         )
 
     def _show(self, name: str, line: str) -> None:

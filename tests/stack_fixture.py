@@ -30,6 +30,7 @@ async def running_stack(
     demo_env: dict[str, str] | None = None,
     logging_endpoint: str | None = None,
     xff_num_trusted_hops: int = 0,
+    max_stream_duration_s: int = 3600,
 ) -> AsyncIterator[LocalStack]:
     stack = LocalStack(
         run_dir,
@@ -41,6 +42,7 @@ async def running_stack(
         logging_endpoint=logging_endpoint,
         log_upstream_headers=True,
         xff_num_trusted_hops=xff_num_trusted_hops,
+        max_stream_duration_s=max_stream_duration_s,
     )
     try:
         await stack.start()

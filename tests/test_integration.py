@@ -4,8 +4,10 @@ with OIDC and CEL, driven by the real MCP SDK client."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -447,3 +449,26 @@ async def test_behind_a_load_balancer_the_client_is_read_from_its_hops(tmp_path:
         )
         entry = await access_log_entry(stack, denied.json()["error"]["data"]["decision_id"])
         assert entry["client"] == "198.51.100.7"
+
+
+async def test_a_stream_the_server_keeps_open_ends_at_its_maximum_age(tmp_path: Path) -> None:
+    async with running_stack(tmp_path, max_stream_duration_s=2) as stack:
+        bearer = await token(stack, "alice", ["phi-readers"])
+        opened = await post_jsonrpc(stack, INITIALIZE, bearer)
+        session = {
+            "authorization": f"Bearer {bearer}",
+            "mcp-session-id": opened.headers["mcp-session-id"],
+            "mcp-protocol-version": INITIALIZE["params"]["protocolVersion"],
+            "accept": "text/event-stream",
+        }
+        started = time.monotonic()
+        async with (
+            httpx.AsyncClient(timeout=30) as client,
+            client.stream("GET", stack.mcp_url, headers=session) as stream,
+        ):
+            assert stream.status_code == 200  # the server's own event stream, open
+            with contextlib.suppress(httpx.HTTPError):  # Envoy resets it: no clean end
+                async for _ in stream.aiter_raw():
+                    pass
+        # Without the bound, only the 5-minute idle timeout would end it.
+        assert time.monotonic() - started < 20

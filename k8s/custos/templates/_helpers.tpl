@@ -116,6 +116,7 @@ pod and the local stack run the same configuration. A test renders both and comp
   "mcp_path" $v.mcpServer.path
   "max_request_bytes" (int $v.envoy.maxRequestBytes)
   "stream_idle_timeout" (printf "%ds" (int $v.envoy.streamIdleTimeoutSeconds))
+  "max_stream_duration" (printf "%ds" (int $v.envoy.maxStreamDurationSeconds))
   "xff_num_trusted_hops" (int $v.envoy.xffNumTrustedHops)
   "resource_metadata_json" ($metadata | toJson | toJson)
 -}}
