@@ -33,6 +33,7 @@ from custos.audit import audit_pb2
 from custos.audit.spool import SpoolError
 from custos.errors import CustosError
 from custos.policy import HttpRequest, Identity, McpCall, PolicyInput
+from extproc.in_flight import Claim, IdInFlight, InFlight, InFlightFull
 from extproc.masking import json_codec
 from extproc.masking.answer import AnswerMasking
 from extproc.masking.engine import Masker, MaskingError, MaskReport
@@ -91,7 +92,7 @@ class Exchange:
     _released: bool = False
     # The ids of the request's calls whose responses the stream has not carried yet; None
     # when no response is awaited (a GET stream, notifications only, no record kept).
-    _awaiting: set[_Id] | None = None
+    _awaiting: set[str] | None = None
     # Once a response has gone by with others still awaited (a batch, or an error with a
     # null id), what follows is held until all are answered or the stream ends: no
     # response reaches the client before the exchange's record is on disk.
@@ -99,6 +100,12 @@ class Exchange:
     _held: bytearray = field(default_factory=bytearray)
     # What the audit record needs; None when this ext_proc writes no records.
     recording: ExchangeRecording | None = None
+    # The ids in flight in each session, shared by this ext_proc's exchanges; None: not kept.
+    in_flight: InFlight | None = None
+    _session: str = ""  # the request's Mcp-Session-Id
+    _asked: dict[str, str] = field(default_factory=dict)  # its requests' ids (as the SDK
+    # compares them: 7 and "7" alike) and methods
+    _claim: Claim = frozenset()
     # Set when the exchange is over for the client: "complete", "refused" (it got a 502
     # or 503), or "reset" (refused after a stream's 200 went out: Envoy breaks it off).
     finished: str = ""
@@ -111,11 +118,12 @@ class Exchange:
         kind = request.WhichOneof("request")
         try:
             if kind == "request_headers":
+                values = dict(_header_pairs(request.request_headers))
+                self._session = values.get("mcp-session-id", "")
                 if self.recording is not None:
-                    self.recording.request_headers(dict(_header_pairs(request.request_headers)))
-                return _request_headers(
-                    self.masker.config.mask_requests, see_body=self.recording is not None
-                )
+                    self.recording.request_headers(values)
+                see_body = self.recording is not None or self.in_flight is not None
+                return _request_headers(self.masker.config.mask_requests, see_body=see_body)
             if kind == "request_body":
                 return self._request_body(request.request_body)
             if kind == "response_headers":
@@ -181,6 +189,12 @@ class Exchange:
             return None
         return recording.record(outcome, self._identity, self._calls, self.report.as_dict())
 
+    def release(self) -> None:
+        """The exchange is over: its requests' ids are free again in their session."""
+        if self.in_flight is not None and self._claim:
+            self.in_flight.release(self._claim)
+            self._claim = frozenset()
+
     def _finish(self) -> None:
         self.finished = "complete"
         if self._answer is not None:
@@ -206,10 +220,32 @@ class Exchange:
 
         def rewrite(text: str) -> str:
             if tools is not None and (listing := tools.filter(text, self._identity)):
-                return answer.listing(listing)
-            return answer.document(text)
+                masked = answer.listing(listing)
+            else:
+                masked = answer.document(text)
+            self._check_responses(masked)
+            return masked
 
         return rewrite
+
+    def _check_responses(self, text: str) -> None:
+        """An answer carries the responses to this stream's own requests, no others: the MCP
+        SDK routes a response by its id, and one that took the wrong stream (a ping's
+        carrying a patient's record) must not reach this client. A ping's result is empty.
+        Known once the request's body was seen; a GET stream's is the server's."""
+        if not self._asked:
+            return
+        for message in _messages(text):
+            if "method" in message or not ("result" in message or "error" in message):
+                continue
+            if (asked := message.get("id")) is None:  # an error about an unreadable request
+                continue
+            method = self._asked.get(str(asked))
+            if method is None:
+                raise MaskingError("a response to a request this stream did not carry")
+            result = message.get("result")
+            if method == "ping" and isinstance(result, dict) and set(result) - {"_meta"}:
+                raise MaskingError("a ping answered with more than an empty result")
 
     def _policy_input(self) -> PolicyInput | None:
         """The caller and what it asked, as masking exceptions see them."""
@@ -307,25 +343,31 @@ class Exchange:
         return sorted(found)
 
     def _request_body(self, body: ext_proc.HttpBody) -> ext_proc.ProcessingResponse:
-        """Masked when the rules say so; else only seen, for the audit record."""
+        """Masked when the rules say so; else only seen, for the audit record and for the
+        ids it puts in flight in its session."""
         if not body.end_of_stream:
             raise MaskingError("a buffered request body that does not end")
+        self._asked = _requests(body.body)
+        ids = set(self._asked)
         if self.recording is not None:
             # A GET has no body: its stream is the server's, and is recorded when it ends.
-            self._awaiting = _request_ids(body.body) or None
-        if not self.masker.config.mask_requests:
-            if self.recording is None:
-                raise ExchangeError("a request body that was not asked for")
-            self.recording.request_body = body.body
-            return ext_proc.ProcessingResponse(request_body=ext_proc.BodyResponse())
-        masked = self.masker.mask_request_body(body.body, self.report) if body.body else b""
-        if self.recording is not None:
-            self.recording.request_body = masked
-        return ext_proc.ProcessingResponse(
-            request_body=ext_proc.BodyResponse(
-                response=ext_proc.CommonResponse(body_mutation=ext_proc.BodyMutation(body=masked))
+            self._awaiting = ids or None
+        if self.masker.config.mask_requests:
+            sent = self.masker.mask_request_body(body.body, self.report) if body.body else b""
+            mutation = ext_proc.CommonResponse(body_mutation=ext_proc.BodyMutation(body=sent))
+            response = ext_proc.ProcessingResponse(
+                request_body=ext_proc.BodyResponse(response=mutation)
             )
-        )
+        elif self.recording is None and self.in_flight is None:
+            raise ExchangeError("a request body that was not asked for")
+        else:
+            sent = body.body
+            response = ext_proc.ProcessingResponse(request_body=ext_proc.BodyResponse())
+        if self.recording is not None:
+            self.recording.request_body = sent
+        if self.in_flight is not None and self._session and ids:
+            self._claim = self.in_flight.claim(self._session, ids)
+        return response
 
     def _response_body(self, body: ext_proc.HttpBody) -> ext_proc.ProcessingResponse:
         if self.recording is not None:
@@ -384,24 +426,27 @@ def _calls_from(decision: struct_pb2.Struct) -> tuple[McpCall, ...]:
 _CALL_KEYS = ("method", "tool", "name")
 
 
-def _request_ids(body: bytes) -> set[_Id]:
-    """The ids of the JSON-RPC requests (a message with an id and a method) in a request
-    body, one message or a batch; none for notifications, responses, or what is not JSON."""
+def _requests(body: bytes) -> dict[str, str]:
+    """The JSON-RPC requests (a message with an id and a method) in a request body, one
+    message or a batch, as id (as text: the MCP SDK reads 7 and "7" alike) -> method; none
+    for notifications, responses, or what is not JSON."""
     try:
         messages = _messages(body.decode())
     except UnicodeDecodeError:
-        return set()
-    return {i for m in messages if "method" in m and (i := _id_of(m)) is not None}
+        return {}
+    return {
+        str(i): str(m["method"]) for m in messages if "method" in m and (i := _id_of(m)) is not None
+    }
 
 
-def _responses(text: str) -> tuple[set[_Id], bool]:
+def _responses(text: str) -> tuple[set[str], bool]:
     """The ids of the JSON-RPC responses (an id and a result or an error, no method) in
     an event's data, and whether it holds any response (an error's id may be null); a
     request or notification of the server's answers nothing."""
     responses = [
         m for m in _messages(text) if "method" not in m and ("result" in m or "error" in m)
     ]
-    return {i for m in responses if (i := _id_of(m)) is not None}, bool(responses)
+    return {str(i) for m in responses if (i := _id_of(m)) is not None}, bool(responses)
 
 
 def _messages(text: str) -> list[dict[str, Any]]:
@@ -489,7 +534,10 @@ def _refusal(exc: CustosError) -> ext_proc.ProcessingResponse:
         else "the response could not be made safe to show"
     )
     status = http_status_pb2.ServiceUnavailable if unrecorded else http_status_pb2.BadGateway
-    body = {"jsonrpc": "2.0", "id": None, "error": {"code": -32603, "message": message}}
+    code = -32603
+    if isinstance(exc, IdInFlight | InFlightFull):  # the request's own doing, or load
+        status, message, code = exc.http_status, exc.message, -32600
+    body = {"jsonrpc": "2.0", "id": None, "error": {"code": code, "message": message}}
     return ext_proc.ProcessingResponse(
         immediate_response=ext_proc.ImmediateResponse(
             status=http_status_pb2.HttpStatus(code=status),

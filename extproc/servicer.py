@@ -28,6 +28,7 @@ from custos.audit import audit_pb2
 from custos.audit.spool import SpoolError
 from custos.audit.writer import AuditWriter
 from extproc.exchange import Exchange
+from extproc.in_flight import InFlight
 from extproc.masking.engine import Masker, MaskingError
 from extproc.metrics import MaskingMetrics
 from extproc.recording import ExchangeRecording
@@ -56,6 +57,7 @@ class ExternalProcessorServicer(ext_proc_grpc.ExternalProcessorServicer):
         self._inline = inline_body_bytes
         self._audit = audit
         self._late: set[asyncio.Task[None]] = set()  # records of exchanges cut short
+        self._in_flight = InFlight()  # the ids of each session's requests still answering
 
     async def Process(
         self,
@@ -69,7 +71,13 @@ class ExternalProcessorServicer(ext_proc_grpc.ExternalProcessorServicer):
             else None
         )
         masker = self._masker if isinstance(self._masker, Masker) else self._masker()
-        exchange = Exchange(masker, tools=self._tools, metrics=self._metrics, recording=recording)
+        exchange = Exchange(
+            masker,
+            tools=self._tools,
+            metrics=self._metrics,
+            recording=recording,
+            in_flight=self._in_flight,
+        )
         recorded = False
         try:
             async for request in request_iterator:
@@ -86,10 +94,13 @@ class ExternalProcessorServicer(ext_proc_grpc.ExternalProcessorServicer):
                 if audit is not None and exchange.outcome and not recorded:
                     recorded = True
                     response = await self._record(audit, exchange, response)
+                if exchange.outcome:  # answered (or refused): its ids are free again
+                    exchange.release()
                 if self._metrics is not None:
                     self._metrics.handled(kind, time.perf_counter() - started)
                 yield response
         finally:
+            exchange.release()
             if audit is not None and not recorded and recording and recording.request_id:
                 self._record_late(audit, exchange)
 

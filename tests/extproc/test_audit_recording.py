@@ -191,18 +191,36 @@ async def test_a_batch_is_recorded_when_its_last_response_comes(
         request_body(1, "two"),
         sse_headers(),
         events(result(1)),
-        events(result("other")),  # not one of this request's ids
         events(PROGRESS, result("two")),
         raw_chunk(b"", end=True),
     )
-    *_, first, other, last, end = await step_by_step(servicer, requests, tmp_path)
+    *_, first, last, end = await step_by_step(servicer, requests, tmp_path)
     # The first response is held back with what follows it, not sent before the record.
-    assert sent(first[0]) == sent(other[0]) == b""
+    assert sent(first[0]) == b""
     (record,) = last[1]
     assert record.outcome == "complete" and b'"id":"two"' in sent(last[0])
-    assert b'"id":1' in sent(last[0]) and b'"id":"other"' in sent(last[0])
+    assert b'"id":1' in sent(last[0])
     assert record.response.text.encode() == sent(last[0])
     assert end[1] == [record]
+
+
+async def test_a_response_to_a_request_the_stream_did_not_carry_breaks_it_off(
+    tmp_path: Path, audited: ExternalProcessorServicer
+) -> None:
+    # The MCP SDK routes by id: a response that took the wrong stream is another caller's.
+    requests = fed(
+        request_headers(),
+        request_body(1),
+        sse_headers(),
+        events(PROGRESS),
+        events(result("other")),
+        raw_chunk(b"", end=True),
+    )
+    *_, progress, other, _end = await step_by_step(audited, requests, tmp_path)
+    assert b"notifications/progress" in sent(progress[0])
+    assert other[0].HasField("immediate_response")  # Envoy breaks the stream off
+    (record,) = other[1]
+    assert record.outcome == "reset" and b'"other"' not in record.response.text.encode()
 
 
 async def test_an_error_with_a_null_id_is_held_until_the_stream_ends(

@@ -112,3 +112,47 @@ async def test_a_big_body_does_not_hold_up_small_ones(monkeypatch: pytest.Monkey
         "custos_extproc_message_seconds_count", {"kind": "response_body"}
     )
     assert observed == 2
+
+
+def call_in_session(call_id: object) -> list[ext_proc.ProcessingRequest]:
+    session = base_pb2.HeaderValue(key="mcp-session-id", raw_value=b"s-1")
+    call = {"jsonrpc": "2.0", "id": call_id, "method": "tools/call", "params": {"name": "t"}}
+    return [
+        ext_proc.ProcessingRequest(
+            request_headers=ext_proc.HttpHeaders(headers=base_pb2.HeaderMap(headers=[session]))
+        ),
+        ext_proc.ProcessingRequest(
+            request_body=ext_proc.HttpBody(body=json.dumps(call).encode(), end_of_stream=True)
+        ),
+    ]
+
+
+async def test_an_id_is_freed_when_its_stream_ends_unanswered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    servicer = ExternalProcessorServicer(masker(monkeypatch))
+    await responses(servicer, call_in_session(7))  # the client went away before the answer
+    again = await responses(servicer, call_in_session("7"))
+    assert not any(r.HasField("immediate_response") for r in again)
+
+
+async def test_a_second_call_with_an_id_in_flight_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    servicer = ExternalProcessorServicer(masker(monkeypatch))
+    pending: asyncio.Queue[ext_proc.ProcessingRequest | None] = asyncio.Queue()
+
+    async def held() -> AsyncIterator[ext_proc.ProcessingRequest]:
+        while (request := await pending.get()) is not None:
+            yield request
+
+    first = servicer.Process(held(), None)  # type: ignore[arg-type]
+    for request in call_in_session(7):
+        await pending.put(request)
+        await anext(first)  # the first call is in flight, its answer not come
+    (_, refused) = await responses(servicer, call_in_session("7"))
+    assert refused.immediate_response.status.code == 409
+    await pending.put(None)
+    assert [r async for r in first] == []
+    (_, passed) = await responses(servicer, call_in_session(7))
+    assert not passed.HasField("immediate_response")
