@@ -8,6 +8,14 @@ class CustosError(Exception):
     code = "custos_error"
 
 
+class LimitExceeded(CustosError):
+    """Something is bigger than a configured limit allows. Its message names the limit and
+    holds nothing else, so the client may be told it: what to ask for instead, or which
+    setting an operator would raise."""
+
+    code = "limit_exceeded"
+
+
 class ConfigError(CustosError):
     """A configuration file is missing, malformed or invalid."""
 

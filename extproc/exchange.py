@@ -31,12 +31,12 @@ from google.protobuf import struct_pb2
 
 from custos.audit import audit_pb2
 from custos.audit.spool import SpoolError
-from custos.errors import CustosError
+from custos.errors import CustosError, LimitExceeded
 from custos.policy import HttpRequest, Identity, McpCall, PolicyInput
 from extproc.in_flight import Claim, IdInFlight, InFlight, InFlightFull
 from extproc.masking import json_codec
 from extproc.masking.answer import AnswerMasking
-from extproc.masking.engine import Masker, MaskingError, MaskReport
+from extproc.masking.engine import BodyTooLarge, Masker, MaskingError, MaskReport
 from extproc.metrics import MaskingMetrics
 from extproc.recording import ExchangeRecording
 from extproc.sse import SseRewriter
@@ -88,8 +88,9 @@ class Exchange:
     # The answer's masking and what its JSON goes through, both set by its headers.
     _answer: AnswerMasking | None = None
     _json_rewrite: Callable[[str], str] | None = None
-    # A stream's status and headers went to the client: a refusal can only break it off.
+    # A stream's status and headers went to the client: a refusal can only end it.
     _released: bool = False
+    _dropping: bool = False  # refused in the stream: the rest of the server's is dropped
     # The ids of the request's calls whose responses the stream has not carried yet; None
     # when no response is awaited (a GET stream, notifications only, no record kept).
     _awaiting: set[str] | None = None
@@ -103,11 +104,14 @@ class Exchange:
     # The ids in flight in each session, shared by this ext_proc's exchanges; None: not kept.
     in_flight: InFlight | None = None
     _session: str = ""  # the request's Mcp-Session-Id
-    _asked: dict[str, str] = field(default_factory=dict)  # its requests' ids (as the SDK
-    # compares them: 7 and "7" alike) and methods
+    # Its requests by id as the SDK compares them (7 and "7" alike): the id as sent, and
+    # the method.
+    _asked: dict[str, tuple[_Id, str]] = field(default_factory=dict)
     _claim: Claim = frozenset()
-    # Set when the exchange is over for the client: "complete", "refused" (it got a 502
-    # or 503), or "reset" (refused after a stream's 200 went out: Envoy breaks it off).
+    _produced: set[str] = field(default_factory=set)  # ids answered in the output so far
+    _delivered: set[str] = field(default_factory=set)  # of those, the ones gone to the client
+    # Set when the exchange is over for the client: "complete", "refused" (it got a 502 or
+    # 503, or an error event once a stream's 200 was out), or "reset" (Envoy breaks it off).
     finished: str = ""
 
     def handle(self, request: ext_proc.ProcessingRequest) -> ext_proc.ProcessingResponse:
@@ -155,13 +159,27 @@ class Exchange:
 
     def refuse(self, exc: CustosError) -> ext_proc.ProcessingResponse:
         """The exchange ends with a 502 that carries nothing of the MCP server's (a 503
-        when it could not be recorded)."""
+        when it could not be recorded), whose JSON-RPC error names the limit if one was
+        exceeded. Once a stream's 200 is out, the error goes to the client as an event
+        answering the requests still awaited, and the rest of the stream is dropped."""
         if self.metrics is not None:
             self.metrics.record_refusal(exc.code)
+        if self._released and self._sse is not None and not self.finished:
+            self.finished = "refused"
+            self._dropping = True
+            # Each request the client has no response to yet: those of what is dropped now
+            # (held back, or the chunk in hand) included.
+            unanswered = [
+                sent for key, (sent, _) in self._asked.items() if key not in self._delivered
+            ]
+            event = _error_event(exc, unanswered)
+            if self.recording is not None:
+                self.recording.delivered(event)
+            return _body_response(event, self.report)
         response = _refusal(exc)
         if self._released:
-            # The client has the server's status, maybe some events: Envoy can only reset
-            # the stream, so the record keeps the status and the body the client did get.
+            # Too late even for an event (the stream was already broken off): Envoy can
+            # only reset it; the record keeps the status and the body the client did get.
             self.finished = "reset"
             return response
         self.finished = "refused"
@@ -196,7 +214,7 @@ class Exchange:
             self._claim = frozenset()
 
     def _finish(self) -> None:
-        self.finished = "complete"
+        self.finished = self.finished or "complete"
         if self._answer is not None:
             self._answer.finish()
         if self.metrics is not None:
@@ -223,29 +241,33 @@ class Exchange:
                 masked = answer.listing(listing)
             else:
                 masked = answer.document(text)
-            self._check_responses(masked)
+            self._produced |= self._check_responses(masked)
             return masked
 
         return rewrite
 
-    def _check_responses(self, text: str) -> None:
+    def _check_responses(self, text: str) -> set[str]:
         """An answer carries the responses to this stream's own requests, no others: the MCP
         SDK routes a response by its id, and one that took the wrong stream (a ping's
         carrying a patient's record) must not reach this client. A ping's result is empty.
         Known once the request's body was seen; a GET stream's is the server's."""
         if not self._asked:
-            return
+            return set()
+        answered: set[str] = set()
         for message in _messages(text):
             if "method" in message or not ("result" in message or "error" in message):
                 continue
             if (asked := message.get("id")) is None:  # an error about an unreadable request
                 continue
-            method = self._asked.get(str(asked))
-            if method is None:
+            request = self._asked.get(str(asked))
+            if request is None:
                 raise MaskingError("a response to a request this stream did not carry")
+            method = request[1]
             result = message.get("result")
             if method == "ping" and isinstance(result, dict) and set(result) - {"_meta"}:
                 raise MaskingError("a ping answered with more than an empty result")
+            answered.add(str(asked))
+        return answered
 
     def _policy_input(self) -> PolicyInput | None:
         """The caller and what it asked, as masking exceptions see them."""
@@ -302,7 +324,11 @@ class Exchange:
         )
         rewrite = self._json_rewrite = self._rewrite(answer)
         if streamed:
-            self._sse = SseRewriter(self._answering(rewrite), rewrite_other=answer.line)
+            self._sse = SseRewriter(
+                self._answering(rewrite),
+                max_event_bytes=self.masker.config.max_event_bytes,
+                rewrite_other=answer.line,
+            )
         removed = ["content-length", "content-encoding", *self._headers_with_phi(pairs, answer)]
         mutation = ext_proc.HeaderMutation(remove_headers=removed)
         body_mode = Mode.STREAMED if streamed else Mode.BUFFERED
@@ -348,7 +374,7 @@ class Exchange:
         if not body.end_of_stream:
             raise MaskingError("a buffered request body that does not end")
         self._asked = _requests(body.body)
-        ids = set(self._asked)
+        ids = set(self._asked)  # as compared
         if self.recording is not None:
             # A GET has no body: its stream is the server's, and is recorded when it ends.
             self._awaiting = ids or None
@@ -372,10 +398,14 @@ class Exchange:
     def _response_body(self, body: ext_proc.HttpBody) -> ext_proc.ProcessingResponse:
         if self.recording is not None:
             self.recording.upstream_chunk(body.body)
+        if self._dropping:  # refused in the stream: nothing more of the server's goes out
+            return _body_response(b"", None)
         if self._answer is None or self._json_rewrite is None:
             raise ExchangeError("a response body before its headers")
         self._answer.message()
         if self._sse is not None:
+            if not self._held:  # what earlier messages produced went out to the client
+                self._delivered = set(self._produced)
             out = self._sse.feed(body.body)
             if body.end_of_stream:
                 out += self._sse.finish()
@@ -426,16 +456,18 @@ def _calls_from(decision: struct_pb2.Struct) -> tuple[McpCall, ...]:
 _CALL_KEYS = ("method", "tool", "name")
 
 
-def _requests(body: bytes) -> dict[str, str]:
+def _requests(body: bytes) -> dict[str, tuple[_Id, str]]:
     """The JSON-RPC requests (a message with an id and a method) in a request body, one
-    message or a batch, as id (as text: the MCP SDK reads 7 and "7" alike) -> method; none
-    for notifications, responses, or what is not JSON."""
+    message or a batch: id as text (the MCP SDK reads 7 and "7" alike) -> (the id as sent,
+    the method); none for notifications, responses, or what is not JSON."""
     try:
         messages = _messages(body.decode())
     except UnicodeDecodeError:
         return {}
     return {
-        str(i): str(m["method"]) for m in messages if "method" in m and (i := _id_of(m)) is not None
+        str(i): (i, str(m["method"]))
+        for m in messages
+        if "method" in m and (i := _id_of(m)) is not None
     }
 
 
@@ -528,16 +560,11 @@ def _body_response(body: bytes, report: MaskReport | None) -> ext_proc.Processin
 
 def _refusal(exc: CustosError) -> ext_proc.ProcessingResponse:
     unrecorded = isinstance(exc, SpoolError)  # no audit, no access
-    message = (
-        "the exchange could not be recorded"
-        if unrecorded
-        else "the response could not be made safe to show"
-    )
     status = http_status_pb2.ServiceUnavailable if unrecorded else http_status_pb2.BadGateway
     code = -32603
     if isinstance(exc, IdInFlight | InFlightFull):  # the request's own doing, or load
-        status, message, code = exc.http_status, exc.message, -32600
-    body = {"jsonrpc": "2.0", "id": None, "error": {"code": code, "message": message}}
+        status, code = exc.http_status, -32600
+    body = {"jsonrpc": "2.0", "id": None, "error": _error(exc, code)}
     return ext_proc.ProcessingResponse(
         immediate_response=ext_proc.ImmediateResponse(
             status=http_status_pb2.HttpStatus(code=status),
@@ -556,6 +583,32 @@ def _refusal(exc: CustosError) -> ext_proc.ProcessingResponse:
     )
 
 
+def _error(exc: CustosError, code: int = -32603) -> dict[str, Any]:
+    """The JSON-RPC error a refusal gives the client: what happened, in words that carry
+    nothing of the server's answer; a limit by its name and value."""
+    if isinstance(exc, SpoolError):
+        message = "the exchange could not be recorded"
+    elif isinstance(exc, IdInFlight | InFlightFull):
+        message = exc.message
+    elif isinstance(exc, LimitExceeded):
+        message = str(exc)
+    else:
+        message = "the response could not be made safe to show"
+    return {"code": code, "message": message, "data": {"reason": exc.code}}
+
+
+def _error_event(exc: CustosError, awaited: list[_Id]) -> bytes:
+    """A refusal as SSE events after the stream's 200: an error response for each request
+    still awaited (clients wait on their ids), or one with a null id."""
+    ids: list[_Id | None] = list(awaited) or [None]
+    return b"".join(
+        b"event: message\ndata: "
+        + orjson.dumps({"jsonrpc": "2.0", "id": i, "error": _error(exc)})
+        + b"\n\n"
+        for i in ids
+    )
+
+
 def _gunzip(raw: bytes, limit: int) -> bytes:
     """Decompressed, with the size bound applied to the output (a small bomb of a body
     must not become gigabytes)."""
@@ -567,7 +620,7 @@ def _gunzip(raw: bytes, limit: int) -> bytes:
     except zlib.error as exc:
         raise MaskingError("gzip body does not decompress") from exc
     if len(out) > limit or inflater.unconsumed_tail:
-        raise MaskingError(f"decompressed body exceeds {limit} bytes")
+        raise BodyTooLarge(f"the answer exceeds max_body_bytes ({limit}) decompressed")
     if not inflater.eof or inflater.unused_data:
         # A truncated stream, or a second member or bytes after the first: a client might
         # read what this would drop, so nothing of it goes out.

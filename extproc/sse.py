@@ -23,7 +23,7 @@ import itertools
 import re
 from collections.abc import Callable
 
-from custos.errors import CustosError
+from custos.errors import CustosError, LimitExceeded
 
 __all__ = ["SseError", "SseEventTooLarge", "SseNotUtf8", "SseRewriter"]
 
@@ -52,7 +52,7 @@ class SseNotUtf8(SseError):
     code = "sse_not_utf8"
 
 
-class SseEventTooLarge(SseError):
+class SseEventTooLarge(SseError, LimitExceeded):
     code = "sse_event_too_large"
 
 
@@ -164,7 +164,7 @@ class SseRewriter:
         elif size - event_start > self._max:
             # Checked per feed, not only per event: a stream that never ends an event
             # must not grow memory without bound.
-            raise SseEventTooLarge(f"event exceeds {self._max} bytes")
+            raise SseEventTooLarge(f"an event of the answer exceeds max_event_bytes ({self._max})")
         del buf[:event_start]
         self._line_start = line_start - event_start
         self._scanned = pos - event_start
@@ -184,7 +184,7 @@ class SseRewriter:
         # per-feed check measures) never holds its blank line, so both checks agree
         # wherever the stream is cut.
         if fields_end - start > self._max:
-            raise SseEventTooLarge(f"event exceeds {self._max} bytes")
+            raise SseEventTooLarge(f"an event of the answer exceeds max_event_bytes ({self._max})")
         event = bytes(buf[start:end])
         if not _is_utf8(event):
             raise SseNotUtf8("event is not UTF-8")

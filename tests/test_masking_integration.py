@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 import pytest_asyncio
+from mcp.shared.exceptions import MCPError
 
 from custos.stack import EXAMPLE_MASKING, LocalStack
 from tests.extproc.demo_data import PATIENTS
@@ -124,19 +125,33 @@ async def test_metrics_count_what_was_masked_by_entity(stack: LocalStack) -> Non
     assert PATIENTS["pt-0006"].ssn not in text
 
 
-async def test_an_answer_over_the_masking_bound_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("mode", "limit", "code"),
+    [
+        ("auto", "max_body_bytes", "body_too_large"),
+        ("legacy", "max_event_bytes", "sse_event_too_large"),
+    ],
+    ids=["json-answer", "event-stream"],
+)
+async def test_an_answer_over_the_masking_bound_is_refused_with_the_limit_named(
+    tmp_path: Path, mode: str, limit: str, code: str
+) -> None:
     masking = tmp_path / "masking.yaml"
-    masking.write_text(EXAMPLE_MASKING.read_text() + "max_body_bytes: 1024\n")
+    bounds = "max_body_bytes: 1024\nmax_event_bytes: 1024\n"
+    masking.write_text(EXAMPLE_MASKING.read_text() + bounds)
     async with running_stack(tmp_path / "run", masking=masking) as small:
         bearer = await token(small, "alice", ["phi-readers"])
-        async with mcp_client(small, bearer, mode="auto") as client:
-            with pytest.raises(Exception) as refused:  # the record is ~1.5 KB: over the bound
+        async with mcp_client(small, bearer, mode=mode) as client:
+            # The record is ~1.5 KB: over the bound. Whether it comes as a JSON body or as
+            # an event of a stream whose 200 is out, the call gets a JSON-RPC error.
+            with pytest.raises(MCPError) as refused:
                 await client.call_tool("get_patient_record", {"patient_id": "pt-0001"})
+            assert f"{limit} (1024)" in str(refused.value)
         assert leaked("pt-0001", repr(refused.value)) == []
         metrics = f"http://127.0.0.1:{small.ports.extproc_metrics}/metrics"
         async with httpx.AsyncClient() as http:
             text = (await http.get(metrics)).text
-        assert re.search(r'custos_masking_refusals_total\{code="masking_failed"\} [1-9]', text)
+        assert re.search(rf'custos_masking_refusals_total\{{code="{code}"\}} 1', text)
 
 
 async def test_a_gzip_answer_from_a_misbehaving_upstream_is_still_masked(tmp_path: Path) -> None:

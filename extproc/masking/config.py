@@ -115,7 +115,10 @@ class MaskingConfig(_Strict):
     ssn_test_areas: bool = False
     pseudonym_key: PseudonymKey | None = None
     exceptions: tuple[MaskingException, ...] = ()
+    # The largest answer masked whole (a JSON body, gunzipped), and the largest event of a
+    # stream: above either, the client gets a JSON-RPC error that names the limit.
     max_body_bytes: int = Field(default=4 * 1_048_576, ge=1024)
+    max_event_bytes: int = Field(default=4 * 1_048_576, ge=1024)
     # A body that takes longer to mask is refused. Keep it under Envoy's ext_proc message
     # timeout, so the client gets this clear refusal rather than Envoy's.
     mask_timeout_ms: int = Field(default=2000, ge=10, le=60_000)

@@ -19,7 +19,7 @@ from typing import Any
 
 from cel_expr_python import cel
 
-from custos.errors import CustosError
+from custos.errors import CustosError, LimitExceeded
 from custos.policy import PolicyInput
 from custos.policy.document import compile_condition
 from custos.policy.environment import activations
@@ -67,6 +67,10 @@ class MaskingError(CustosError):
     """A body that must be masked cannot be: the client gets an error, never the bytes."""
 
     code = "masking_failed"
+
+
+class BodyTooLarge(MaskingError, LimitExceeded):
+    code = "body_too_large"
 
 
 @dataclass
@@ -158,7 +162,8 @@ class Masker:
 
     def decoded(self, body: bytes) -> str:
         if len(body) > self.config.max_body_bytes:
-            raise MaskingError(f"body of {len(body)} bytes exceeds {self.config.max_body_bytes}")
+            limit = self.config.max_body_bytes
+            raise BodyTooLarge(f"the answer exceeds max_body_bytes ({limit})")
         if b"\x00" in body:  # UTF-16 reads as ASCII and NULs: the masker would see nothing
             raise MaskingError("body holds NUL bytes")
         try:

@@ -89,6 +89,13 @@ def raw_chunk(data: bytes, end: bool = False) -> ext_proc.ProcessingRequest:
     return ext_proc.ProcessingRequest(response_body=ext_proc.HttpBody(body=data, end_of_stream=end))
 
 
+def events_in(stream: bytes) -> list[dict[str, Any]]:
+    """The JSON-RPC messages of an SSE stream's data lines."""
+    return [
+        json.loads(line[5:]) for line in stream.decode().splitlines() if line.startswith("data:")
+    ]
+
+
 def sent(response: ext_proc.ProcessingResponse) -> bytes:
     return response.response_body.response.body_mutation.body
 
@@ -216,11 +223,13 @@ async def test_a_response_to_a_request_the_stream_did_not_carry_breaks_it_off(
         events(result("other")),
         raw_chunk(b"", end=True),
     )
-    *_, progress, other, _end = await step_by_step(audited, requests, tmp_path)
+    *_, progress, other, end = await step_by_step(audited, requests, tmp_path)
     assert b"notifications/progress" in sent(progress[0])
-    assert other[0].HasField("immediate_response")  # Envoy breaks the stream off
+    (error,) = events_in(sent(other[0]))  # the client's own request gets an error instead
+    assert error["id"] == 1 and "error" in error and b"Okafor" not in sent(other[0])
     (record,) = other[1]
-    assert record.outcome == "reset" and b'"other"' not in record.response.text.encode()
+    assert record.outcome == "refused" and b'"other"' not in record.response.text.encode()
+    assert sent(end[0]) == b""  # what the server sends after it is dropped
 
 
 async def test_an_error_with_a_null_id_is_held_until_the_stream_ends(
@@ -259,8 +268,10 @@ async def test_a_response_that_cannot_be_recorded_never_reaches_the_client(
 
     *_, progress, response = await step_by_step(servicer, requests(), tmp_path)
     assert b"notifications/progress" in sent(progress[0])
-    assert response[0].HasField("immediate_response") and not response[0].HasField("response_body")
-    assert b"Okafor" not in response[0].immediate_response.body
+    # The 200 is out: the client's request is answered by an error, not by the record.
+    (error,) = events_in(sent(response[0]))
+    assert error["id"] == 1 and error["error"]["message"] == "the exchange could not be recorded"
+    assert b"Okafor" not in sent(response[0])
     assert response[1] == []
     await writer.close()
 
@@ -312,12 +323,13 @@ async def test_a_stream_broken_off_midway_is_recorded_as_the_client_saw_it(
     progress = events(PROGRESS)
     requests = fed(request_headers(), request_body(), sse_headers(), progress, raw_chunk(bad))
     *_, (went, _), (refused, records) = await step_by_step(servicer, requests, tmp_path)
-    assert refused.HasField("immediate_response")
-    # The 200 and the progress event were out: Envoy can only reset the stream, and the
-    # client never sees the 502.
+    # The 200 and the progress event were out: the request is answered by an error event,
+    # and nothing more of the server's stream goes out.
+    (error,) = events_in(sent(refused))
+    assert error["id"] == 1 and error["error"]["data"]["reason"] == "sse_not_utf8"
     (record,) = records
-    assert (record.outcome, record.status) == ("reset", 200)
-    assert record.response.text.encode() == sent(went)
+    assert (record.outcome, record.status) == ("refused", 200)
+    assert record.response.text.encode() == sent(went) + sent(refused)
     server_sent = progress.response_body.body + bad
     assert record.unmasked_response_sha256 == hashlib.sha256(server_sent).digest()
 

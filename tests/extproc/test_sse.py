@@ -342,7 +342,9 @@ def test_rewritten_text_that_cannot_be_encoded_is_refused() -> None:
 def test_an_event_over_the_limit_is_refused() -> None:
     event = b"data: " + b"1" * 10 + b"\n"  # 17 bytes of fields, then the blank line
     assert run(event + b"\n", identity, max_event_bytes=17) == event + b"\n"
-    with pytest.raises(SseEventTooLarge, match=r"^event exceeds 16 bytes$"):
+    with pytest.raises(
+        SseEventTooLarge, match=r"^an event of the answer exceeds max_event_bytes \(16\)$"
+    ):
         run(event + b"\n", identity, max_event_bytes=16)
     with pytest.raises(SseEventTooLarge):
         run(event, identity, max_event_bytes=16)  # unterminated, at finish
