@@ -42,6 +42,11 @@ class EnvoySettings(BaseModel):
     # The age at which any stream ends, the server's SSE streams included: past the longest
     # tool call. A client reconnects a GET stream it still wants.
     max_stream_duration_s: int = Field(default=3600, ge=1)
+    # Downstream connections Envoy holds at once (its overload manager's global limit); a
+    # new connection beyond it is closed at once.
+    max_connections: int = Field(default=1024, ge=1)
+    # The time a client has to send a request's headers.
+    request_headers_timeout_s: int = Field(default=10, ge=1, le=300)
     # Proxies of the operator's own in front of Envoy, each appending to X-Forwarded-For:
     # 0 (the peer is the client), or as the README's "Deploy on GKE" says for a load balancer.
     xff_num_trusted_hops: int = Field(default=0, ge=0, le=8)
@@ -66,6 +71,7 @@ def render_bootstrap(settings: EnvoySettings, template: Path = BOOTSTRAP) -> str
     values["extproc_timeout"] = _duration(settings.extproc_timeout_ms)
     values["stream_idle_timeout"] = f"{settings.stream_idle_timeout_s}s"
     values["max_stream_duration"] = f"{settings.max_stream_duration_s}s"
+    values["request_headers_timeout"] = f"{settings.request_headers_timeout_s}s"
     # A JSON string is a valid YAML double-quoted scalar: the document is embedded as-is.
     # Compact with sorted keys, as Helm's toJson writes it.
     document = json.dumps(settings.resource_metadata(), sort_keys=True, separators=(",", ":"))

@@ -68,6 +68,8 @@ class LocalStack:
     log_upstream_headers: bool = False
     xff_num_trusted_hops: int = 0  # a test's stand-in for a load balancer in front
     max_stream_duration_s: int = 3600
+    max_connections: int = 1024
+    request_headers_timeout_s: int = 10
     supervisor: Supervisor = field(init=False)
 
     def __post_init__(self) -> None:
@@ -256,6 +258,8 @@ class LocalStack:
             authorization_servers=(self.issuer_url,),
             xff_num_trusted_hops=self.xff_num_trusted_hops,
             max_stream_duration_s=self.max_stream_duration_s,
+            max_connections=self.max_connections,
+            request_headers_timeout_s=self.request_headers_timeout_s,
         )
 
     def _show(self, name: str, line: str) -> None:

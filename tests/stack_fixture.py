@@ -31,6 +31,8 @@ async def running_stack(
     logging_endpoint: str | None = None,
     xff_num_trusted_hops: int = 0,
     max_stream_duration_s: int = 3600,
+    max_connections: int = 1024,
+    request_headers_timeout_s: int = 10,
 ) -> AsyncIterator[LocalStack]:
     stack = LocalStack(
         run_dir,
@@ -43,6 +45,8 @@ async def running_stack(
         log_upstream_headers=True,
         xff_num_trusted_hops=xff_num_trusted_hops,
         max_stream_duration_s=max_stream_duration_s,
+        max_connections=max_connections,
+        request_headers_timeout_s=request_headers_timeout_s,
     )
     try:
         await stack.start()

@@ -117,6 +117,8 @@ pod and the local stack run the same configuration. A test renders both and comp
   "max_request_bytes" (int $v.envoy.maxRequestBytes)
   "stream_idle_timeout" (printf "%ds" (int $v.envoy.streamIdleTimeoutSeconds))
   "max_stream_duration" (printf "%ds" (int $v.envoy.maxStreamDurationSeconds))
+  "max_connections" (int $v.envoy.maxConnections)
+  "request_headers_timeout" (printf "%ds" (int $v.envoy.requestHeadersTimeoutSeconds))
   "xff_num_trusted_hops" (int $v.envoy.xffNumTrustedHops)
   "resource_metadata_json" ($metadata | toJson | toJson)
 -}}

@@ -1,0 +1,97 @@
+"""Envoy's edge limits in the bootstrap the project ships, on the real stack: a global
+connection limit, a time limit for a request's headers, and a bound on their number."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+
+from custos.stack import LocalStack
+from tests.stack_fixture import INITIALIZE, post_jsonrpc, running_stack, token, upstream_requests
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+MAX_CONNECTIONS = 4
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LocalStack]:
+    run = tmp_path_factory.mktemp("limits")
+    async with running_stack(
+        run, max_connections=MAX_CONNECTIONS, request_headers_timeout_s=1
+    ) as running:
+        yield running
+
+
+async def connected(stack: LocalStack) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    return await asyncio.open_connection("127.0.0.1", stack.ports.envoy)
+
+
+async def closed_within(reader: asyncio.StreamReader, seconds: float) -> bool:
+    """Whether Envoy closes the connection (whatever it says first) within `seconds`."""
+    deadline = time.monotonic() + seconds
+    with contextlib.suppress(ConnectionError):
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                if not await asyncio.wait_for(reader.read(65536), left):
+                    return True
+            except TimeoutError:
+                return False
+        return False
+    return True
+
+
+async def test_envoy_starts_with_a_connection_limit(stack: LocalStack) -> None:
+    assert not [line for line in stack.output if "no configured limit" in line]
+
+
+async def test_a_client_dripping_its_headers_is_cut_off(stack: LocalStack) -> None:
+    reader, writer = await connected(stack)
+    writer.write(b"POST /mcp HTTP/1.1\r\nHost: custos\r\n")
+    dripping = asyncio.create_task(drip(writer))
+    try:
+        assert await closed_within(reader, 6)  # 1 s allowed, and Envoy's delayed close
+    finally:
+        dripping.cancel()
+        writer.close()
+
+
+async def drip(writer: asyncio.StreamWriter) -> None:
+    with contextlib.suppress(ConnectionError):
+        for n in range(100):
+            writer.write(f"x-drip-{n}: 1\r\n".encode())
+            await writer.drain()
+            await asyncio.sleep(0.3)
+
+
+async def test_a_request_with_too_many_headers_goes_no_further(stack: LocalStack) -> None:
+    bearer = await token(stack, "alice", ["phi-readers"])
+    before = len(upstream_requests(stack))
+    many = {f"x-extra-{n}": "1" for n in range(150)}
+    with contextlib.suppress(Exception):  # Envoy refuses it; how the client hears it varies
+        response = await post_jsonrpc(stack, INITIALIZE, bearer, headers=many)
+        assert response.status_code == 431
+    assert len(upstream_requests(stack)) == before
+
+
+async def test_connections_beyond_the_limit_are_closed_and_the_rest_served(
+    stack: LocalStack,
+) -> None:
+    held = [await connected(stack) for _ in range(MAX_CONNECTIONS)]
+    try:
+        await asyncio.sleep(0.2)
+        reader, writer = await connected(stack)
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: custos\r\n\r\n")
+        assert await closed_within(reader, 3)
+        writer.close()
+    finally:
+        for _, w in held:
+            w.close()
+    await asyncio.sleep(0.5)
+    bearer = await token(stack, "alice", ["phi-readers"])
+    assert (await post_jsonrpc(stack, INITIALIZE, bearer)).status_code == 200
