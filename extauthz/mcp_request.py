@@ -78,7 +78,13 @@ def parse_body(body: bytes, limits: McpLimits = DEFAULT_LIMITS) -> McpRequest:
             raise McpRequestInvalid("empty JSON-RPC batch")
         if len(document) > limits.max_batch_size:
             raise McpRequestInvalid(f"batch of more than {limits.max_batch_size} messages")
-        return McpRequest(tuple(_call(m) for m in document), is_batch=True)
+        calls = tuple(_call(m) for m in document)
+        # Clients route answers by id, and read 7 and "7" alike: two requests of one batch
+        # with one id would get each other's answers.
+        ids = [str(c.id) for c in calls if c.method and not c.is_notification]
+        if len(set(ids)) != len(ids):
+            raise McpRequestInvalid("two requests of a batch with one id")
+        return McpRequest(calls, is_batch=True)
     return McpRequest((_call(document),), is_batch=False)
 
 

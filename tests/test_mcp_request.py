@@ -195,6 +195,7 @@ INVALID: list[tuple[str, Any]] = [
     ("response without id", {"jsonrpc": "2.0", "result": {}}),
     ("batch with one bad member", [message("ping"), {"jsonrpc": "2.0", "id": 2}]),
     ("batch with a non-object", [message("ping"), 3]),
+    ("batch with one id twice", [message("ping", id=7), message("tools/list", id="7")]),
 ]
 
 
