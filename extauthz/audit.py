@@ -16,6 +16,7 @@ from custos.audit.spool import SpoolError
 from custos.audit.writer import AuditWriter
 from custos.policy import HttpRequest
 from custos.request_target import kept_target
+from extauthz.errors import CredentialInQuery
 from extauthz.pipeline import Verdict
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,8 @@ def refusal(
     query_values: Collection[str] = (),
 ) -> Exchange:
     denied = response.denied_response
+    # A query refused for a credential keeps no value, allow-listed or not.
+    kept = () if isinstance(verdict.error, CredentialInQuery) else query_values
     return Exchange(
         request_id=verdict.request_id,
         session_id=request.headers.get("mcp-session-id", ""),
@@ -57,7 +60,7 @@ def refusal(
         principal=principal(verdict.identity),
         source_address=request.source_address,
         http_method=request.method,
-        http_path=kept_target(request.path, query_values),
+        http_path=kept_target(request.path, kept),
         calls=calls(verdict.mcp.calls),
         request=body(request_body, bodies.request, bodies.max_bytes),
         decision=Decision(

@@ -17,6 +17,8 @@ ProcessingRequests to ProcessingResponses, with no server in it.
 from __future__ import annotations
 
 import re
+import threading
+import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -108,6 +110,11 @@ class Exchange:
     # the method.
     _asked: dict[str, tuple[_Id, str]] = field(default_factory=dict)
     _claim: Claim = frozenset()
+    # Claims and their release race when a body is masked in a worker thread that outlives
+    # its exchange (refused at the time limit): once ended, an exchange claims nothing.
+    _claiming: threading.Lock = field(default_factory=threading.Lock)
+    _ended: bool = False
+    _body_seen: bool = False  # the request's body came here: what it asked is known
     _produced: set[str] = field(default_factory=set)  # ids answered in the output so far
     _delivered: set[str] = field(default_factory=set)  # of those, the ones gone to the client
     # Set when the exchange is over for the client: "complete", "refused" (it got a 502 or
@@ -208,10 +215,22 @@ class Exchange:
         return recording.record(outcome, self._identity, self._calls, self.report.as_dict())
 
     def release(self) -> None:
-        """The exchange is over: its requests' ids are free again in their session."""
-        if self.in_flight is not None and self._claim:
-            self.in_flight.release(self._claim)
-            self._claim = frozenset()
+        """The exchange is over: its requests' ids are free again in their session, and
+        none is held for it after this."""
+        with self._claiming:
+            self._ended = True
+            claim, self._claim = self._claim, frozenset()
+        if self.in_flight is not None and claim:
+            self.in_flight.release(claim)
+
+    def _claim_ids(self, ids: set[str]) -> None:
+        """Holds the request's ids in its session, before anything else is done with it."""
+        if self.in_flight is None or not self._session or not ids:
+            return
+        with self._claiming:
+            if self._ended:
+                raise ExchangeError("the exchange ended before its request was read")
+            self._claim = self.in_flight.claim(self._session, ids)
 
     def _finish(self) -> None:
         self.finished = self.finished or "complete"
@@ -247,26 +266,29 @@ class Exchange:
         return rewrite
 
     def _check_responses(self, text: str) -> set[str]:
-        """An answer carries the responses to this stream's own requests, no others: the MCP
-        SDK routes a response by its id, and one that took the wrong stream (a ping's
-        carrying a patient's record) must not reach this client. A ping's result is empty.
-        Known once the request's body was seen; a GET stream's is the server's."""
-        if not self._asked:
+        """An answer carries one response to each of this stream's own requests, no other:
+        the MCP SDK routes a response by its id, and one that took the wrong stream (a
+        ping's carrying a patient's record) must not reach this client. A POST of
+        notifications alone is answered by nothing, and a ping by an empty result. Known
+        once the request's body was seen; a GET stream's is the server's."""
+        if not self._body_seen:
             return set()
         answered: set[str] = set()
         for message in _messages(text):
             if "method" in message or not ("result" in message or "error" in message):
                 continue
-            if (asked := message.get("id")) is None:  # an error about an unreadable request
+            asked = message.get("id")
+            if asked is None and "result" not in message:  # an error about a bad request
                 continue
-            request = self._asked.get(str(asked))
+            key = str(asked)
+            request = self._asked.get(key) if _id_of(message) is not None else None
             if request is None:
                 raise MaskingError("a response to a request this stream did not carry")
-            method = request[1]
-            result = message.get("result")
-            if method == "ping" and isinstance(result, dict) and set(result) - {"_meta"}:
+            if key in answered or key in self._produced:
+                raise MaskingError("a second response to one request")
+            if request[1] == "ping" and not _bare(message):
                 raise MaskingError("a ping answered with more than an empty result")
-            answered.add(str(asked))
+            answered.add(key)
         return answered
 
     def _policy_input(self) -> PolicyInput | None:
@@ -374,12 +396,21 @@ class Exchange:
         if not body.end_of_stream:
             raise MaskingError("a buffered request body that does not end")
         self._asked = _requests(body.body)
+        self._body_seen = True
         ids = set(self._asked)  # as compared
         if self.recording is not None:
             # A GET has no body: its stream is the server's, and is recorded when it ends.
             self._awaiting = ids or None
+            if not self.masker.config.mask_requests:  # kept as it came, whatever follows
+                self.recording.request_body = body.body
+        self._claim_ids(ids)
         if self.masker.config.mask_requests:
-            sent = self.masker.mask_request_body(body.body, self.report) if body.body else b""
+            deadline = time.monotonic() + self.masker.config.mask_timeout_ms / 1000
+            sent = (
+                self.masker.mask_request_body(body.body, self.report, deadline)
+                if body.body
+                else b""
+            )
             mutation = ext_proc.CommonResponse(body_mutation=ext_proc.BodyMutation(body=sent))
             response = ext_proc.ProcessingResponse(
                 request_body=ext_proc.BodyResponse(response=mutation)
@@ -391,15 +422,17 @@ class Exchange:
             response = ext_proc.ProcessingResponse(request_body=ext_proc.BodyResponse())
         if self.recording is not None:
             self.recording.request_body = sent
-        if self.in_flight is not None and self._session and ids:
-            self._claim = self.in_flight.claim(self._session, ids)
         return response
 
     def _response_body(self, body: ext_proc.HttpBody) -> ext_proc.ProcessingResponse:
         if self.recording is not None:
             self.recording.upstream_chunk(body.body)
-        if self._dropping:  # refused in the stream: nothing more of the server's goes out
-            return _body_response(b"", None)
+        if self._dropping:
+            # Refused in the stream, the client told so: what the server sends after goes
+            # nowhere, and a stream that goes on is ended (Envoy resets it), not left open.
+            if body.end_of_stream:
+                return _body_response(b"", None)
+            return _refusal(MaskingError("the stream was refused"))
         if self._answer is None or self._json_rewrite is None:
             raise ExchangeError("a response body before its headers")
         self._answer.message()
@@ -488,6 +521,15 @@ def _messages(text: str) -> list[dict[str, Any]]:
         return []
     items = document if isinstance(document, list) else [document]
     return [item for item in items if isinstance(item, dict)]
+
+
+def _bare(message: dict[str, Any]) -> bool:
+    """A response that says nothing but that it is one: an empty result (or one with an
+    empty `_meta`), or an error of a code and a message."""
+    if "result" in message:
+        return message["result"] in ({}, {"_meta": {}})
+    error = message.get("error")
+    return isinstance(error, dict) and set(error) <= {"code", "message"}
 
 
 def _id_of(message: dict[str, Any]) -> _Id | None:

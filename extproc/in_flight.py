@@ -18,6 +18,7 @@ from custos.errors import CustosError
 
 Claim = frozenset[tuple[str, str]]
 _MOST = 100_000  # ids held at once: each is an open request, which Envoy bounds anyway
+_PER_SESSION = 256  # a batch is at most 32 calls; a client rarely waits on more at once
 
 
 class IdInFlight(CustosError):
@@ -35,11 +36,14 @@ class InFlightFull(CustosError):
 
 
 class InFlight:
-    """Thread-safe: an exchange's messages may be handled in a worker thread."""
+    """Thread-safe: an exchange's messages may be handled in a worker thread. Bounded in
+    all and per session, so that no caller holding slow requests locks the others out."""
 
-    def __init__(self, most: int = _MOST) -> None:
+    def __init__(self, most: int = _MOST, per_session: int = _PER_SESSION) -> None:
         self._held: set[tuple[str, str]] = set()
+        self._sessions: dict[str, int] = {}  # ids held, by session
         self._most = most
+        self._per_session = per_session
         self._lock = threading.Lock()
 
     def claim(self, session: str, ids: Iterable[str | int | float]) -> Claim:
@@ -48,14 +52,22 @@ class InFlight:
         with self._lock:
             if keys & self._held:
                 raise IdInFlight(IdInFlight.message)
-            if len(self._held) + len(keys) > self._most:
+            held = self._sessions.get(session, 0)
+            if held + len(keys) > self._per_session or len(self._held) + len(keys) > self._most:
                 raise InFlightFull(InFlightFull.message)
             self._held |= keys
+            self._sessions[session] = held + len(keys)
         return keys
 
     def release(self, claim: Claim) -> None:
         with self._lock:
-            self._held -= claim
+            for key in claim & self._held:
+                self._held.discard(key)
+                left = self._sessions[key[0]] - 1
+                if left:
+                    self._sessions[key[0]] = left
+                else:
+                    del self._sessions[key[0]]
 
     def __len__(self) -> int:
         return len(self._held)

@@ -37,6 +37,33 @@ def test_credentials_are_found_by_name_or_by_a_value_that_is_a_jwt(
     assert credentials_in_query(target) == found
 
 
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/mcp?x=1;access_token=SECRET",  # ";" separates parameters for some servers
+        f"/mcp?x=Bearer%20{TOKEN}",
+        "/mcp?x=Bearer%20opaque-123",
+        f"/mcp?x=%22{TOKEN}%22",
+        f"/mcp?x={TOKEN}%20",
+        f"/mcp?next=/cb%3Faccess_token%3D{TOKEN}",
+        f"/mcp?x={TOKEN.replace('.', '%252E')}",  # its dots encoded twice
+        "/mcp?access%255Ftoken=1",
+        "/mcp?x=%25252525252541",  # still changing after four decodings: refused
+        *(f"/mcp?{name}=v" for name in ("client_assertion", "code_verifier", "session_id")),
+        *(f"/mcp?{name}=v" for name in ("sid", "X-Amz-Signature", "access_key", "pwd", "otp")),
+    ],
+)
+def test_a_credential_is_found_however_the_query_hides_it(target: str) -> None:
+    assert credentials_in_query(target)
+
+
+def test_allow_listed_values_never_keep_a_credential_or_another_parameter() -> None:
+    for value in (TOKEN, f"Bearer%20{TOKEN}", "abc%3Baccess_token%3DSECRET", "a%3Db"):
+        assert kept_target(f"/mcp?cursor={value}", {"cursor"}) == f"/mcp?cursor={REDACTED}"
+    split = kept_target("/mcp?cursor=abc;access_token=SECRET", {"cursor"})
+    assert split == f"/mcp?cursor=abc&access_token={REDACTED}"
+
+
 def test_what_is_said_of_a_credential_never_repeats_the_request() -> None:
     said = " ".join(credentials_in_query(f"/mcp?{TOKEN}&my_token_Ada=1&q={TOKEN}"))
     assert TOKEN not in said and "Ada" not in said

@@ -268,7 +268,9 @@ class Masker:
                 rebuilt.put(key, self._member(key, value, path, walk, tool))
         return rebuilt.out
 
-    def mask_request_body(self, body: bytes, report: MaskReport) -> bytes:
+    def mask_request_body(
+        self, body: bytes, report: MaskReport, deadline: float | None = None
+    ) -> bytes:
         """A JSON-RPC request (or a batch): the `arguments` of each call masked, for an
         MCP server that must not see PHI. Nothing else: the method, the tool's name and
         the ids are what the server acts on."""
@@ -283,7 +285,8 @@ class Masker:
         ]
         where: Path = ("params", "arguments")
         try:
-            walk = self._walk_of([(c["arguments"], where) for c in calls], report, frozenset())
+            roots = [(c["arguments"], where) for c in calls]
+            walk = self._walk_of(roots, report, frozenset(), deadline=deadline)
             for params in calls:
                 masked = self._value(params["arguments"], where, walk)
                 params["arguments"] = None if masked is _DROPPED else masked

@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 from envoy.service.auth.v3 import external_auth_pb2 as authz
 
+from custos.audit.config import Bodies
 from custos.audit.exchanges import AUDITED
 from custos.audit.writer import AuditWriter
 from custos.policy import HttpRequest
-from extauthz.audit import record_refusal
+from extauthz.audit import record_refusal, refusal
+from extauthz.errors import CredentialInQuery
 from extauthz.pipeline import Verdict
 from tests.audit.support import audit_config, fill_spool
 
@@ -36,3 +38,16 @@ async def test_a_refusal_is_marked_recorded_only_when_it_is(
     await record_refusal(writer, verdict, REQUEST, b"{}", response)
     assert (AUDITED in response.dynamic_metadata.fields) is marked
     await writer.close()
+
+
+def test_a_query_refused_for_a_credential_keeps_no_value_even_allow_listed() -> None:
+    request = HttpRequest("POST", "/mcp?code=opaque-secret&page=2", {}, "10.0.0.7", "req-2")
+    refused = Verdict(
+        "d-2", 400, "credential_in_query", "a credential", error=CredentialInQuery("x")
+    )
+    allowed_values = frozenset({"code", "page"})
+    record = refusal(refused, request, b"{}", denial(), Bodies(), allowed_values)
+    assert record.http_path == "/mcp?code=[REDACTED]&page=[REDACTED]"
+    other = Verdict("d-3", 401, "token_missing", "no token")
+    record = refusal(other, request, b"{}", denial(), Bodies(), frozenset({"page"}))
+    assert record.http_path == "/mcp?code=[REDACTED]&page=2"

@@ -350,3 +350,15 @@ async def test_a_stream_cut_short_is_on_record_before_the_shutdown_checkpoint(
     assert records[-1].checkpoint.reason == "shutdown"
     (cut,) = exchange_records(tmp_path)
     assert (cut.http_method, cut.outcome) == ("GET", "incomplete")
+
+
+async def test_a_stream_refused_midway_is_ended_not_left_open(
+    tmp_path: Path, audited: ExternalProcessorServicer
+) -> None:
+    # The server's own stream (GET): no request awaits an answer, and it may run for hours.
+    bad = b"event: message\ndata: \xff\n\n"
+    requests = fed(request_headers("GET"), sse_headers(), raw_chunk(bad), events(PROGRESS))
+    *_, (refused, _), (after, _) = await step_by_step(audited, requests, tmp_path)
+    (error,) = events_in(sent(refused))
+    assert error["id"] is None and "error" in error
+    assert after.HasField("immediate_response")  # Envoy ends the stream; nothing passes

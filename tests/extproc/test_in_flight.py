@@ -58,13 +58,32 @@ def test_a_request_without_a_session_holds_nothing() -> None:
     assert len(table) == 0
 
 
-def test_the_table_is_bounded() -> None:
-    table = InFlight(most=2)
-    table.claim("s", [1, 2])
+def test_the_table_is_bounded_in_all_and_per_session() -> None:
+    table = InFlight(most=3, per_session=2)
+    first = table.claim("s", [1, 2])
     with pytest.raises(InFlightFull):
-        table.claim("s", [3])
+        table.claim("s", [3])  # the session's share is used up
     with pytest.raises(IdInFlight):
         table.claim("s", ["2"])
+    table.claim("t", [1])
+    with pytest.raises(InFlightFull):
+        table.claim("u", [1])  # the whole table is
+    table.release(first)
+    table.claim("s", [3, 4])
+
+
+def test_an_exchange_that_ended_holds_no_id_it_would_claim_late() -> None:
+    # A body masked in a worker thread that outlives its exchange (refused at the time
+    # limit, its stream gone) must not hold the session's ids for good.
+    table = InFlight()
+    late = Exchange(MASKER, in_flight=table)
+    late.handle(headers("request_headers", mcp_session_id="s-1"))
+    late.release()
+    raw = json.dumps({"jsonrpc": "2.0", "id": 5, "method": "ping"}).encode()
+    response = late.handle(
+        ext_proc.ProcessingRequest(request_body=ext_proc.HttpBody(body=raw, end_of_stream=True))
+    )
+    assert response.HasField("immediate_response") and len(table) == 0
 
 
 def answered(calls: list[tuple[object, str]], *answers: dict[str, object]) -> int:
@@ -89,7 +108,44 @@ def test_an_answer_carries_its_own_requests_responses_only() -> None:
     assert answered([(7, "tools/call")], unreadable) == 0
 
 
-def test_a_ping_is_answered_by_an_empty_result_or_refused() -> None:
-    assert answered([(1, "ping")], {"jsonrpc": "2.0", "id": 1, "result": {}}) == 0
-    assert answered([(1, "ping")], {"jsonrpc": "2.0", "id": 1, "result": {"_meta": {}}}) == 0
-    assert answered([(1, "ping")], {"jsonrpc": "2.0", "id": 1, "result": RECORD}) == 502
+@pytest.mark.parametrize(
+    ("reply", "status"),
+    [
+        ({"result": {}}, 0),
+        ({"result": {"_meta": {}}}, 0),
+        ({"error": {"code": -32603, "message": "busy"}}, 0),
+        ({"result": RECORD}, 502),
+        ({"result": [RECORD]}, 502),
+        ({"result": "Ada Okafor, HIV positive"}, 502),
+        ({"result": {"_meta": {"note": "HIV positive"}}}, 502),
+        ({"error": {"code": 1, "message": "x", "data": {"note": "HIV positive"}}}, 502),
+    ],
+    ids=["empty", "empty-meta", "error", "record", "list", "text", "meta", "error-data"],
+)
+def test_a_ping_is_answered_by_an_empty_result_or_refused(
+    reply: dict[str, object], status: int
+) -> None:
+    assert answered([(1, "ping")], {"jsonrpc": "2.0", "id": 1, **reply}) == status
+
+
+def test_a_result_without_a_request_of_its_own_is_refused() -> None:
+    nobody = {"jsonrpc": "2.0", "id": None, "result": RECORD}
+    assert answered([(7, "tools/call")], nobody) == 502
+    twice = [
+        {"jsonrpc": "2.0", "id": 7, "result": {}},
+        {"jsonrpc": "2.0", "id": "7", "result": RECORD},
+    ]
+    assert answered([(7, "tools/call")], *twice) == 502
+    assert answered([(True, "tools/call")], {"jsonrpc": "2.0", "id": True, "result": RECORD}) == 502
+
+
+def test_a_post_of_notifications_alone_is_answered_by_no_response() -> None:
+    exchange = Exchange(MASKER, in_flight=InFlight())
+    exchange.handle(headers("request_headers", mcp_session_id="s-1"))
+    note = json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}).encode()
+    exchange.handle(
+        ext_proc.ProcessingRequest(request_body=ext_proc.HttpBody(body=note, end_of_stream=True))
+    )
+    exchange.handle(headers("response_headers", content_type="application/json"))
+    stray = json.dumps({"jsonrpc": "2.0", "id": 7, "result": RECORD}).encode()
+    assert exchange.handle(body(stray, end=True)).immediate_response.status.code == 502
