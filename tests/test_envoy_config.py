@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -45,10 +46,15 @@ def test_envoy_validates(template: Path, name: str, tmp_path: Path) -> None:
     assert "OK" in result.stdout + result.stderr
 
 
+def connection_manager(config: dict[str, Any], listener: str) -> dict[str, Any]:
+    (found,) = [x for x in config["static_resources"]["listeners"] if x["name"] == listener]
+    return dict(found["filter_chains"][0]["filters"][0]["typed_config"])
+
+
 def test_ext_authz_fails_closed_and_bounds_the_body() -> None:
     config = yaml.safe_load(render_bootstrap(EnvoySettings(max_request_bytes=2048)))
-    manager = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
-    filters = {f["name"]: f["typed_config"] for f in manager["typed_config"]["http_filters"]}
+    manager = connection_manager(config, "mcp")
+    filters = {f["name"]: f["typed_config"] for f in manager["http_filters"]}
     authz = filters["envoy.filters.http.ext_authz"]
     assert authz["failure_mode_allow"] is False
     assert authz["with_request_body"] == {
@@ -63,9 +69,7 @@ def test_metadata_document_is_embedded_as_json() -> None:
         public_url="https://mcp.example.org", authorization_servers=("https://idp.example",)
     )
     config = yaml.safe_load(render_bootstrap(settings))
-    routes = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0][
-        "typed_config"
-    ]["route_config"]["virtual_hosts"][0]["routes"]
+    routes = connection_manager(config, "mcp")["route_config"]["virtual_hosts"][0]["routes"]
     body = routes[0]["direct_response"]["body"]["inline_string"]
     assert yaml.safe_load(body) == {
         "resource": "https://mcp.example.org/mcp",
@@ -88,3 +92,16 @@ def test_metadata_document_is_embedded_as_json() -> None:
 def test_bad_settings_are_refused(bad: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         EnvoySettings(**bad)  # type: ignore[arg-type]
+
+
+def test_what_clients_reach_has_no_ext_proc_between_envoy_and_its_own_refusals() -> None:
+    # Behind ext_proc, Envoy never writes the reply to a request it cannot parse
+    # (envoyproxy/envoy#29440): the listener clients reach only parses and forwards, and
+    # every filter of Custos stands on the internal listener behind it.
+    config = yaml.safe_load(render_bootstrap(EnvoySettings()))
+    edge = [f["name"] for f in connection_manager(config, "edge")["http_filters"]]
+    assert edge == ["envoy.filters.http.router"]
+    inner = [f["name"] for f in connection_manager(config, "mcp")["http_filters"]]
+    assert {"envoy.filters.http.ext_authz", "envoy.filters.http.ext_proc"} <= set(inner)
+    (mcp,) = [x for x in config["static_resources"]["listeners"] if x["name"] == "mcp"]
+    assert "internal_listener" in mcp and "address" not in mcp

@@ -73,10 +73,44 @@ async def test_a_request_with_too_many_headers_goes_no_further(stack: LocalStack
     bearer = await token(stack, "alice", ["phi-readers"])
     before = len(upstream_requests(stack))
     many = {f"x-extra-{n}": "1" for n in range(150)}
-    with contextlib.suppress(Exception):  # Envoy refuses it; how the client hears it varies
-        response = await post_jsonrpc(stack, INITIALIZE, bearer, headers=many)
-        assert response.status_code == 431
+    response = await post_jsonrpc(stack, INITIALIZE, bearer, headers=many)
+    assert response.status_code == 431
     assert len(upstream_requests(stack)) == before
+
+
+BODY = b'{"jsonrpc":"2.0","id":1,"method":"ping"}'
+REFUSED_BY_ENVOY = {
+    "http/1.0": (b"POST /mcp HTTP/1.0\r\nHost: c\r\n\r\n", 426),
+    "lowercase method": (b"post /mcp HTTP/1.1\r\nHost: c\r\n\r\n", 400),
+    "content-length and chunked": (
+        b"POST /mcp HTTP/1.1\r\nHost: c\r\nContent-Length: 40\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        400,
+    ),
+    "two content-lengths": (
+        b"POST /mcp HTTP/1.1\r\nHost: c\r\nContent-Length: 40\r\nContent-Length: 41\r\n\r\n" + BODY,
+        400,
+    ),
+    "a NUL in a header": (b"POST /mcp HTTP/1.1\r\nHost: c\r\nX-A: a\x00b\r\n\r\n", 400),
+    "a 100 KB header": (
+        b"GET /mcp HTTP/1.1\r\nHost: c\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n",
+        431,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", REFUSED_BY_ENVOY)
+async def test_envoys_own_refusals_reach_the_client(stack: LocalStack, name: str) -> None:
+    request, status = REFUSED_BY_ENVOY[name]
+    reader, writer = await connected(stack)
+    try:
+        writer.write(request)
+        started = time.monotonic()
+        line = await asyncio.wait_for(reader.readline(), 3)
+        assert line.startswith(f"HTTP/1.1 {status} ".encode()), line
+        assert time.monotonic() - started < 0.5  # at once, not after a second's silence
+    finally:
+        writer.close()
 
 
 async def test_connections_beyond_the_limit_are_closed_and_the_rest_served(
