@@ -9,6 +9,7 @@ import signal
 from pathlib import Path
 
 import grpc
+from envoy.service.accesslog.v3 import als_pb2_grpc
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as ext_proc_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import start_http_server
@@ -18,6 +19,7 @@ from custos.audit.writer import AuditWriter, open_writer
 from custos.envoy_config import MAX_BODY_BYTES
 from custos.health import not_serving_yet, set_status
 from custos.policy.reloader import PolicyReloader
+from extproc.edge_refusals import EdgeRefusals
 from extproc.metrics import MaskingMetrics
 from extproc.reloader import MaskingReloader
 from extproc.servicer import ExternalProcessorServicer
@@ -53,6 +55,8 @@ async def serve(
     )
     servicer = ExternalProcessorServicer(lambda: rules.masker, tools, metrics, audit=writer)
     ext_proc_grpc.add_ExternalProcessorServicer_to_server(servicer, server)
+    if writer is not None:  # the requests Envoy's edge refuses itself, on record too
+        als_pb2_grpc.add_AccessLogServiceServicer_to_server(EdgeRefusals(writer), server)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     port = server.add_insecure_port(listen)
     await server.start()

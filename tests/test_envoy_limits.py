@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
+from custos.audit.sources import from_spool
 from custos.stack import LocalStack
 from tests.stack_fixture import INITIALIZE, post_jsonrpc, running_stack, token, upstream_requests
 
@@ -129,3 +130,24 @@ async def test_connections_beyond_the_limit_are_closed_and_the_rest_served(
     await asyncio.sleep(0.5)
     bearer = await token(stack, "alice", ["phi-readers"])
     assert (await post_jsonrpc(stack, INITIALIZE, bearer)).status_code == 200
+
+
+async def test_each_refusal_of_the_edge_is_an_audit_record(stack: LocalStack) -> None:
+    reader, writer = await connected(stack)
+    writer.write(b"POST /mcp?access_token=s3cr3t HTTP/1.0\r\nHost: c\r\n\r\n")
+    assert (await asyncio.wait_for(reader.readline(), 3)).startswith(b"HTTP/1.1 426 ")
+    writer.close()
+    for _ in range(50):  # Envoy sends its access log entries every 100 ms
+        records = [
+            f.record.exchange
+            for f in from_spool(stack.spool_dir)
+            if f.record is not None and f.record.exchange.decision.code == "envoy_refused"
+        ]
+        if any(r.status == 426 for r in records):
+            break
+        await asyncio.sleep(0.1)
+    (record,) = [r for r in records if r.status == 426]
+    assert record.outcome == "refused"
+    assert record.http_path in ("", "/mcp?access_token=[REDACTED]")  # as far as it was read
+    assert record.source_address == "127.0.0.1" and record.request_id
+    assert "s3cr3t" not in str(record)
