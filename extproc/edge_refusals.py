@@ -9,6 +9,7 @@ that moment) is not sent again, and Envoy's own access log on stdout still has i
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import AsyncIterator
 
 import grpc
@@ -55,7 +56,9 @@ def refusal(entry: accesslog_pb2.HTTPAccessLogEntry) -> Exchange:
     details = response.response_code_details or "refused by Envoy"
     method = base_pb2.RequestMethod.Name(request.request_method)
     return Exchange(
-        request_id=request.request_id,
+        # A request refused before its headers were read has no x-request-id: an id of
+        # our own, marked as such, so that each record is still named.
+        request_id=request.request_id or f"edge-{uuid.uuid4()}",
         source_address=common.downstream_remote_address.socket_address.address,
         http_method="" if method == "METHOD_UNSPECIFIED" else method,
         # The path as the edge read it, its query's values redacted as everywhere else.
