@@ -43,6 +43,8 @@ class EdgeRefusals(als_pb2_grpc.AccessLogServiceServicer):
             if name != LOG_NAME:
                 continue
             for entry in message.http_logs.log_entry:
+                if entry.common_properties.HasField("upstream_remote_address"):
+                    continue  # it reached the listener behind, which records it
                 try:
                     await self._audit.record(refusal(entry))
                 except SpoolError as exc:

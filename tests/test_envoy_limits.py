@@ -93,6 +93,8 @@ REFUSED_BY_ENVOY = {
         400,
     ),
     "a NUL in a header": (b"POST /mcp HTTP/1.1\r\nHost: c\r\nX-A: a\x00b\r\n\r\n", 400),
+    "an unknown method": (b"FOO /mcp HTTP/1.1\r\nHost: c\r\nContent-Length: 2\r\n\r\n{}", 400),
+    "the target *": (b"POST * HTTP/1.1\r\nHost: c\r\nContent-Length: 2\r\n\r\n{}", 400),
     "a 100 KB header": (
         b"GET /mcp HTTP/1.1\r\nHost: c\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n",
         431,
@@ -151,3 +153,21 @@ async def test_each_refusal_of_the_edge_is_an_audit_record(stack: LocalStack) ->
     assert record.http_path in ("", "/mcp?access_token=[REDACTED]")  # as far as it was read
     assert record.source_address == "127.0.0.1" and record.request_id
     assert "s3cr3t" not in str(record)
+
+
+async def test_an_invalid_http2_frame_gets_a_goaway(stack: LocalStack) -> None:
+    reader, writer = await connected(stack)
+    try:
+        # The HTTP/2 preface, then a frame of an unknown layout where SETTINGS must come.
+        writer.write(
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x04\x07\x00\x00\x00\x00\x01oops"
+        )
+        frames = await asyncio.wait_for(reader.read(4096), 3)
+        kinds = []
+        while len(frames) >= 9:  # frame header: length (3), type (1), flags (1), stream (4)
+            length = int.from_bytes(frames[:3], "big")
+            kinds.append(frames[3])
+            frames = frames[9 + length :]
+        assert 0x07 in kinds  # GOAWAY: the client is told, not left hanging
+    finally:
+        writer.close()
