@@ -8,7 +8,7 @@ import string
 import sys
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from custos.errors import ConfigError
 
@@ -37,6 +37,10 @@ class EnvoySettings(BaseModel):
     upstream_port: int = Field(default=9101, ge=1, le=65535)
     mcp_path: str = Field(default="/mcp", pattern=r"^/[A-Za-z0-9/_.-]*$")
     max_request_bytes: int = Field(default=1_048_576, ge=1024, le=MAX_BODY_BYTES)
+    # What Envoy holds of one answer for ext_proc, which masks a JSON answer whole: above the
+    # masking rules' max_body_bytes (4 MiB by default), so that a bigger answer is refused
+    # by ext_proc with the limit named, not cut by Envoy with a bare 500.
+    buffer_limit_bytes: int = Field(default=8 * 1_048_576, ge=65_536, le=MAX_BODY_BYTES)
     authz_timeout_ms: int = Field(default=2000, ge=10, le=60_000)
     stream_idle_timeout_s: int = Field(default=300, ge=1)
     # The age at which any stream ends, the server's SSE streams included: past the longest
@@ -53,6 +57,13 @@ class EnvoySettings(BaseModel):
     # What clients call: the resource in the RFC 9728 document.
     public_url: str = Field(default="http://127.0.0.1:8080", pattern=r"^https?://")
     authorization_servers: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _bounds_agree(self) -> EnvoySettings:
+        # ext_authz's bound is the buffer's: a request the edge lets through must fit it.
+        if self.buffer_limit_bytes < self.max_request_bytes:
+            raise ValueError("buffer_limit_bytes must be at least max_request_bytes")
+        return self
 
     def resource_metadata(self) -> dict[str, object]:
         return {

@@ -44,6 +44,9 @@ HEADER_LOG_ENV = "DEMO_MCP_HEADER_LOG"
 # Set to 1 to gzip every JSON answer whatever the client accepts: an upstream that
 # misbehaves this way must still not get PHI past the sidecar (its tests use this).
 FORCE_GZIP_ENV = "DEMO_MCP_FORCE_GZIP"
+# Set to a number of bytes to make each clinical note a long history of that size: big
+# answers (years of notes) must be masked, or refused by name, never cut.
+NOTE_BYTES_ENV = "DEMO_MCP_NOTE_BYTES"
 MCP_PATH = "/mcp"
 
 logger = logging.getLogger("demo_mcp_server")
@@ -155,6 +158,9 @@ def fake_patients() -> dict[str, PatientRecord]:
             f"{name.split()[0]} asked to be called back at {phone} with lab results. "
             f"Return visit in three months."
         )
+        if size := int(os.environ.get(NOTE_BYTES_ENV, "0")):
+            visit = " Seen again; stable on the same plan, no new complaints."
+            note = (note + visit * (size // len(visit) + 1))[:size]
         records[patient_id] = PatientRecord(
             patient_id=patient_id,
             mrn=f"MRN-{100000 + number}",

@@ -51,17 +51,31 @@ def connection_manager(config: dict[str, Any], listener: str) -> dict[str, Any]:
     return dict(found["filter_chains"][0]["filters"][0]["typed_config"])
 
 
-def test_ext_authz_fails_closed_and_bounds_the_body() -> None:
-    config = yaml.safe_load(render_bootstrap(EnvoySettings(max_request_bytes=2048)))
-    manager = connection_manager(config, "mcp")
-    filters = {f["name"]: f["typed_config"] for f in manager["http_filters"]}
+def test_ext_authz_fails_closed_and_judges_the_body_whole() -> None:
+    settings = EnvoySettings(max_request_bytes=2048, buffer_limit_bytes=1_048_576)
+    config = yaml.safe_load(render_bootstrap(settings))
+    filters = {
+        f["name"]: f["typed_config"] for f in connection_manager(config, "mcp")["http_filters"]
+    }
     authz = filters["envoy.filters.http.ext_authz"]
     assert authz["failure_mode_allow"] is False
+    # Its bound is the exchange's buffer (the answer's too); the edge bounds the request.
     assert authz["with_request_body"] == {
-        "max_request_bytes": 2048,
+        "max_request_bytes": 1_048_576,
         "allow_partial_message": False,
         "pack_as_bytes": True,
     }
+    (buffer,) = [
+        f["typed_config"]
+        for f in connection_manager(config, "edge")["http_filters"]
+        if f["name"] == "envoy.filters.http.buffer"
+    ]
+    assert buffer["max_request_bytes"] == 2048
+
+
+def test_the_buffer_holds_at_least_a_request() -> None:
+    with pytest.raises(ValidationError):
+        EnvoySettings(max_request_bytes=2_000_000, buffer_limit_bytes=1_048_576)
 
 
 def test_metadata_document_is_embedded_as_json() -> None:
@@ -100,7 +114,7 @@ def test_what_clients_reach_has_no_ext_proc_between_envoy_and_its_own_refusals()
     # every filter of Custos stands on the internal listener behind it.
     config = yaml.safe_load(render_bootstrap(EnvoySettings()))
     edge = [f["name"] for f in connection_manager(config, "edge")["http_filters"]]
-    assert edge == ["envoy.filters.http.router"]
+    assert edge == ["envoy.filters.http.buffer", "envoy.filters.http.router"]
     inner = [f["name"] for f in connection_manager(config, "mcp")["http_filters"]]
     assert {"envoy.filters.http.ext_authz", "envoy.filters.http.ext_proc"} <= set(inner)
     (mcp,) = [x for x in config["static_resources"]["listeners"] if x["name"] == "mcp"]

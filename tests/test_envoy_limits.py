@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
+from custos.audit.audit_pb2 import Exchange
 from custos.audit.sources import from_spool
 from custos.stack import LocalStack
 from tests.stack_fixture import INITIALIZE, post_jsonrpc, running_stack, token, upstream_requests
@@ -134,21 +135,26 @@ async def test_connections_beyond_the_limit_are_closed_and_the_rest_served(
     assert (await post_jsonrpc(stack, INITIALIZE, bearer)).status_code == 200
 
 
-async def test_each_refusal_of_the_edge_is_an_audit_record(stack: LocalStack) -> None:
-    reader, writer = await connected(stack)
-    writer.write(b"POST /mcp?access_token=s3cr3t HTTP/1.0\r\nHost: c\r\n\r\n")
-    assert (await asyncio.wait_for(reader.readline(), 3)).startswith(b"HTTP/1.1 426 ")
-    writer.close()
+async def edge_records(stack: LocalStack, status: int) -> list[Exchange]:
+    """The records of the edge's refusals with this status, once one is in the spool."""
     for _ in range(50):  # Envoy sends its access log entries every 100 ms
         records = [
             f.record.exchange
             for f in from_spool(stack.spool_dir)
             if f.record is not None and f.record.exchange.decision.code == "envoy_refused"
         ]
-        if any(r.status == 426 for r in records):
-            break
+        if found := [r for r in records if r.status == status]:
+            return found
         await asyncio.sleep(0.1)
-    (record,) = [r for r in records if r.status == 426]
+    return []
+
+
+async def test_each_refusal_of_the_edge_is_an_audit_record(stack: LocalStack) -> None:
+    reader, writer = await connected(stack)
+    writer.write(b"POST /mcp?access_token=s3cr3t HTTP/1.0\r\nHost: c\r\n\r\n")
+    assert (await asyncio.wait_for(reader.readline(), 3)).startswith(b"HTTP/1.1 426 ")
+    writer.close()
+    (record,) = await edge_records(stack, 426)
     assert record.outcome == "refused"
     assert record.http_path in ("", "/mcp?access_token=[REDACTED]")  # as far as it was read
     assert record.source_address == "127.0.0.1" and record.request_id
@@ -171,3 +177,16 @@ async def test_an_invalid_http2_frame_gets_a_goaway(stack: LocalStack) -> None:
         assert 0x07 in kinds  # GOAWAY: the client is told, not left hanging
     finally:
         writer.close()
+
+
+async def test_a_request_body_over_the_bound_is_refused_at_the_edge_and_recorded(
+    stack: LocalStack,
+) -> None:
+    bearer = await token(stack, "alice", ["phi-readers"])
+    before = len(upstream_requests(stack))
+    huge = {**INITIALIZE, "params": {**INITIALIZE["params"], "pad": "x" * 2_000_000}}
+    response = await post_jsonrpc(stack, huge, bearer)
+    assert response.status_code == 413
+    assert len(upstream_requests(stack)) == before
+    (record,) = await edge_records(stack, 413)
+    assert record.http_method == "POST" and record.http_path == "/mcp"

@@ -188,3 +188,27 @@ async def test_with_request_masking_the_server_never_sees_phi_in_arguments(
             assert "Fakenham" not in json.dumps(result.structured_content)
             found[mask_requests] = result.structured_content["count"]
     assert found == {False: 1, True: 0}
+
+
+async def test_a_big_answer_is_masked_whole_and_a_bigger_one_refused_by_name(
+    tmp_path: Path,
+) -> None:
+    # A history of years of notes: about 3 MB as the SDK sends it (the record twice).
+    note_bytes = {"DEMO_MCP_NOTE_BYTES": "1500000"}
+    masking = tmp_path / "masking.yaml"
+    masking.write_text(EXAMPLE_MASKING.read_text() + "mask_timeout_ms: 20000\n")
+    async with running_stack(tmp_path / "big", masking=masking, demo_env=note_bytes) as big:
+        bearer = await token(big, "alice", ["phi-readers"])
+        async with mcp_client(big, bearer, mode="auto") as client:  # a JSON answer
+            result = await client.call_tool("get_patient_record", {"patient_id": "pt-0001"})
+        assert result.structured_content is not None
+        assert len(result.structured_content["clinical_note"]) > 1_000_000
+        assert leaked("pt-0001", json.dumps(result.structured_content)) == []
+    # About 6 MB: over the masking rules' max_body_bytes, under Envoy's buffer.
+    twice = {"DEMO_MCP_NOTE_BYTES": "3000000"}
+    async with running_stack(tmp_path / "bigger", masking=masking, demo_env=twice) as bigger:
+        bearer = await token(bigger, "alice", ["phi-readers"])
+        async with mcp_client(bigger, bearer, mode="auto") as client:
+            with pytest.raises(MCPError) as refused:
+                await client.call_tool("get_patient_record", {"patient_id": "pt-0001"})
+        assert "max_body_bytes (4194304)" in str(refused.value)

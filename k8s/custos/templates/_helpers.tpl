@@ -115,6 +115,7 @@ pod and the local stack run the same configuration. A test renders both and comp
   "upstream_port" (int $v.mcpServer.port)
   "mcp_path" $v.mcpServer.path
   "max_request_bytes" (int $v.envoy.maxRequestBytes)
+  "buffer_limit_bytes" (int $v.envoy.bufferLimitBytes)
   "stream_idle_timeout" (printf "%ds" (int $v.envoy.streamIdleTimeoutSeconds))
   "max_stream_duration" (printf "%ds" (int $v.envoy.maxStreamDurationSeconds))
   "max_connections" (int $v.envoy.maxConnections)
