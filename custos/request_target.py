@@ -20,6 +20,9 @@ import jwt
 
 REDACTED = "[REDACTED]"
 _LONGEST_NAME = 64  # a longer "name" is no parameter's: kept, it could carry anything
+_MOST_PARAMETERS = 32  # beyond, parameters are not kept one by one
+_LONGEST_TARGET = 1024  # beyond, a kept target is cut, and says so
+_MORE = "[…]"
 _DECODINGS = 4  # "%2525..." decoded this many times; a value still changing is redacted
 _SEPARATORS = re.compile(r"[&;]")
 
@@ -58,14 +61,22 @@ def credentials_in_query(target: str) -> list[str]:
 def kept_target(target: str, kept: Collection[str] = ()) -> str:
     """`target` with each query parameter's value redacted, but those of the names in
     `kept` that hold nothing like a credential or another parameter; a parameter without
-    "=" is all value, and goes whole, as does a name too long to be one."""
+    "=" is all value, and goes whole, as does a name too long to be one. A path that holds
+    a credential goes whole too, and the whole is bounded: a record is kept six years, and
+    a client must not make it large at will."""
     path, mark, query = target.partition("?")
+    plain_path = _decoded(path)
+    if plain_path is None or _credential_in(plain_path):
+        path = f"/{REDACTED}"
     if not mark:
-        return target
+        return _bounded(path)
     parts = []
     for part in _SEPARATORS.split(query):
         if not part:
             continue
+        if len(parts) == _MOST_PARAMETERS:
+            parts.append(_MORE)
+            break
         name, equals, value = part.partition("=")
         plain = _decoded(name)
         if not equals or len(name) > _LONGEST_NAME or plain is None or _credential_in(plain):
@@ -74,7 +85,11 @@ def kept_target(target: str, kept: Collection[str] = ()) -> str:
             parts.append(part)
         else:
             parts.append(f"{name}={REDACTED}")
-    return f"{path}?{'&'.join(parts)}"
+    return _bounded(f"{path}?{'&'.join(parts)}")
+
+
+def _bounded(target: str) -> str:
+    return target if len(target) <= _LONGEST_TARGET else target[:_LONGEST_TARGET] + _MORE
 
 
 def kept_query(target: str, kept: Collection[str] = ()) -> str:

@@ -48,7 +48,9 @@ class EdgeRefusals(als_pb2_grpc.AccessLogServiceServicer):
                 try:
                     await self._audit.record(refusal(entry))
                 except SpoolError as exc:
-                    log.error("edge refusal %s not recorded: %s", entry.request.request_id, exc)
+                    log.error("edge refusal not recorded: %s", exc)
+                except Exception as exc:  # an entry of a shape not foreseen: the next ones
+                    log.error("edge refusal not recorded: %s", type(exc).__name__)
         return als_pb2.StreamAccessLogsResponse()
 
 
@@ -56,7 +58,8 @@ def refusal(entry: accesslog_pb2.HTTPAccessLogEntry) -> Exchange:
     """The record of one request the edge answered itself."""
     common, request, response = entry.common_properties, entry.request, entry.response
     details = response.response_code_details or "refused by Envoy"
-    method = base_pb2.RequestMethod.Name(request.request_method)
+    known = request.request_method in base_pb2.RequestMethod.values()
+    method = base_pb2.RequestMethod.Name(request.request_method) if known else ""
     return Exchange(
         # A request refused before its headers were read has no x-request-id: an id of
         # our own, marked as such, so that each record is still named.

@@ -472,3 +472,28 @@ async def test_a_stream_the_server_keeps_open_ends_at_its_maximum_age(tmp_path: 
                     pass
         # Without the bound, only the 5-minute idle timeout would end it.
         assert time.monotonic() - started < 20
+
+
+async def test_a_client_on_loopback_names_neither_its_address_nor_its_request_id(
+    stack: LocalStack,
+) -> None:
+    # Loopback and private ranges are "internal" to Envoy by default, and an internal
+    # client's x-envoy-* headers and request id would be kept.
+    bearer = await token(stack, "alice", ["phi-readers"])
+    forged = {"x-envoy-external-address": "6.6.6.6", "x-request-id": "forged-request-id"}
+    response = await post_jsonrpc(stack, INITIALIZE, bearer, headers=forged)
+    assert response.status_code == 200
+    request_id = response.headers["x-request-id"]
+    assert request_id != "forged-request-id"
+    (seen,) = [r for r in upstream_requests(stack) if r["headers"]["x-request-id"] == request_id]
+    assert seen["headers"]["x-envoy-external-address"] == "127.0.0.1"
+    for _ in range(50):
+        recorded = [
+            f.record.exchange
+            for f in from_spool(stack.spool_dir)
+            if f.record is not None and f.record.exchange.request_id == request_id
+        ]
+        if recorded:
+            break
+        await asyncio.sleep(0.1)
+    assert [r.source_address for r in recorded] == ["127.0.0.1"]

@@ -99,3 +99,12 @@ def test_every_parameter_of_a_kept_target_is_a_name_and_a_redacted_value(
     for part in filter(None, query.split("&")):
         assert part == REDACTED or part.endswith(f"={REDACTED}")
         assert part.count("=") <= 1
+
+
+def test_a_kept_target_is_bounded_and_keeps_no_credential_in_its_path() -> None:
+    assert kept_target(f"/api/{TOKEN}/x?a=1") == f"/{REDACTED}?a={REDACTED}"
+    assert kept_target(f"/api/{TOKEN}") == f"/{REDACTED}"
+    many = kept_target("/x?" + ";".join("a" for _ in range(2000)))
+    assert len(many) <= 1024 + len("[…]") and many.endswith("[…]")
+    long_path = kept_target("/" + "p" * 5000)
+    assert len(long_path) == 1024 + len("[…]")
