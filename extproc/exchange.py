@@ -7,12 +7,16 @@ ProcessingRequests to ProcessingResponses, with no server in it.
   streamed for `text/event-stream`, so SSE events reach the client as they come); the
   length goes, since masking changes it; an encoding is decoded (gzip) or refused; a
   header in which a detector finds PHI is removed;
-- response body: masked, whole or event by event; in a stream answering a POST of
-  JSON-RPC requests, the responses to them are looked for, so the servicer can record
-  the exchange before the last of them goes out;
+- request body: its requests' ids are held in flight in their session (a second request
+  with one of them is refused with 409), and kept for the answer to be checked against;
+- response body: masked, whole or event by event; it may hold the responses to this
+  stream's own requests only, once each; in a stream answering a POST of JSON-RPC
+  requests, the responses are looked for, so the servicer can record the exchange before
+  the last of them goes out;
 - anything that cannot be masked ends the exchange with a 502 carrying no body of the
-  MCP server's (or, once a stream's 200 is out, breaks the stream off), and an unknown
-  message is an error, never a pass-through."""
+  MCP server's but a JSON-RPC error (or, once a stream's 200 is out, an error event for
+  each request still unanswered, and the end of the stream), and an unknown message is
+  an error, never a pass-through."""
 
 from __future__ import annotations
 
