@@ -3,9 +3,10 @@ development issuer and the demo MCP server, on loopback ports chosen per run."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,9 @@ import httpx2
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
+from custos.audit.audit_pb2 import Exchange
 from custos.audit.entries import from_cloud_logging
+from custos.audit.sources import from_spool
 from custos.audit.verify import Found
 from custos.run_command import INITIALIZE as BANNER_INITIALIZE
 from custos.stack import EXAMPLE_MASKING, EXAMPLE_POLICY, LOCAL_PROJECT, LocalStack, Ports
@@ -65,6 +68,22 @@ async def stop_services(stack: LocalStack) -> None:
     """Everything but the emulator, whose records the test then reads."""
     for name in SERVICES:
         await stack.stop_child(name)
+
+
+async def spooled(stack: LocalStack, wanted: Callable[[Exchange], bool]) -> list[Exchange]:
+    """The exchange records in the stack's spool that `wanted` picks, once there is one
+    (a record is written as its answer goes out, an edge refusal's every 100 ms): waited
+    for a bounded time, and empty if none came."""
+    for _ in range(50):
+        found = [
+            f.record.exchange
+            for f in from_spool(stack.spool_dir)
+            if f.record is not None and f.record.HasField("exchange") and wanted(f.record.exchange)
+        ]
+        if found:
+            return found
+        await asyncio.sleep(0.1)
+    return []
 
 
 def shipped(stack: LocalStack) -> list[Found]:

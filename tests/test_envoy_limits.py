@@ -12,9 +12,15 @@ import pytest
 import pytest_asyncio
 
 from custos.audit.audit_pb2 import Exchange
-from custos.audit.sources import from_spool
 from custos.stack import LocalStack
-from tests.stack_fixture import INITIALIZE, post_jsonrpc, running_stack, token, upstream_requests
+from tests.stack_fixture import (
+    INITIALIZE,
+    post_jsonrpc,
+    running_stack,
+    spooled,
+    token,
+    upstream_requests,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -137,16 +143,7 @@ async def test_connections_beyond_the_limit_are_closed_and_the_rest_served(
 
 async def edge_records(stack: LocalStack, status: int) -> list[Exchange]:
     """The records of the edge's refusals with this status, once one is in the spool."""
-    for _ in range(50):  # Envoy sends its access log entries every 100 ms
-        records = [
-            f.record.exchange
-            for f in from_spool(stack.spool_dir)
-            if f.record is not None and f.record.exchange.decision.code == "envoy_refused"
-        ]
-        if found := [r for r in records if r.status == status]:
-            return found
-        await asyncio.sleep(0.1)
-    return []
+    return await spooled(stack, lambda r: r.decision.code == "envoy_refused" and r.status == status)
 
 
 async def test_each_refusal_of_the_edge_is_an_audit_record(stack: LocalStack) -> None:

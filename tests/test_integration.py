@@ -18,7 +18,6 @@ import pytest_asyncio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from mcp.shared.exceptions import MCPError
 
-from custos.audit.sources import from_spool
 from custos.stack import EXAMPLE_POLICY, LocalStack
 from tests.stack_fixture import (
     INITIALIZE,
@@ -26,6 +25,7 @@ from tests.stack_fixture import (
     mcp_client,
     post_jsonrpc,
     running_stack,
+    spooled,
     token,
     upstream_requests,
 )
@@ -392,15 +392,7 @@ async def test_a_query_reaches_the_server_but_its_values_not_the_record(
         )
     assert response.status_code == 200
     request_id = response.headers["x-request-id"]
-    for _ in range(50):  # ext_proc writes the record once the answer is out
-        records = [
-            f.record.exchange
-            for f in from_spool(stack.spool_dir)
-            if f.record is not None and f.record.exchange.request_id == request_id
-        ]
-        if records:
-            break
-        await asyncio.sleep(0.1)
+    records = await spooled(stack, lambda r: r.request_id == request_id)
     assert [r.http_path for r in records] == ["/mcp?page=[REDACTED]&patient=[REDACTED]"]
     await assert_kept_nowhere(stack, bearer, "pt-0042", upstream=False)
 
@@ -414,16 +406,9 @@ async def client_seen(stack: LocalStack, claimed: str) -> tuple[dict[str, object
     assert response.status_code == 200
     request_id = response.headers["x-request-id"]
     (seen,) = [r for r in upstream_requests(stack) if r["headers"]["x-request-id"] == request_id]
-    for _ in range(50):
-        recorded = [
-            f.record.exchange.source_address
-            for f in from_spool(stack.spool_dir)
-            if f.record is not None and f.record.exchange.request_id == request_id
-        ]
-        if recorded:
-            return seen, recorded[0]
-        await asyncio.sleep(0.1)
-    raise AssertionError("no record of the call")
+    recorded = await spooled(stack, lambda r: r.request_id == request_id)
+    assert recorded, "no record of the call"
+    return seen, recorded[0].source_address
 
 
 async def test_the_client_is_the_peer_whatever_it_claims(stack: LocalStack) -> None:
@@ -487,13 +472,5 @@ async def test_a_client_on_loopback_names_neither_its_address_nor_its_request_id
     assert request_id != "forged-request-id"
     (seen,) = [r for r in upstream_requests(stack) if r["headers"]["x-request-id"] == request_id]
     assert seen["headers"]["x-envoy-external-address"] == "127.0.0.1"
-    for _ in range(50):
-        recorded = [
-            f.record.exchange
-            for f in from_spool(stack.spool_dir)
-            if f.record is not None and f.record.exchange.request_id == request_id
-        ]
-        if recorded:
-            break
-        await asyncio.sleep(0.1)
+    recorded = await spooled(stack, lambda r: r.request_id == request_id)
     assert [r.source_address for r in recorded] == ["127.0.0.1"]
