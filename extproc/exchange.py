@@ -70,6 +70,8 @@ _PROTOCOL_HEADERS = frozenset(
 
 # A JSON-RPC id a response can be matched by (MCP forbids null; a bool is no id).
 _Id = str | int | float
+# An answer's JSON masked, with the ids of the responses in it and whether it holds any.
+_Rewritten = tuple[str, set[str], bool]
 
 
 class ExchangeError(CustosError):
@@ -93,7 +95,7 @@ class Exchange:
     _text_ok: bool = False
     # The answer's masking and what its JSON goes through, both set by its headers.
     _answer: AnswerMasking | None = None
-    _json_rewrite: Callable[[str], str] | None = None
+    _json_rewrite: Callable[[str], _Rewritten] | None = None
     # A stream's status and headers went to the client: a refusal can only end it.
     _released: bool = False
     _dropping: bool = False  # refused in the stream: the rest of the server's is dropped
@@ -254,33 +256,38 @@ class Exchange:
             self._calls = _calls_from(decision)
             self._identity = identity_from(decision)
 
-    def _rewrite(self, answer: AnswerMasking) -> Callable[[str], str]:
+    def _rewrite(self, answer: AnswerMasking) -> Callable[[str], _Rewritten]:
         """What the answer's JSON goes through: the tools filter, then the masking of a
-        listing, for a listing of tools; the answer's masking for everything else."""
+        listing, for a listing of tools; the answer's masking for everything else. Then
+        its responses are checked, and said."""
         tools = self.tools if self._methods == {"tools/list"} else None
 
-        def rewrite(text: str) -> str:
+        def rewrite(text: str) -> _Rewritten:
             if tools is not None and (listing := tools.filter(text, self._identity)):
                 masked = answer.listing(listing)
             else:
                 masked = answer.document(text)
-            self._produced |= self._check_responses(masked)
-            return masked
+            answered, any_response = self._check_responses(masked)
+            self._produced |= answered
+            return masked, answered, any_response
 
         return rewrite
 
-    def _check_responses(self, text: str) -> set[str]:
+    def _check_responses(self, text: str) -> tuple[set[str], bool]:
         """An answer carries one response to each of this stream's own requests, no other:
         the MCP SDK routes a response by its id, and one that took the wrong stream (a
         ping's carrying a patient's record) must not reach this client. A POST of
         notifications alone is answered by nothing, and a ping by an empty result. Known
-        once the request's body was seen; a GET stream's is the server's."""
+        once the request's body was seen; a GET stream's is the server's. Returns the ids
+        answered, and whether there is any response (an error's id may be null)."""
         if not self._body_seen:
-            return set()
+            return set(), False
         answered: set[str] = set()
+        any_response = False
         for message in _messages(text):
             if "method" in message or not ("result" in message or "error" in message):
                 continue
+            any_response = True
             asked = message.get("id")
             if asked is None and "result" not in message:  # an error about a bad request
                 continue
@@ -293,7 +300,7 @@ class Exchange:
             if request[1] == "ping" and not _bare(message):
                 raise MaskingError("a ping answered with more than an empty result")
             answered.add(key)
-        return answered
+        return answered, any_response
 
     def _policy_input(self) -> PolicyInput | None:
         """The caller and what it asked, as masking exceptions see them."""
@@ -368,14 +375,13 @@ class Exchange:
             mode_override=Mode(response_body_mode=body_mode),
         )
 
-    def _answering(self, rewrite: Callable[[str], str]) -> Callable[[str], str]:
+    def _answering(self, rewrite: Callable[[str], _Rewritten]) -> Callable[[str], str]:
         """`rewrite` for an event's data, noting the responses to the request's calls in
         what the client will read."""
 
         def rewrite_event(text: str) -> str:
-            masked = rewrite(text)
-            if self._awaiting:  # once all are answered, no event is parsed again
-                answered, any_response = _responses(masked)
+            masked, answered, any_response = rewrite(text)
+            if self._awaiting:
                 self._awaiting -= answered
                 self._responded = self._responded or (any_response and bool(self._awaiting))
             return masked
@@ -456,7 +462,7 @@ class Exchange:
         if self._text_ok and not _is_json(text):
             masked = self._answer.text(text).encode()
         else:
-            masked = self._json_rewrite(text).encode()
+            masked = self._json_rewrite(text)[0].encode()
         self._seen(masked)
         return _body_response(masked, self.report)
 
@@ -506,16 +512,6 @@ def _requests(body: bytes) -> dict[str, tuple[_Id, str]]:
         for m in messages
         if "method" in m and (i := _id_of(m)) is not None
     }
-
-
-def _responses(text: str) -> tuple[set[str], bool]:
-    """The ids of the JSON-RPC responses (an id and a result or an error, no method) in
-    an event's data, and whether it holds any response (an error's id may be null); a
-    request or notification of the server's answers nothing."""
-    responses = [
-        m for m in _messages(text) if "method" not in m and ("result" in m or "error" in m)
-    ]
-    return {str(i) for m in responses if (i := _id_of(m)) is not None}, bool(responses)
 
 
 def _messages(text: str) -> list[dict[str, Any]]:
