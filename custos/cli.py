@@ -465,13 +465,12 @@ def _extproc(args: argparse.Namespace) -> int:
 def _envoy(args: argparse.Namespace) -> int:
     import os
 
-    from custos.envoy_config import envoy_binary
+    from custos.envoy_config import ENVOY_FIXED_ARGS, envoy_binary
 
     if not args.config.is_file():
         raise ConfigError(f"{args.config}: no such file")
     binary = envoy_binary()
-    # One Envoy per container: no hot-restart shared memory to collide with another's.
-    argv = [binary, "--config-path", str(args.config), "--disable-hot-restart", *args.envoy_args]
+    argv = [binary, "--config-path", str(args.config), *ENVOY_FIXED_ARGS, *args.envoy_args]
     sys.stdout.flush()
     sys.stderr.flush()
     try:

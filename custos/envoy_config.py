@@ -20,6 +20,12 @@ BOOTSTRAP = ENVOY_DIR / "bootstrap.yaml"
 MAX_BODY_BYTES = 64 * 1_048_576
 
 
+# How every Envoy of the project runs. One Envoy per container: no hot-restart shared memory
+# to collide with another's. A drain (the admin's /drain_listeners) tells every connection
+# at once, not spread over ten minutes: the bootstrap's drain_timeout is then the whole of it.
+ENVOY_FIXED_ARGS = ("--disable-hot-restart", "--drain-strategy", "immediate")
+
+
 class EnvoySettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -51,6 +57,12 @@ class EnvoySettings(BaseModel):
     max_connections: int = Field(default=1024, ge=1)
     # The time a client has to send a request's headers.
     request_headers_timeout_s: int = Field(default=10, ge=1, le=300)
+    # A client connection with no stream open for this long is closed.
+    connection_idle_timeout_s: int = Field(default=300, ge=1)
+    # How long a draining Envoy (a pod going away) gives HTTP/2 clients to finish.
+    drain_timeout_s: int = Field(default=5, ge=1, le=300)
+    # Envoy's heap bound, under the container's memory limit: near it, new requests get 503.
+    max_heap_bytes: int = Field(default=200 * 1_048_576, ge=1_048_576)
     # Proxies of the operator's own in front of Envoy, each appending to X-Forwarded-For:
     # 0 (the peer is the client), or as the README's "Deploy on GKE" says for a load balancer.
     xff_num_trusted_hops: int = Field(default=0, ge=0, le=8)
@@ -83,6 +95,8 @@ def render_bootstrap(settings: EnvoySettings, template: Path = BOOTSTRAP) -> str
     values["stream_idle_timeout"] = f"{settings.stream_idle_timeout_s}s"
     values["max_stream_duration"] = f"{settings.max_stream_duration_s}s"
     values["request_headers_timeout"] = f"{settings.request_headers_timeout_s}s"
+    values["connection_idle_timeout"] = f"{settings.connection_idle_timeout_s}s"
+    values["drain_timeout"] = f"{settings.drain_timeout_s}s"
     # A JSON string is a valid YAML double-quoted scalar: the document is embedded as-is.
     # Compact with sorted keys, as Helm's toJson writes it.
     document = json.dumps(settings.resource_metadata(), sort_keys=True, separators=(",", ":"))

@@ -11,12 +11,13 @@ import secrets
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from custos.audit.signing import generate_key_pair
 from custos.children import Supervisor
-from custos.envoy_config import EnvoySettings, envoy_binary, render_bootstrap
+from custos.envoy_config import ENVOY_FIXED_ARGS, EnvoySettings, envoy_binary, render_bootstrap
 from custos.errors import StackError
 from custos.net import free_ports, ports_in_use
 
@@ -66,10 +67,8 @@ class LocalStack:
     # Tests read what reached the MCP server in header_log. It holds the sidecar's upstream
     # credential and who called: never written unless asked for.
     log_upstream_headers: bool = False
-    xff_num_trusted_hops: int = 0  # a test's stand-in for a load balancer in front
-    max_stream_duration_s: int = 3600
-    max_connections: int = 1024
-    request_headers_timeout_s: int = 10
+    # Envoy settings a test changes (a load balancer in front, tighter limits).
+    envoy_overrides: dict[str, Any] = field(default_factory=dict)
     supervisor: Supervisor = field(init=False)
 
     def __post_init__(self) -> None:
@@ -134,7 +133,7 @@ class LocalStack:
                 str(bootstrap),
                 "--log-level",
                 "warn",
-                "--disable-hot-restart",
+                *ENVOY_FIXED_ARGS,
                 # Access log lines reach the terminal within a second, not ten.
                 "--file-flush-interval-msec",
                 "500",
@@ -256,10 +255,7 @@ class LocalStack:
             upstream_port=self.ports.mcp,
             public_url=f"http://127.0.0.1:{self.ports.envoy}",
             authorization_servers=(self.issuer_url,),
-            xff_num_trusted_hops=self.xff_num_trusted_hops,
-            max_stream_duration_s=self.max_stream_duration_s,
-            max_connections=self.max_connections,
-            request_headers_timeout_s=self.request_headers_timeout_s,
+            **self.envoy_overrides,
         )
 
     def _show(self, name: str, line: str) -> None:

@@ -32,11 +32,9 @@ async def running_stack(
     masking: Path | None = None,
     demo_env: dict[str, str] | None = None,
     logging_endpoint: str | None = None,
-    xff_num_trusted_hops: int = 0,
-    max_stream_duration_s: int = 3600,
-    max_connections: int = 1024,
-    request_headers_timeout_s: int = 10,
+    **envoy: Any,
 ) -> AsyncIterator[LocalStack]:
+    """The local stack, with `envoy` changing Envoy's settings (custos.envoy_config)."""
     stack = LocalStack(
         run_dir,
         Ports.free(),
@@ -46,10 +44,7 @@ async def running_stack(
         demo_env=demo_env or {},
         logging_endpoint=logging_endpoint,
         log_upstream_headers=True,
-        xff_num_trusted_hops=xff_num_trusted_hops,
-        max_stream_duration_s=max_stream_duration_s,
-        max_connections=max_connections,
-        request_headers_timeout_s=request_headers_timeout_s,
+        envoy_overrides=envoy,
     )
     try:
         await stack.start()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from custos.envoy_config import EnvoySettings, render_bootstrap
+from custos.envoy_config import ENVOY_FIXED_ARGS, EnvoySettings, render_bootstrap
 from custos.net import free_ports, wait_for_port
 from tests.processes import custos, run
 
@@ -76,7 +76,7 @@ async def test_envoy_takes_the_process_place_and_gets_its_signals(tmp_path: Path
         # The process we started is Envoy itself, not a Python parent of it.
         program, argv = running(process.pid)
         assert Path(program).name == "envoy"
-        passed = ["--config-path", str(bootstrap), "--disable-hot-restart", "--log-level", "warn"]
+        passed = ["--config-path", str(bootstrap), *ENVOY_FIXED_ARGS, "--log-level", "warn"]
         assert argv == passed
         assert await until_catches(process.pid, signal.SIGTERM)
         process.send_signal(signal.SIGTERM)

@@ -120,6 +120,9 @@ pod and the local stack run the same configuration. A test renders both and comp
   "max_stream_duration" (printf "%ds" (int $v.envoy.maxStreamDurationSeconds))
   "max_connections" (int $v.envoy.maxConnections)
   "request_headers_timeout" (printf "%ds" (int $v.envoy.requestHeadersTimeoutSeconds))
+  "connection_idle_timeout" (printf "%ds" (int $v.envoy.connectionIdleTimeoutSeconds))
+  "drain_timeout" (printf "%ds" (int $v.envoy.drainTimeoutSeconds))
+  "max_heap_bytes" (int $v.envoy.maxHeapBytes)
   "xff_num_trusted_hops" (int $v.envoy.xffNumTrustedHops)
   "resource_metadata_json" ($metadata | toJson | toJson)
 -}}
