@@ -402,6 +402,10 @@ async def test_envoy_short_of_memory_refuses_requests_and_records_each(
                 f"http://127.0.0.1:{envoy.listen_port}/mcp", json=INITIALIZE, headers=headers
             )
         assert (response.status_code, response.text) == (503, "envoy overloaded")
+        # The kubelet's liveness probe still finds Envoy alive: it is not restarted for it.
+        async with httpx.AsyncClient() as client:
+            alive = await client.get(f"http://127.0.0.1:{envoy.ready_port}/ready")
+        assert alive.status_code == 200
         # Its access log reaches ext_proc, which records the refusal.
         (record, *_) = await spooled(
             stack, lambda r: r.decision.code == "envoy_refused" and r.decision.reason == "overload"
