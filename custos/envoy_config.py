@@ -22,7 +22,7 @@ MAX_BODY_BYTES = 64 * 1_048_576
 
 # How every Envoy of the project runs. One Envoy per container: no hot-restart shared memory
 # to collide with another's. A drain (the admin's /drain_listeners) tells every connection
-# at once, not spread over ten minutes: the bootstrap's drain_timeout is then the whole of it.
+# at once, not at random moments over the drain time (--drain-time-s, ten minutes).
 ENVOY_FIXED_ARGS = ("--disable-hot-restart", "--drain-strategy", "immediate")
 
 
@@ -55,14 +55,16 @@ class EnvoySettings(BaseModel):
     # Downstream connections Envoy holds at once (its overload manager's global limit); a
     # new connection beyond it is closed at once.
     max_connections: int = Field(default=1024, ge=1)
-    # The time a client has to send a request's headers.
+    # The time a client has to send a request's headers, and then the rest of it.
     request_headers_timeout_s: int = Field(default=10, ge=1, le=300)
+    request_timeout_s: int = Field(default=60, ge=1, le=3600)
     # A client connection with no stream open for this long is closed.
     connection_idle_timeout_s: int = Field(default=300, ge=1)
-    # How long a draining Envoy (a pod going away) gives HTTP/2 clients to finish.
+    # How long a connection being closed (idle, or Envoy drained) is given to finish.
     drain_timeout_s: int = Field(default=5, ge=1, le=300)
-    # Envoy's heap bound, under the container's memory limit: near it, new requests get 503.
-    max_heap_bytes: int = Field(default=200 * 1_048_576, ge=1_048_576)
+    # Envoy's heap bound: its container's memory limit less what is not heap (the mapped
+    # binary, socket buffers: about 96 MiB). Near it, new requests get 503.
+    max_heap_bytes: int = Field(default=160 * 1_048_576, ge=1_048_576)
     # Proxies of the operator's own in front of Envoy, each appending to X-Forwarded-For:
     # 0 (the peer is the client), or as the README's "Deploy on GKE" says for a load balancer.
     xff_num_trusted_hops: int = Field(default=0, ge=0, le=8)
@@ -95,6 +97,7 @@ def render_bootstrap(settings: EnvoySettings, template: Path = BOOTSTRAP) -> str
     values["stream_idle_timeout"] = f"{settings.stream_idle_timeout_s}s"
     values["max_stream_duration"] = f"{settings.max_stream_duration_s}s"
     values["request_headers_timeout"] = f"{settings.request_headers_timeout_s}s"
+    values["request_timeout"] = f"{settings.request_timeout_s}s"
     values["connection_idle_timeout"] = f"{settings.connection_idle_timeout_s}s"
     values["drain_timeout"] = f"{settings.drain_timeout_s}s"
     # A JSON string is a valid YAML double-quoted scalar: the document is embedded as-is.

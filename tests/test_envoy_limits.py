@@ -19,7 +19,7 @@ import httpx
 import pytest
 import pytest_asyncio
 from h2.config import H2Configuration
-from h2.events import ConnectionTerminated, WindowUpdated
+from h2.events import WindowUpdated
 
 from custos.audit.audit_pb2 import Exchange
 from custos.envoy_config import EnvoySettings, render_bootstrap
@@ -41,6 +41,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 MAX_CONNECTIONS = 4
 IDLE_SECONDS = 2
 DRAIN_SECONDS = 1
+REQUEST_SECONDS = 2
 # The patient record's note, padded: an answer far above a connection's 32 KiB.
 NOTE_BYTES = 300_000
 
@@ -53,6 +54,7 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Local
         demo_env={"DEMO_MCP_NOTE_BYTES": str(NOTE_BYTES)},
         max_connections=MAX_CONNECTIONS,
         request_headers_timeout_s=1,
+        request_timeout_s=REQUEST_SECONDS,
         connection_idle_timeout_s=IDLE_SECONDS,
         drain_timeout_s=DRAIN_SECONDS,
     ) as running:
@@ -156,6 +158,10 @@ async def test_connections_beyond_the_limit_are_closed_and_the_rest_served(
         writer.write(b"GET /healthz HTTP/1.1\r\nHost: custos\r\n\r\n")
         assert await closed_within(reader, 3)
         writer.close()
+        # The kubelet's probes are still answered: the pod is busy, not dead.
+        async with httpx.AsyncClient() as client:
+            ready = await client.get(f"http://127.0.0.1:{stack.ports.envoy_ready}/ready")
+        assert ready.status_code == 200
     finally:
         for _, w in held:
             w.close()
@@ -181,6 +187,19 @@ async def test_each_refusal_of_the_edge_is_an_audit_record(stack: LocalStack) ->
     assert "s3cr3t" not in str(record)
 
 
+GOAWAY = 0x07
+
+
+def frame_kinds(frames: bytes) -> list[int]:
+    """The types of the HTTP/2 frames in these bytes, read as they are."""
+    kinds = []
+    while len(frames) >= 9:  # frame header: length (3), type (1), flags (1), stream (4)
+        length = int.from_bytes(frames[:3], "big")
+        kinds.append(frames[3])
+        frames = frames[9 + length :]
+    return kinds
+
+
 async def test_an_invalid_http2_frame_gets_a_goaway(stack: LocalStack) -> None:
     reader, writer = await connected(stack)
     try:
@@ -189,12 +208,7 @@ async def test_an_invalid_http2_frame_gets_a_goaway(stack: LocalStack) -> None:
             b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x04\x07\x00\x00\x00\x00\x01oops"
         )
         frames = await asyncio.wait_for(reader.read(4096), 3)
-        kinds = []
-        while len(frames) >= 9:  # frame header: length (3), type (1), flags (1), stream (4)
-            length = int.from_bytes(frames[:3], "big")
-            kinds.append(frames[3])
-            frames = frames[9 + length :]
-        assert 0x07 in kinds  # GOAWAY: the client is told, not left hanging
+        assert GOAWAY in frame_kinds(frames)  # the client is told, not left hanging
     finally:
         writer.close()
 
@@ -234,7 +248,9 @@ async def envoy_stat(admin_port: int, name: str) -> int:
     return int(line.rpartition(": ")[2])
 
 
-async def test_a_client_that_reads_slowly_holds_envoy_to_32_kib(stack: LocalStack) -> None:
+async def test_envoy_waits_for_a_slow_reader_rather_than_queue_its_answer(
+    stack: LocalStack,
+) -> None:
     bearer = await token(stack, "alice", ["phi-readers"])
     session = (await post_jsonrpc(stack, INITIALIZE, bearer)).headers["mcp-session-id"]
     call = json.dumps(
@@ -260,9 +276,9 @@ async def test_a_client_that_reads_slowly_holds_envoy_to_32_kib(stack: LocalStac
             + f"content-length: {len(call)}\r\n\r\n".encode()
             + call
         )
-        # Envoy queues 32 KiB of the answer for this client, then stops reading it from
-        # behind until the client takes some: the answer waits upstream, not in a queue
-        # of Envoy's per slow client (at 1 MiB, this answer would fit in the queue whole).
+        # The edge queues 32 KiB of the answer for this client, then stops reading it from
+        # behind until the client takes some: the rest waits where it was masked, not in
+        # a second copy per slow client (at 1 MiB, this answer would fit in the queue).
         for _ in range(100):
             if await envoy_stat(stack.ports.envoy_admin, paused) > before:
                 break
@@ -318,12 +334,14 @@ class Http2:
                 break
         return events
 
-    def start_request(self) -> None:
-        """A POST whose body never comes: the stream stays open."""
+    def start_request(self, method: str = "POST", path: str = "/mcp") -> None:
+        """A GET, or a POST whose body never comes: the stream stays open."""
         stream = self.connection.get_next_available_stream_id()
-        headers = [(":method", "POST"), (":path", "/mcp"), (":scheme", "http")]
-        headers += [(":authority", "custos"), ("content-length", "2")]
-        self.connection.send_headers(stream, headers)
+        headers = [(":method", method), (":path", path), (":scheme", "http")]
+        headers += [(":authority", "custos")]
+        if method == "POST":
+            headers += [("content-length", "2")]
+        self.connection.send_headers(stream, headers, end_stream=method == "GET")
         self.writer.write(self.connection.data_to_send())
 
     def close(self) -> None:
@@ -419,15 +437,40 @@ async def test_envoy_short_of_memory_refuses_requests_and_records_each(
 async def test_a_draining_envoy_sends_http2_clients_away_within_its_drain_timeout(
     stack: LocalStack, tmp_path: Path
 ) -> None:
-    async with another_envoy(stack, tmp_path, drain_timeout_s=1) as envoy:
+    # Idle connections last: only the drain ends this one.
+    changes = {"drain_timeout_s": 1, "connection_idle_timeout_s": 300}
+    async with another_envoy(stack, tmp_path, **changes) as envoy:
         client = await Http2.open(envoy.listen_port)
         try:
             async with httpx.AsyncClient() as admin:
                 url = f"http://127.0.0.1:{envoy.admin_port}/drain_listeners?graceful"
                 assert (await admin.post(url)).status_code == 200
-            going_away = lambda e: isinstance(e, ConnectionTerminated)  # noqa: E731
-            assert any(map(going_away, await client.receive(5, until=going_away)))
-            await client.receive(3)  # 1 s to drain, and Envoy's delayed close
-            assert client.closed
+            # A drained Envoy tells a connection at its next request, answers it, and
+            # closes the connection once the drain timeout has passed.
+            client.start_request("GET", "/healthz")
+            started, received = time.monotonic(), b""
+            with contextlib.suppress(ConnectionError):
+                while chunk := await asyncio.wait_for(client.reader.read(65536), 8):
+                    received += chunk
+            assert GOAWAY in frame_kinds(received)
+            assert time.monotonic() - started < 1 + 2  # and Envoy's delayed close (5 s by default)
         finally:
             client.close()
+
+
+async def test_a_request_whose_body_does_not_come_in_time_gets_408_and_a_record(
+    stack: LocalStack,
+) -> None:
+    before = len(upstream_requests(stack))
+    reader, writer = await connected(stack)
+    try:
+        writer.write(b"POST /mcp HTTP/1.1\r\nHost: custos\r\nContent-Length: 100\r\n\r\n{")
+        started = time.monotonic()
+        line = await asyncio.wait_for(reader.readline(), REQUEST_SECONDS + 3)
+        assert line.startswith(b"HTTP/1.1 408 ")
+        assert time.monotonic() - started < REQUEST_SECONDS + 1
+    finally:
+        writer.close()
+    assert len(upstream_requests(stack)) == before
+    (record, *_) = await edge_records(stack, 408)
+    assert record.decision.reason == "request_overall_timeout"

@@ -193,6 +193,8 @@ def test_config_connector_is_off_by_default() -> None:
         ({"ports": {"shipperHealth": 9902}}, "ports.envoyReady and ports.shipperHealth are both"),
         ({"autoscaling": {"enabled": True, "minReplicas": 5, "maxReplicas": 3}}, "minReplicas"),
         ({"mcpServer": {"preStopSleepSeconds": 40}}, "terminationGracePeriodSeconds"),
+        ({"resources": {"envoy": {"limits": {"memory": "200Mi"}}}}, "envoy.maxHeapBytes"),
+        ({"envoy": {"maxHeapBytes": 200 * 1_048_576}}, "envoy.maxHeapBytes"),
         (
             {
                 "configConnector": {"enabled": True},

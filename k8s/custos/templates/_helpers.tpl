@@ -120,6 +120,7 @@ pod and the local stack run the same configuration. A test renders both and comp
   "max_stream_duration" (printf "%ds" (int $v.envoy.maxStreamDurationSeconds))
   "max_connections" (int $v.envoy.maxConnections)
   "request_headers_timeout" (printf "%ds" (int $v.envoy.requestHeadersTimeoutSeconds))
+  "request_timeout" (printf "%ds" (int $v.envoy.requestTimeoutSeconds))
   "connection_idle_timeout" (printf "%ds" (int $v.envoy.connectionIdleTimeoutSeconds))
   "drain_timeout" (printf "%ds" (int $v.envoy.drainTimeoutSeconds))
   "max_heap_bytes" (int $v.envoy.maxHeapBytes)
@@ -203,8 +204,25 @@ whose disk pressure would evict it, spool and unshipped records with it.
 {{- if gt (add (int $v.mcpServer.preStopSleepSeconds) 15) (int $v.terminationGracePeriodSeconds) -}}
 {{- fail "terminationGracePeriodSeconds must leave 15 s after mcpServer.preStopSleepSeconds: the sidecars stop after the MCP server, and the shipper's last pass takes up to 10 s" -}}
 {{- end -}}
+{{- with include "custos.quantityBytes" (dig "envoy" "limits" "memory" "" $v.resources) -}}
+{{- if gt (add (int64 $v.envoy.maxHeapBytes) 100663296) (int64 .) -}}
+{{- fail "envoy.maxHeapBytes must stay 96 MiB below resources.envoy.limits.memory: Envoy's binary and socket buffers are not heap, and at the limit the kernel kills Envoy with every stream it holds" -}}
+{{- end -}}
+{{- end -}}
 {{- if and $v.configConnector.enabled $v.configConnector.workloadIdentityBinding (not $v.serviceAccount.create) (not $v.serviceAccount.name) -}}
 {{- fail "serviceAccount.name is needed when serviceAccount.create is false: else the Workload Identity binding would name the namespace's default service account" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* A memory quantity ("256Mi", "1G", "268435456") in bytes; empty for one it cannot read
+("0.5Gi"), which is then not checked. */}}
+{{- define "custos.quantityBytes" -}}
+{{- $quantity := toString . -}}
+{{- $units := dict "Ki" 1024 "Mi" 1048576 "Gi" 1073741824 "K" 1000 "M" 1000000 "G" 1000000000 -}}
+{{- $number := regexFind "^[0-9]+" $quantity -}}
+{{- $unit := trimPrefix $number $quantity -}}
+{{- if and $number (or (eq $unit "") (hasKey $units $unit)) -}}
+{{- mul (int64 $number) (int64 (default 1 (get $units $unit))) -}}
 {{- end -}}
 {{- end -}}
 
