@@ -91,7 +91,7 @@ _PLUS_TAIL = rf"(?:1{_SEP}?{_NANP}|[1-9]{_D}{{0,3}}(?:{_SEP}{_D}{{1,7}}){{1,6}}|
 _BARE_NANP = rf"1?[2-9]{_D}{{2}}[2-9]{_D}{{6}}"
 _PHONE = rf"(?:1{_SEP}?)?{_NANP}|\+{_PLUS_TAIL}|{_BARE_NANP}"
 # An extension belongs to the number: "x7240", "ext. 45".
-_EXT = r"(?:[ \t]*(?:[xX]|[eE]xt\.?|[eE]xtension)[ \t]*[0-9]{1,6}(?![0-9]))?"
+_EXT = r"(?:(?:[ \t]*(?:[xX]|[eE]xt\.?|[eE]xtension)|;ext=)[ \t]*[0-9]{1,6}(?![0-9]))?"
 _MONTH_NAMES = (
     "january february march april may june july august september october november december"
 )
@@ -111,6 +111,10 @@ _STATE_NAMES = f"(?:{'|'.join(tries(UsAddress.states, ignore_case=False))})"
 # ("XKQ123456789", "88-7712-334", "88 7712 334", a UDI's "(01)00844588003288(17)141120");
 # `_id_ok` wants two digits and four characters of it, so "Visit 12" is no number.
 _ID_VALUE = r"[A-Za-z0-9()]{1,64}(?:[-./][A-Za-z0-9()]{1,64}|[ ][0-9]{1,64}(?![A-Za-z])){0,5}"
+# An e-mail address's "@" and "." as people spell them out to hide them from robots.
+_SAID_AT = r"(?:[ \t]*(?:\[at\]|\(at\)|\{at\}|\[@\]|\(@\))[ \t]*|[ \t]+at[ \t]+)"
+_SAID_DOT = r"(?:[ \t]*(?:\[dot\]|\(dot\)|\{dot\}|\[\.\]|\(\.\))[ \t]*|[ \t]+dot[ \t]+|\.)"
+_TLDS = "com|org|net|edu|gov|mil|us|io|info|biz|co|uk|ca|de|fr|au|in|me|health"
 # A company's name: capitalised words, joined by commas, "and" or "&" ("Hall, Hayden and
 # Howell", "Perkins PLC").
 _COMPANY_WORDS = (
@@ -172,6 +176,41 @@ _NUMBERS = re.compile("[0-9]+")
 _DATE_LIKE = re.compile(r"^[0-9]{1,4}[/.-][0-9]{1,2}[/.-][0-9]{1,4}(?![0-9])")
 _WORD_HEAD = re.compile(r"([A-Za-z]+)([-./ ]|$)")
 _LETTERS = re.compile("[A-Za-z]{3}")
+
+
+# What an age is said by, before the number: "turned 90", "died at 94", "who is 103".
+_AGE_CUE = "(?:{})".format(
+    "|".join(
+        tries(
+            [
+                *("turned", "turning", "turns", "died at", "death at", "passed away at"),
+                *("who is", "she is", "he is", "celebrating", "celebrated"),
+                *("age of", "aged", "at age"),
+            ]
+        )
+    )
+)
+_YEAR_OR_BIRTHDAY = "|".join(tries(["year", "birthday"]))
+# A measure's unit after a number: "he is 95 kg" is no age.
+_UNIT_WORDS = r"(?:mg|kg|lbs?|g|mm|cm|ml|mL|bpm|min|percent|degrees|units?)(?![A-Za-z])"
+# A temperature's cue, just before its number ("Tmax 101F", "fever over 101 F"): the
+# number and a sex letter after it would read as an age. Looked behind the number's first
+# digit, one fixed width at a time.
+_NOT_AFTER_TEMPERATURE = "".join(
+    f"(?<!{re.escape(cue)}[0-9])"
+    for cue in ("T ", "T", "Tmax ", "Tmax", "emp ", "emp: ", "emp:", "ever ", "over ", "of ")
+)
+_UNITS = ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+_NINETIES = ["ninety", *(f"ninety{sep}{unit}" for unit in _UNITS for sep in ("-", " ", ""))]
+_AGE_WORDS = "(?:{}|{})".format(
+    "|".join(tries(_NINETIES)),
+    "|".join(
+        tries(
+            ["one hundred", "a hundred", "hundred"]
+            + [f"one hundred{sep}{unit}" for unit in _UNITS for sep in (" and ", " ", "-")]
+        )
+    ),
+)
 
 
 def _ymd_ok(year: str, month: str, day: str) -> bool:
@@ -253,8 +292,21 @@ def _day_ok(s: str) -> bool:
     return day is not None and v.date_valid(2000, _month_of(s), int(day.group()))
 
 
+def _day_month_ok(s: str) -> bool:
+    """A day and a month that month has, but not "2 may" or "3 march", which are words."""
+    if s.rstrip(".").rsplit(None, 1)[-1] in ("may", "march"):
+        return False
+    return _day_ok(s)
+
+
+def _month_year_ok(s: str) -> bool:
+    month, _year = _DATE_PARTS.split(s)
+    return 1 <= int(month) <= 12
+
+
 def _age_ok(s: str) -> bool:
-    return int(_NUMBERS.match(s).group()) >= 90  # type: ignore[union-attr]
+    age = int(_NUMBERS.search(s).group())  # type: ignore[union-attr]
+    return 90 <= age <= 130
 
 
 def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
@@ -307,6 +359,13 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
             4,
             email_ok,
         ),
+        b(  # written so that robots miss it: "jane dot doe at gmail dot com", "jd [at] x.org"
+            "email",
+            rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,63}}(?:{_SAID_DOT}[A-Za-z0-9_-]{{1,63}}){{0,3}}"
+            rf"{_SAID_AT}[A-Za-z0-9-]{{1,63}}(?:{_SAID_DOT}[A-Za-z0-9-]{{1,63}}){{0,3}}"
+            rf"{_SAID_DOT}(?:{_TLDS})(?![A-Za-z0-9])",
+            4,
+        ),
         # A URL runs to whitespace or a quote; trailing punctuation belongs to the sentence.
         *(
             b(
@@ -344,7 +403,13 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
             8,
             word_start=False,
         ),
-        b("phone", rf"\+(?<![\w+]\+){_PLUS_TAIL}{_NUM_END}", 8, e164_ok, word_start=False),
+        b(
+            "phone",
+            rf"\+(?<![\w+]\+){_PLUS_TAIL}{_EXT}{_NUM_END}",
+            8,
+            e164_ok,
+            word_start=False,
+        ),
         b(
             "date",
             rf"[12]{_D}{{3}}(?:-{_D}{{1,2}}-|/{_D}{{1,2}}/){_D}{{1,2}}{_NUM_END}",
@@ -390,11 +455,45 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
         ),
         *(  # "on 10/22", "by 3/18": a month and a day after what says it is a date
             b("date", rf"{lead}[ \t]+(?P<v>{_D}{_D}?/{_D}{_D}?)(?![0-9/]|\.[0-9])", 9, _md_ok)
-            for lead in tries(["on", "by", "since", "until", "from", "through", "dated", "seen"])
+            for lead in tries(
+                [
+                    *("on", "by", "since", "until", "from", "through", "dated", "seen"),
+                    *("admitted", "admit", "discharged", "discharge", "born", "died"),
+                    *("expired", "visit", "surgery", "presented", "returned"),
+                ]
+            )
         ),
         *(  # "Wed 10/6", "Monday, 10/28": the weekday with it
             b("date", rf"{day}\.?,?[ \t]+{_D}{_D}?/{_D}{_D}?(?![0-9/]|\.[0-9])", 9, _md_ok)
             for day in tries(d.casefold() for d in (*calendar.day_name, *calendar.day_abbr))
+        ),
+        b(  # "03/12 0800", "3/14 14:30": a month and a day before the time of day
+            "date",
+            rf"{_D}{_D}?/{_D}{_D}?(?=[ \t]+(?:[01][0-9]|2[0-3]):?[0-5][0-9](?![0-9]))",
+            9,
+            _md_ok,
+        ),
+        b(  # "12MAR2024", "04JUL1930", "12Mar24": day, month and year run together
+            "date",
+            rf"{_D}{_D}?{_MONTH}(?:{_YEAR}|{_D}{{2}}){_NUM_END}",
+            9,
+            _named_date_ok,
+        ),
+        b(  # "12th March", "11 Mar", "3 Sept": a day and a month, without a year
+            "date",
+            rf"{_D}{_D}?{_ORD}[ \t]+{_MONTH}\.?(?![A-Za-z])",
+            9,
+            _day_month_ok,
+        ),
+        *(  # "Mar '24", and with a typographic apostrophe: a month and a two-digit year
+            b("date", rf"{month}\.?[ \t]+['\u2019]{_D}{{2}}(?![0-9])", 9, _named_date_ok)
+            for month in _MONTH_TRIES
+        ),
+        b(  # "2/2019", "05-2021": a month and a year, 19xx or 20xx
+            "date",
+            rf"{_D}(?<![-/.][0-9]){_D}?[/-](?:19|20){_D}{{2}}{_NUM_END}",
+            9,
+            _month_year_ok,
         ),
         b(  # "(6/27)": an imaging or lab date in brackets
             "date",
@@ -412,18 +511,43 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
             )
             for the in ("", r"[tT]he[ \t]+")
         ),
-        b(  # "94F", "102 M" after a date of birth: an age and a sex
+        b(  # "94F", "102 M", "91/F" after a date of birth: an age and a sex; not a
+            # temperature ("Tmax 101F", "fever over 101 F", "98.6 F")
             "age_over_89",
-            rf"{_D}{_D}{_D}?(?=[ \t]?[MF](?![A-Za-z0-9]))",
+            rf"{_D}{_NOT_AFTER_TEMPERATURE}{_D}{_D}?(?=(?:[ \t]?|/)[MF](?![A-Za-z0-9]))",
             10,
             _age_ok,
         ),
-        b(
+        b(  # "age 92", "Age: 101", "Age/Sex: 91/F", "age at death: 101", "aged 95"
             "age_over_89",
-            rf"{_trie(['age', 'aged'])}(?:[ \t]*[:=][ \t]*|[ \t]+(?:of[ \t]+)?)"
-            rf"(?P<v>{_D}{{2,3}})(?![0-9])",
+            rf"{_trie(['age', 'aged'])}(?![A-Za-z])[^0-9\n]{{0,24}}?(?P<v>{_D}{{2,3}})(?![0-9])",
             10,
             _age_ok,
+        ),
+        b(  # "turned 90", "died at 94", "who is 103": an age by what is said of it
+            "age_over_89",
+            rf"{_AGE_CUE}[ \t]+(?P<v>{_D}{{2,3}})"
+            rf"(?![0-9]|[.,][0-9]|[ \t]*(?:[%/\u00b0]|{_UNIT_WORDS}))",
+            10,
+            _age_ok,
+        ),
+        b(  # "in her 96th year", "his 100th birthday"
+            "age_over_89",
+            rf"{_D}{_D}{_D}?(?:st|nd|rd|th)(?=[ \t]+(?:{_YEAR_OR_BIRTHDAY})(?![a-z]))",
+            10,
+            _age_ok,
+        ),
+        b(  # "092Y", "93Y": an age as DICOM and wristbands write it
+            "age_over_89",
+            rf"{_D}{{2,3}}(?=[Yy](?![A-Za-z0-9]))",
+            10,
+            _age_ok,
+        ),
+        b(  # "ninety-three-year-old", "one hundred and one years old": in words
+            "age_over_89",
+            rf"{_AGE_WORDS}(?=[- ]?{_trie(['years', 'year', 'yrs', 'yr'])}[- ]?{_trie(['old'])}"
+            rf"|[- ]{_trie(['years of age', 'year of age'])}(?![a-z]))",
+            10,
         ),
         b(  # the number of "92-year-old", "95 y/o", "95-yo", "101 years of age"
             "age_over_89",
@@ -545,6 +669,18 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
             for entity, labels in _ID_LABELS.items()
             for lead in tries(labels)
         ),
+        # A local number (seven digits, no area code) after what says it is a phone's.
+        *(
+            b(
+                "phone",
+                rf"{lead}(?![A-Za-z])[ \t]*(?:[:#.-][ \t]*)?(?P<v>{_D}{{3}}{_SEP}{_D}{{4}})"
+                rf"{_EXT}{_NUM_END}",
+                8,
+            )
+            for lead in tries(
+                ["phone", "tel", "telephone", "cell", "mobile", "call", "pager", "beeper", "ph"]
+            )
+        ),
         # Ten digits after what says they are a phone number.
         *(
             b("phone", rf"{lead}(?![A-Za-z])[^0-9\n]{{0,12}}(?P<v>1?{_D}{{10}})(?![0-9])", 8)
@@ -601,6 +737,12 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
             rf"(?=,[ \t]*"
             rf"(?:(?!MD|PA|MA){_STATES}(?![A-Za-z]|-[A-Z])|{_STATE_NAMES}(?![A-Za-z])"
             rf"|[A-Z]{{2}}[ \t]+{_D}{{5}}(?![0-9])))",
+            14,
+        ),
+        b(  # "Frisco TX 75034": a city before its state code and ZIP, without a comma
+            "city",
+            rf"(?!(?:{_TITLE_WORDS})\.?[ \t]){_PLACE_WORDS}"
+            rf"(?=[ \t]+{_STATES}[ \t]+{_D}{{5}}(?![0-9]))",
             14,
         ),
         *(  # a title or "Patient" followed by one to three capitalised words

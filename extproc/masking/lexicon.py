@@ -72,6 +72,7 @@ _KEYS: dict[str, tuple[str, ...]] = {
         *("address_line_2", "address_1", "address_2", "addr", "addr_1", "addr_2"),
         *("home_address", "mailing_address", "residence", "street_name", "street_1"),
         *("street_2", "line_1", "line_2", "residential_address", "billing_address"),
+        "street_address_line",
     ),
     "city": ("city", "town", "municipality", "county", "city_name", "home_city"),
     "zip": (
@@ -140,6 +141,10 @@ _PERSON_WORDS = frozenset(
 )
 # Keys that say an object is a person, not a drug, a site or a tool: a `name` beside them is
 # a person's name.
+# What holds an institution's name, not a person's.
+_PLACE_WORDS = frozenset(
+    {"organization", "organisation", "facility", "location", "institution", "department"}
+)
 _PERSON_MARKERS = frozenset({"date", "ssn", "mrn", "phone", "email", "zip", "street_address"})
 _PERSON_KEYS = frozenset({"gender", "sex", "birth_sex", "pronouns", "marital_status"})
 _A_PERSON: Mapping[str, Any] = {"sex": None}
@@ -350,7 +355,10 @@ def _is_person(path: Path, parent: Mapping[str, Any], lexicon: Mapping[str, str]
         kind = parent["resourceType"]
         return isinstance(kind, str) and kind in _PERSON_RESOURCES
     container = _container(path)
-    if container is not None and _PERSON_WORDS & set(container.split("_")):
+    words = set(container.split("_")) if container is not None else set()
+    if _PLACE_WORDS & words:  # a "providerOrganization" is a place, whoever runs it
+        return False
+    if _PERSON_WORDS & words:
         return True
     return any(_marks_person(key, lexicon) for key in parent if isinstance(key, str))
 

@@ -76,6 +76,8 @@ _EPONYM_HEADS = (
     "|phenomenon|tumou?r|ulcer|node|law|equation|formula|position|stain|block|anastomosis"
     "|repair|fundoplication|coma|disorder|anomaly|deformity|phenomenon|triad|pouch|technique"
     "|method|approach|incision|bag|mask|needle|drain|forceps|retractor|clamp|cell|cells"
+    "|shunt|smear|ultrasound|pattern|fall|diverticulum|flap|splint|stockings?|collar|valve"
+    "|line|pump|hernia|contracture|aneurysm|nodes|bodies|body|criterion|rule|view|graft"
     "|grade|stage|class|type|removed|inserted|placed|discontinued|exchanged|draining|flushed"
 )
 _EPONYM = re.compile(
