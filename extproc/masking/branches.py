@@ -83,7 +83,9 @@ _NUM_END = r"(?![0-9]|[-./][0-9])"  # looser: letters may follow ("x12" extensio
 _DASH = "[-\u2010-\u2014\u2212]"
 _SPACE = "[ \u00a0\u2007\u2009\u202f]"
 _SEP = "[-. \u00a0\u2007\u2009\u202f\u2010-\u2014\u2212]"
-_NANP = rf"(?:\({_D}{{3}}\){_SEP}?|{_D}{{3}}{_SEP}){_D}{{3}}{_SEP}{_D}{{4}}"
+# Between a number's groups: a separator, a dash with spaces around it, a middle dot, "_".
+_GAP = rf"(?:{_SEP}|[ ]{_DASH}[ ]|[\u00b7_])"
+_NANP = rf"(?:\({_D}{{3}}\){_SEP}?|{_D}{{3}}{_GAP}){_D}{{3}}{_GAP}{_D}{{4}}"
 # after "+": 1 and a NANP number, or E.164's country code and up to 15 digits, grouped or not
 _PLUS_TAIL = rf"(?:1{_SEP}?{_NANP}|[1-9]{_D}{{0,3}}(?:{_SEP}{_D}{{1,7}}){{1,6}}|[1-9]{_D}{{6,14}})"
 # Ten digits in a row are a US number when they read as one (area code and exchange
@@ -184,15 +186,18 @@ _AGE_CUE = "(?:{})".format(
         tries(
             [
                 *("turned", "turning", "turns", "died at", "death at", "passed away at"),
-                *("who is", "she is", "he is", "celebrating", "celebrated"),
+                *("who is", "she is", "he is", "patient is", "pt is", "celebrating"),
+                "celebrated",
                 *("age of", "aged", "at age"),
             ]
         )
     )
 )
+_FOREIGN_AGE = "|".join(tries(["alter", "edad", "idade", "leeftijd", "età", "eta", "âge"]))
 _YEAR_OR_BIRTHDAY = "|".join(tries(["year", "birthday"]))
 # A measure's unit after a number: "he is 95 kg" is no age.
 _UNIT_WORDS = r"(?:mg|kg|lbs?|g|mm|cm|ml|mL|bpm|min|percent|degrees|units?)(?![A-Za-z])"
+_HHMM = "(?:[01][0-9]|2[0-3])[0-5][0-9]"
 # A temperature's cue, just before its number ("Tmax 101F", "fever over 101 F"): the
 # number and a sex letter after it would read as an age. Looked behind the number's first
 # digit, one fixed width at a time.
@@ -283,7 +288,14 @@ def _md_ok(s: str) -> bool:
 
 
 def _compact_ok(s: str) -> bool:
-    return v.date_valid(int(s[:4]), int(s[4:6]), int(s[6:]))
+    """YYYYMMDD, and perhaps the time of day after it (HL7's and CDA's timestamps)."""
+    return v.date_valid(int(s[:4]), int(s[4:6]), int(s[6:8]))
+
+
+def _short_date_ok(s: str) -> bool:
+    """MMDDYY ("030324"), or M.D.YY ("3.12.24"), after what says it is a date."""
+    month, day, year = (s[:2], s[2:4], s[4:]) if s.isdigit() else s.split(".")
+    return _ymd_ok(year, month, day)
 
 
 def _day_ok(s: str) -> bool:
@@ -392,7 +404,7 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
             7,
             e164_ok,
         ),
-        b("phone", rf"{_D}{_D}{{2}}{_SEP}{_D}{{3}}{_SEP}{_D}{{4}}{_EXT}{_NUM_END}", 8),
+        b("phone", rf"{_D}{_D}{{2}}{_GAP}{_D}{{3}}{_GAP}{_D}{{4}}{_EXT}{_NUM_END}", 8),
         b("phone", rf"1{_SEP}?{_NANP}{_EXT}{_NUM_END}", 8),
         b("phone", rf"{_BARE_NANP}(?![0-9])", 8),
         # A DEA registration: two letters and seven digits whose last is their check digit.
@@ -465,7 +477,12 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
         ),
         *(  # "Wed 10/6", "Monday, 10/28": the weekday with it
             b("date", rf"{day}\.?,?[ \t]+{_D}{_D}?/{_D}{_D}?(?![0-9/]|\.[0-9])", 9, _md_ok)
-            for day in tries(d.casefold() for d in (*calendar.day_name, *calendar.day_abbr))
+            for day in tries(
+                [
+                    *(d.casefold() for d in (*calendar.day_name, *calendar.day_abbr)),
+                    *("tues", "weds", "thur", "thurs"),
+                ]
+            )
         ),
         b(  # "03/12 0800", "3/14 14:30": a month and a day before the time of day
             "date",
@@ -486,7 +503,12 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
             _day_month_ok,
         ),
         *(  # "Mar '24", and with a typographic apostrophe: a month and a two-digit year
-            b("date", rf"{month}\.?[ \t]+['\u2019]{_D}{{2}}(?![0-9])", 9, _named_date_ok)
+            b(
+                "date",
+                rf"{month}\.?[ \t]+(?:{_D}{{1,2}}{_ORD},?[ \t]+)?['\u2019]{_D}{{2}}(?![0-9])",
+                9,
+                _named_date_ok,
+            )
             for month in _MONTH_TRIES
         ),
         b(  # "2/2019", "05-2021": a month and a year, 19xx or 20xx
@@ -494,6 +516,13 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
             rf"{_D}(?<![-/.][0-9]){_D}?[/-](?:19|20){_D}{{2}}{_NUM_END}",
             9,
             _month_year_ok,
+        ),
+        b(  # "| 3/9 |": a month and a day alone in a table's cell
+            "date",
+            rf"\|[ \t]*(?P<v>{_D}{_D}?/{_D}{_D}?)[ \t]*(?=\|)",
+            9,
+            _md_ok,
+            word_start=False,
         ),
         b(  # "(6/27)": an imaging or lab date in brackets
             "date",
@@ -521,6 +550,12 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
         b(  # "age 92", "Age: 101", "Age/Sex: 91/F", "age at death: 101", "aged 95"
             "age_over_89",
             rf"{_trie(['age', 'aged'])}(?![A-Za-z])[^0-9\n]{{0,24}}?(?P<v>{_D}{{2,3}})(?![0-9])",
+            10,
+            _age_ok,
+        ),
+        b(  # "Alter: 95 J.", "edad: 98 años", "Âge : 91 ans": an age's label in other languages
+            "age_over_89",
+            rf"(?:{_FOREIGN_AGE})[ \t]*:?[ \t]*(?P<v>{_D}{{2,3}})(?![0-9])",
             10,
             _age_ok,
         ),
@@ -678,7 +713,10 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
                 8,
             )
             for lead in tries(
-                ["phone", "tel", "telephone", "cell", "mobile", "call", "pager", "beeper", "ph"]
+                [
+                    *("phone", "tel", "telephone", "cell", "mobile", "call", "pager", "beeper"),
+                    *("ph", "landline", "home phone", "work phone"),
+                ]
             )
         ),
         # Ten digits after what says they are a phone number.
@@ -689,11 +727,26 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
             )
         ),
         # A date written as one number, 19xx or 20xx: "Received: 19840920", "DOB 19500304".
-        b("date", rf"(?:19|20){_D}{{6}}(?![0-9])", 9, _compact_ok),
+        b("date", rf"(?:19|20){_D}{{6}}(?:{_HHMM}(?:[0-5]{_D})?)?(?![0-9])", 9, _compact_ok),
         # A date of birth written as one number: "DOB: 19500304".
         *(
             b("date", rf"{lead}[^0-9\n]{{0,12}}(?P<v>(?:19|20){_D}{{6}})(?![0-9])", 9, _compact_ok)
             for lead in tries(["dob", "date of birth", "birth date", "birthdate", "born", "d.o.b."])
+        ),
+        *(  # "Adm: 030324", "DOS 3.12.24": six digits, or a two-digit year, after a date's label
+            b(
+                "date",
+                rf"{lead}(?![A-Za-z])[^0-9\n]{{0,12}}(?P<v>{_D}{{6}}|{_D}{_D}?\.{_D}{_D}?\.{_D}{{2}})"
+                r"(?![0-9]|\.[0-9])",
+                9,
+                _short_date_ok,
+            )
+            for lead in tries(
+                [
+                    *("dob", "d.o.b.", "dos", "adm", "admit", "admitted", "admission"),
+                    *("disch", "discharge", "discharged", "d/c", "date"),
+                ]
+            )
         ),
         # rank 13 is operators' patterns, 15 their word lists
         *(
@@ -721,7 +774,8 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
                 [
                     *("lives in", "live in", "living in", "lived in", "resides in", "reside in"),
                     *("residing in", "moved to", "moved from", "relocated to", "relocated from"),
-                    *("hometown", "born in", "native of"),
+                    *("hometown", "born in", "native of", "lives alone in", "living alone in"),
+                    *("lives over in", "arrived from", "transferred from", "visiting from"),
                 ]
             )
         ),

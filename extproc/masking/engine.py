@@ -23,7 +23,7 @@ from custos.errors import CustosError, LimitExceeded
 from custos.policy import PolicyInput
 from custos.policy.document import compile_condition
 from custos.policy.environment import activations
-from extproc.masking import hl7, json_codec, markup, tables
+from extproc.masking import dicom, hl7, json_codec, markup, tables
 from extproc.masking.actions import apply
 from extproc.masking.config import MaskingConfig
 from extproc.masking.detectors import BUILTIN_ENTITIES, PatternSpec, Scanner, ScannerSpec
@@ -618,13 +618,15 @@ class Masker:
         return [f for f in found if f.entity != "name" or not _is_word(names, text, f)]
 
     def _detect(self, text: str) -> list[Finding]:
-        """What the detectors find in free text: patterns, names, HL7 v2 fields, XML
-        elements, table columns."""
+        """What the detectors find in free text: patterns, names, HL7 v2 fields, DICOM
+        attributes, XML elements, table columns."""
         findings = self._scanner.scan(text)
         if self._names is not None:
             findings = _merge(findings, self._names.find(text))
         if hl7.looks_like_hl7(text):  # its fields first: each component stays apart
             findings = _merge(hl7.find(text), findings)
+        if dicom.looks_like_dicom(text):  # a DICOM header: its attributes, by tag
+            findings = _merge(dicom.find(text), findings)
         if markup.looks_like_markup(text):  # XML: its elements' values, by their names
             findings = _merge(markup.find(text, self._builtin, self._field_rule), findings)
         if self._builtin is not None and _LAID_OUT.search(text):  # tables, key-value lines

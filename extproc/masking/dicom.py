@@ -1,0 +1,90 @@
+"""DICOM attributes in text (a header dumped by dcmdump or pydicom, an imaging tool's
+answer): the values of the attributes that DICOM's own de-identification profile (PS3.15,
+Annex E) removes, by tag, whatever they look like ("E12-449021" is an MRN only because it
+is (0010,0020)).
+
+A person's name (the PN type, "DOE^JANE^Q^^DR") is masked part by part, its prefix and
+suffix left, as HL7's are; an age ("092Y") only over 89."""
+
+from __future__ import annotations
+
+import re
+
+from extproc.masking.findings import Finding
+
+# (group, element) -> entity, for the attributes of the basic profile that hold PHI.
+_TAGS: dict[tuple[int, int], str] = {
+    # the patient
+    **{(0x0010, 0x0010): "name", (0x0010, 0x1001): "name", (0x0010, 0x1005): "name"},
+    **{(0x0010, 0x1060): "name", (0x0010, 0x0020): "mrn", (0x0010, 0x1000): "mrn"},
+    **{(0x0010, 0x1090): "mrn", (0x0010, 0x0030): "date", (0x0010, 0x0032): "date"},
+    **{(0x0010, 0x1010): "age_over_89", (0x0010, 0x1040): "street_address"},
+    **{(0x0010, 0x2154): "phone", (0x0010, 0x2152): "city", (0x0010, 0x0050): "health_plan"},
+    **{(0x0010, 0x2297): "name", (0x0010, 0x2298): "name"},  # the responsible person
+    # the people around the study
+    **{(0x0008, 0x0090): "name", (0x0008, 0x1048): "name", (0x0008, 0x1050): "name"},
+    **{(0x0008, 0x1060): "name", (0x0008, 0x1070): "name", (0x0032, 0x1032): "name"},
+    **{(0x0040, 0x0006): "name", (0x0040, 0xA123): "name", (0x0070, 0x0084): "name"},
+    **{(0x0008, 0x0092): "street_address", (0x0008, 0x0094): "phone"},
+    # the study's dates and numbers
+    **{(0x0008, 0x0020): "date", (0x0008, 0x0021): "date", (0x0008, 0x0022): "date"},
+    **{(0x0008, 0x0023): "date", (0x0008, 0x002A): "date", (0x0040, 0x0244): "date"},
+    **{(0x0008, 0x0050): "account", (0x0020, 0x0010): "account", (0x0038, 0x0010): "account"},
+    **{(0x0040, 0x2016): "account", (0x0040, 0x2017): "account", (0x0040, 0x0009): "account"},
+    **{(0x0020, 0x000D): "account", (0x0020, 0x000E): "account", (0x0008, 0x0018): "account"},
+    # the device
+    (0x0018, 0x1000): "device",
+}
+# A tag, then on the same line the value: in brackets (dcmdump), in double quotes, or in
+# single quotes after the type and a colon (pydicom: "Patient's Name  PN: 'DOE^JANE'").
+_ATTRIBUTE = re.compile(
+    r"\(([0-9A-Fa-f]{4}),[ ]?([0-9A-Fa-f]{4})\)[^\[\"\r\n]{0,80}?"
+    r"(?:\[([^\]\r\n]{1,256})\]|\"([^\"\r\n]{1,256})\"|[A-Z]{2}:[ ]?'([^'\r\n]{1,256})')"
+)
+_TAG = re.compile(r"\([0-9A-Fa-f]{4},[ ]?[0-9A-Fa-f]{4}\)")
+# A name's parts that say what someone is, not who: they stay readable.
+_TITLES = frozenset(
+    {"dr", "dr.", "mr", "mr.", "mrs", "mrs.", "ms", "ms.", "prof", "md", "m.d.", "jr", "sr"}
+)
+_AGE = re.compile(r"0*([0-9]{1,3})[YMWD]?")
+
+
+def looks_like_dicom(text: str) -> bool:
+    return "(00" in text and bool(_TAG.search(text))
+
+
+def find(text: str) -> list[Finding]:
+    """Findings in the DICOM attributes of `text`, sorted."""
+    found: list[Finding] = []
+    for attribute in _ATTRIBUTE.finditer(text):
+        entity = _TAGS.get((int(attribute.group(1), 16), int(attribute.group(2), 16)))
+        if entity is None:
+            continue
+        group = next(g for g in (3, 4, 5) if attribute.group(g) is not None)
+        start, value = attribute.start(group), attribute.group(group)
+        if entity == "name":
+            found += _name_parts(value, start)
+        elif entity == "age_over_89":
+            age = _AGE.fullmatch(value.strip())
+            if age is not None and int(age.group(1)) >= 90 and value.strip()[-1:] in "Y0123456789":
+                found.append(_stripped(entity, value, start))
+        elif value.strip():
+            found.append(_stripped(entity, value, start))
+    return found
+
+
+def _name_parts(value: str, start: int) -> list[Finding]:
+    """Each part of a person's name ("family^given^middle^prefix^suffix", its other
+    writings after "="), but titles and degrees."""
+    found = []
+    at = start
+    for piece in re.split(r"([\^=])", value):
+        if piece not in ("^", "=") and piece.strip() and piece.strip().lower() not in _TITLES:
+            found.append(_stripped("name", piece, at))
+        at += len(piece)
+    return found
+
+
+def _stripped(entity: str, value: str, start: int) -> Finding:
+    lead = len(value) - len(value.lstrip())
+    return Finding(entity, start + lead, start + lead + len(value.strip()))
