@@ -2477,6 +2477,92 @@ def _pid(g: Gen, case: Case, facility: str) -> dict[int, Any]:
     return pid
 
 
+# --- C-CDA and DICOM headers ----------------------------------------------------------------
+
+
+def _xml_name(g: Gen, p: Person, entity: str, indent: str) -> list[Piece]:
+    given = [f"{indent}  <given>", Phi(entity, p.given, p.holdout), "</given>\n"]
+    if p.middle and g.chance(0.5):
+        given += [f"{indent}  <given>", Phi(entity, p.middle, p.holdout), "</given>\n"]
+    family = [f"{indent}  <family>", Phi(entity, p.family, p.holdout), "</family>\n"]
+    return [f"{indent}<name>\n", *given, *family, f"{indent}</name>\n"]
+
+
+def cda_header(g: Gen, case: Case) -> Builder:
+    """A C-CDA document's header as an EHR's API returns it: the patient's identifiers,
+    address, telecom, name and birth time by element, the author and the custodian."""
+    p, a, c = case.patient, case.address, case.attending
+    root = f"2.16.840.1.113883.19.{g.rng.randint(1, 9)}"
+    b = Builder()
+    b.line('<ClinicalDocument xmlns="urn:hl7-org:v3">')
+    b.line(f'  <id root="{root}" extension="DOC-{_digits(g.rng, 6)}"/>')
+    b.line('  <effectiveTime value="', Phi("date", f"{case.admitted:%Y%m%d}"), '"/>')
+    b.line("  <recordTarget>", "\n    <patientRole>")
+    b.line('      <id extension="', g.mrn(case.mrn, "plain"), f'" root="{root}"/>')
+    b.add(
+        '      <addr use="HP">\n        <streetAddressLine>', g.street(a), "</streetAddressLine>\n"
+    )
+    b.add("        <city>", Phi("city", a.city), "</city>\n", f"        <state>{a.state}</state>\n")
+    b.add("        <postalCode>", g.zip_code(a), "</postalCode>\n      </addr>\n")
+    phone = case.phone
+    b.line('      <telecom use="HP" value="tel:', g.phone(phone, style="dash"), '"/>')
+    b.line("      <patient>")
+    b.add(_xml_name(g, p, "name", "        "))
+    b.line(f'        <administrativeGenderCode code="{p.sex}"/>')
+    b.line('        <birthTime value="', Phi("date", f"{case.dob:%Y%m%d}"), '"/>')
+    relation, relative = case.relatives[0]
+    if g.chance(0.5):
+        b.line("        <guardian>", f'\n          <code code="{relation.upper()[:3]}"/>')
+        b.line("          <guardianPerson>")
+        b.add(_xml_name(g, relative, "name", "            "))
+        b.line("          </guardianPerson>", "\n        </guardian>")
+    b.line("      </patient>")
+    b.line(f"      <providerOrganization><name>{case.facility}</name></providerOrganization>")
+    b.line("    </patientRole>", "\n  </recordTarget>")
+    b.line(
+        "  <author>", '\n    <time value="', Phi("date", f"{case.admitted:%Y%m%d}"), '1030-0500"/>'
+    )
+    b.add('    <assignedAuthor>\n      <id root="2.16.840.1.113883.4.6" extension="')
+    b.add(Phi("license", c.npi), '"/>\n      <assignedPerson>\n')
+    b.add(_xml_name(g, c.person, "clinician_name", "        "))
+    b.line("      </assignedPerson>", "\n    </assignedAuthor>", "\n  </author>")
+    b.line("  <component><section><title>Problems</title>")
+    b.line(f"    <text>{case.diagnoses[0][0]}</text></section></component>")
+    b.line("</ClinicalDocument>")
+    return b
+
+
+def _dicom_line(b: Builder, tag: str, vr: str, value: Piece | Sequence[Piece], name: str) -> None:
+    b.add(f"({tag}) {vr} [", value, f"]  # {name}\n")
+
+
+def dicom_header(g: Gen, case: Case) -> Builder:
+    """An imaging study's header as dcmdump prints it: the patient's and the study's
+    attributes by tag."""
+    p, c = case.patient, case.attending
+    b = Builder()
+    b.line("# Dicom-Data-Set", "\n# Used TransferSyntax: Little Endian Explicit")
+    _dicom_line(b, "0008,0020", "DA", Phi("date", f"{case.admitted:%Y%m%d}"), "StudyDate")
+    accession = Phi("account", f"ACC{case.admitted:%Y%m%d}-{_digits(g.rng, 4)}")
+    _dicom_line(b, "0008,0050", "SH", accession, "AccessionNumber")
+    _dicom_line(b, "0008,0060", "CS", g.pick(("CR", "CT", "MR", "US")), "Modality")
+    _dicom_line(b, "0008,0080", "LO", case.facility, "InstitutionName")
+    doctor = _hl7_name(g, c.person, "clinician_name")
+    _dicom_line(b, "0008,0090", "PN", [doctor, "^^DR"], "ReferringPhysicianName")
+    _dicom_line(b, "0010,0010", "PN", _hl7_name(g, p, "name"), "PatientName")
+    _dicom_line(b, "0010,0020", "LO", g.mrn(case.mrn, g.pick(("plain", "prefixed"))), "PatientID")
+    _dicom_line(b, "0010,0030", "DA", Phi("date", f"{case.dob:%Y%m%d}"), "PatientBirthDate")
+    _dicom_line(b, "0010,0040", "CS", p.sex, "PatientSex")
+    age = f"{case.age:03d}Y"
+    _dicom_line(
+        b, "0010,1010", "AS", Phi("age_over_89", age) if case.age >= 90 else age, "PatientAge"
+    )
+    serial = Phi("device", f"{_letters(g.rng, 2)}{_digits(g.rng, 6)}")
+    _dicom_line(b, "0018,1000", "LO", serial, "DeviceSerialNumber")
+    _dicom_line(b, "0018,5101", "CS", g.pick(("PA", "AP", "LAT")), "ViewPosition")
+    return b
+
+
 # --- tables in text --------------------------------------------------------------------------
 
 TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -2882,6 +2968,8 @@ SHAPES: dict[str, Shape] = {
     "json": json_rows,
     "fhir": fhir_bundle,
     "hl7": hl7_message,
+    "cda": cda_header,
+    "dicom": dicom_header,
     "csv": csv_table,
     "markdown": markdown_table,
     "chat": chat,

@@ -191,6 +191,10 @@ _PERSON_VERB = re.compile(
     re.IGNORECASE,
 )
 _NUMBER = re.compile(r"[ \t]*[0-9]")
+# Words run together, each capitalised ("ViewPosition", "PatientName"): a program's keyword
+# when each is a word of the vocabulary; "MacArthur" and "LeBlanc" hold no such pair.
+_CAMEL = re.compile(r"(?:[A-Z][a-z]{2,}){2,4}")
+_CAMEL_PART = re.compile(r"[A-Z][a-z]{2,}")
 _JOINERS = re.compile(r"['\u2019\-]")
 _KINDS = 65_536
 # Lowercase names: after a greeting or a hand-over, before a relation in brackets.
@@ -444,6 +448,10 @@ class NameFinder:
         if frequency >= _RARE or not token.text[0].isupper():  # uncased: by dictionary only
             return "word"
         if token.text.isupper() and len(word) <= 4:  # "HPI", "CBC", "BMP"
+            return "word"
+        if _CAMEL.fullmatch(token.text) and all(  # "ViewPosition": a keyword, of words
+            self._words.get(w.casefold(), 0) >= _RARE for w in _CAMEL_PART.findall(token.text)
+        ):
             return "word"
         return "unknown"
 

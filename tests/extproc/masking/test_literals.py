@@ -127,8 +127,9 @@ def test_folding_that_changes_the_texts_length_keeps_offsets_in_the_text() -> No
 
 def reference_terms(known: Mapping[str, Iterable[str]]) -> dict[tuple[str, ...], str]:
     """Each value, and each part (3+ characters, split at spaces and dashes) of a name that
-    does not start lowercase, unless the whole name is lowercase, as its words (runs of
-    letters and digits), each casefolded on its own, as the text's words are."""
+    does not start lowercase, unless the whole name is lowercase and spaced (a lowercase
+    name without a space is a slug, whole), as its words (runs of letters and digits),
+    each casefolded on its own, as the text's words are."""
     terms: dict[tuple[str, ...], str] = {}
 
     def words(value: str) -> tuple[str, ...]:
@@ -141,8 +142,9 @@ def reference_terms(known: Mapping[str, Iterable[str]]) -> dict[tuple[str, ...],
             if entity == "name":
                 lower = value.islower()
                 spaced = len(value.split()) > 1
-                pieces = [value] if lower and not spaced else re.split(r"[\s,]+", value)
-                for piece in pieces:
+                if lower and not spaced:  # a slug ("lab-results", "ada-ada"): whole only
+                    continue
+                for piece in re.split(r"[\s,]+", value):
                     for part in re.split(r"[\u2010-\u2014\u2212-]+", piece):
                         if len(part) >= 3 and (lower or not part[0].islower()):
                             terms.setdefault(words(part), entity)
