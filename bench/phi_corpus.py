@@ -2563,6 +2563,34 @@ def dicom_header(g: Gen, case: Case) -> Builder:
     return b
 
 
+def x12_eligibility(g: Gen, case: Case) -> Builder:
+    """An eligibility answer (X12 271) as a clearinghouse returns it: the subscriber's
+    name, member id, address, birth date and SSN by position; the payer's and the clinic's
+    names and ids are not PHI."""
+    p, a = case.patient, case.address
+    end = g.pick(("~", "~\n"))
+    b = Builder()
+    stamp = f"{case.admitted:%y%m%d}"
+    b.add(f"ISA*00*          *00*          *ZZ*CLEARINGHOUSE  *ZZ*CLINIC         *{stamp}*1030")
+    b.add(f"*^*00501*{_digits(g.rng, 9)}*0*P*:", end, f"ST*271*{_digits(g.rng, 4)}", end)
+    b.add(f"NM1*PR*2*{case.payer.upper()}*****PI*{_digits(g.rng, 9)}", end)
+    b.add(f"NM1*1P*2*{case.facility.upper()}*****XX*{npi(g.rng)}", end)  # a place's NPI
+    upper = g.chance(0.7)
+    given = p.given.upper() if upper else p.given
+    family = p.family.upper() if upper else p.family
+    b.add("NM1*IL*1*", Phi("name", family, p.holdout), "*", Phi("name", given, p.holdout))
+    b.add("****MI*", case.member_id, end)
+    b.add("N3*", Phi("street_address", a.street.upper()), end)
+    b.add("N4*", Phi("city", a.city.upper()), f"*{a.state}*", Phi("zip", a.zip5 + a.zip4), end)
+    b.add("DMG*D8*", Phi("date", f"{case.dob:%Y%m%d}"), f"*{p.sex}", end)
+    if g.chance(0.5):
+        b.add("REF*SY*", Phi("ssn", case.ssn), end)
+    b.add("DTP*291*D8*", Phi("date", f"{case.admitted:%Y%m%d}"), end)
+    b.add(f"EB*1*IND*30**{g.pick(('GOLD', 'SILVER', 'BRONZE'))} PLAN", end)
+    b.add(f"SE*12*{_digits(g.rng, 4)}", end)
+    return b
+
+
 # --- tables in text --------------------------------------------------------------------------
 
 TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -2970,6 +2998,7 @@ SHAPES: dict[str, Shape] = {
     "hl7": hl7_message,
     "cda": cda_header,
     "dicom": dicom_header,
+    "x12": x12_eligibility,
     "csv": csv_table,
     "markdown": markdown_table,
     "chat": chat,
