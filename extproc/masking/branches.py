@@ -83,9 +83,9 @@ _NUM_END = r"(?![0-9]|[-./][0-9])"  # looser: letters may follow ("x12" extensio
 _DASH = "[-\u2010-\u2014\u2212]"
 _SPACE = "[ \u00a0\u2007\u2009\u202f]"
 _SEP = "[-. \u00a0\u2007\u2009\u202f\u2010-\u2014\u2212]"
-# Between a number's groups: a separator, a dash with spaces around it, a middle dot, "_".
-_GAP = rf"(?:{_SEP}|[ ]{_DASH}[ ]|[\u00b7_])"
-_NANP = rf"(?:\({_D}{{3}}\){_SEP}?|{_D}{{3}}{_GAP}){_D}{{3}}{_GAP}{_D}{{4}}"
+_NANP = rf"(?:\({_D}{{3}}\){_SEP}?|{_D}{{3}}{_SEP}){_D}{{3}}{_SEP}{_D}{{4}}"
+# Grouped as people type to get past filters: a dash with spaces, a middle dot, "_".
+_ODD_GAP = rf"(?:[ ]{_DASH}[ ]|[\u00b7_])"
 # after "+": 1 and a NANP number, or E.164's country code and up to 15 digits, grouped or not
 _PLUS_TAIL = rf"(?:1{_SEP}?{_NANP}|[1-9]{_D}{{0,3}}(?:{_SEP}{_D}{{1,7}}){{1,6}}|[1-9]{_D}{{6,14}})"
 # Ten digits in a row are a US number when they read as one (area code and exchange
@@ -113,9 +113,11 @@ _STATE_NAMES = f"(?:{'|'.join(tries(UsAddress.states, ignore_case=False))})"
 # ("XKQ123456789", "88-7712-334", "88 7712 334", a UDI's "(01)00844588003288(17)141120");
 # `_id_ok` wants two digits and four characters of it, so "Visit 12" is no number.
 _ID_VALUE = r"[A-Za-z0-9()]{1,64}(?:[-./][A-Za-z0-9()]{1,64}|[ ][0-9]{1,64}(?![A-Za-z])){0,5}"
-# An e-mail address's "@" and "." as people spell them out to hide them from robots.
-_SAID_AT = r"(?:[ \t]*(?:\[at\]|\(at\)|\{at\}|\[@\]|\(@\))[ \t]*|[ \t]+at[ \t]+)"
-_SAID_DOT = r"(?:[ \t]*(?:\[dot\]|\(dot\)|\{dot\}|\[\.\]|\(\.\))[ \t]*|[ \t]+dot[ \t]+|\.)"
+# An e-mail address's "@" and "." as people spell them out to hide them from robots. With
+# " at " in words, the dots must be spelled out too: "available at cdc.gov" is a sentence.
+_BRACKETED_AT = r"[ \t]*(?:\[at\]|\(at\)|\{at\}|\[@\]|\(@\))[ \t]*"
+_SPOKEN_DOT = r"(?:[ \t]*(?:\[dot\]|\(dot\)|\{dot\}|\[\.\]|\(\.\))[ \t]*|[ \t]+dot[ \t]+)"
+_SAID_DOT = rf"(?:{_SPOKEN_DOT}|\.)"
 _TLDS = "com|org|net|edu|gov|mil|us|io|info|biz|co|uk|ca|de|fr|au|in|me|health"
 # A company's name: capitalised words, joined by commas, "and" or "&" ("Hall, Hayden and
 # Howell", "Perkins PLC").
@@ -180,18 +182,24 @@ _WORD_HEAD = re.compile(r"([A-Za-z]+)([-./ ]|$)")
 _LETTERS = re.compile("[A-Za-z]{3}")
 
 
-# What an age is said by, before the number: "turned 90", "died at 94", "who is 103".
+# What an age is said by, before the number: "died at 94", "she turned 90", "who is 103".
+# Said of a person only: "HR turned 95", "celebrating 100 days" are not ages.
+_SUBJECTS = ("she", "he", "who", "patient", "pt")
 _AGE_CUE = "(?:{})".format(
     "|".join(
         tries(
             [
-                *("turned", "turning", "turns", "died at", "death at", "passed away at"),
-                *("who is", "she is", "he is", "patient is", "pt is", "celebrating"),
-                "celebrated",
-                *("age of", "aged", "at age"),
+                *("died at", "death at", "passed away at", "age of", "aged", "at age"),
+                *(f"{s} {verb}" for s in _SUBJECTS for verb in ("turned", "turns", "is")),
             ]
         )
     )
+)
+# After such an age, the clause ends, or goes on as about a person ("is 92 on room air" is
+# a saturation).
+_AGE_CLAUSE_END = (
+    r"(?=[ \t]*(?:[.,;:)!?\n]|$)|[ \t]+(?:years?|yrs?|y/?o|yo|last|this|next|today|now|and|but"
+    r"|with|in|when|at)(?![A-Za-z]))"
 )
 _FOREIGN_AGE = "|".join(tries(["alter", "edad", "idade", "leeftijd", "età", "eta", "âge"]))
 _YEAR_OR_BIRTHDAY = "|".join(tries(["year", "birthday"]))
@@ -373,9 +381,11 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
         ),
         b(  # written so that robots miss it: "jane dot doe at gmail dot com", "jd [at] x.org"
             "email",
-            rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,63}}(?:{_SAID_DOT}[A-Za-z0-9_-]{{1,63}}){{0,3}}"
-            rf"{_SAID_AT}[A-Za-z0-9-]{{1,63}}(?:{_SAID_DOT}[A-Za-z0-9-]{{1,63}}){{0,3}}"
-            rf"{_SAID_DOT}(?:{_TLDS})(?![A-Za-z0-9])",
+            rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,63}}+(?:{_SAID_DOT}[A-Za-z0-9_-]{{1,63}}+){{0,3}}"
+            rf"(?:{_BRACKETED_AT}[A-Za-z0-9-]{{1,63}}+(?:{_SAID_DOT}[A-Za-z0-9-]{{1,63}}+){{0,3}}"
+            rf"{_SAID_DOT}"
+            rf"|[ \t]+at[ \t]+[A-Za-z0-9-]{{1,63}}+(?:{_SPOKEN_DOT}[A-Za-z0-9-]{{1,63}}+){{0,3}}"
+            rf"{_SPOKEN_DOT})(?:{_TLDS})(?![A-Za-z0-9])",
             4,
         ),
         # A URL runs to whitespace or a quote; trailing punctuation belongs to the sentence.
@@ -404,7 +414,13 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
             7,
             e164_ok,
         ),
-        b("phone", rf"{_D}{_D}{{2}}{_GAP}{_D}{{3}}{_GAP}{_D}{{4}}{_EXT}{_NUM_END}", 8),
+        b("phone", rf"{_D}{_D}{{2}}{_SEP}{_D}{{3}}{_SEP}{_D}{{4}}{_EXT}{_NUM_END}", 8),
+        b(  # "555 - 010 - 2202", "555\u00b7010\u00b72203": an area code, not "120 - 180 - 2400"
+            "phone",
+            rf"[2-9]{_D}{{2}}(?P<g>{_ODD_GAP}){_D}{{3}}(?P=g){_D}{{4}}{_NUM_END}"
+            rf"(?![ \t]*{_UNIT_WORDS})",
+            8,
+        ),
         b("phone", rf"1{_SEP}?{_NANP}{_EXT}{_NUM_END}", 8),
         b("phone", rf"{_BARE_NANP}(?![0-9])", 8),
         # A DEA registration: two letters and seven digits whose last is their check digit.
@@ -484,9 +500,11 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
                 ]
             )
         ),
-        b(  # "03/12 0800", "3/14 14:30": a month and a day before the time of day
+        b(  # "03/12 0800", "3/14 14:30" opening a line (a flowsheet's row): a month and a
+            # day before the time of day; not "Pain 7/10 0800"
             "date",
-            rf"{_D}{_D}?/{_D}{_D}?(?=[ \t]+(?:[01][0-9]|2[0-3]):?[0-5][0-9](?![0-9]))",
+            rf"{_D}(?:(?<=\n[0-9])|(?<![\s\S][0-9]))"
+            rf"{_D}?/{_D}{_D}?(?=[ \t]+(?:[01][0-9]|2[0-3]):?[0-5][0-9](?![0-9]))",
             9,
             _md_ok,
         ),
@@ -549,32 +567,26 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
         ),
         b(  # "age 92", "Age: 101", "Age/Sex: 91/F", "age at death: 101", "aged 95"
             "age_over_89",
-            rf"{_trie(['age', 'aged'])}(?![A-Za-z])[^0-9\n]{{0,24}}?(?P<v>{_D}{{2,3}})(?![0-9])",
+            rf"{_trie(['age', 'aged'])}(?![A-Za-z-])[^0-9\n]{{0,24}}?(?P<v>{_D}{{2,3}})"
+            rf"(?![0-9]|[.,][0-9]|[ \t]*(?:[%\u00b0]|{_UNIT_WORDS}))",
             10,
             _age_ok,
         ),
         b(  # "Alter: 95 J.", "edad: 98 años", "Âge : 91 ans": an age's label in other languages
             "age_over_89",
-            rf"(?:{_FOREIGN_AGE})[ \t]*:?[ \t]*(?P<v>{_D}{{2,3}})(?![0-9])",
+            rf"(?:{_FOREIGN_AGE})[ \t]*:[ \t]*(?P<v>{_D}{{2,3}})(?![0-9]|[ \t]*{_UNIT_WORDS})",
             10,
             _age_ok,
         ),
         b(  # "turned 90", "died at 94", "who is 103": an age by what is said of it
             "age_over_89",
-            rf"{_AGE_CUE}[ \t]+(?P<v>{_D}{{2,3}})"
-            rf"(?![0-9]|[.,][0-9]|[ \t]*(?:[%/\u00b0]|{_UNIT_WORDS}))",
+            rf"{_AGE_CUE}[ \t]+(?P<v>{_D}{{2,3}})(?![0-9]|[.,][0-9]){_AGE_CLAUSE_END}",
             10,
             _age_ok,
         ),
         b(  # "in her 96th year", "his 100th birthday"
             "age_over_89",
             rf"{_D}{_D}{_D}?(?:st|nd|rd|th)(?=[ \t]+(?:{_YEAR_OR_BIRTHDAY})(?![a-z]))",
-            10,
-            _age_ok,
-        ),
-        b(  # "092Y", "93Y": an age as DICOM and wristbands write it
-            "age_over_89",
-            rf"{_D}{{2,3}}(?=[Yy](?![A-Za-z0-9]))",
             10,
             _age_ok,
         ),
@@ -708,14 +720,14 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
         *(
             b(
                 "phone",
-                rf"{lead}(?![A-Za-z])[ \t]*(?:[:#.-][ \t]*)?(?P<v>{_D}{{3}}{_SEP}{_D}{{4}})"
-                rf"{_EXT}{_NUM_END}",
+                rf"{lead}(?![A-Za-z])[ \t]*(?:[:#.-][ \t]*)?(?P<v>[2-9]{_D}{{2}}{_SEP}{_D}{{4}})"
+                rf"{_EXT}{_NUM_END}(?![ \t]*{_UNIT_WORDS})",
                 8,
             )
             for lead in tries(
                 [
-                    *("phone", "tel", "telephone", "cell", "mobile", "call", "pager", "beeper"),
-                    *("ph", "landline", "home phone", "work phone"),
+                    *("phone", "tel", "telephone", "mobile", "pager", "beeper", "ph"),
+                    *("landline", "home phone", "work phone", "cell phone", "cell:", "call me at"),
                 ]
             )
         ),
@@ -755,7 +767,8 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
         ),
         b(  # after a state code, or any two capitals ending an address line: ", ZZ 00001"
             "zip",
-            rf"[A-Z][A-Z](?:(?<={_STATES})|(?<=, [A-Z][A-Z]))[ \t]+(?P<v>{_ZIP})",
+            rf"[A-Z][A-Z](?:(?<={_STATES})|(?<=, [A-Z][A-Z]))[ \t]+(?P<v>{_ZIP})"
+            rf"(?![ \t]*{_UNIT_WORDS})",
             14,
         ),
         b(  # "43897, South Jenniferstad": the place after its ZIP
@@ -775,7 +788,7 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
                     *("lives in", "live in", "living in", "lived in", "resides in", "reside in"),
                     *("residing in", "moved to", "moved from", "relocated to", "relocated from"),
                     *("hometown", "born in", "native of", "lives alone in", "living alone in"),
-                    *("lives over in", "arrived from", "transferred from", "visiting from"),
+                    "lives over in",
                 ]
             )
         ),
@@ -793,10 +806,11 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
             rf"|[A-Z]{{2}}[ \t]+{_D}{{5}}(?![0-9])))",
             14,
         ),
-        b(  # "Frisco TX 75034": a city before its state code and ZIP, without a comma
+        b(  # "..., Frisco TX 75034": a city before its state code and ZIP, without a comma,
+            # where an address line goes on ("Heparin SC 10000" is a dose)
             "city",
-            rf"(?!(?:{_TITLE_WORDS})\.?[ \t]){_PLACE_WORDS}"
-            rf"(?=[ \t]+{_STATES}[ \t]+{_D}{{5}}(?![0-9]))",
+            rf"(?:(?<=,[ ])|(?<=\n)|(?<![\s\S]))(?!(?:{_TITLE_WORDS})\.?[ \t]){_PLACE_WORDS}"
+            rf"(?=[ \t]+{_STATES}[ \t]+{_D}{{5}}(?![0-9]|[ \t]*{_UNIT_WORDS}))",
             14,
         ),
         *(  # a title or "Patient" followed by one to three capitalised words

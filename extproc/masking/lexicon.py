@@ -354,13 +354,14 @@ def _is_person(path: Path, parent: Mapping[str, Any], lexicon: Mapping[str, str]
     if "resourceType" in parent:  # FHIR says what it is: an Organization is nobody
         kind = parent["resourceType"]
         return isinstance(kind, str) and kind in _PERSON_RESOURCES
+    marked = any(_marks_person(key, lexicon) for key in parent if isinstance(key, str))
     container = _container(path)
-    words = set(container.split("_")) if container is not None else set()
-    if _PLACE_WORDS & words:  # a "providerOrganization" is a place, whoever runs it
-        return False
-    if _PERSON_WORDS & words:
+    words = container.split("_") if container is not None else []
+    if words and words[-1] in _PLACE_WORDS:  # a "providerOrganization" is a place...
+        return marked  # ...unless a birth date or an MRN beside the name says otherwise
+    if _PERSON_WORDS & set(words):  # "department_patients", "organization_contact"
         return True
-    return any(_marks_person(key, lexicon) for key in parent if isinstance(key, str))
+    return marked
 
 
 def _marks_person(key: str, lexicon: Mapping[str, str]) -> bool:

@@ -19,7 +19,9 @@ from extproc.masking.lexicon import BuiltinKeys
 _NAME = r"[A-Za-z_][\w.-]{0,63}"
 # A tag: closing or not, its prefix dropped, its attributes, self-closing or not.
 _TAG = re.compile(rf"<(/?)(?:{_NAME}:)?({_NAME})((?:\s[^<>]{{0,1024}})?)>")
-_ATTRIBUTE = re.compile(r"""(?<![\w.:-])(value|extension)\s*=\s*(["'])([^"'<>]{1,256})\2""")
+_ATTRIBUTE = re.compile(
+    r"""(?<![\w.:-])(value|extension)\s*=\s*(?:"([^"<>]{1,256})"|'([^'<>]{1,256})')"""
+)
 _MAX_DEPTH = 64
 # Elements whose `extension` numbers a person: C-CDA's patientRole, assignedEntity, …
 _PERSON_ID_PARENTS = ("patient", "person", "guardian", "role", "entity", "subject", "member")
@@ -85,8 +87,9 @@ def _numbers_person(parent: str) -> bool:
 
 
 def _span(tag: re.Match[str], rest: str, attribute: re.Match[str]) -> tuple[int, int]:
-    start = tag.start(3) + attribute.start(3)
-    return start, start + len(attribute.group(3))
+    quoted = 2 if attribute.group(2) is not None else 3  # in double quotes, or in single
+    start = tag.start(3) + attribute.start(quoted)
+    return start, start + len(attribute.group(quoted))
 
 
 def _add(

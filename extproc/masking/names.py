@@ -192,7 +192,7 @@ _PERSON_VERB = re.compile(
 )
 _NUMBER = re.compile(r"[ \t]*[0-9]")
 # Words run together, each capitalised ("ViewPosition", "PatientName"): a program's keyword
-# when each is a word of the vocabulary; "MacArthur" and "LeBlanc" hold no such pair.
+# when each is a word of the vocabulary and none a name ("JohnSmith", "MacArthur" are).
 _CAMEL = re.compile(r"(?:[A-Z][a-z]{2,}){2,4}")
 _CAMEL_PART = re.compile(r"[A-Z][a-z]{2,}")
 _JOINERS = re.compile(r"['\u2019\-]")
@@ -450,7 +450,8 @@ class NameFinder:
         if token.text.isupper() and len(word) <= 4:  # "HPI", "CBC", "BMP"
             return "word"
         if _CAMEL.fullmatch(token.text) and all(  # "ViewPosition": a keyword, of words
-            self._words.get(w.casefold(), 0) >= _RARE for w in _CAMEL_PART.findall(token.text)
+            self._words.get(part, 0) >= _RARE and part not in self._names
+            for part in (w.casefold() for w in _CAMEL_PART.findall(token.text))
         ):
             return "word"
         return "unknown"

@@ -53,5 +53,19 @@ def test_pydicom_s_layout_and_an_age_under_90() -> None:
     }
 
 
+def test_other_layouts_and_a_role_that_is_no_name() -> None:
+    text = (
+        "(0010,0010) PN 1 DOE^JANE\n00100020 LO E12-449021  # PatientID\n"
+        "(0010,2297) PN [ROE^RICHARD]\n(0010,2298) CS [MOTHER]\n"
+    )
+    assert values(text) == {
+        "DOE": "name",
+        "JANE": "name",
+        "E12-449021": "mrn",
+        "ROE": "name",
+        "RICHARD": "name",
+    }
+
+
 def test_text_without_tags_is_not_dicom() -> None:
     assert not looks_like_dicom("see (0010) and [PA] view")

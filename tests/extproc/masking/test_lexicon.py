@@ -84,6 +84,14 @@ def test_name_is_a_persons_only_beside_what_makes_a_person() -> None:
     assert listed == {"patients": [{"name": "[NAME]", "id": "pt-1"}]}
     site = {"resourceType": "Organization", "name": "Mercy Clinic"}
     assert masked(site) == site
+    # A place's name is no one's; people under a place's key, or beside a person's
+    # details, are people.
+    clinic = {"providerOrganization": {"name": "Mercy Clinic", "type": "clinic"}}
+    assert masked(clinic) == clinic
+    ward = masked({"department_patients": [{"name": "Ada Okafor", "bed": "4"}]})
+    assert ward == {"department_patients": [{"name": "[NAME]", "bed": "4"}]}
+    contact = masked({"location": {"name": "Ada Okafor", "dob": "1950-01-02"}})
+    assert contact["location"]["name"] == "[NAME]"
 
 
 def test_an_age_is_phi_only_over_89() -> None:

@@ -57,5 +57,17 @@ def test_broken_and_prefixed_markup_is_read_as_far_as_it_goes() -> None:
     assert masked("<a><b>never closed <city>Tulsa</city>") == {"Tulsa": "city"}
 
 
+def test_attribute_values_in_either_quotes() -> None:
+    text = """<family value="O'Brien"/><birthTime value='19470312'/>"""
+    assert masked(text) == {"O'Brien": "name", "19470312": "date"}
+
+
+def test_a_place_s_name_is_no_one_s_unless_a_person_s_details_stand_beside_it() -> None:
+    assert masked("<providerOrganization><name>Good Health</name></providerOrganization>") == {}
+    assert masked("<organizationContact><name>Ada Okafor</name></organizationContact>") == {
+        "Ada Okafor": "name"
+    }
+
+
 def test_an_age_element_is_phi_only_over_89() -> None:
     assert masked("<age>42</age><age>93</age>") == {"93": "age_over_89"}

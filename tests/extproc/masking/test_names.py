@@ -67,6 +67,8 @@ def names(finder: NameFinder, text: str) -> list[str]:
         ("Hi, my name is Qorvath and I", ["Qorvath"]),
         ("Daily Progress Note - BENDINNE, XZOBRO - 06/07/2020", ["BENDINNE, XZOBRO"]),
         ("SHYTHIAND,TASHOVAEND | MRN E30272062 | DOB 02/17/1994", ["SHYTHIAND,TASHOVAEND"]),
+        ("Signed: JohnSmith", ["JohnSmith"]),  # run together, still a name
+        ("Seen by Dr. MacArthur today.", ["MacArthur"]),
     ],
 )
 def test_names_are_found(finder: NameFinder, text: str, expected: list[str]) -> None:
@@ -92,6 +94,8 @@ def test_names_are_found(finder: NameFinder, text: str, expected: list[str]) -> 
         "EBL 25 mL. Foley removed in PACU.",
         "hi team, per protocol, called pharmacy; thanks, will call later",
         "Troponin 55 ng/L. No Kernig or Brudzinski sign.",
+        "(0018,5101) CS [PA]  # ViewPosition",  # a keyword of English words
+        "Denver shunt patent. Doppler ultrasound negative. Pap smear NILM.",
     ],
 )
 def test_clinical_words_are_no_names(finder: NameFinder, text: str) -> None:
