@@ -139,12 +139,12 @@ _PERSON_WORDS = frozenset(
         *("attending", "referring", "author", "signer", "clinician", "user", "users"),
     }
 )
-# Keys that say an object is a person, not a drug, a site or a tool: a `name` beside them is
-# a person's name.
 # What holds an institution's name, not a person's.
 _PLACE_WORDS = frozenset(
     {"organization", "organisation", "facility", "location", "institution", "department"}
 )
+# Keys that say an object is a person, not a drug, a site or a tool: a `name` beside them is
+# a person's name.
 _PERSON_MARKERS = frozenset({"date", "ssn", "mrn", "phone", "email", "zip", "street_address"})
 _PERSON_KEYS = frozenset({"gender", "sex", "birth_sex", "pronouns", "marital_status"})
 _A_PERSON: Mapping[str, Any] = {"sex": None}
