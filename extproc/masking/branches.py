@@ -202,6 +202,33 @@ _AGE_CLAUSE_END = (
     r"|with|in|when|at)(?![A-Za-z]))"
 )
 _FOREIGN_AGE = "|".join(tries(["alter", "edad", "idade", "leeftijd", "età", "eta", "âge"]))
+# A day of the month in words: "fifth", "twenty-first", "thirty first".
+_ORDINAL_WORDS = [
+    *("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth"),
+    *("tenth", "eleventh", "twelfth", "thirteenth", "fourteenth", "fifteenth", "sixteenth"),
+    *("seventeenth", "eighteenth", "nineteenth", "twentieth", "thirtieth"),
+]
+_ORDINALS = [
+    *_ORDINAL_WORDS,
+    *(
+        f"{tens}{sep}{unit}"
+        for tens in ("twenty", "thirty")
+        for sep in ("-", " ")
+        for unit in (
+            "first",
+            "second",
+            "third",
+            "fourth",
+            "fifth",
+            "sixth",
+            "seventh",
+            "eighth",
+            "ninth",
+        )
+        if tens == "twenty" or unit == "first"
+    ),
+]
+_DAY_WORD = "(?:{})".format("|".join(tries(_ORDINALS)))
 _YEAR_OR_BIRTHDAY = "|".join(tries(["year", "birthday"]))
 # A measure's unit after a number: "he is 95 kg" is no age.
 _UNIT_WORDS = r"(?:mg|kg|lbs?|g|mm|cm|ml|mL|bpm|min|percent|degrees|units?)(?![A-Za-z])"
@@ -548,6 +575,20 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
             9,
             _md_ok,
             word_start=False,
+        ),
+        *(  # "the fifth of November", "twelfth of April": the day in words
+            b("date", rf"{the}{_DAY_WORD}[ \t]+of[ \t]+{_MONTH}(?![A-Za-z])", 9)
+            for the in ("", r"[tT]he[ \t]+")
+        ),
+        *(  # "March the twelfth", "on April fifth.": where the clause ends or a year follows
+            # ("March second opinion", "may first be given" are not dates)
+            b(
+                "date",
+                rf"{month}[ \t]+(?:the[ \t]+{_DAY_WORD}(?![A-Za-z])"
+                rf"|{_DAY_WORD}(?=[ \t]*(?:[,.;:)\n]|$)|[ \t]+{_YEAR}))",
+                9,
+            )
+            for month in tries([n.capitalize() for n in _MONTH_NAMES.split()], ignore_case=False)
         ),
         *(  # "the 4th of March", "4th of March"
             b(

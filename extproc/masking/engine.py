@@ -23,7 +23,7 @@ from custos.errors import CustosError, LimitExceeded
 from custos.policy import PolicyInput
 from custos.policy.document import compile_condition
 from custos.policy.environment import activations
-from extproc.masking import dicom, hl7, json_codec, markup, tables, x12
+from extproc.masking import dicom, hl7, json_codec, markup, tables, vcard, x12
 from extproc.masking.actions import apply
 from extproc.masking.config import MaskingConfig
 from extproc.masking.detectors import BUILTIN_ENTITIES, PatternSpec, Scanner, ScannerSpec
@@ -619,7 +619,7 @@ class Masker:
 
     def _detect(self, text: str) -> list[Finding]:
         """What the detectors find in free text: patterns, names, HL7 v2 and X12 fields,
-        DICOM attributes, XML elements, table columns."""
+        DICOM attributes, vCards, XML elements, table columns."""
         findings = self._scanner.scan(text)
         if self._names is not None:
             findings = _merge(findings, self._names.find(text))
@@ -627,6 +627,8 @@ class Masker:
             findings = _merge(hl7.find(text), findings)
         if x12.looks_like_x12(text):  # X12 EDI: its elements, by position
             findings = _merge(x12.find(text), findings)
+        if vcard.looks_like_vcard(text):  # a contact card: its name, birthday, address
+            findings = _merge(vcard.find(text), findings)
         if dicom.looks_like_dicom(text):  # a DICOM header: its attributes, by tag
             findings = _merge(dicom.find(text), findings)
         if markup.looks_like_markup(text):  # XML: its elements' values, by their names

@@ -202,6 +202,9 @@ _GREETINGS = (
     *("hi", "hey", "hello", "dear", "thanks", "thank you", "thx", "ty", "fyi", "cc"),
     *("given to", "handoff to", "spoke w/", "spoke with", "called", "paged", "texted"),
     *("ask", "tell", "per"),
+    # a relative named in lowercase, as a hurried note does: "husband john updated"
+    *("husband", "wife", "son", "daughter", "mother", "father", "brother", "sister"),
+    *("spouse", "partner"),
 )
 _LOWER_AFTER = re.compile(
     rf"\b(?i:{'|'.join(_GREETINGS)})[ \t,]+"

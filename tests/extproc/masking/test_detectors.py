@@ -230,6 +230,9 @@ POSITIVE = [
     ("date", "last seen Mar '24", "Mar '24"),
     ("date", "admitted 2/28 with", "2/28"),
     ("date", "03/12 0800 BP 128/82", "03/12"),
+    ("date", "born the fifth of November", "the fifth of November"),
+    ("date", "admitted on March the twelfth, and", "March the twelfth"),
+    ("date", "seen on the twenty-first of May", "the twenty-first of May"),
     ("phone", "Pager 555-0147", "555-0147"),
     ("phone", "Tel. +1 (617) 555-0101 x4417", "+1 (617) 555-0101 x4417"),
     ("phone", "tel:+1-555-555-2003;ext=22", "+1-555-555-2003;ext=22"),
@@ -314,6 +317,8 @@ NEGATIVE = [
     ("age_over_89", "he is 95% adherent"),
     ("date", "2 may be given"),  # "may", the word
     ("date", "Pain 7/10 0800"),  # a score, then a time
+    ("date", "may first be given"),
+    ("date", "in March second opinion"),
     ("age_over_89", "90Y radioembolization"),  # yttrium-90
     ("age_over_89", "SpO2 turned 91 on 2L"),
     ("age_over_89", "Patient is 92 on room air"),

@@ -68,6 +68,7 @@ def names(finder: NameFinder, text: str) -> list[str]:
         ("Daily Progress Note - BENDINNE, XZOBRO - 06/07/2020", ["BENDINNE, XZOBRO"]),
         ("SHYTHIAND,TASHOVAEND | MRN E30272062 | DOB 02/17/1994", ["SHYTHIAND,TASHOVAEND"]),
         ("Signed: JohnSmith", ["JohnSmith"]),  # run together, still a name
+        ("pt tolerated well; husband john updated in waiting room", ["john"]),
         ("Seen by Dr. MacArthur today.", ["MacArthur"]),
     ],
 )
