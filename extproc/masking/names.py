@@ -569,6 +569,15 @@ class NameFinder:
                 _labelled(before)
                 or _CREDENTIAL.match(text, match.end())
                 or _PERSON_VERB.match(text, match.end())
+                # "KING,AMY": in capitals, no space after the comma, both parts names (if
+                # common words too): how a record system writes its patient
+                or (
+                    last.isupper()
+                    and first.isupper()
+                    and match.group().find(", ") < 0
+                    and kinds == {"ambiguous"}
+                    and not {last.casefold(), first.casefold()} & _MONTHS
+                )
             )
             if "word" in kinds or not ("name" in kinds or placed):
                 continue

@@ -69,6 +69,7 @@ def names(finder: NameFinder, text: str) -> list[str]:
         ("SHYTHIAND,TASHOVAEND | MRN E30272062 | DOB 02/17/1994", ["SHYTHIAND,TASHOVAEND"]),
         ("Signed: JohnSmith", ["JohnSmith"]),  # run together, still a name
         ("pt tolerated well; husband john updated in waiting room", ["john"]),
+        ("SOAP Note - KING,AMY - 15-Nov-2023", ["KING,AMY"]),  # names that are words too
         ("Seen by Dr. MacArthur today.", ["MacArthur"]),
     ],
 )
@@ -96,6 +97,7 @@ def test_names_are_found(finder: NameFinder, text: str, expected: list[str]) -> 
         "hi team, per protocol, called pharmacy; thanks, will call later",
         "Troponin 55 ng/L. No Kernig or Brudzinski sign.",
         "(0018,5101) CS [PA]  # ViewPosition",  # a keyword of English words
+        "see the MAY,JUNE schedule; Labs: CBC,BMP pending",
         "Denver shunt patent. Doppler ultrasound negative. Pap smear NILM.",
     ],
 )
