@@ -125,6 +125,12 @@ _COMPANY_WORDS = (
     r"[A-Z][A-Za-z'&-]{0,40}(?:(?:,[ \t]?|[ \t](?:and|&)[ \t]|[ \t])[A-Z][A-Za-z'&-]{0,40}){0,5}"
 )
 _FIRM = r"[A-Z][a-z]+,[ \t][A-Z][a-z]+,?[ \t](?:and|&)[ \t][A-Z][a-z]+(?![\w])"
+# The words that end a company's name, not a group of people's ("Blood Group" stands after
+# no "at").
+_FIRM_WORDS = (
+    "Group|Holdings|Partners|Associates|Company|Industries|Enterprises|Solutions|Services"
+    "|Systems|Technologies|Logistics|Foods|Manufacturing|Construction|Consulting|Motors"
+)
 # A handle after "user:" or "edited by": letters and digits, dots or underscores.
 _HANDLE = r"[ \t]*+(?:[:=#][ \t]*+)?(?P<v>[A-Za-z][A-Za-z0-9._-]{1,39})(?![\w@-]|\.\w)"
 _ID_END = r"(?![\w@-]|[.][\w])"
@@ -295,6 +301,18 @@ def _login_ok(s: str) -> bool:
     return _handle_ok(s) or not dictionaries().words.get(s, 0)
 
 
+def _date_like(s: str) -> bool:
+    """Whether `s` opens with what reads as a date ("04/12/1947"), not with a number
+    grouped as dates are ("59-94-12")."""
+    found = _DATE_LIKE.search(s)
+    if found is None:
+        return False
+    a, b = (int(n) for n in _NUMBERS.findall(found.group())[:2])
+    return (len(str(a)) == 4 and 1 <= b <= 12) or (
+        (1 <= a <= 12 and 1 <= b <= 31) or (1 <= a <= 31 and 1 <= b <= 12)
+    )
+
+
 def _id_ok(s: str) -> bool:
     # A word first ("shows 12") is the sentence going on; a short prefix ("SN-88812", a
     # plate's "NQY 730") is not.
@@ -303,7 +321,7 @@ def _id_ok(s: str) -> bool:
         len(word.group(1)) > 3 or (word.group(2) == " " and not word.group(1).isupper())
     ):
         return False
-    if _DATE_LIKE.search(s):  # "Encounter 04/12/1947 1745" heads a date, it numbers nothing
+    if _date_like(s):  # "Encounter 04/12/1947 1745" heads a date, it numbers nothing
         return False
     return sum(c.isdigit() for c in s) >= 2 and sum(c.isalnum() for c in s) >= 4
 
@@ -745,6 +763,14 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
                 14,
             )
             for lead in tries(["works", "worked", "working", "employed"])
+        ),
+        *(  # "nurse's aide at Harris Group": a company by the word that ends its name
+            b(
+                "employer",
+                rf"{lead}[ \t]+(?P<v>{_COMPANY_WORDS}[ \t]+(?:{_FIRM_WORDS}))(?![\w])",
+                14,
+            )
+            for lead in tries(["at", "for", "with"])
         ),
         *(  # "accountant at Church, Hale and Weiss": a firm's three names
             b("employer", rf"{lead}[ \t]+(?P<v>{_FIRM})", 14)

@@ -108,6 +108,7 @@ _LABELS_FREE = frozenset(
     |handed off to|discussed w/|signed out to|relieved by|left vm for|left voicemail for
     |nok|left message for|left a message for|vm for|message for|appointment for
     |appt for|this is|my name is|the resident|the fellow|the intern|the attending
+    |flagged by|registered to|assigned to|results for|records for|covering for|on behalf of
     |the nurse|the patient""".split("|")  # noqa: SIM905
 )
 _LABELS_COLON = frozenset(
@@ -180,17 +181,26 @@ _PERSON_VERB = re.compile(
     r"|partner|spouse|caregiver|chart|record|account)\b|,?[ \t]+(?:reports|reported|presents"
     r"|presented|states|stated|denies|denied|complains|complained|endorses|endorsed|underwent"
     r"|arrived|returns|returned|says|said|agrees|agreed|declined|refused|feels|felt|came|lives"
-    r"|lived|works|worked|called|phoned|texted|emailed|messaged|visited|visits"
+    r"|lived|works|worked|called|phoned|texted|emailed|messaged|visited|visits|logged"
     r"|was[ \t]+(?:admitted|seen|discharged|born|transferred|evaluated"
     r"|examined|brought|referred|found)|is[ \t]+an?[ \t]+[0-9])\b"
     # a name before its record's numbers: "Ada Okafor (MRN 123, DOB 1/2/1950)", "Ada Okafor,
     # DOB 10 Nov 2001"
     r"|[ \t]*[(\[,|][ \t]*(?:MRN|DOB|D\.O\.B|SSN|age|born|ID|acct|[0-9]{1,3}[ \t]*(?:yo|y/o|M|F)\b"
-    r"|(?:son|daughter|wife|husband|mother|father|sister|brother|spouse|partner)\))"
+    r"|(?:son|daughter|wife|husband|mother|father|sister|brother|spouse|partner|niece|nephew"
+    r"|aunt|uncle|grandson|granddaughter|grandmother|grandfather|friend|caregiver|guardian"
+    r"|proxy|HCP)\))"
     r")",
     re.IGNORECASE,
 )
 _NUMBER = re.compile(r"[ \t]*[0-9]")
+# Letters of scripts without case, and their marks: Devanagari to Sinhala, Hebrew, Arabic,
+# Thai, Hangul, kana, Han.
+_CASELESS = (
+    "\u0590-\u05ff\u0600-\u06ff\u0750-\u077f\u0900-\u0dff\u0e00-\u0e7f\u1100-\u11ff"
+    "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af"
+)
+_CASELESS_RUN = re.compile(rf"[{_CASELESS}]+(?:[ ][{_CASELESS}]+){{0,5}}")
 # Words run together, each capitalised ("ViewPosition", "PatientName"): a program's keyword
 # when each is a word of the vocabulary and none a name ("JohnSmith", "MacArthur" are).
 _CAMEL = re.compile(r"(?:[A-Z][a-z]{2,}){2,4}")
@@ -362,7 +372,32 @@ class NameFinder:
             found += self._names_in(run, text)
         found += self._last_first(text)
         found += self._lowercase(text)
+        if not text.isascii():
+            found += self._caseless(text)
         return joined(found)
+
+    def _caseless(self, text: str) -> list[Finding]:
+        """Names in scripts without capitals (Devanagari, Arabic, Hebrew, Thai, Hangul,
+        Han, kana), which the runs of capitalised words never see: a run of up to six
+        such words (Arabic names run long) is a name when one of them is a dictionary's
+        name (Faker's lists hold each locale's names in its own script), or, written
+        without spaces as Korean and Chinese names are, when it opens with a family name
+        the dictionaries hold and the rest is a given name they hold ("곽현주": 곽, 현주)."""
+        found: list[Finding] = []
+        for run in _CASELESS_RUN.finditer(text):
+            words = run.group().split()
+            if any(self._caseless_name(word) for word in words):
+                found.append(Finding("name", run.start(), run.end()))
+        return found
+
+    def _caseless_name(self, word: str) -> bool:
+        if word in self._names:
+            return True
+        return any(
+            word[:cut] in self._names and word[cut:] in self._names
+            for cut in (1, 2)
+            if len(word) - cut >= 1 and len(word) <= 5
+        )
 
     def completed(self, text: str, findings: list[Finding]) -> list[Finding]:
         """`findings` (sorted, disjoint), each name widened over the words that stand beside

@@ -241,6 +241,8 @@ POSITIVE = [
     ("email", "write to j.doe (at) x.org", "j.doe (at) x.org"),
     ("phone", "or 555 - 010 - 2202 or", "555 - 010 - 2202"),
     ("city", "12 Elm St, Frisco TX 75034", "Frisco"),
+    ("employer", "nurse's aide at Harris Group since 2015", "Harris Group"),
+    ("mrn", "MR# 59-94-12", "59-94-12"),  # grouped as a date is, but no date
     ("street_address", "lives at 221 Baker Street now", "221 Baker Street"),
     ("street_address", "at 456 W 5th Ave. Apt 3B", "456 W 5th Ave. Apt 3B"),
     ("street_address", "1 Lorem Ipsum Plaza, Brockway, ZZ 00006", "1 Lorem Ipsum Plaza"),
@@ -330,6 +332,7 @@ NEGATIVE = [
     ("phone", "Range 120 - 180 - 2400 mg"),
     ("city", "Transferred from ICU. Intubated"),
     ("city", "Heparin SC 10000 units"),
+    ("employer", "blood group A positive; support group at church"),
     ("date", "BP 120/80 1400"),
     ("date", "lot ABC-05-2021"),
     ("email", "meet at noon"),

@@ -70,6 +70,14 @@ def names(finder: NameFinder, text: str) -> list[str]:
         ("Signed: JohnSmith", ["JohnSmith"]),  # run together, still a name
         ("pt tolerated well; husband john updated in waiting room", ["john"]),
         ("SOAP Note - KING,AMY - 15-Nov-2023", ["KING,AMY"]),  # names that are words too
+        # scripts without capitals: by the dictionaries' names in them
+        ("Patient 곽현주 (MRN E58537614) was seen", ["곽현주"]),
+        ("asking about my husband नंद साहा, born 10/2/1991", ["नंद साहा"]),
+        ("李明 was admitted", ["李明"]),
+        # placed by what is said of them
+        ("Flagged by S. Nydritte for outreach", ["S. Nydritte"]),
+        ("V. Cedrasorn (niece) at bedside", ["V. Cedrasorn"]),
+        ("Zindiond Shymiath logged in to the portal", ["Zindiond Shymiath"]),
         ("Seen by Dr. MacArthur today.", ["MacArthur"]),
     ],
 )
@@ -98,6 +106,7 @@ def test_names_are_found(finder: NameFinder, text: str, expected: list[str]) -> 
         "Troponin 55 ng/L. No Kernig or Brudzinski sign.",
         "(0018,5101) CS [PA]  # ViewPosition",  # a keyword of English words
         "see the MAY,JUNE schedule; Labs: CBC,BMP pending",
+        "患者は元気です。 रोगी को बुखार है।",  # prose in scripts without capitals
         "Denver shunt patent. Doppler ultrasound negative. Pap smear NILM.",
     ],
 )
