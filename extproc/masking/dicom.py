@@ -53,6 +53,7 @@ _ATTRIBUTE = re.compile(
     rf"|(?<=[ \t])(?:{_VR}):?[ \t]+(?:[0-9]{{1,3}}[ \t]+)?"
     r"([^\s\[\"'#][^#\r\n]{0,255}))"  # greedy, trimmed after: a lazy run is retried
 )
+_BARE_VRS = (" PN ", " LO ", " DA ", " SH ", " AS ", " UI ", " CS ")
 _TAG = re.compile(
     rf"\([0-9A-Fa-f]{{4}},[ ]?[0-9A-Fa-f]{{4}}\)|(?<![\w,])[0-9A-Fa-f]{{8}}[ \t]+(?:{_VR})[ \t]"
 )
@@ -63,9 +64,20 @@ _TITLES = frozenset(
 _AGE = re.compile(r"0*([0-9]{1,3})[YMWD]?")
 
 
+def entity_of(tag: str) -> str | None:
+    """The entity of an attribute by its tag as DICOM JSON keys it ("00100010")."""
+    if len(tag) != 8:
+        return None
+    try:
+        return _TAGS.get((int(tag[:4], 16), int(tag[4:], 16)))
+    except ValueError:
+        return None
+
+
 def looks_like_dicom(text: str) -> bool:
-    # Substring searches first: the regex tried at every character costs more.
-    maybe = ("(" in text and "," in text) or " PN " in text or " LO " in text
+    # Substring searches first: the regex tried at every character costs more. Every tag
+    # read here is in group 00xx or 40xx; a bare one stands before its type.
+    maybe = "(00" in text or "(40" in text or any(vr in text for vr in _BARE_VRS)
     return maybe and bool(_TAG.search(text))
 
 

@@ -15,6 +15,7 @@ import re
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
+from extproc.masking import dicom
 from extproc.masking.fields import Path
 
 # Entity -> the keys that hold it, in snake case; every other spelling normalises to these.
@@ -145,6 +146,10 @@ _PLACE_WORDS = frozenset(
 )
 # Keys that say an object is a person, not a drug, a site or a tool: a `name` beside them is
 # a person's name.
+# A pair that names its value: {"label": "SSN", "value": "..."}, {"name": "Phone", "val": ...}.
+_VALUE_KEYS = frozenset({"value", "val"})
+_LABEL_KEYS = ("label", "name", "key", "field", "attribute", "property", "type")
+_DICOM_VALUE_KEYS = frozenset({"Value", "Alphabetic", "Ideographic", "Phonetic"})
 _PERSON_MARKERS = frozenset({"date", "ssn", "mrn", "phone", "email", "zip", "street_address"})
 _PERSON_KEYS = frozenset({"gender", "sex", "birth_sex", "pronouns", "marital_status"})
 _A_PERSON: Mapping[str, Any] = {"sex": None}
@@ -153,7 +158,8 @@ _PLAIN_KEYS = 8192
 _CACHED_KEY = 64  # longer keys are read each time, never cached (their size is the sender's)
 # Keys whose meaning depends on where they stand (FHIR's `value`, `line`, `text`; `name`).
 _CONTEXTUAL = frozenset(
-    {"value", "text", "line", "district", "state", "country", "use", "type", "name", "display"}
+    {"value", "val", "text", "line", "district", "state", "country", "use", "type", "name"}
+    | {"display"}
 )
 _PERSON_REFERENCES = frozenset({*_PERSON_RESOURCES, "PractitionerRole"})
 _PERSON_ELEMENTS = frozenset(
@@ -246,6 +252,8 @@ class BuiltinKeys:
         key = path[-1] if path else None
         if not isinstance(key, str) or parent is None:
             return None
+        if key in _DICOM_VALUE_KEYS and (entity := _dicom_entity(path, key)) is not None:
+            return entity
         normal = normal_key(key)
         if normal not in _CONTEXTUAL:  # most keys: the key alone decides, once per key
             if len(normal) > _CACHED_KEY:
@@ -259,7 +267,21 @@ class BuiltinKeys:
             return entity or None
         if normal == "name":
             return "name" if _is_person(path, parent, self._lexicon) else None
+        if normal in _VALUE_KEYS:  # {"label": "Medicaid", "value": "GA448291003"}
+            return self._labelled(parent)
         return self._lexicon.get(normal)
+
+    def _labelled(self, parent: Mapping[str, Any]) -> str | None:
+        """The entity a pair's label names, read as a key would be ("Date of birth",
+        "Medicaid" as `medicaid_id`, "Driver license")."""
+        for label_key in _LABEL_KEYS:
+            label = parent.get(label_key)
+            if isinstance(label, str) and 0 < len(label) <= _CACHED_KEY:
+                normal = normal_key(label)
+                for form in (normal, f"{normal}_id", f"{normal}_number"):
+                    if (entity := self._lexicon.get(form)) is not None:
+                        return entity
+        return None
 
     def _by_suffix(self, normal: str) -> str | None:
         words = normal.split("_")
@@ -283,6 +305,8 @@ class BuiltinKeys:
         """Whether a value under a key of this entity is PHI: an age only over 89."""
         if entity != "age_over_89":
             return True
+        if isinstance(value, list):  # DICOM JSON's "Value": ["092Y"]
+            return any(self.applies(entity, item) for item in value)
         number = value if isinstance(value, int | float) else _leading_number(value)
         return number is not None and not isinstance(number, bool) and number >= 90
 
@@ -340,6 +364,16 @@ def _identifier(system: str, identifier: Mapping[str, Any]) -> str:
         if isinstance(code, str) and (entity := _TYPE_CODES.get(code)):
             return entity
     return "mrn"  # any other identifier of a record is a unique identifying number too
+
+
+def _dicom_entity(path: Path, key: str) -> str | None:
+    """DICOM JSON (PS3.18 F.2): {"00100020": {"vr": "LO", "Value": ["E12-449021"]}}, a
+    person's name one level deeper, {"Value": [{"Alphabetic": "DOE^JANE"}]}."""
+    if key == "Value":
+        tag = path[-2] if len(path) >= 2 else None
+    else:
+        tag = path[-4] if len(path) >= 4 and path[-3] == "Value" else None
+    return dicom.entity_of(tag) if isinstance(tag, str) else None
 
 
 def _container(path: Path) -> str | None:

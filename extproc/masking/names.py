@@ -150,7 +150,15 @@ def _after_greetings(text: str) -> list[re.Match[str]]:
     if not text.isascii():
         return list(_LOWER_AFTER.finditer(text))
     lowered = text.lower()
-    starts = sorted({at for g in _GREETINGS for at in _occurrences(lowered, g)})
+    # At a word's start only ("son" stands in "person" and "reason"): the regex's \b.
+    starts = sorted(
+        {
+            at
+            for g in _GREETINGS
+            for at in _occurrences(lowered, g)
+            if at == 0 or not lowered[at - 1].isalnum()
+        }
+    )
     found: list[re.Match[str]] = []
     for at in starts:
         if found and at < found[-1].end():

@@ -291,3 +291,37 @@ def test_a_report_path_never_holds_a_key_that_is_no_key() -> None:
 def test_a_record_keyed_by_a_patients_name_has_its_key_masked() -> None:
     out = masked({"patients": {"Okafor, Kyle": {"note": "stable"}, "Last Visit": "x"}})
     assert out == {"patients": {"[NAME]": {"note": "stable"}, "Last Visit": "x"}}
+
+
+def test_a_pair_s_label_names_its_value() -> None:
+    pairs = [
+        {"label": "Medicaid", "value": "GA448291003"},
+        {"name": "Date of birth", "value": "1931-03-15"},
+        {"key": "Phone", "val": "555 0101"},
+        {"name": "Heart rate", "value": "92"},
+        {"name": "Age", "value": "93"},
+    ]
+    assert masked({"identifiers": pairs}) == {
+        "identifiers": [
+            {"label": "Medicaid", "value": "[HEALTH_PLAN]"},
+            {"name": "Date of birth", "value": "[DATE]"},
+            {"key": "Phone", "val": "[PHONE]"},
+            {"name": "Heart rate", "value": "92"},
+            {"name": "Age", "value": "[AGE_OVER_89]"},
+        ]
+    }
+
+
+def test_dicom_json_is_read_by_tag() -> None:
+    study = {
+        "00100010": {"vr": "PN", "Value": [{"Alphabetic": "DOE^JANE"}]},
+        "00100020": {"vr": "LO", "Value": ["E12-449021"]},
+        "00101010": {"vr": "AS", "Value": ["092Y"]},
+        "00080060": {"vr": "CS", "Value": ["CT"]},
+    }
+    assert masked(study) == {
+        "00100010": {"vr": "PN", "Value": [{"Alphabetic": "[NAME]"}]},
+        "00100020": {"vr": "LO", "Value": ["[MRN]"]},
+        "00101010": {"vr": "AS", "Value": ["[AGE_OVER_89]"]},
+        "00080060": {"vr": "CS", "Value": ["CT"]},
+    }
