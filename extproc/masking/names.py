@@ -198,6 +198,9 @@ _PERSON_VERB = re.compile(
     r"|(?:son|daughter|wife|husband|mother|father|sister|brother|spouse|partner|niece|nephew"
     r"|aunt|uncle|grandson|granddaughter|grandmother|grandfather|friend|caregiver|guardian"
     r"|proxy|HCP)\))"
+    # a chat's or a roster's speaker and role: "Oyelaran, Funmilayo (Hospitalist)"
+    r"|[ \t]*\((?:[A-Za-z]+(?:ist|ian)|RN|MD|DO|NP|PA-C|Attending|Resident|Fellow|Intern"
+    r"|Charge[ \t]RN|Case[ \t]Manager|Social[ \t]Worker)\)"
     r")",
     re.IGNORECASE,
 )

@@ -78,6 +78,7 @@ def names(finder: NameFinder, text: str) -> list[str]:
         ("Flagged by S. Nydritte for outreach", ["S. Nydritte"]),
         ("V. Cedrasorn (niece) at bedside", ["V. Cedrasorn"]),
         ("Zindiond Shymiath logged in to the portal", ["Zindiond Shymiath"]),
+        ("[7:02 PM] Oyelaran, Funmilayo (Hospitalist)", ["Oyelaran, Funmilayo"]),
         ("Seen by Dr. MacArthur today.", ["MacArthur"]),
     ],
 )
