@@ -61,6 +61,8 @@ _SHARED_DOCUMENTS = 4
 _MIN_WHOLE = 3  # as the literal finder's shortest term
 _CLEAN_KEYS, _CLEAN_KEY_CHARS = 4096, 64
 _CARRIED, _CARRIED_CHARS = 500, 32_768  # marked values carried along one stream
+# A list's rows read as a table's: at least this many, at most that many, short strings.
+_MIN_ROWS, _MAX_ROWS, _MAX_CELL = 3, 1000, 80
 
 
 class MaskingError(CustosError):
@@ -309,8 +311,9 @@ class Masker:
         known: dict[str, set[str]] = defaultdict(set)
         parsed: dict[str, Any] = {}
         texts: dict[str, None] = {}  # the free text, each distinct string once
+        columns: list[list[str]] = []  # the strings under one key of the rows of a list
         for value, path in roots:
-            self._collect(value, path, known, parsed, texts)
+            self._collect(value, path, known, parsed, texts, columns=columns)
         # What the detectors find anywhere (a name after "Patient:") is looked for again
         # everywhere in the answer, as what field rules mark is: the note that names the
         # patient once by title names her again without.
@@ -320,6 +323,8 @@ class Masker:
             findings = scanned[text] = self._detect(text)
             for entity, values in _values(text, findings).items():
                 known[entity].update(values)
+        if columns:
+            known["name"].update(self._name_columns(columns, scanned))
         for entity in keep:  # what the caller may see, no finder looks for
             known.pop(entity, None)
         # The earlier events' values are looked for by their own finder, built once for
@@ -569,9 +574,11 @@ class Masker:
         parsed: dict[str, Any],
         texts: dict[str, None],
         parent: dict[str, Any] | None = None,
+        columns: list[list[str]] | None = None,
     ) -> None:
         """Every string a field rule or a built-in key marks, by entity, embedded JSON
-        included (parsed once: the masking walk reuses `parsed`)."""
+        included (parsed once: the masking walk reuses `parsed`); and, into `columns`, the
+        strings under each key of a list's rows."""
         rule = self._rule_at(path, parent, value)
         if rule is not None:
             # Names given as a list of parts, or a phone number written as a number, are
@@ -579,16 +586,35 @@ class Masker:
             known[rule.entity].update(_leaf_texts(value) if rule.leaves else _scalars(value))
         elif isinstance(value, dict):
             for key, item in value.items():
-                self._collect(item, (*path, key), known, parsed, texts, value)
+                self._collect(item, (*path, key), known, parsed, texts, value, columns)
         elif isinstance(value, list):
+            if columns is not None and len(value) >= _MIN_ROWS:
+                columns.extend(_columns(value))
             for index, item in enumerate(value):
-                self._collect(item, (*path, index), known, parsed, texts)
+                self._collect(item, (*path, index), known, parsed, texts, columns=columns)
         elif isinstance(value, str):
             if (embedded := embedded_json(value)) is None:
                 texts[value] = None
             else:
                 parsed[value] = embedded
-                self._collect(embedded, path, known, parsed, texts)
+                self._collect(embedded, path, known, parsed, texts, columns=columns)
+
+    def _name_columns(
+        self, columns: list[list[str]], scanned: dict[str, list[Finding]]
+    ) -> set[str]:
+        """The values of the columns that hold names: where most rows' values are a name
+        whole, the others that could be one are names too (a name no dictionary knows
+        stands where the others stand), but never a word of the vocabulary ("Asthma")."""
+        found: set[str] = set()
+        names = self._names
+        if names is None:
+            return found
+        for cells in columns:
+            named = [c for c in cells if _whole_name(c, scanned.get(c))]
+            if len(named) < 2 or 2 * len(named) < len(cells):
+                continue
+            found.update(c for c in cells if c not in named and names.could_be_name(c))
+        return found
 
     def _free_text(self, text: str, found: Counter[str], walk: _Walk) -> str:
         """`text` with what the detectors and the answer's marked values find masked;
@@ -852,6 +878,29 @@ def _values(text: str, findings: list[Finding]) -> dict[str, set[str]]:
     for finding in findings:
         values[finding.entity].add(text[finding.start : finding.end])
     return values
+
+
+def _columns(rows: list[Any]) -> list[list[str]]:
+    """The strings under each key of these rows, when most rows are objects."""
+    objects = [row for row in rows if isinstance(row, dict)]
+    if 2 * len(objects) < len(rows):
+        return []
+    cells: defaultdict[str, list[str]] = defaultdict(list)
+    for row in objects[:_MAX_ROWS]:
+        for key, item in row.items():
+            if isinstance(item, str) and 0 < len(item) <= _MAX_CELL:
+                cells[key].append(item)
+    return [column for column in cells.values() if len(column) >= _MIN_ROWS]
+
+
+def _whole_name(cell: str, findings: list[Finding] | None) -> bool:
+    """Whether the detectors found `cell` a name whole (its words, from first to last)."""
+    if not findings:
+        return False
+    names = [f for f in findings if f.entity == "name"]
+    stripped = cell.strip()
+    lead = len(cell) - len(cell.lstrip())
+    return bool(names) and names[0].start <= lead and names[-1].end >= lead + len(stripped)
 
 
 def _merge(first: list[Finding], second: list[Finding]) -> list[Finding]:

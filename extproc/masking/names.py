@@ -410,6 +410,23 @@ class NameFinder:
             if len(word) - cut >= 1 and len(word) <= 5
         )
 
+    def could_be_name(self, text: str) -> bool:
+        """Whether `text` could be a person's name alone: one to five capitalised words or
+        initials, none a word of the vocabulary or the grammar, no digits."""
+        tokens = text.split()
+        if not 1 <= len(tokens) <= _MAX_RUN or any(c.isdigit() for c in text):
+            return False
+        for word in tokens:
+            word = word.strip(",")
+            if not word or not word[0].isupper():
+                return False
+            kind = self._kind(_Token(word.rstrip("."), 0, len(word.rstrip("."))))
+            if kind not in ("name", "unknown", "initial") and not (
+                word.endswith(".") and len(word) == 2
+            ):
+                return False
+        return True
+
     def completed(self, text: str, findings: list[Finding]) -> list[Finding]:
         """`findings` (sorted, disjoint), each name widened over the words that stand beside
         it as parts of it: capitalised words in no dictionary of common words, and initials

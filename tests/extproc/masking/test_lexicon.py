@@ -325,3 +325,12 @@ def test_dicom_json_is_read_by_tag() -> None:
         "00101010": {"vr": "AS", "Value": ["[AGE_OVER_89]"]},
         "00080060": {"vr": "CS", "Value": ["CT"]},
     }
+
+
+def test_a_column_of_names_masks_the_names_no_dictionary_knows() -> None:
+    people = [("Ada Okafor", "asthma"), ("Quorrin Tavelle", "CHF"), ("Maria Lopez", "HTN")]
+    rows = [{"who": who, "dx": dx} for who, dx in people]
+    assert masked({"rows": rows}) == {"rows": [{"who": "[NAME]", "dx": dx} for _, dx in people]}
+    # A column of diagnoses, one of them an eponym, is no column of names.
+    diagnoses = [{"dx": dx} for dx in ("Crohn", "Asthma", "Gout", "Sciatica")]
+    assert masked({"rows": diagnoses}) == {"rows": diagnoses}
