@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from extproc.masking.findings import Finding
+from extproc.masking.findings import Finding, trimmed
 
 # (group, element) -> entity, for the attributes of the basic profile that hold PHI.
 _TAGS: dict[tuple[int, int], str] = {
@@ -92,12 +92,13 @@ def find(text: str) -> list[Finding]:
         start, value = attribute.start(group), attribute.group(group)
         if entity == "name":
             found += _name_parts(value, start)
-        elif entity == "age_over_89":
+            continue
+        if entity == "age_over_89":
             age = _AGE.fullmatch(value.strip())
-            if age is not None and int(age.group(1)) >= 90 and value.strip()[-1:] in "Y0123456789":
-                found.append(_stripped(entity, value, start))
-        elif value.strip():
-            found.append(_stripped(entity, value, start))
+            if age is None or int(age.group(1)) < 90 or value.strip()[-1:] not in "Y0123456789":
+                continue
+        if (finding := trimmed(entity, value, start)) is not None:
+            found.append(finding)
     return found
 
 
@@ -107,12 +108,8 @@ def _name_parts(value: str, start: int) -> list[Finding]:
     found = []
     at = start
     for piece in re.split(r"([\^=])", value):
-        if piece not in ("^", "=") and piece.strip() and piece.strip().lower() not in _TITLES:
-            found.append(_stripped("name", piece, at))
+        title = piece.strip().lower() in _TITLES
+        if piece not in ("^", "=") and not title and (finding := trimmed("name", piece, at)):
+            found.append(finding)
         at += len(piece)
     return found
-
-
-def _stripped(entity: str, value: str, start: int) -> Finding:
-    lead = len(value) - len(value.lstrip())
-    return Finding(entity, start + lead, start + lead + len(value.strip()))

@@ -14,6 +14,16 @@ class Finding(NamedTuple):  # a tuple: made by the hundred per answer, at half t
     stands_for: str | None = None
 
 
+def trimmed(entity: str, value: str, start: int) -> Finding | None:
+    """`value`, standing at `start`, as a finding without the spaces around it; None when
+    it is blank. How the readers of fielded text (DICOM, X12, vCards, XML) mark a field."""
+    kept = value.strip()
+    if not kept:
+        return None
+    start += len(value) - len(value.lstrip())
+    return Finding(entity, start, start + len(kept))
+
+
 def joined(findings: list[Finding]) -> list[Finding]:
     """The findings sorted, without overlaps: of two that overlap, the earlier (then the
     longer, then the one listed first) names the entity of both spans together; the union

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from extproc.masking.findings import Finding
+from extproc.masking.findings import Finding, trimmed
 from extproc.masking.lexicon import BuiltinKeys
 
 _NAME = r"[A-Za-z_][\w.-]{0,63}"
@@ -100,9 +100,8 @@ def _add(
     entity: str,
     builtin: BuiltinKeys | None,
 ) -> None:
-    value = text[start:end]
-    stripped = value.strip()
-    if not stripped or (builtin is not None and not builtin.applies(entity, stripped)):
+    finding = trimmed(entity, text[start:end], start)
+    if finding is None:
         return
-    start += len(value) - len(value.lstrip())
-    found.append(Finding(entity, start, start + len(stripped)))
+    if builtin is None or builtin.applies(entity, text[finding.start : finding.end]):
+        found.append(finding)

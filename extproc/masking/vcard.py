@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from extproc.masking.findings import Finding
+from extproc.masking.findings import Finding, trimmed
 
 # A content line: the property's name, its parameters, a colon, the value.
 _LINE = re.compile(r"(?im)^[ \t]*(?:item[0-9]+\.)?(N|FN|NICKNAME|BDAY|ADR)(?:;[^:\r\n]*)?:(.*)$")
@@ -44,9 +44,7 @@ def _parts(
     pieces = value.split(separator) if separator else [value]
     for number, piece in enumerate(pieces):
         entity = entity_of(number)
-        stripped = piece.strip()
-        if entity is not None and stripped:
-            start = at + len(piece) - len(piece.lstrip())
-            found.append(Finding(entity, start, start + len(stripped)))
+        if entity is not None and (finding := trimmed(entity, piece, at)) is not None:
+            found.append(finding)
         at += len(piece) + 1
     return found

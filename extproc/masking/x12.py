@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from extproc.masking.findings import Finding
+from extproc.masking.findings import Finding, trimmed
 
 # A segment this module reads, at the start of the text, a line, or after a "~".
 _SEGMENT = re.compile(r"(?:^|(?<=[~\r\n]))[ \t]*(?:ISA|NM1|N3|N4|DMG|DTP|REF|PER|CLM|TRN)\*")
@@ -58,12 +58,8 @@ def _phi(name: str, elements: list[tuple[str, int]]) -> list[Finding]:
         return elements[number] if number < len(elements) else ("", 0)
 
     def at(number: int, entity: str) -> list[Finding]:
-        value, start = element(number)
-        stripped = value.strip()
-        if not stripped:
-            return []
-        lead = len(value) - len(value.lstrip())
-        return [Finding(entity, start + lead, start + lead + len(stripped))]
+        finding = trimmed(entity, *element(number))
+        return [] if finding is None else [finding]
 
     if name == "NM1":
         if element(2)[0] == "1":  # a person: the name's parts, the identifier
