@@ -145,6 +145,15 @@ async def post_jsonrpc(
         return await client.post(stack.mcp_url, content=content, headers=sent, timeout=10)
 
 
+def tool_call(name: str, arguments: dict[str, object], call_id: int = 1) -> dict[str, object]:
+    return {
+        "jsonrpc": "2.0",
+        "id": call_id,
+        "method": "tools/call",
+        "params": {"name": name, "arguments": arguments},
+    }
+
+
 # MCP's first request, as the ready banner's curl sends it: one body for both.
 INITIALIZE = json.loads(BANNER_INITIALIZE)
 

@@ -33,6 +33,7 @@ from tests.stack_fixture import (
     running_stack,
     spooled,
     token,
+    tool_call,
     upstream_requests,
 )
 
@@ -253,14 +254,7 @@ async def test_envoy_waits_for_a_slow_reader_rather_than_queue_its_answer(
 ) -> None:
     bearer = await token(stack, "alice", ["phi-readers"])
     session = (await post_jsonrpc(stack, INITIALIZE, bearer)).headers["mcp-session-id"]
-    call = json.dumps(
-        {
-            "jsonrpc": "2.0",
-            "id": 2,
-            "method": "tools/call",
-            "params": {"name": "get_patient_record", "arguments": {"patient_id": "pt-0001"}},
-        }
-    ).encode()
+    call = json.dumps(tool_call("get_patient_record", {"patient_id": "pt-0001"}, 2)).encode()
     paused = "cluster.mcp_inner.upstream_flow_control_paused_reading_total"
     before = await envoy_stat(stack.ports.envoy_admin, paused)
     # A client whose socket takes 4 KiB and which reads nothing for now.

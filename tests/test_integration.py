@@ -27,6 +27,7 @@ from tests.stack_fixture import (
     running_stack,
     spooled,
     token,
+    tool_call,
     upstream_requests,
 )
 
@@ -39,15 +40,6 @@ CHALLENGE_PREFIX = 'Bearer error="invalid_token", resource_metadata="http://127.
 async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LocalStack]:
     async with running_stack(tmp_path_factory.mktemp("stack")) as running:
         yield running
-
-
-def tool_call(name: str, arguments: dict[str, object], call_id: int = 1) -> dict[str, object]:
-    return {
-        "jsonrpc": "2.0",
-        "id": call_id,
-        "method": "tools/call",
-        "params": {"name": name, "arguments": arguments},
-    }
 
 
 async def test_reader_initializes_lists_and_calls_tools(stack: LocalStack) -> None:
