@@ -28,7 +28,7 @@ from extproc.masking.actions import apply
 from extproc.masking.config import MaskingConfig
 from extproc.masking.detectors import BUILTIN_ENTITIES, PatternSpec, Scanner, ScannerSpec
 from extproc.masking.fields import FieldRules, Path, render
-from extproc.masking.findings import Finding, joined
+from extproc.masking.findings import Finding, joined, trimmed
 from extproc.masking.lexicon import BuiltinKeys
 from extproc.masking.literals import LiteralFinder, literal_finder
 from extproc.masking.names import NameFinder, dictionaries
@@ -895,12 +895,13 @@ def _columns(rows: list[Any]) -> list[list[str]]:
 
 def _whole_name(cell: str, findings: list[Finding] | None) -> bool:
     """Whether the detectors found `cell` a name whole (its words, from first to last)."""
-    if not findings:
-        return False
-    names = [f for f in findings if f.entity == "name"]
-    stripped = cell.strip()
-    lead = len(cell) - len(cell.lstrip())
-    return bool(names) and names[0].start <= lead and names[-1].end >= lead + len(stripped)
+    names = [f for f in findings or () if f.entity == "name"]
+    words = trimmed("name", cell, 0)
+    return (
+        bool(names)
+        and words is not None
+        and names[0].start <= words.start <= words.end <= names[-1].end
+    )
 
 
 def _merge(first: list[Finding], second: list[Finding]) -> list[Finding]:
