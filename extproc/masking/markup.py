@@ -3,6 +3,7 @@ value is PHI by the element's name, read with the key lexicon as a JSON key is
 (`<family>`, `<city>`, `<postalCode>`, `<birthTime value="19470312"/>`), and a `<name>` is a
 person's by the element around it (`<patient>`, `<assignedPerson>`, not
 `<representedOrganization>`). An `<id extension="…">` of a person is a record number.
+Markup escaped as text (`&lt;family&gt;Okafor&lt;/family&gt;`) is read the same way.
 
 Read tolerantly, tag by tag: an answer holds fragments, cut documents and text around them,
 which an XML parser would refuse whole. Nothing here expands entities or follows
@@ -19,8 +20,14 @@ from extproc.masking.lexicon import BuiltinKeys
 _NAME = r"[A-Za-z_][\w.-]{0,63}"
 # A tag: closing or not, its prefix dropped, its attributes, self-closing or not.
 _TAG = re.compile(rf"<(/?)(?:{_NAME}:)?({_NAME})((?:\s[^<>]{{0,1024}})?)>")
+# The same tag written as text, its markup escaped ("&lt;family&gt;Okafor&lt;/family&gt;"):
+# XML quoted in an HTML page, a log line or a JSON string that escaped it.
+_ESCAPED_TAG = re.compile(
+    rf"&lt;(/?)(?:{_NAME}:)?({_NAME})((?:\s(?:[^<>&]|&(?!gt;)){{0,1024}})?)&gt;"
+)
 _ATTRIBUTE = re.compile(
-    r"""(?<![\w.:-])(value|extension)\s*=\s*(?:"([^"<>]{1,256})"|'([^'<>]{1,256})')"""
+    r"""(?<![\w.:-])(value|extension)\s*=\s*"""
+    r"""(?:"([^"<>]{1,256})"|'([^'<>]{1,256})'|&quot;([^"<>&]{1,256})&quot;)"""
 )
 _MAX_DEPTH = 64
 # Elements whose `extension` numbers a person: C-CDA's patientRole, assignedEntity, …
@@ -28,7 +35,7 @@ _PERSON_ID_PARENTS = ("patient", "person", "guardian", "role", "entity", "subjec
 
 
 def looks_like_markup(text: str) -> bool:
-    return "</" in text or "/>" in text
+    return "</" in text or "/>" in text or "&lt;/" in text or "/&gt;" in text
 
 
 def find(
@@ -38,7 +45,10 @@ def find(
     found: list[Finding] = []
     stack: list[str] = []  # the open elements' names, innermost last
     opened: tuple[str, int] | None = None  # the last element opened, where its text starts
-    for tag in _TAG.finditer(text):
+    tags = list(_TAG.finditer(text))
+    if "&lt;" in text:
+        tags = sorted([*tags, *_ESCAPED_TAG.finditer(text)], key=lambda tag: tag.start())
+    for tag in tags:
         closing, name, rest = tag.group(1), tag.group(2), tag.group(3)
         if closing:
             if opened is not None and opened[0] == name:  # a leaf: its text is its value
@@ -87,7 +97,8 @@ def _numbers_person(parent: str) -> bool:
 
 
 def _span(tag: re.Match[str], rest: str, attribute: re.Match[str]) -> tuple[int, int]:
-    quoted = 2 if attribute.group(2) is not None else 3  # in double quotes, or in single
+    # in double quotes, in single ones, or in escaped ones
+    quoted = next(group for group in (2, 3, 4) if attribute.group(group) is not None)
     start = tag.start(3) + attribute.start(quoted)
     return start, start + len(attribute.group(quoted))
 

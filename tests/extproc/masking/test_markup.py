@@ -71,3 +71,16 @@ def test_a_place_s_name_is_no_one_s_unless_a_person_s_details_stand_beside_it() 
 
 def test_an_age_element_is_phi_only_over_89() -> None:
     assert masked("<age>42</age><age>93</age>") == {"93": "age_over_89"}
+
+
+def test_markup_escaped_as_text_is_read_as_markup() -> None:
+    # XML quoted in a page, a log line or a JSON string that escaped it.
+    escaped = CDA.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    escaped = escaped.replace('"', "&quot;")
+    assert looks_like_markup(escaped)
+    assert masked(escaped) == masked(CDA)
+
+
+def test_escaped_comparisons_are_no_markup() -> None:
+    text = "Dose &lt; 5 mg, then &gt; 10 mg &lt;b&gt;daily&lt;/b&gt;"
+    assert masked(text) == {}
