@@ -10,6 +10,7 @@ repeats the patient's name, or just the first name), which no pattern could know
 
 from __future__ import annotations
 
+import bisect
 import re
 import time
 from collections import ChainMap, Counter, defaultdict
@@ -63,6 +64,7 @@ _CLEAN_KEYS, _CLEAN_KEY_CHARS = 4096, 64
 _CARRIED, _CARRIED_CHARS = 500, 32_768  # marked values carried along one stream
 # A list's rows read as a table's: at least this many, at most that many, short strings.
 _MIN_ROWS, _MAX_ROWS, _MAX_CELL = 3, 1000, 80
+_GRID_PROBE = 4096  # a text is read for grids when its first characters hold lines enough
 
 
 class MaskingError(CustosError):
@@ -602,19 +604,34 @@ class Masker:
     def _name_columns(
         self, columns: list[list[str]], scanned: dict[str, list[Finding]]
     ) -> set[str]:
-        """The values of the columns that hold names: where most rows' values are a name
-        whole, the others that could be one are names too (a name no dictionary knows
-        stands where the others stand), but never a word of the vocabulary ("Asthma")."""
+        """The values of a list of records' columns that hold names (`_column_names`)."""
         found: set[str] = set()
-        names = self._names
-        if names is None:
-            return found
         for cells in columns:
-            named = [c for c in cells if _whole_name(c, scanned.get(c))]
-            if len(named) < 2 or 2 * len(named) < len(cells):
-                continue
-            found.update(c for c in cells if c not in named and names.could_be_name(c))
+            named = [_whole_name(c, scanned.get(c)) for c in cells]
+            found.update(cells[i] for i in self._column_names(cells, named))
         return found
+
+    def _grid_names(self, text: str, findings: list[Finding]) -> list[Finding]:
+        """The names in the name columns of the grids in `text` (`_column_names`): CSV with
+        no header row, a table whose header the lexicon does not know."""
+        names = [f for f in findings if f.entity == "name"]
+        found: list[Finding] = []
+        for column in tables.grid_columns(text):
+            named = [_covered(start, end, names) for start, end in column]
+            cells = [text[start:end] for start, end in column]
+            found += [Finding("name", *column[i]) for i in self._column_names(cells, named)]
+        return found
+
+    def _column_names(self, cells: list[str], named: list[bool]) -> list[int]:
+        """Which cells of a column are names the detectors did not find: where most cells
+        are names whole, the others that could be one are names too (a name no dictionary
+        knows stands where the others stand), but never a word of the vocabulary
+        ("Asthma")."""
+        names = self._names
+        count = sum(named)
+        if names is None or count < 2 or 2 * count < len(cells):
+            return []
+        return [i for i, c in enumerate(cells) if not named[i] and names.could_be_name(c)]
 
     def _free_text(self, text: str, found: Counter[str], walk: _Walk) -> str:
         """`text` with what the detectors and the answer's marked values find masked;
@@ -664,6 +681,8 @@ class Masker:
         # JSON cut short (a server's long output cut): its pairs, by their keys' rules
         if cut := tables.json_pairs(text, self._builtin, self._field_rule):
             findings = _merge(cut, findings)
+        if self._names is not None and text.count("\n", 0, _GRID_PROBE) >= _MIN_ROWS - 1:
+            findings = _merge(findings, self._grid_names(text, findings))
         return findings
 
     def _field_rule(self, key: str) -> str | None:
@@ -902,6 +921,18 @@ def _whole_name(cell: str, findings: list[Finding] | None) -> bool:
         and words is not None
         and names[0].start <= words.start <= words.end <= names[-1].end
     )
+
+
+def _covered(start: int, end: int, names: list[Finding]) -> bool:
+    """Whether the names found (sorted, disjoint) cover start..end whole: the first of them
+    there starts at or before `start`, the last ends at or after `end`."""
+    first = bisect.bisect_right(names, start, key=_start) - 1
+    last = bisect.bisect_left(names, end, key=_start) - 1
+    return first >= 0 and names[first].end > start and last >= first and names[last].end >= end
+
+
+def _start(finding: Finding) -> int:
+    return finding.start
 
 
 def _merge(first: list[Finding], second: list[Finding]) -> list[Finding]:

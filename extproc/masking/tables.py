@@ -69,6 +69,9 @@ _NUMBERS = frozenset(
     {"mrn", "account", "health_plan", "license", "device", "vehicle", "ssn", "phone", "fax"}
     | {"zip", "npi", "ip", "date", "age_over_89"}
 )
+# A grid (`grid_columns`): rows cut by the first of these a line holds, at least this many.
+_GRID_SEPARATORS = ("\t", "|", ",")
+_MIN_GRID_ROWS = 3
 _HEADER_CELL = re.compile(r"[^\W\d_][\w #/.()'-]{0,40}")  # words, not values
 
 
@@ -205,6 +208,45 @@ def json_pairs(
     return found
 
 
+def grid_columns(text: str) -> list[list[tuple[int, int]]]:
+    """The columns of the grids in `text`, each as its cells' spans (without spaces and
+    quotes): three or more lines in a row cut by one separator (a tab, a pipe, a comma)
+    into the same number of cells, two or more. CSV with no header row is one; so is a
+    table whose header the lexicon does not know. What a column holds is the reader's to
+    judge (`Masker._column_names`)."""
+    columns: list[list[tuple[int, int]]] = []
+    run: list[list[tuple[int, int]]] = []  # the rows of the grid being read
+    shape: tuple[str, int] | None = None  # its separator and width
+    for at, line in [*_lines(text), (len(text), "")]:
+        cells = _grid_row(at, line)
+        this = (_separator(line), len(cells)) if cells else None
+        if this is not None and this == shape:
+            run.append(cells)
+            continue
+        if len(run) >= _MIN_GRID_ROWS:
+            columns.extend(list(column) for column in zip(*run, strict=True))
+        run, shape = ([cells] if cells else []), this
+    return columns
+
+
+def _separator(line: str) -> str:
+    return next((s for s in _GRID_SEPARATORS if s in line), "")
+
+
+def _grid_row(at: int, line: str) -> list[tuple[int, int]]:
+    separator = _separator(line)
+    if not separator or len(line) > _LONGEST_LINE or _MARKDOWN_RULE.fullmatch(line):
+        return []
+    split = _pipe_cells(at, line) if separator == "|" else _delimited_cells(at, line, separator)
+    cells = []
+    for start, end, _ in split:
+        value = line[start - at : end - at]
+        inner = value.strip().strip('"').strip()
+        offset = start + value.index(inner) if inner else start
+        cells.append((offset, offset + len(inner)))
+    return cells if len(cells) >= 2 else []
+
+
 def _colon_pairs(line: str) -> list[re.Match[str]]:
     """A line's "Key: value" and "key=value" pairs (none in a line longer than a record's)."""
     if len(line) > _LONGEST_LINE or not (":" in line or "=" in line):
@@ -261,6 +303,12 @@ def _pipe_cells(at: int, line: str) -> Iterator[tuple[int, int, str]]:
 
 def _delimited_cells(at: int, line: str, separator: str) -> Iterator[tuple[int, int, str]]:
     """A CSV row's cells as (start, end, text); a quoted cell may hold the separator."""
+    if '"' not in line:  # most rows: split in C, not read character by character
+        position = 0
+        for piece in line.split(separator):
+            yield at + position, at + position + len(piece), piece.strip()
+            position += len(piece) + 1
+        return
     start, quoted = 0, False
     for index, char in enumerate(line):
         if char == '"':

@@ -32,6 +32,26 @@ def test_a_csv_column_is_masked_by_its_header() -> None:
     assert masked(csv).splitlines()[1] == '"[NAME]",[HEALTH_PLAN],[DATE],asthma'
 
 
+def test_a_column_of_names_with_no_header_masks_the_names_no_dictionary_knows() -> None:
+    # Most cells of the first column are names the detectors know: the others that could be
+    # a name stand where names stand (CSV with no header row, tab-separated, a table).
+    rows = [("Quorrin Tavelle", "asthma"), ("Ada Okafor", "CHF"), ("Maria Lopez", "HTN")]
+    csv = "\n".join(f"{who},1950-01-02,{dx}" for who, dx in rows)
+    assert masked(csv).splitlines() == [f"[NAME],[DATE],{dx}" for _, dx in rows]
+    tsv = "\n".join(f'"{who}"\t{dx}' for who, dx in rows)
+    assert masked(tsv).splitlines() == [f'"[NAME]"\t{dx}' for _, dx in rows]
+    table = "\n".join(f"| {who} | {dx} |" for who, dx in rows)
+    assert masked(table).splitlines() == [f"| [NAME] | {dx} |" for _, dx in rows]
+
+
+def test_a_column_that_is_not_of_names_stays() -> None:
+    # Diagnoses (one an eponym), and prose cut by commas: most cells are no names.
+    rows = ["Crohn,2019", "Asthma,2020", "Gout,2021", "Sciatica,2022"]
+    assert masked("\n".join(rows)) == "\n".join(rows)
+    prose = "Seen today, doing well\nPlan reviewed, no changes\nFollow up, Tuesday"
+    assert masked(prose) == prose
+
+
 def test_key_value_lines_are_masked_by_their_keys() -> None:
     dump = "\n".join(
         [
