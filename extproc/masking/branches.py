@@ -269,6 +269,18 @@ def _iso_date_ok(s: str) -> bool:
     return _ymd_ok(year, month, day)
 
 
+# A trunk-prefixed number's groups after its first, up to its extension.
+_TRUNK_TAIL = (
+    rf"(?:{_SPACE}{_D}{{2,8}}){{1,4}}{_EXT}{_NUM_END}(?!{_SPACE}[0-9])(?![ \t]*{_UNIT_WORDS})"
+)
+_EXTENSION = re.compile(r"[xXeE;]")
+
+
+def _trunk_ok(s: str) -> bool:
+    """Ten or eleven digits before the extension, as national numbers have."""
+    return 10 <= len(v.digits_of(_EXTENSION.split(s, maxsplit=1)[0])) <= 11
+
+
 def _us_date_ok(s: str) -> bool:
     month, day, year = _DATE_PARTS.split(s)
     return _ymd_ok(year, month, day)
@@ -483,6 +495,12 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
             e164_ok,
             word_start=False,
         ),
+        # A national number with its trunk 0, as most of the world writes it, in groups
+        # parted by spaces: "07700 900123", "020 7946 0958", "030 1234567", "01 23 45 67 89",
+        # "(02) 9876 5432". Not with dashes: "0002-3227-30" is a drug's NDC.
+        # Nor one of a longer row of numbers ("scores 01 02 03 04 05 06 ...").
+        b("phone", rf"0(?<![0-9]{_SPACE}0)[1-9]{_D}{{0,4}}{_TRUNK_TAIL}", 8, _trunk_ok),
+        b("phone", rf"\(0[1-9]{_D}{{0,3}}\){_TRUNK_TAIL}", 8, _trunk_ok, word_start=False),
         b(
             "date",
             rf"[12]{_D}{{3}}(?:-{_D}{{1,2}}-|/{_D}{{1,2}}/){_D}{{1,2}}{_NUM_END}",

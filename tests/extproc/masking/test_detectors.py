@@ -191,6 +191,12 @@ POSITIVE = [
     ("phone", "Berlin +49 30 1234567", "+49 30 1234567"),
     ("phone", "Paris +33 1 23 45 67 89", "+33 1 23 45 67 89"),
     ("phone", "Sydney +61 2 9876 5432", "+61 2 9876 5432"),
+    # national numbers with their trunk 0, no "+"
+    ("phone", "mobile 07700 900123 today", "07700 900123"),
+    ("phone", "London 020 7946 0958.", "020 7946 0958"),
+    ("phone", "Berlin 030 1234567", "030 1234567"),
+    ("phone", "Paris 01 23 45 67 89", "01 23 45 67 89"),
+    ("phone", "Sydney (02) 9876 5432 ext 12", "(02) 9876 5432 ext 12"),
     ("fax", "Fax: (555) 010-0199", "(555) 010-0199"),
     ("fax", "fax no. 555-010-0199", "555-010-0199"),
     ("date", "DOB 1984-03-12", "1984-03-12"),
@@ -286,6 +292,10 @@ NEGATIVE = [
     ("date", "March 32nd"),
     ("city", "Hypertension, Type 2"),
     ("phone", "Phone number on file, call 3 times"),
+    ("phone", "NDC 0002-3227-30 dispensed"),  # a drug's code, in dashes
+    ("phone", "scores 01 02 03 04 05 06 07 08 09 10 11 12"),  # a row of numbers
+    ("phone", "weights 0450 1200 13 kg"),  # groups before a unit
+    ("phone", "order 0123 4567"),  # eight digits: too few
     ("ssn", "000-12-3456"),  # area 000
     ("ssn", "666-12-3456"),  # area 666
     ("ssn", "900-12-3456"),  # 9xx, not allowed by default
