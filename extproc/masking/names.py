@@ -309,9 +309,12 @@ _INNER_PARTICLE = rf"{_PARTICLE}(?:[ \t]{_PARTICLE}){{0,3}}(?=[ \t]{_CAPITAL})"
 _LEADING_PARTICLES = re.compile(rf"(?<![^\W_]){_PARTICLE}(?:[ \t]{_PARTICLE}){{0,3}}[ \t]$")
 # A full stop ends a run ("Kingsport. She"), but an initial's ("Xzavian G. Tavares"). The
 # run opens with the class (see _CAPITAL_WORD): a capital, then an initial's dot or a word.
-_RUN_WORD = rf"(?:[A-Z]{_NOT_AFTER_WORD}\.|{_CAPITAL_WORD})"
+# A credential written with dots is no initial: "Boone, Brittany M.D." ends at "Brittany".
+_DOTTED_CREDENTIAL = r"(?:M\.D|D\.O|R\.N|N\.P|P\.A|D\.D\.S|D\.M\.D)\.?(?![^\W_])"
+_RUN_WORD = rf"(?!{_DOTTED_CREDENTIAL})(?:[A-Z]{_NOT_AFTER_WORD}\.|{_CAPITAL_WORD})"
 _RUN = re.compile(
-    rf"{_CAPITAL}{_NOT_AFTER_WORD}(?:\.(?<=[A-Z]\.)|[^\W\d_]*(?:['\u2019\-][^\W\d_]+)*"
+    rf"(?!{_DOTTED_CREDENTIAL}){_CAPITAL}{_NOT_AFTER_WORD}"
+    rf"(?:\.(?<=[A-Z]\.)|[^\W\d_]*(?:['\u2019\-][^\W\d_]+)*"
     rf"(?![^\W_]))(?:[ \t](?:{_RUN_WORD}|{_INNER_PARTICLE}))*"
 )
 

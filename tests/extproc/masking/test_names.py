@@ -27,6 +27,9 @@ def names(finder: NameFinder, text: str) -> list[str]:
     [
         # invented names, in no dictionary: found by where they stand
         ("Electronically signed by Xzavian G. Tavares, M.D. on 3/4/2024", ["Xzavian G. Tavares"]),
+        # a credential with dots is no middle initial
+        ("Electronically signed by Boone, Brittany M.D. on 7/12/2021", ["Boone, Brittany"]),
+        ("PCP: Bertrand, Philippe D.O.", ["Bertrand, Philippe"]),
         ("Seen by Quorrin Tavelle today.", ["Quorrin Tavelle"]),
         ("Attending: Zorblat Quenny", ["Zorblat Quenny"]),
         ("Brixa Omundel, RN, gave the dose.", ["Brixa Omundel"]),
