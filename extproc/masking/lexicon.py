@@ -150,7 +150,9 @@ _PLACE_WORDS = frozenset(
 _VALUE_KEYS = frozenset({"value", "val"})
 _LABEL_KEYS = ("label", "name", "key", "field", "attribute", "property", "type")
 _DICOM_VALUE_KEYS = frozenset({"Value", "Alphabetic", "Ideographic", "Phonetic"})
-_PERSON_MARKERS = frozenset({"date", "ssn", "mrn", "phone", "email", "zip", "street_address"})
+_PERSON_MARKERS = frozenset(
+    {"date", "ssn", "mrn", "phone", "email", "zip", "street_address", "age_over_89"}
+)
 _PERSON_KEYS = frozenset({"gender", "sex", "birth_sex", "pronouns", "marital_status"})
 _A_PERSON: Mapping[str, Any] = {"sex": None}
 

@@ -205,6 +205,14 @@ _PERSON_VERB = re.compile(
     re.IGNORECASE,
 )
 _NUMBER = re.compile(r"[ \t]*[0-9]")
+# How clinical terms end, and names seldom do; and a longer word is seldom a name's.
+_CLINICAL_ENDING = re.compile(
+    r"(?:itis|osis|oma|pathy|emia|aemia|algia|ectomy|otomy|ostomy|plasty|scopy|gram|graphy"
+    r"|ism|trophy|plasia|cele|rrhea|rrhoea|uria|iasis|esis|ysis|ase|ine|ide|ate|ol|pril"
+    r"|sartan|statin|mab|nib|cillin|mycin|azole|ology|al|ic|ive|ous|ing|tion|ment)$",
+    re.IGNORECASE,
+)
+_LONGEST_NAME_WORD = 12
 # Letters of scripts without case, and their marks: Devanagari to Sinhala, Hebrew, Arabic,
 # Thai, Hangul, kana, Han.
 _CASELESS = (
@@ -299,9 +307,13 @@ _PART_AFTER = re.compile(rf"(?:,[ \t]?|[ \t]){_PART}")
 _BESIDE, _LONGEST_PART = 2, 40  # words added on each side, characters of each
 # "Last, First" and a middle initial, not the "M" of "M.D.".
 _MIDDLE = r"(?:[ \t]+([A-Z])(?:\.(?![A-Z]\.?)|(?![\w.])))?"
-_LAST_FIRST = re.compile(rf"({_CAPITAL_WORD})[ \t]*,[ \t]*({_CAPITAL_WORD}){_MIDDLE}")
 # A run of capitalised words, with the particles inside it ("Maria del Carmen Lopez").
 _PARTICLE = rf"(?:{'|'.join(_PARTICLES)})"
+# Particles may open the surname, in any case: "DA MATA,CHRISTINA", "de Sousa, Ana".
+_LAST_FIRST = re.compile(
+    rf"(?:(?<![^\W_])(?i:{_PARTICLE})(?:[ \t](?i:{_PARTICLE})){{0,3}}[ \t])?"
+    rf"({_CAPITAL_WORD})[ \t]*,[ \t]*({_CAPITAL_WORD}){_MIDDLE}"
+)
 # Particles inside a name or before it: "Alberto de la Garza", "Ms. da Luz".
 # (At most four in a row: "de de de ..." must not make the search quadratic.)
 _INNER_PARTICLE = rf"{_PARTICLE}(?:[ \t]{_PARTICLE}){{0,3}}(?=[ \t]{_CAPITAL})"
@@ -618,6 +630,19 @@ class NameFinder:
             return [Finding("name", first, end)]
         return []
 
+    @staticmethod
+    def _caps_pair(last: str, first: str, kinds: set[str]) -> bool:
+        """Whether "LAST,FIRST" in capitals, no space after the comma, is how a record
+        system writes its patient: both words names if common words too ("KING,AMY"), or in
+        no dictionary ("BROLVIARN,CHYLAELLE"), but neither a month nor, by its ending or its
+        length, a clinical term ("CHOLECYSTITIS,CHOLANGITIS")."""
+        if not kinds <= {"ambiguous", "unknown"} or {last.casefold(), first.casefold()} & _MONTHS:
+            return False
+        return kinds == {"ambiguous"} or not any(
+            len(word) > _LONGEST_NAME_WORD or _CLINICAL_ENDING.search(word)
+            for word in (last, first)
+        )
+
     def _last_first(self, text: str) -> list[Finding]:
         """ "Villegas, Yosef", "OROZCO,KYLE", "Tavares, Xzavian G.": two capitalised words
         around a comma, one of them a name and neither an English word."""
@@ -641,8 +666,7 @@ class NameFinder:
                     last.isupper()
                     and first.isupper()
                     and match.group().find(", ") < 0
-                    and kinds == {"ambiguous"}
-                    and not {last.casefold(), first.casefold()} & _MONTHS
+                    and self._caps_pair(last, first, kinds)
                 )
             )
             if "word" in kinds or not ("name" in kinds or placed):

@@ -72,6 +72,9 @@ _NUMBERS = frozenset(
 # A grid (`grid_columns`): rows cut by the first of these a line holds, at least this many.
 _GRID_SEPARATORS = ("\t", "|", ",")
 _MIN_GRID_ROWS = 3
+# A column headed by the person it lists holds their names ("Patient", "Pt"); as a JSON key,
+# `patient` may hold an object or a record's id, and is judged by what it holds.
+_PERSON_HEADERS = frozenset({"patient"})
 _HEADER_CELL = re.compile(r"[^\W\d_][\w #/.()'-]{0,40}")  # words, not values
 
 
@@ -261,7 +264,10 @@ def _columns(header: list[str], keys: BuiltinKeys) -> list[str | None]:
     object that says whether "Name" is a person's)."""
     names = [h.strip(' "*`') for h in header]
     person = keys.person_context(names)
-    return [keys.entity_at((name,), person) if name else None for name in names]
+    return [
+        "name" if normal_key(name) in _PERSON_HEADERS else keys.entity_at((name,), person)
+        for name in names
+    ]
 
 
 def _cell(

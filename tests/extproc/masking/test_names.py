@@ -30,6 +30,9 @@ def names(finder: NameFinder, text: str) -> list[str]:
         # a credential with dots is no middle initial
         ("Electronically signed by Boone, Brittany M.D. on 7/12/2021", ["Boone, Brittany"]),
         ("PCP: Bertrand, Philippe D.O.", ["Bertrand, Philippe"]),
+        # a record system's "LAST,FIRST": in no dictionary, or after a particle
+        ("Account E20609: BROLVIARN,CHYLAELLE, admitted", ["BROLVIARN,CHYLAELLE"]),
+        ("Lives with his niece DA MATA,CHRISTINA.", ["DA MATA,CHRISTINA"]),
         ("Seen by Quorrin Tavelle today.", ["Quorrin Tavelle"]),
         ("Attending: Zorblat Quenny", ["Zorblat Quenny"]),
         ("Brixa Omundel, RN, gave the dose.", ["Brixa Omundel"]),
@@ -110,6 +113,7 @@ def test_names_are_found(finder: NameFinder, text: str, expected: list[str]) -> 
         "Troponin 55 ng/L. No Kernig or Brudzinski sign.",
         "(0018,5101) CS [PA]  # ViewPosition",  # a keyword of English words
         "see the MAY,JUNE schedule; Labs: CBC,BMP pending",
+        "DX: CHOLECYSTITIS,CHOLANGITIS; MEDS: LISINOPRIL,ATORVASTATIN",
         "患者は元気です。 रोगी को बुखार है।",  # prose in scripts without capitals
         "Denver shunt patent. Doppler ultrasound negative. Pap smear NILM.",
     ],

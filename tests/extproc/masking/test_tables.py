@@ -32,6 +32,15 @@ def test_a_csv_column_is_masked_by_its_header() -> None:
     assert masked(csv).splitlines()[1] == '"[NAME]",[HEALTH_PLAN],[DATE],asthma'
 
 
+def test_a_column_headed_by_its_person_holds_names() -> None:
+    table = "| Patient | Dx |\n|---|---|\n| Shoxovyck, Yulliarn | asthma |\n"
+    assert masked(table).splitlines()[2] == "| [NAME] | asthma |"
+    assert masked("Pt,Dx\nQuorrin Tavelle,CHF\n").splitlines()[1] == "[NAME],CHF"
+    # "Name" beside an age is a person's
+    table = "| Name | Age |\n|---|---|\n| Shoxovyck, Yulliarn | 70 |\n"
+    assert masked(table).splitlines()[2] == "| [NAME] | 70 |"
+
+
 def test_a_column_of_names_with_no_header_masks_the_names_no_dictionary_knows() -> None:
     # Most cells of the first column are names the detectors know: the others that could be
     # a name stand where names stand (CSV with no header row, tab-separated, a table).
