@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from extproc.masking.findings import Finding
 from extproc.masking.literals import _find_by_tokens, literal_finder
+from extproc.masking.names import CREDENTIALS, TITLES
 
 KNOWN: dict[str, list[str]] = {
     "name": ["Ada Okafor"],
@@ -110,6 +111,14 @@ def test_only_capitalised_parts_of_a_name_are_terms_and_only_for_names() -> None
     ]
 
 
+def test_a_marked_names_title_and_credentials_are_no_parts_of_it() -> None:
+    # Else every "Dr." and "MD" of the answer would be masked as this person's name.
+    text = "Dr. Smith, MD and Dr Jones, M.D. saw Okafor"
+    assert spans({"name": ["Dr. Ada Okafor, MD", "Mrs Ada Okafor M.D."]}, text) == [
+        ("name", "Okafor")
+    ]
+
+
 def test_there_is_no_finder_when_nothing_is_marked() -> None:
     assert literal_finder({}) is None
     assert literal_finder({"name": []}) is None
@@ -127,9 +136,9 @@ def test_folding_that_changes_the_texts_length_keeps_offsets_in_the_text() -> No
 
 def reference_terms(known: Mapping[str, Iterable[str]]) -> dict[tuple[str, ...], str]:
     """Each value, and each part (3+ characters, split at spaces and dashes) of a name that
-    does not start lowercase, unless the whole name is lowercase and spaced (a lowercase
-    name without a space is a slug, whole), as its words (runs of letters and digits),
-    each casefolded on its own, as the text's words are."""
+    does not start lowercase and is no title or credential, unless the whole name is
+    lowercase and spaced (a lowercase name without a space is a slug, whole), as its words
+    (runs of letters and digits), each casefolded on its own, as the text's words are."""
     terms: dict[tuple[str, ...], str] = {}
 
     def words(value: str) -> tuple[str, ...]:
@@ -145,6 +154,8 @@ def reference_terms(known: Mapping[str, Iterable[str]]) -> dict[tuple[str, ...],
                 if lower and not spaced:  # a slug ("lab-results", "ada-ada"): whole only
                     continue
                 for piece in re.split(r"[\s,]+", value):
+                    if re.fullmatch(rf"(?i:{TITLES})\.?|{CREDENTIALS}", piece):
+                        continue
                     for part in re.split(r"[\u2010-\u2014\u2212-]+", piece):
                         if len(part) >= 3 and (lower or not part[0].islower()):
                             terms.setdefault(words(part), entity)
