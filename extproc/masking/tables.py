@@ -72,6 +72,11 @@ _NUMBERS = frozenset(
 # A grid (`grid_columns`): rows cut by the first of these a line holds, at least this many.
 _GRID_SEPARATORS = ("\t", "|", ",")
 _MIN_GRID_ROWS = 3
+# A short line alone, after its bullet or number if it has one ("- Ada Okafor", "2) Ada"),
+# but not the label that heads the list ("Attendees:").
+_LIST_ITEM = re.compile(
+    r"[ \t]*(?:(?:[-*\u2022]|[0-9]{1,3}[.)])[ \t]+)?(?P<item>\S.{0,78}?)(?<!:)[ \t]*"
+)
 # A column headed by the person it lists holds their names ("Patient", "Pt"); as a JSON key,
 # `patient` may hold an object or a record's id, and is judged by what it holds.
 _PERSON_HEADERS = frozenset({"patient"})
@@ -214,8 +219,9 @@ def json_pairs(
 def grid_columns(text: str) -> list[list[tuple[int, int]]]:
     """The columns of the grids in `text`, each as its cells' spans (without spaces and
     quotes): three or more lines in a row cut by one separator (a tab, a pipe, a comma)
-    into the same number of cells, two or more. CSV with no header row is one; so is a
-    table whose header the lexicon does not know. What a column holds is the reader's to
+    into the same number of cells, two or more; or three or more short lines in a row with
+    none, a list. CSV with no header row is one; so is a table whose header the lexicon
+    does not know, and a list of attendees. What a column holds is the reader's to
     judge (`Masker._column_names`)."""
     columns: list[list[tuple[int, int]]] = []
     run: list[list[tuple[int, int]]] = []  # the rows of the grid being read
@@ -238,7 +244,10 @@ def _separator(line: str) -> str:
 
 def _grid_row(at: int, line: str) -> list[tuple[int, int]]:
     separator = _separator(line)
-    if not separator or len(line) > _LONGEST_LINE or _MARKDOWN_RULE.fullmatch(line):
+    if not separator:  # a list's item, one a line: a grid of one column
+        item = _LIST_ITEM.fullmatch(line)
+        return [(at + item.start("item"), at + item.end("item"))] if item else []
+    if len(line) > _LONGEST_LINE or _MARKDOWN_RULE.fullmatch(line):
         return []
     split = _pipe_cells(at, line) if separator == "|" else _delimited_cells(at, line, separator)
     cells = []

@@ -53,6 +53,13 @@ def test_a_column_of_names_with_no_header_masks_the_names_no_dictionary_knows() 
     assert masked(table).splitlines() == [f"| [NAME] | {dx} |" for _, dx in rows]
 
 
+def test_a_list_of_names_one_a_line_masks_the_names_no_dictionary_knows() -> None:
+    attendees = "Attendees:\n- Quevarro Blintz\n- Ada Okafor\n- John Smith\n- Zyxqa Wuvtor\n"
+    assert masked(attendees) == "Attendees:\n- [NAME]\n- [NAME]\n- [NAME]\n- [NAME]\n"
+    problems = "Assessment:\nHypertension\nParkinson disease\nAtorvastatin\nWarfarin\n"
+    assert masked(problems) == problems
+
+
 def test_a_column_that_is_not_of_names_stays() -> None:
     # Diagnoses (one an eponym), and prose cut by commas: most cells are no names.
     rows = ["Crohn,2019", "Asthma,2020", "Gout,2021", "Sciatica,2022"]
