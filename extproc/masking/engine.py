@@ -616,6 +616,10 @@ class Masker:
         no header row, a table whose header the lexicon does not know."""
         names = [f for f in findings if f.entity == "name"]
         found: list[Finding] = []
+        # A column of names holds two at least, each a cell whole: most texts have none, and
+        # are not read for grids.
+        if sum(1 for f in names if _cell_like(text, f)) < 2:
+            return found
         for column in tables.grid_columns(text):
             named = [_covered(start, end, names) for start, end in column]
             cells = [text[start:end] for start, end in column]
@@ -929,6 +933,17 @@ def _covered(start: int, end: int, names: list[Finding]) -> bool:
     first = bisect.bisect_right(names, start, key=_start) - 1
     last = bisect.bisect_left(names, end, key=_start) - 1
     return first >= 0 and names[first].end > start and last >= first and names[last].end >= end
+
+
+def _cell_like(text: str, finding: Finding) -> bool:
+    """Whether a finding stands as a grid's cell or a list's item does: alone between line
+    breaks, separators and bullets."""
+    before = text[max(0, finding.start - 8) : finding.start].rstrip(' "*-\u2022.)0123456789')
+    after = text[finding.end : finding.end + 4].lstrip(' "')
+    return before[-1:] in _CELL_EDGES and after[:1] in _CELL_EDGES
+
+
+_CELL_EDGES = frozenset({"", "\n", "\r", ",", "\t", "|"})
 
 
 def _start(finding: Finding) -> int:

@@ -309,10 +309,10 @@ _BESIDE, _LONGEST_PART = 2, 40  # words added on each side, characters of each
 _MIDDLE = r"(?:[ \t]+([A-Z])(?:\.(?![A-Z]\.?)|(?![\w.])))?"
 # A run of capitalised words, with the particles inside it ("Maria del Carmen Lopez").
 _PARTICLE = rf"(?:{'|'.join(_PARTICLES)})"
-# Particles may open the surname, in any case: "DA MATA,CHRISTINA", "de Sousa, Ana".
-_LAST_FIRST = re.compile(
-    rf"(?:(?<![^\W_])(?i:{_PARTICLE})(?:[ \t](?i:{_PARTICLE})){{0,3}}[ \t])?"
-    rf"({_CAPITAL_WORD})[ \t]*,[ \t]*({_CAPITAL_WORD}){_MIDDLE}"
+_LAST_FIRST = re.compile(rf"({_CAPITAL_WORD})[ \t]*,[ \t]*({_CAPITAL_WORD}){_MIDDLE}")
+# Particles before "Last, First" open the surname, in any case: "DA MATA,CHRISTINA".
+_PARTICLES_BEFORE = re.compile(
+    rf"(?<![^\W_])(?i:{_PARTICLE})(?:[ \t](?i:{_PARTICLE})){{0,3}}[ \t]$"
 )
 # Particles inside a name or before it: "Alberto de la Garza", "Ms. da Luz".
 # (At most four in a row: "de de de ..." must not make the search quadratic.)
@@ -673,5 +673,8 @@ class NameFinder:
                 continue
             if first.casefold() in _STATE_WORDS or first in _STATE_CODES:  # "Florence, AL"
                 continue
-            found.append(Finding("name", match.start(), match.end()))
+            start = match.start()
+            if particles := _PARTICLES_BEFORE.search(text, max(0, start - 24), start):
+                start = particles.start()
+            found.append(Finding("name", start, match.end()))
         return found

@@ -77,6 +77,7 @@ _MIN_GRID_ROWS = 3
 _LIST_ITEM = re.compile(
     r"[ \t]*(?:(?:[-*\u2022]|[0-9]{1,3}[.)])[ \t]+)?(?P<item>\S.{0,78}?)(?<!:)[ \t]*"
 )
+_LONGEST_ITEM = 96
 # A column headed by the person it lists holds their names ("Patient", "Pt"); as a JSON key,
 # `patient` may hold an object or a record's id, and is judged by what it holds.
 _PERSON_HEADERS = frozenset({"patient"})
@@ -227,8 +228,8 @@ def grid_columns(text: str) -> list[list[tuple[int, int]]]:
     run: list[list[tuple[int, int]]] = []  # the rows of the grid being read
     shape: tuple[str, int] | None = None  # its separator and width
     for at, line in [*_lines(text), (len(text), "")]:
-        cells = _grid_row(at, line)
-        this = (_separator(line), len(cells)) if cells else None
+        separator, cells = _grid_row(at, line)
+        this = (separator, len(cells)) if cells else None
         if this is not None and this == shape:
             run.append(cells)
             continue
@@ -238,17 +239,14 @@ def grid_columns(text: str) -> list[list[tuple[int, int]]]:
     return columns
 
 
-def _separator(line: str) -> str:
-    return next((s for s in _GRID_SEPARATORS if s in line), "")
-
-
-def _grid_row(at: int, line: str) -> list[tuple[int, int]]:
-    separator = _separator(line)
+def _grid_row(at: int, line: str) -> tuple[str, list[tuple[int, int]]]:
+    """A line's separator and its cells, if it can be a grid's row."""
+    separator = next((s for s in _GRID_SEPARATORS if s in line), "")
     if not separator:  # a list's item, one a line: a grid of one column
-        item = _LIST_ITEM.fullmatch(line)
-        return [(at + item.start("item"), at + item.end("item"))] if item else []
+        item = _LIST_ITEM.fullmatch(line) if len(line) <= _LONGEST_ITEM else None
+        return separator, [(at + item.start("item"), at + item.end("item"))] if item else []
     if len(line) > _LONGEST_LINE or _MARKDOWN_RULE.fullmatch(line):
-        return []
+        return separator, []
     split = _pipe_cells(at, line) if separator == "|" else _delimited_cells(at, line, separator)
     cells = []
     for start, end, _ in split:
@@ -256,7 +254,7 @@ def _grid_row(at: int, line: str) -> list[tuple[int, int]]:
         inner = value.strip().strip('"').strip()
         offset = start + value.index(inner) if inner else start
         cells.append((offset, offset + len(inner)))
-    return cells if len(cells) >= 2 else []
+    return separator, cells if len(cells) >= 2 else []
 
 
 def _colon_pairs(line: str) -> list[re.Match[str]]:
