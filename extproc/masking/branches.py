@@ -281,9 +281,10 @@ def _trunk_ok(s: str) -> bool:
     return 10 <= len(v.digits_of(_EXTENSION.split(s, maxsplit=1)[0])) <= 11
 
 
-def _us_date_ok(s: str) -> bool:
-    month, day, year = _DATE_PARTS.split(s)
-    return _ymd_ok(year, month, day)
+def _slashed_date_ok(s: str) -> bool:
+    # Month first in the US, day first in most of the world ("29/04/2022"): a date either way.
+    first, second, year = _DATE_PARTS.split(s)
+    return _ymd_ok(year, first, second) or _ymd_ok(year, second, first)
 
 
 def _dotted_date_ok(s: str) -> bool:
@@ -511,7 +512,7 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
             "date",
             rf"{_D}{_D}?(?:/{_D}{{1,2}}/|-{_D}{{1,2}}-)(?:{_YEAR}|{_D}{{2}}){_NUM_END}",
             9,
-            _us_date_ok,
+            _slashed_date_ok,
         ),
         b(  # "12.03.1984": 19xx or 20xx only, so "1.2.3" and most versions stay as they are
             "date",

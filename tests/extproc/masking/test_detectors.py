@@ -202,6 +202,8 @@ POSITIVE = [
     ("date", "DOB 1984-03-12", "1984-03-12"),
     ("date", "seen 03/05/2024", "03/05/2024"),
     ("date", "seen 3/5/24", "3/5/24"),
+    ("date", "Sent: 29/04/2022 09:14", "29/04/2022"),  # day first, as most of the world writes
+    ("date", "seen 20-05-2017", "20-05-2017"),
     ("date", "geboren am 12.03.1984", "12.03.1984"),
     ("date", "seen 3.25.2024", "3.25.2024"),
     ("date", "admitted March 5, 2024", "March 5, 2024"),
@@ -312,7 +314,7 @@ NEGATIVE = [
     ("ip", "1.2.3.4.5"),
     ("ip", "at 10:30:00"),
     ("ip", "std::vector"),
-    ("date", "13/05/2024"),  # month 13
+    ("date", "13/14/2024"),  # month 13 or 14, whichever is read first
     ("date", "2024-13-05"),
     ("date", "Feb 30, 2024"),
     ("date", "2023-02-29"),
