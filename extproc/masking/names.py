@@ -79,6 +79,7 @@ _EPONYM_HEADS = (
     "|shunt|smear|ultrasound|pattern|fall|diverticulum|flap|splint|stockings?|collar|valve"
     "|line|pump|hernia|contracture|aneurysm|nodes|bodies|body|criterion|rule|view|graft"
     "|grade|stage|class|type|removed|inserted|placed|discontinued|exchanged|draining|flushed"
+    "|protocol|cyst|regimen|exercises?|splint"
 )
 _EPONYM = re.compile(
     rf"(?:['\u2019]s?)?[ \t]*(?:[a-z]+[ \t]+)?(?:{_EPONYM_HEADS}|{_PLACES})\b"
@@ -204,7 +205,16 @@ _PERSON_VERB = re.compile(
     r")",
     re.IGNORECASE,
 )
-_NUMBER = re.compile(r"[ \t]*[0-9]")
+_NUMBER = re.compile(r"[ \t]*:?[ \t]*[0-9]")
+# Clinical scales and scores named after people, written before their number ("Morse 55",
+# "Braden 16", "Wells 4"): words there, not the people.
+_SCALES = frozenset(
+    """morse braden norton waterlow glasgow apgar gleason wells bishop ranson killip
+    mallampati karnofsky barthel rankin hunt hess fisher child pugh caprini padua geneva
+    alvarado ottawa centor mcisaac aldrete ramsay richmond breslow clark charlson epworth
+    beck hamilton tanner ballard dubowitz gail framingham blatchford rockall wexner bristol
+    lachman mcmurray spurling finkelstein tinel phalen kernig brudzinski romberg""".split()  # noqa: SIM905
+)
 # How clinical terms end, and names seldom do; and a longer word is seldom a name's.
 _CLINICAL_ENDING = re.compile(
     r"(?:itis|osis|oma|pathy|emia|aemia|algia|ectomy|otomy|ostomy|plasty|scopy|gram|graphy"
@@ -615,9 +625,12 @@ class NameFinder:
         )
         if _EPONYM.match(after) and not placed:
             return []
-        # "Na 134; K 3.2": a short word before a number is a lab's, unless placed as a name.
-        if len(part) == 1 and len(part[0][0].text) <= 3 and not placed and _NUMBER.match(after):
-            return []
+        # "Na 134; K 3.2": a short word before a number is a lab's, and "Morse 55" a scale's
+        # score, unless placed as a name.
+        if len(part) == 1 and not placed and _NUMBER.match(after):
+            word = part[0][0].text
+            if len(word) <= 3 or word.casefold() in _SCALES:
+                return []
         named = "name" in kinds
         if named or (placed and kinds - {"initial"}):
             if len(part) > _MAX_RUN:  # longer than any name: a list of them, word by word
