@@ -712,8 +712,16 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
             12,
             mrn_ok,
         ),
-        # A signature's initials and username ("XGT:holmes", "PLG:RZ5851"), both of them.
-        b("username", r"[A-Z][A-Z]{1,3}:[A-Za-z][A-Za-z0-9._-]{1,30}(?![\w@-]|\.\w)", 12),
+        # A signature's initials and username ("XGT:holmes", "PLG:RZ5851"), both of them,
+        # after a space or a line's start: not a heading and its word ("NOTE:Raynaud",
+        # "END:VCARD", "HPI:Patient") nor a code of a segment ("HI*ABK:E119").
+        b(
+            "username",
+            r"[A-Z](?<![^\s][A-Z])[A-Z]{1,3}:"
+            r"(?:[a-z][a-z0-9._-]{1,30}|[A-Za-z]{1,4}[0-9]{4}[A-Za-z0-9._-]{0,24})"
+            r"(?![\w@-]|\.\w)",
+            12,
+        ),
         # A labelled user name; after a bare "user" (a chat's speaker) only one that has a
         # digit, a dot or an underscore ("User: can you ..." is someone talking).
         *(

@@ -177,6 +177,15 @@ def _occurrences(text: str, word: str) -> list[int]:
     return found
 
 
+def _condition_at(text: str, end: int) -> bool:
+    """Whether the word before `end` names a disease by its possessive alone, as notes do
+    ("PMH: Parkinson's, HTN", "Graves'"), with no word after it to say so."""
+    if text[end : end + 1] not in ("'", "\u2019"):
+        return False
+    word = _LAST_WORD.search(text, max(0, end - 24), end)
+    return word is not None and word.group().casefold() in _CONDITIONS
+
+
 def _titled(before: str) -> bool:
     """Whether `before` ends with a person's title ("Dr. ", "Mrs ")."""
     words = before.rstrip(" \t").split()
@@ -215,6 +224,16 @@ _SCALES = frozenset(
     beck hamilton tanner ballard dubowitz gail framingham blatchford rockall wexner bristol
     lachman mcmurray spurling finkelstein tinel phalen kernig brudzinski romberg""".split()  # noqa: SIM905
 )
+# Diseases named after people, and written by the possessive alone ("Parkinson's").
+_CONDITIONS = frozenset(
+    """parkinson alzheimer crohn huntington raynaud graves cushing addison hashimoto
+    sjogren sjögren meniere ménière tourette asperger hodgkin wilson paget peyronie
+    dupuytren kaposi wernicke korsakoff buerger behcet behçet still reiter bright conn
+    barrett whipple hirschsprung kawasaki gaucher fabry pompe duchenne becker bell baker
+    osgood dequervain quervain legg perthes guillain charcot marfan ménétrier menetrier
+    bowen pott scheuermann sever kienbock kienböck lyme""".split()  # noqa: SIM905
+)
+_LAST_WORD = re.compile(r"[^\W\d_]+$")
 # How clinical terms end, and names seldom do; and a longer word is seldom a name's.
 _CLINICAL_ENDING = re.compile(
     r"(?:itis|osis|oma|pathy|emia|aemia|algia|ectomy|otomy|ostomy|plasty|scopy|gram|graphy"
@@ -392,8 +411,9 @@ class NameFinder:
     @staticmethod
     def eponym_at(text: str, end: int) -> bool:
         """Whether what follows `end` makes the name before it an eponym's ("Hashimoto's
-        thyroiditis"): a name of the answer found there is a disease's, not the person's."""
-        return _EPONYM.match(text, end) is not None
+        thyroiditis", "Parkinson's" alone): a name of the answer found there is a
+        disease's, not the person's."""
+        return _EPONYM.match(text, end) is not None or _condition_at(text, end)
 
     def common(self, word: str) -> bool:
         """Whether `word` is a common English word ("will", "rose", "mark"): written in
@@ -623,7 +643,7 @@ class NameFinder:
             or _CREDENTIAL.match(after)
             or _PERSON_VERB.match(after)
         )
-        if _EPONYM.match(after) and not placed:
+        if (_EPONYM.match(after) or _condition_at(text, end)) and not placed:
             return []
         # "Na 134; K 3.2": a short word before a number is a lab's, and "Morse 55" a scale's
         # score, unless placed as a name.

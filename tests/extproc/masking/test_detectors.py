@@ -283,6 +283,9 @@ NEGATIVE = [
     ("city", "Dear Drervand Dathunne, PA-C, thank you"),
     ("account", '"fullUrl": "urn:uuid:ecace441-42bc-40a7-acc3-c27b4eea75df"'),
     ("username", "User: can you check her labs?"),
+    ("username", "HI*ABK:E119*ABF:I10~"),  # an X12 segment's codes
+    ("username", "NOTE:Raynaud's phenomenon\nEND:VCARD"),  # a vCard's lines
+    ("username", "HPI:Patient seen today"),  # a heading without its space
     ("url", "http://terminology.hl7.org/CodeSystem/v2-0203"),
     ("url", '<div xmlns="http://www.w3.org/1999/xhtml">'),
     ("date", "take 1/2 tablet"),
