@@ -134,16 +134,21 @@ _FIRM_WORDS = (
 # A handle after "user:" or "edited by": letters and digits, dots or underscores.
 _HANDLE = r"[ \t]*+(?:[:=#][ \t]*+)?(?P<v>[A-Za-z][A-Za-z0-9._-]{1,39})(?![\w@-]|\.\w)"
 _ID_END = r"(?![\w@-]|[.][\w])"
-# Between a label and its value: "No.", "number", "#", "ID", a colon, "is".
+# Between a label and its value: "No.", "number", "#", "ID", a colon, "is", a face sheet's
+# dotted leader ("MRN ....... 16738762").
 _ID_GLUE = (
     r"(?:[ \t]*+(?:[nN][oO]\.?|[nN]um(?:ber)?\.?|[nN]br\.?|#|[iI][dD]|[iI][dD][ \t]*+#))?"
-    r"[ \t]*+(?:[:#=][ \t]*+)?(?:is[ \t]+)?"
+    r"[ \t]*+(?:[.:#=][ \t]*+)?(?:\.{2,}+[ \t]*+)?(?:is[ \t]+)?"
 )
 # Labels that say which identifier follows: the Safe Harbor numbers without a shape.
 _ID_LABELS = {
     "mrn": (
         *("med rec", "medical rec", "mr", "chart", "patient id", "pt id", "record"),
         *("hospital number", "unit number", "emr", "ehr", "empi", "mpi"),
+        # as hospitals outside the US label their numbers: "Hosp. No", "UHID", "UR number",
+        # "CR No", "IP No", "NHS number", "Fallnummer"
+        *("hospital", "hosp", "hosp.", "uhid", "ur", "urn", "crn", "cr", "ip", "op", "nhs"),
+        *("fallnummer", "patientennummer", "case", "file", "registration no", "reg no"),
     ),
     "account": (
         *("account", "acct", "acc", "encounter", "visit", "fin", "billing", "invoice"),
@@ -707,7 +712,8 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
         b("mrn", rf"[mM][rR][nN]-{mrn_id}", 12, mrn_ok),
         b(
             "mrn",
-            _trie(mrn_words) + r"(?![A-Za-z])\.?[ \t]*(?:[:#=][ \t]*)?(?:[Ii][Ss][ \t]+)?"
+            _trie(mrn_words) + r"(?![A-Za-z])\.?[ \t]*(?:[:#=][ \t]*)?(?:\.{2,}[ \t]*)?"
+            r"(?:[Ii][Ss][ \t]+)?"
             rf"(?P<v>{mrn_id})",
             12,
             mrn_ok,

@@ -144,6 +144,12 @@ POSITIVE = [
     ("date", "on the 4th of March", "the 4th of March"),
     ("date", "DOB: 19500304", "19500304"),
     ("phone", "Phone: 5550100101", "5550100101"),
+    # record numbers as hospitals outside the US label them, and a face sheet's leader
+    ("mrn", "UHID 2231904 admitted", "2231904"),
+    ("mrn", "Hosp. No: KNH/16980/19", "KNH/16980/19"),
+    ("mrn", "UR number 0455123", "0455123"),
+    ("mrn", "Fallnummer 40012345", "40012345"),
+    ("mrn", "MRN ....... 16738762", "16738762"),
     ("zip", "Springfield, Illinois 62704", "62704"),
     ("username", "Dictated by XGT:holmes on Monday", "XGT:holmes"),
     ("username", "PLG:RZ5851", "PLG:RZ5851"),
@@ -298,6 +304,7 @@ NEGATIVE = [
     ("city", "Hypertension, Type 2"),
     ("phone", "Phone number on file, call 3 times"),
     ("phone", "NDC 0002-3227-30 dispensed"),  # a drug's code, in dashes
+    ("mrn", "BUN 22, Cr 1.2 mg/dL; CR: 0.9; UR 5 times; Case 12 reviewed; IP address"),
     ("phone", "scores 01 02 03 04 05 06 07 08 09 10 11 12"),  # a row of numbers
     ("phone", "weights 0450 1200 13 kg"),  # groups before a unit
     ("phone", "order 0123 4567"),  # eight digits: too few
