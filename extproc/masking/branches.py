@@ -107,6 +107,9 @@ _STATES = (  # US states, DC and territories, as USPS codes
     "|O[HKR]|P[AR]|RI|S[CD]|T[NX]|UT|V[AIT]|W[AIVY])"
 )
 _ZIP = rf"{_D}{{5}}(?:-{_D}{{4}})?{_END}"
+_POSTAL = rf"{_D}{{4,6}}(?:-{_D}{{3,4}})?{_END}"  # numeric postcodes of the world
+_UK_POSTCODE = rf"[A-Z]{{1,2}}{_D}[A-Z0-9]?[ ]{_D}[A-Z]{{2}}(?![A-Za-z0-9])"
+_CA_POSTCODE = rf"[A-Z]{_D}[A-Z][ ]{_D}[A-Z]{_D}(?![A-Za-z0-9])"
 # US state names, from the address provider of the package the name dictionaries come from.
 _STATE_NAMES = f"(?:{'|'.join(tries(UsAddress.states, ignore_case=False))})"
 # A labelled identifier's value: letters, digits and the separators people group them with
@@ -865,6 +868,17 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
             b("zip", rf"{lead}[ \t]*+(?:[:#][ \t]*+)?(?P<v>{_ZIP})", 14)
             for lead in tries(["zip", "zip code", "zipcode", "postal code"])
         ),
+        # Postcodes of other countries after what says they are one: "CEP 73740-508",
+        # "C.P. 87324", "PIN 432166", "PLZ 10115", "Postcode: 2031"
+        *(
+            b("zip", rf"{lead}(?![A-Za-z])[ \t]*+(?:[:#-][ \t]*+)?(?P<v>{_POSTAL})", 14)
+            for lead in tries(
+                ["postcode", "post code", "postal", "cep", "c.p.", "pin", "pin code", "plz"]
+            )
+        ),
+        # UK and Canadian postcodes have shapes of their own: "CT1 9UB", "SW1A 1AA", "K1A 0B1".
+        b("zip", _UK_POSTCODE, 14),
+        b("zip", _CA_POSTCODE, 14),
         b(  # after a state code, or any two capitals ending an address line: ", ZZ 00001"
             "zip",
             rf"[A-Z][A-Z](?:(?<={_STATES})|(?<=, [A-Z][A-Z]))[ \t]+(?P<v>{_ZIP})"
@@ -911,6 +925,12 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
             "city",
             rf"(?:(?<=,[ ])|(?<=\n)|(?<![\s\S]))(?!(?:{_TITLE_WORDS})\.?[ \t]){_PLACE_WORDS}"
             rf"(?=[ \t]+{_STATES}[ \t]+{_D}{{5}}(?![0-9]|[ \t]*{_UNIT_WORDS}))",
+            14,
+        ),
+        b(  # "Truro CT1 9UB", "Ottawa, ON K1A 0B1": a town before a UK or Canadian postcode
+            "city",
+            rf"(?!(?:{_TITLE_WORDS})\.?[ \t]|[A-Z]{{2}}[ \t]){_PLACE_WORDS}"
+            rf"(?=,?[ \t]+(?:[A-Z]{{2}}[ \t]+)?(?:{_UK_POSTCODE}|{_CA_POSTCODE}))",
             14,
         ),
         *(  # a title or "Patient" followed by one to three capitalised words

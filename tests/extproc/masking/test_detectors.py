@@ -145,6 +145,11 @@ POSITIVE = [
     ("date", "DOB: 19500304", "19500304"),
     ("phone", "Phone: 5550100101", "5550100101"),
     # record numbers as hospitals outside the US label them, and a face sheet's leader
+    ("zip", "14 Fore St, Truro CT1 9UB", "CT1 9UB"),  # UK and Canadian postcodes
+    ("zip", "Ottawa, ON K1A 0B1", "K1A 0B1"),
+    ("city", "14 Fore St, Truro CT1 9UB", "Truro"),
+    ("zip", "Goiânia, CEP 73740-508", "73740-508"),  # numeric ones after their label
+    ("zip", "C.P. 87324 Tampico", "87324"),
     ("mrn", "UHID 2231904 admitted", "2231904"),
     ("mrn", "Hosp. No: KNH/16980/19", "KNH/16980/19"),
     ("mrn", "UR number 0455123", "0455123"),
@@ -305,6 +310,7 @@ NEGATIVE = [
     ("phone", "Phone number on file, call 3 times"),
     ("phone", "NDC 0002-3227-30 dispensed"),  # a drug's code, in dashes
     ("mrn", "BUN 22, Cr 1.2 mg/dL; CR: 0.9; UR 5 times; Case 12 reviewed; IP address"),
+    ("zip", "Stage T2 N0 M0; CD4 350; PIN 12; pin site clean"),
     ("phone", "scores 01 02 03 04 05 06 07 08 09 10 11 12"),  # a row of numbers
     ("phone", "weights 0450 1200 13 kg"),  # groups before a unit
     ("phone", "order 0123 4567"),  # eight digits: too few
