@@ -87,7 +87,9 @@ _NANP = rf"(?:\({_D}{{3}}\){_SEP}?|{_D}{{3}}{_SEP}){_D}{{3}}{_SEP}{_D}{{4}}"
 # Grouped as people type to get past filters: a dash with spaces, a middle dot, "_".
 _ODD_GAP = rf"(?:[ ]{_DASH}[ ]|[\u00b7_])"
 # after "+": 1 and a NANP number, or E.164's country code and up to 15 digits, grouped or not
-_PLUS_TAIL = rf"(?:1{_SEP}?{_NANP}|[1-9]{_D}{{0,3}}(?:{_SEP}{_D}{{1,7}}){{1,6}}|[1-9]{_D}{{6,14}})"
+# (a trunk 0 in brackets may follow the country code: "+44 (0)20 7946 0958")
+_GROUPS = rf"(?:{_SEP}?\(0\){_D}{{1,8}})?(?:{_SEP}{_D}{{1,8}}){{1,6}}"
+_PLUS_TAIL = rf"(?:1{_SEP}?{_NANP}|[1-9]{_D}{{0,3}}{_GROUPS}|[1-9]{_D}{{6,14}})"
 # Ten digits in a row are a US number when they read as one (area code and exchange
 # starting 2-9): "3785553442"; an epoch time ("1700000000") does not.
 _BARE_NANP = rf"1?[2-9]{_D}{{2}}[2-9]{_D}{{6}}"
@@ -279,14 +281,15 @@ def _iso_date_ok(s: str) -> bool:
 
 # A trunk-prefixed number's groups after its first, up to its extension.
 _TRUNK_TAIL = (
-    rf"(?:{_SPACE}{_D}{{2,8}}){{1,4}}{_EXT}{_NUM_END}(?!{_SPACE}[0-9])(?![ \t]*{_UNIT_WORDS})"
+    rf"(?:{_SPACE}|/){_D}{{2,8}}(?:(?:{_SPACE}|{_DASH}){_D}{{2,8}}){{0,3}}{_EXT}{_NUM_END}"
+    rf"(?!{_SPACE}[0-9])(?![ \t]*{_UNIT_WORDS})"
 )
 _EXTENSION = re.compile(r"[xXeE;]")
 
 
 def _trunk_ok(s: str) -> bool:
-    """Ten or eleven digits before the extension, as national numbers have."""
-    return 10 <= len(v.digits_of(_EXTENSION.split(s, maxsplit=1)[0])) <= 11
+    """Ten to twelve digits before the extension, as national numbers have."""
+    return 10 <= len(v.digits_of(_EXTENSION.split(s, maxsplit=1)[0])) <= 12
 
 
 def _slashed_date_ok(s: str) -> bool:
@@ -507,9 +510,15 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
         # A national number with its trunk 0, as most of the world writes it, in groups
         # parted by spaces: "07700 900123", "020 7946 0958", "030 1234567", "01 23 45 67 89",
         # "(02) 9876 5432". Not with dashes: "0002-3227-30" is a drug's NDC.
-        # Nor one of a longer row of numbers ("scores 01 02 03 04 05 06 ...").
+        # Nor one of a longer row of numbers ("scores 01 02 03 04 05 06 ..."). After the
+        # area code, a slash ("0171/1080355"); further on, dashes ("0931 201-44949").
         b("phone", rf"0(?<![0-9]{_SPACE}0)[1-9]{_D}{{0,4}}{_TRUNK_TAIL}", 8, _trunk_ok),
         b("phone", rf"\(0[1-9]{_D}{{0,3}}\){_TRUNK_TAIL}", 8, _trunk_ok, word_start=False),
+        b("phone", rf"0[1-9](?:\.{_D}{{2}}){{4}}{_NUM_END}", 8),  # "01.58.42.02.08"
+        # "(11) 93726-0348": a two-digit area code in brackets, as Brazil writes it
+        b("phone", rf"\({_D}{{2}}\)[ ]?9?{_D}{{4}}-{_D}{{4}}{_NUM_END}", 8, word_start=False),
+        # dialled with 00 for "+": "0044 20 7946 0958"
+        b("phone", rf"00(?<![0-9]00)[1-9]{_D}{{0,3}}{_GROUPS}{_EXT}{_NUM_END}", 8, e164_ok),
         b(
             "date",
             rf"[12]{_D}{{3}}(?:-{_D}{{1,2}}-|/{_D}{{1,2}}/){_D}{{1,2}}{_NUM_END}",
@@ -836,7 +845,11 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
         ),
         # Ten digits after what says they are a phone number.
         *(
-            b("phone", rf"{lead}(?![A-Za-z])[^0-9\n]{{0,12}}(?P<v>1?{_D}{{10}})(?![0-9])", 8)
+            b(
+                "phone",
+                rf"{lead}(?![A-Za-z])[^0-9\n]{{0,12}}(?P<v>1?{_D}{{10}}|0{_D}{{10}})(?![0-9])",
+                8,
+            )
             for lead in tries(
                 ["phone", "tel", "telephone", "cell", "mobile", "call", "ph", "number is"]
             )

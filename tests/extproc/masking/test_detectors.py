@@ -208,6 +208,13 @@ POSITIVE = [
     ("phone", "Berlin 030 1234567", "030 1234567"),
     ("phone", "Paris 01 23 45 67 89", "01 23 45 67 89"),
     ("phone", "Sydney (02) 9876 5432 ext 12", "(02) 9876 5432 ext 12"),
+    ("phone", "Tel 0931 201-44949", "0931 201-44949"),
+    ("phone", "mobil 0171/1080355", "0171/1080355"),
+    ("phone", "Tél 01.58.42.02.08", "01.58.42.02.08"),
+    ("phone", "Berlin +49 (0)30 45027051", "+49 (0)30 45027051"),
+    ("phone", "celular (11) 93726-0348", "(11) 93726-0348"),
+    ("phone", "mobile 08152180979", "08152180979"),
+    ("phone", "from abroad 0044 20 7946 0958", "0044 20 7946 0958"),
     ("fax", "Fax: (555) 010-0199", "(555) 010-0199"),
     ("fax", "fax no. 555-010-0199", "555-010-0199"),
     ("date", "DOB 1984-03-12", "1984-03-12"),
@@ -311,6 +318,7 @@ NEGATIVE = [
     ("phone", "NDC 0002-3227-30 dispensed"),  # a drug's code, in dashes
     ("mrn", "BUN 22, Cr 1.2 mg/dL; CR: 0.9; UR 5 times; Case 12 reviewed; IP address"),
     ("zip", "Stage T2 N0 M0; CD4 350; PIN 12; pin site clean"),
+    ("phone", "version v1.02.03.04.05 released"),
     ("phone", "scores 01 02 03 04 05 06 07 08 09 10 11 12"),  # a row of numbers
     ("phone", "weights 0450 1200 13 kg"),  # groups before a unit
     ("phone", "order 0123 4567"),  # eight digits: too few
