@@ -145,36 +145,12 @@ def _labelled(before: str) -> bool:
 
 
 def _after_greetings(text: str) -> list[re.Match[str]]:
-    """`_LOWER_AFTER`'s matches, tried only where a greeting stands: the regex, tried at
-    every word, cost as much as the rest of the finder. Found in the lowercased text where
-    its offsets are the text's and its case matches the regex's (ASCII); else by the regex."""
-    if not text.isascii():
-        return list(_LOWER_AFTER.finditer(text))
-    lowered = text.lower()
-    # At a word's start only ("son" stands in "person" and "reason"): the regex's \b.
-    starts = sorted(
-        {
-            at
-            for g in _GREETINGS
-            for at in _occurrences(lowered, g)
-            if at == 0 or not lowered[at - 1].isalnum()
-        }
-    )
-    found: list[re.Match[str]] = []
-    for at in starts:
-        if found and at < found[-1].end():
-            continue
-        if (match := _LOWER_AFTER.match(text, at)) is not None:
-            found.append(match)
-    return found
-
-
-def _occurrences(text: str, word: str) -> list[int]:
-    found, at = [], text.find(word)
-    while at >= 0:
-        found.append(at)
-        at = text.find(word, at + 1)
-    return found
+    """`_LOWER_AFTER`'s matches, tried only where a greeting stands (found by one pass of
+    their alternation): the regex, tried at every word, cost as much as the rest of the
+    finder. Each greeting is tried, those inside another's match too ("hi dr
+    vyxmembwylt")."""
+    starts = (m.start() for m in _GREETING.finditer(text))
+    return [m for at in starts if (m := _LOWER_AFTER.match(text, at)) is not None]
 
 
 def _condition_at(text: str, end: int) -> bool:
@@ -264,10 +240,29 @@ _GREETINGS = (
     *("husband", "wife", "son", "daughter", "mother", "father", "brother", "sister"),
     *("spouse", "partner"),
 )
+# After these, a word in no dictionary at all is a name too ("fyi haphgren thohand", "this
+# is cliodhna's mum"): what follows a greeting is someone, not a clinical word.
+_OPEN_GREETINGS = frozenset({"hi", "hey", "hello", "dear", "thanks", "thank you", "thx", "ty"})
+_OPEN_GREETINGS |= {"fyi", "cc", "this is", "handoff to", "given to"}
+_OPEN_GREETINGS |= {"dr", "dr.", "mr", "mr.", "mrs", "mrs.", "ms", "ms."}  # "hi dr vyxmembwylt"
+_GREETINGS = (*_GREETINGS, "this is", "from", "also", "hey is", "how is", "where is")
+_GREETINGS = (*_GREETINGS, "dr", "dr.", "mr", "mr.", "mrs", "mrs.", "ms", "ms.")
+# Longest first: "hey is ruth" is tried before "hey" takes "is" for the name.
+_GREETING_ALTERNATION = "|".join(re.escape(g) for g in sorted(_GREETINGS, key=len, reverse=True))
+_GREETING = re.compile(rf"\b(?i:{_GREETING_ALTERNATION})")
+# A lowercase word of a name: letters of any script, inner apostrophes or hyphens.
+_LOWER_WORD = r"[^\W\d_](?:[^\W\d_]|['\u2019-](?=[^\W\d_])){1,30}"
 _LOWER_AFTER = re.compile(
-    rf"\b(?i:{'|'.join(_GREETINGS)})[ \t,]+"
-    r"(?P<a>[a-z][a-z'-]{1,30})(?:[ \t](?P<b>[a-z][a-z'-]{1,30}))?(?![\w@])",
+    rf"\b(?P<g>(?i:{_GREETING_ALTERNATION}))[ \t,:]+"
+    rf"(?P<a>{_LOWER_WORD})(?:[ \t](?P<b>{_LOWER_WORD}))?(?![\w@])",
 )
+# A chat's someone before what they said or do: "yeah, pherrdruss said radiology ...".
+_LOWER_SAID = re.compile(
+    rf"(?<![\w@'\u2019-])(?P<a>{_LOWER_WORD})(?:[ \t](?P<b>{_LOWER_WORD}))??[ \t]+"
+    r"(?:said|says|asked|texted|mentioned|is covering|will cover|is on call|called back)\b"
+)
+_SAYS = re.compile(r"\b(?:said|says|asked|texted|mentioned|covering|cover|on call|called back)")
+_POSSESSIVE = re.compile(r"['\u2019]s$")
 _RELATION = (
     r"\((?:son|daughter|wife|husband|mother|mom|father|dad|sister|brother|partner|spouse"
     r"|friend|niece|nephew|aunt|uncle|caregiver|guardian)\)"
@@ -513,22 +508,42 @@ class NameFinder:
         name, never a common word ("summer", "will")."""
         found: list[Finding] = []
         for match in _after_greetings(text):
-            words = [(match.start(g), match.group(g)) for g in ("a", "b") if match.group(g)]
-            if not self._lower_name(words[0][1]):
-                continue
-            if len(words) > 1 and not self._lower_name(words[1][1], surname=True):
-                words = words[:1]
-            found.append(Finding("name", words[0][0], words[-1][0] + len(words[-1][1])))
+            found += self._lower_run(match, open_=match.group("g").casefold() in _OPEN_GREETINGS)
+        for match in _LOWER_SAID.finditer(text) if _SAYS.search(text) else ():
+            found += self._lower_run(match, open_=True)
         for match in _LOWER_BEFORE.finditer(text) if _A_RELATION.search(text) else ():
             if self._lower_name(match.group("a")):
                 found.append(Finding("name", match.start("a"), match.end("a")))
         return found
 
-    def _lower_name(self, word: str, surname: bool = False) -> bool:
+    def _lower_run(self, match: re.Match[str], open_: bool) -> list[Finding]:
+        """A lowercase name of one or two words (the second a surname, its possessive
+        left out); after an open greeting, the first may be in no dictionary at all."""
+        words = [
+            (match.start(g), _POSSESSIVE.sub("", match.group(g)))
+            for g in ("a", "b")
+            if match.group(g)
+        ]
+        if not words[0][1].islower() or not self._lower_name(words[0][1], unknown=open_):
+            return []
+        if len(words) > 1 and not (
+            words[1][1].islower() and self._lower_name(words[1][1], surname=True)
+        ):
+            words = words[:1]
+        return [Finding("name", words[0][0], words[-1][0] + len(words[-1][1]))]
+
+    def _lower_name(self, word: str, surname: bool = False, unknown: bool = False) -> bool:
+        """Whether a lowercase word is a name: a dictionary's, never a common word; or, as a
+        surname or after an open greeting, a word of no dictionary (and not a clinical
+        term's shape)."""
         if self.common(word):
             return False
         folded = word.casefold()
-        return folded in self._names or (surname and not self._words.get(folded, 0))
+        if folded in self._names:
+            return True
+        if not (surname or (unknown and len(folded) >= 4)) or self._words.get(folded, 0):
+            return False
+        return not _CLINICAL_ENDING.search(folded)
 
     def _kind(self, token: _Token) -> str:
         """ "name", "ambiguous" (a common word someone is called), "word", "initial" or
