@@ -149,7 +149,9 @@ def _after_greetings(text: str) -> list[re.Match[str]]:
     their alternation): the regex, tried at every word, cost as much as the rest of the
     finder. Each greeting is tried, those inside another's match too ("hi dr
     vyxmembwylt")."""
-    starts = (m.start() for m in _GREETING.finditer(text))
+    # ASCII lowercased keeps its offsets, and a regex without case folding runs faster.
+    greetings = _GREETING.finditer(text.lower()) if text.isascii() else _ANY_CASE.finditer(text)
+    starts = (m.start() for m in greetings)
     return [m for at in starts if (m := _LOWER_AFTER.match(text, at)) is not None]
 
 
@@ -249,19 +251,22 @@ _GREETINGS = (*_GREETINGS, "this is", "from", "also", "hey is", "how is", "where
 _GREETINGS = (*_GREETINGS, "dr", "dr.", "mr", "mr.", "mrs", "mrs.", "ms", "ms.")
 # Longest first: "hey is ruth" is tried before "hey" takes "is" for the name.
 _GREETING_ALTERNATION = "|".join(re.escape(g) for g in sorted(_GREETINGS, key=len, reverse=True))
-_GREETING = re.compile(rf"\b(?i:{_GREETING_ALTERNATION})")
+_GREETING = re.compile(rf"\b(?:{_GREETING_ALTERNATION})")
+_ANY_CASE = re.compile(rf"\b(?i:{_GREETING_ALTERNATION})")
 # A lowercase word of a name: letters of any script, inner apostrophes or hyphens.
 _LOWER_WORD = r"[^\W\d_](?:[^\W\d_]|['\u2019-](?=[^\W\d_])){1,30}"
 _LOWER_AFTER = re.compile(
     rf"\b(?P<g>(?i:{_GREETING_ALTERNATION}))[ \t,:]+"
     rf"(?P<a>{_LOWER_WORD})(?:[ \t](?P<b>{_LOWER_WORD}))?(?![\w@])",
 )
-# A chat's someone before what they said or do: "yeah, pherrdruss said radiology ...".
-_LOWER_SAID = re.compile(
-    rf"(?<![\w@'\u2019-])(?P<a>{_LOWER_WORD})(?:[ \t](?P<b>{_LOWER_WORD}))??[ \t]+"
-    r"(?:said|says|asked|texted|mentioned|is covering|will cover|is on call|called back)\b"
+# A chat's someone before what they said or do: "yeah, pherrdruss said radiology ...",
+# read back from the verb: the one or two words before it.
+_SAYS = re.compile(
+    r"\b(?:said|says|asked|texted|mentioned|is covering|will cover|is on call|called back)\b"
 )
-_SAYS = re.compile(r"\b(?:said|says|asked|texted|mentioned|covering|cover|on call|called back)")
+_WORDS_BEFORE = re.compile(
+    rf"(?<![\w@'\u2019-])(?:(?P<a>{_LOWER_WORD})[ \t])?(?P<b>{_LOWER_WORD})[ \t]+$"
+)
 _POSSESSIVE = re.compile(r"['\u2019]s$")
 _RELATION = (
     r"\((?:son|daughter|wife|husband|mother|mom|father|dad|sister|brother|partner|spouse"
@@ -508,22 +513,25 @@ class NameFinder:
         name, never a common word ("summer", "will")."""
         found: list[Finding] = []
         for match in _after_greetings(text):
-            found += self._lower_run(match, open_=match.group("g").casefold() in _OPEN_GREETINGS)
-        for match in _LOWER_SAID.finditer(text) if _SAYS.search(text) else ():
-            found += self._lower_run(match, open_=True)
+            words = [(match.start(g), match.group(g)) for g in ("a", "b") if match.group(g)]
+            found += self._lower_words(words, match.group("g").casefold() in _OPEN_GREETINGS)
+        for says in _SAYS.finditer(text):  # read back from each verb, not at every word
+            words = _WORDS_BEFORE.search(text, max(0, says.start() - 64), says.start())
+            if words is not None:
+                found += self._lower_words(
+                    [(words.start(g), words.group(g)) for g in ("a", "b") if words.group(g)],
+                    open_=True,
+                ) or self._lower_words([(words.start("b"), words.group("b"))], open_=True)
         for match in _LOWER_BEFORE.finditer(text) if _A_RELATION.search(text) else ():
             if self._lower_name(match.group("a")):
                 found.append(Finding("name", match.start("a"), match.end("a")))
         return found
 
-    def _lower_run(self, match: re.Match[str], open_: bool) -> list[Finding]:
-        """A lowercase name of one or two words (the second a surname, its possessive
-        left out); after an open greeting, the first may be in no dictionary at all."""
-        words = [
-            (match.start(g), _POSSESSIVE.sub("", match.group(g)))
-            for g in ("a", "b")
-            if match.group(g)
-        ]
+    def _lower_words(self, words: list[tuple[int, str]], open_: bool) -> list[Finding]:
+        """A lowercase name of one or two words (where each starts, and the word): the
+        second a surname, possessives left out; after an open greeting, the first may be in
+        no dictionary at all."""
+        words = [(at, _POSSESSIVE.sub("", word)) for at, word in words]
         if not words[0][1].islower() or not self._lower_name(words[0][1], unknown=open_):
             return []
         if len(words) > 1 and not (
