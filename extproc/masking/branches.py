@@ -898,9 +898,10 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
             rf"(?![ \t]*{_UNIT_WORDS})",
             14,
         ),
-        b(  # "43897, South Jenniferstad": the place after its ZIP
+        b(  # "43897, South Jenniferstad": the place after its ZIP (and a space: in a CSV row,
+            # "60606,CHF" is the next column)
             "city",
-            rf"{_D}{_D}{{4}}(?:-{_D}{{4}})?,[ \t]*"
+            rf"{_D}{_D}{{4}}(?:-{_D}{{4}})?,[ \t]+"
             rf"(?P<v>{_PLACE_WORDS})(?![\w])",
             14,
         ),

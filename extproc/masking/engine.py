@@ -10,7 +10,6 @@ repeats the patient's name, or just the first name), which no pattern could know
 
 from __future__ import annotations
 
-import bisect
 import re
 import time
 from collections import ChainMap, Counter, defaultdict
@@ -30,6 +29,7 @@ from extproc.masking.config import MaskingConfig
 from extproc.masking.detectors import BUILTIN_ENTITIES, PatternSpec, Scanner, ScannerSpec
 from extproc.masking.fields import FieldRules, Path, render
 from extproc.masking.findings import Finding, joined, trimmed
+from extproc.masking.grids import column_names, grid_findings
 from extproc.masking.lexicon import BuiltinKeys
 from extproc.masking.literals import LiteralFinder, literal_finder
 from extproc.masking.names import NameFinder, dictionaries
@@ -604,38 +604,14 @@ class Masker:
     def _name_columns(
         self, columns: list[list[str]], scanned: dict[str, list[Finding]]
     ) -> set[str]:
-        """The values of a list of records' columns that hold names (`_column_names`)."""
+        """The values of a list of records' columns that hold names (`grids.column_names`)."""
         found: set[str] = set()
+        if self._names is None:
+            return found
         for cells in columns:
             named = [_whole_name(c, scanned.get(c)) for c in cells]
-            found.update(cells[i] for i in self._column_names(cells, named))
+            found.update(cells[i] for i in column_names(cells, named, self._names.could_be_name))
         return found
-
-    def _grid_names(self, text: str, findings: list[Finding]) -> list[Finding]:
-        """The names in the name columns of the grids in `text` (`_column_names`): CSV with
-        no header row, a table whose header the lexicon does not know."""
-        names = [f for f in findings if f.entity == "name"]
-        found: list[Finding] = []
-        # A column of names holds two at least, each a cell whole: most texts have none, and
-        # are not read for grids.
-        if sum(1 for f in names if _cell_like(text, f)) < 2:
-            return found
-        for column in tables.grid_columns(text):
-            named = [_covered(start, end, names) for start, end in column]
-            cells = [text[start:end] for start, end in column]
-            found += [Finding("name", *column[i]) for i in self._column_names(cells, named)]
-        return found
-
-    def _column_names(self, cells: list[str], named: list[bool]) -> list[int]:
-        """Which cells of a column are names the detectors did not find: where most cells
-        are names whole, the others that could be one are names too (a name no dictionary
-        knows stands where the others stand), but never a word of the vocabulary
-        ("Asthma")."""
-        names = self._names
-        count = sum(named)
-        if names is None or count < 2 or 2 * count < len(cells):
-            return []
-        return [i for i, c in enumerate(cells) if not named[i] and names.could_be_name(c)]
 
     def _free_text(self, text: str, found: Counter[str], walk: _Walk) -> str:
         """`text` with what the detectors and the answer's marked values find masked;
@@ -686,7 +662,8 @@ class Masker:
         if cut := tables.json_pairs(text, self._builtin, self._field_rule):
             findings = _merge(cut, findings)
         if self._names is not None and text.count("\n", 0, _GRID_PROBE) >= _MIN_ROWS - 1:
-            findings = _merge(findings, self._grid_names(text, findings))
+            # CSV with no header, a table whose header says nothing, a list of attendees
+            findings = _merge(findings, grid_findings(text, findings, self._names.could_be_name))
         return findings
 
     def _field_rule(self, key: str) -> str | None:
@@ -925,29 +902,6 @@ def _whole_name(cell: str, findings: list[Finding] | None) -> bool:
         and words is not None
         and names[0].start <= words.start <= words.end <= names[-1].end
     )
-
-
-def _covered(start: int, end: int, names: list[Finding]) -> bool:
-    """Whether the names found (sorted, disjoint) cover start..end whole: the first of them
-    there starts at or before `start`, the last ends at or after `end`."""
-    first = bisect.bisect_right(names, start, key=_start) - 1
-    last = bisect.bisect_left(names, end, key=_start) - 1
-    return first >= 0 and names[first].end > start and last >= first and names[last].end >= end
-
-
-def _cell_like(text: str, finding: Finding) -> bool:
-    """Whether a finding stands as a grid's cell or a list's item does: alone between line
-    breaks, separators and bullets."""
-    before = text[max(0, finding.start - 8) : finding.start].rstrip(' "*-\u2022.)0123456789')
-    after = text[finding.end : finding.end + 4].lstrip(' "')
-    return before[-1:] in _CELL_EDGES and after[:1] in _CELL_EDGES
-
-
-_CELL_EDGES = frozenset({"", "\n", "\r", ",", "\t", "|"})
-
-
-def _start(finding: Finding) -> int:
-    return finding.start
 
 
 def _merge(first: list[Finding], second: list[Finding]) -> list[Finding]:

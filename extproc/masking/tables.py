@@ -217,14 +217,14 @@ def json_pairs(
     return found
 
 
-def grid_columns(text: str) -> list[list[tuple[int, int]]]:
-    """The columns of the grids in `text`, each as its cells' spans (without spaces and
-    quotes): three or more lines in a row cut by one separator (a tab, a pipe, a comma)
-    into the same number of cells, two or more; or three or more short lines in a row with
-    none, a list. CSV with no header row is one; so is a table whose header the lexicon
-    does not know, and a list of attendees. What a column holds is the reader's to
-    judge (`Masker._column_names`)."""
-    columns: list[list[tuple[int, int]]] = []
+def grids(text: str) -> list[list[list[tuple[int, int]]]]:
+    """The grids in `text`, each as its columns, each column as its cells' spans (without
+    spaces and quotes): three or more lines in a row cut by one separator (a tab, a pipe, a
+    comma) into the same number of cells, two or more; or three or more short lines in a
+    row with none, a list. CSV with no header row is one; so is a table whose header the
+    lexicon does not know, and a list of attendees. What a column holds is for the reader
+    to judge (`grids.grid_findings`)."""
+    found: list[list[list[tuple[int, int]]]] = []
     run: list[list[tuple[int, int]]] = []  # the rows of the grid being read
     shape: tuple[str, int] | None = None  # its separator and width
     for at, line in [*_lines(text), (len(text), "")]:
@@ -234,9 +234,9 @@ def grid_columns(text: str) -> list[list[tuple[int, int]]]:
             run.append(cells)
             continue
         if len(run) >= _MIN_GRID_ROWS:
-            columns.extend(list(column) for column in zip(*run, strict=True))
+            found.append([list(column) for column in zip(*run, strict=True)])
         run, shape = ([cells] if cells else []), this
-    return columns
+    return found
 
 
 def _grid_row(at: int, line: str) -> tuple[str, list[tuple[int, int]]]:
