@@ -50,20 +50,23 @@ def grid_findings(
         kinds = [[_entity_of(start, end, findings, starts) for start, end in c] for c in grid]
         cells = [[text[start:end] for start, end in column] for column in grid]
         entities = [_majority(k) for k in kinds]
-        people = "name" in entities
+        inferred: list[str | None] = [None] * len(grid)
+        if "name" in entities:  # a grid of people
+            # (a column with a value found in part, "Vasquez, Shane MD", is left as it is)
+            partial = [
+                any(kind is None and _touched(*cell, findings, starts) for cell, kind in pairs)
+                for pairs in (zip(c, k, strict=True) for c, k in zip(grid, kinds, strict=True))
+            ]
+            inferred = _people_columns(cells, entities, partial)
         for i, column in enumerate(grid):
-            entity, added = entities[i], list[int]()
-            if entity == "name":
+            if entities[i] == "name":
                 named = [kind == "name" for kind in kinds[i]]
                 added = column_names(cells[i], named, could_be_name)
-            elif entity is not None:
-                added = _same_shape(cells[i], kinds[i], entity)
-            elif (
-                people
-                and not any(_touched(start, end, findings, starts) for start, end in column)
-                and (entity := _people_column(cells[i], entities, i)) is not None
-            ):
-                added = [j for j, cell in enumerate(cells[i]) if cell]
+            elif entities[i] is not None:
+                added = _same_shape(cells[i], kinds[i], entities[i])
+            else:
+                added = [j for j, cell in enumerate(cells[i]) if cell] if inferred[i] else []
+            entity = entities[i] or inferred[i]
             found += [Finding(entity, *column[j]) for j in added if entity is not None]
     return found
 
@@ -119,22 +122,39 @@ def _same_shape(cells: list[str], kinds: list[str | None], entity: str) -> list[
     return [i for i, cell in enumerate(cells) if kinds[i] is None and _shape(cell) == shape]
 
 
-def _people_column(cells: list[str], entities: list[str | None], index: int) -> str | None:
-    """What a column of a grid of people in which nothing was found holds, by its shape and
-    its neighbours: their identifiers, their ZIP codes, their cities; None if it says
-    nothing."""
-    present = [cell for cell in cells if cell]
-    shapes = {_shape(cell) for cell in present}
-    if shapes == {"digits"}:
-        lengths = {len(cell.replace("-", "").replace(" ", "")) for cell in present}
-        if min(lengths) < _MIN_IDENTIFIER:
-            return None
-        return "zip" if lengths <= _ZIP_LENGTHS else "mrn"
-    before = entities[index - 1] if index > 0 else None
-    after = entities[index + 1] if index + 1 < len(entities) else None
-    beside_an_address = before == "street_address" or after == "zip"
-    few_words = all(len(cell.split()) <= _MAX_WORDS for cell in present)
-    return "city" if shapes == {"words"} and beside_an_address and few_words else None
+def _people_columns(
+    cells: list[list[str]], entities: list[str | None], partial: list[bool]
+) -> list[str | None]:
+    """What the columns of a grid of people in which nothing was found hold, by their shape
+    and their neighbours: numbers of five digits or more are their identifiers, or their
+    ZIP codes when a ZIP's length; words beside a street or a ZIP their city; four digits
+    after a city its postcode. None where a column says nothing."""
+    shapes = [{_shape(cell) for cell in column if cell} for column in cells]
+    open_ = [entity is None and not part for entity, part in zip(entities, partial, strict=True)]
+    inferred: list[str | None] = [None] * len(cells)
+    for i, column in enumerate(cells):
+        if open_[i] and shapes[i] == {"digits"}:
+            lengths = {len(_digits(cell)) for cell in column if cell}
+            if min(lengths) >= _MIN_IDENTIFIER:
+                inferred[i] = "zip" if lengths <= _ZIP_LENGTHS else "mrn"
+    known = [entity or guess for entity, guess in zip(entities, inferred, strict=True)]
+    for i, column in enumerate(cells):
+        before = known[i - 1] if i > 0 else None
+        after = known[i + 1] if i + 1 < len(known) else None
+        few_words = all(len(cell.split()) <= _MAX_WORDS for cell in column)
+        beside = before == "street_address" or after == "zip"
+        if open_[i] and shapes[i] == {"words"} and few_words and beside:
+            inferred[i] = known[i] = "city"
+    for i, column in enumerate(cells):
+        after_city = i > 0 and known[i - 1] == "city"
+        lengths = {len(_digits(cell)) for cell in column if cell}
+        if open_[i] and after_city and shapes[i] == {"digits"} and lengths <= {4, 5}:
+            inferred[i] = "zip"
+    return inferred
+
+
+def _digits(cell: str) -> str:
+    return cell.replace("-", "").replace(" ", "")
 
 
 def _shape(cell: str) -> str | None:

@@ -59,6 +59,7 @@ _KEYS: dict[str, tuple[str, ...]] = {
         *("pt_id", "person_id", "patient_number", "patient_no", "hospital_number"),
         *("patient_id_number", "medical_record_id", "chart_id", "med_rec", "medical_rec"),
         *("med_rec_number", "chart", "record_number", "mrn_number"),
+        *("hosp", "hosp_no", "hosp_number", "uhid", "ur_number", "nhs_number", "nhs_no"),
     ),
     "phone": (
         *("phone", "phone_number", "phone_no", "phone_num", "telephone", "tel", "mobile"),
@@ -75,10 +76,10 @@ _KEYS: dict[str, tuple[str, ...]] = {
         *("street_2", "line_1", "line_2", "residential_address", "billing_address"),
         "street_address_line",
     ),
-    "city": ("city", "town", "municipality", "county", "city_name", "home_city"),
+    "city": ("city", "town", "municipality", "county", "city_name", "home_city", "suburb"),
     "zip": (
         *("zip", "zip_code", "zipcode", "postal_code", "postalcode", "postcode", "zip_4"),
-        *("zip_plus_4", "post_code", "postal", "home_zip"),
+        *("zip_plus_4", "post_code", "postal", "home_zip", "pin_code", "plz", "cep"),
     ),
     "account": (
         *("account_number", "account_no", "account_num", "acct", "acct_no", "acct_num"),
@@ -120,6 +121,7 @@ _SUFFIXES = frozenset(
     {
         *("ssn", "mrn", "dob", "phone", "fax", "email", "zip", "city", "udi", "vin", "npi"),
         *("username", "surname", "telephone", "mobile", "pager", "postcode", "zipcode"),
+        *("town", "suburb"),
         *("birthdate", "birthday", "passport", "imei", "zip_code", "postal_code", "first_name"),
         *("last_name", "full_name", "middle_name", "phone_number", "email_address"),
         *("date_of_birth", "birth_date", "street_address", "address_line_1", "address_line_2"),

@@ -73,3 +73,15 @@ def test_a_column_of_clinicians_with_credentials_stays_names_beside_a_zip() -> N
         "| [NAME] | [NAME] NP | [ZIP] |",
         "| [NAME] | [NAME], PharmD | [ZIP] |",
     ]
+
+
+def test_a_city_beside_a_zip_found_by_its_column_and_a_four_digit_postcode_after_it() -> None:
+    rows = [
+        '30894705,"Quevarro Blintz",12 Oak Street,Fresno,90362,COPD',
+        '57399903,"Ada Okafor",42 Oak Street,Wollongong,2857,Hypertension',
+        '07585408,"John Smith",7 Elm Road,Macon,60606,CHF',
+    ]
+    expected = '[MRN],"[NAME]",[STREET_ADDRESS],[CITY],[ZIP],'
+    assert masked("\n".join(rows)).splitlines() == [
+        expected + dx for dx in ("COPD", "Hypertension", "CHF")
+    ]

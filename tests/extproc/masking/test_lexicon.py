@@ -45,6 +45,8 @@ def test_keys_are_read_in_every_spelling(key: str, normal: str) -> None:
         ("LastName", "Villegas", "NAME"),
         ("last-name", "Villegas", "NAME"),
         ("surname", "Okafor", "NAME"),
+        ("addr_town", "Swindon", "CITY"),  # a key ending in a place's word
+        ("hosp", "76192888", "MRN"),  # a hospital's number, as exports abbreviate it
         ("dob", "03/04/1950", "DATE"),
         ("birthDate", "1950-03-04", "DATE"),
         ("ssn", "123456789", "SSN"),
