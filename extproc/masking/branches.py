@@ -110,6 +110,13 @@ _STATES = (  # US states, DC and territories, as USPS codes
 )
 _ZIP = rf"{_D}{{5}}(?:-{_D}{{4}})?{_END}"
 _POSTAL = rf"{_D}{{4,6}}(?:-{_D}{{3,4}})?{_END}"  # numeric postcodes of the world
+# CMS's MBI: digit, letter, letter or digit, digit, letter, letter or digit, digit, two
+# letters, two digits; letters but S, L, O, I, B, Z; dashes where the card prints them.
+_MBI_LETTER = "[AC-HJKMNP-RT-Y]"
+_MBI = (
+    rf"[1-9]{_MBI_LETTER}[0-9AC-HJKMNP-RT-Y]{_D}-?{_MBI_LETTER}[0-9AC-HJKMNP-RT-Y]{_D}-?"
+    rf"{_MBI_LETTER}{{2}}{_D}{{2}}(?![A-Za-z0-9])"
+)
 _UK_POSTCODE = rf"[A-Z]{{1,2}}{_D}[A-Z0-9]?[ ]{_D}[A-Z]{{2}}(?![A-Za-z0-9])"
 _CA_POSTCODE = rf"[A-Z]{_D}[A-Z][ ]{_D}[A-Z]{_D}(?![A-Za-z0-9])"
 # US state names, from the address provider of the package the name dictionaries come from.
@@ -139,11 +146,12 @@ _FIRM_WORDS = (
 # A handle after "user:" or "edited by": letters and digits, dots or underscores.
 _HANDLE = r"[ \t]*+(?:[:=#][ \t]*+)?(?P<v>[A-Za-z][A-Za-z0-9._-]{1,39})(?![\w@-]|\.\w)"
 _ID_END = r"(?![\w@-]|[.][\w])"
-# Between a label and its value: "No.", "number", "#", "ID", a colon, "is", a face sheet's
+# Between a label and its value: "No.", "number", "#", "ID", a colon, "is" or "as", a face sheet's
 # dotted leader ("MRN ....... 16738762").
 _ID_GLUE = (
-    r"(?:[ \t]*+(?:[nN][oO]\.?|[nN]um(?:ber)?\.?|[nN]br\.?|#|[iI][dD]|[iI][dD][ \t]*+#))?"
-    r"[ \t]*+(?:[.:#=][ \t]*+)?(?:\.{2,}+[ \t]*+)?(?:is[ \t]+)?"
+    r"(?:[ \t]*+(?:[nN][oO]\.?|[nN][uU][mM](?:[bB][eE][rR])?\.?|[nN][bB][rR]\.?|#|[iI][dD]"
+    r"|[iI][dD][ \t]*+#))?"
+    r"[ \t]*+(?:[.:#=][ \t]*+)?(?:\.{2,}+[ \t]*+)?(?:(?:is|as)[ \t]+)?"
 )
 # Labels that say which identifier follows: the Safe Harbor numbers without a shape.
 _ID_LABELS = {
@@ -158,11 +166,14 @@ _ID_LABELS = {
     "account": (
         *("account", "acct", "acc", "encounter", "visit", "fin", "billing", "invoice"),
         *("claim", "har", "csn", "episode", "accession", "acc#", "specimen"),
+        *("reference", "ref", "confirmation", "police report", "case number", "aba"),
+        *("routing", "routing/aba", "iban", "sort code"),
     ),
     "health_plan": (
         *("member", "member id", "subscriber", "subscriber id", "policy", "insurance"),
         *("insurance id", "medicaid", "medicare", "mbi", "beneficiary", "health plan"),
-        *("plan member", "group member", "hicn", "coverage"),
+        *("plan member", "group member", "hicn", "coverage", "group", "grp", "insured's i.d."),
+        *("insured's id", "insured id", "versichertennummer", "nhif", "nhis", "sus", "cns"),
     ),
     "license": (
         *("license", "licence", "lic", "dea", "certificate", "cert", "dl"),
@@ -667,6 +678,13 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
             10,
             _age_ok,
         ),
+        b(  # "AGE-Last Birthday (Years): 93": a form's age, after its label's words
+            "age_over_89",
+            rf"{_trie(['age'])}[^0-9\n]{{0,40}}?:[ \t]*(?P<v>{_D}{{2,3}})"
+            rf"(?![0-9/]|[.,][0-9]|[ \t]*(?:%|{_UNIT_WORDS}))",
+            10,
+            _age_ok,
+        ),
         b(  # "Alter: 95 J.", "edad: 98 años", "Âge : 91 ans": an age's label in other languages
             "age_over_89",
             rf"(?:{_FOREIGN_AGE})[ \t]*:[ \t]*(?P<v>{_D}{{2,3}})(?![0-9]|[ \t]*{_UNIT_WORDS})",
@@ -889,6 +907,8 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
                 ["postcode", "post code", "postal", "cep", "c.p.", "pin", "pin code", "plz"]
             )
         ),
+        # A Medicare Beneficiary Identifier has a shape of its own: "2E54-R44-GM76".
+        b("health_plan", _MBI, 3),
         # UK and Canadian postcodes have shapes of their own: "CT1 9UB", "SW1A 1AA", "K1A 0B1".
         b("zip", _UK_POSTCODE, 14),
         b("zip", _CA_POSTCODE, 14),

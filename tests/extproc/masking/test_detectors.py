@@ -145,6 +145,12 @@ POSITIVE = [
     ("date", "DOB: 19500304", "19500304"),
     ("phone", "Phone: 5550100101", "5550100101"),
     # record numbers as hospitals outside the US label them, and a face sheet's leader
+    ("health_plan", "I have your member ID as TC4951151-06, right?", "TC4951151-06"),
+    ("health_plan", "MEDICARE PART A  ID 3XK1-MX1-CT74", "3XK1-MX1-CT74"),  # an MBI's shape
+    ("health_plan", "1a. INSURED'S I.D. NUMBER: W013364737", "W013364737"),
+    ("account", "Your reference number is 277-7598-650.", "277-7598-650"),
+    ("account", "per police report 21-037056.", "21-037056"),
+    ("age_over_89", "4a. AGE-Last Birthday (Years): 93", "93"),
     ("zip", "14 Fore St, Truro CT1 9UB", "CT1 9UB"),  # UK and Canadian postcodes
     ("zip", "Ottawa, ON K1A 0B1", "K1A 0B1"),
     ("city", "14 Fore St, Truro CT1 9UB", "Truro"),
@@ -318,6 +324,9 @@ NEGATIVE = [
     ("phone", "NDC 0002-3227-30 dispensed"),  # a drug's code, in dashes
     ("mrn", "BUN 22, Cr 1.2 mg/dL; CR: 0.9; UR 5 times; Case 12 reviewed; IP address"),
     ("zip", "Stage T2 N0 M0; CD4 350; PIN 12; pin site clean"),
+    ("account", "reference range 3.5-5.0; Ref 12; see reference 12; Visit NUMBER 3"),
+    ("health_plan", "group therapy 3 times; Group 2 diabetes"),
+    ("age_over_89", "age-related: 95%; Age: 45"),
     ("phone", "version v1.02.03.04.05 released"),
     ("phone", "scores 01 02 03 04 05 06 07 08 09 10 11 12"),  # a row of numbers
     ("phone", "weights 0450 1200 13 kg"),  # groups before a unit
