@@ -117,6 +117,9 @@ _MBI = (
     rf"[1-9]{_MBI_LETTER}[0-9AC-HJKMNP-RT-Y]{_D}-?{_MBI_LETTER}[0-9AC-HJKMNP-RT-Y]{_D}-?"
     rf"{_MBI_LETTER}{{2}}{_D}{{2}}(?![A-Za-z0-9])"
 )
+_OUTCOME = "|".join(tries(["failed", "failure", "succeeded", "successful"]))
+# A national number: digits in groups, letters after or around them ("0978133G")
+_NATIONAL_ID = rf"[A-Z]{{0,2}}{_D}{{3,}}(?:[ .-]{_D}{{2,}}){{0,4}}[A-Z]{{0,2}}"
 _UK_POSTCODE = rf"[A-Z]{{1,2}}{_D}[A-Z0-9]?[ ]{_D}[A-Z]{{2}}(?![A-Za-z0-9])"
 _CA_POSTCODE = rf"[A-Z]{_D}[A-Z][ ]{_D}[A-Z]{_D}(?![A-Za-z0-9])"
 # US state names, from the address provider of the package the name dictionaries come from.
@@ -298,6 +301,10 @@ _TRUNK_TAIL = (
 _EXTENSION = re.compile(r"[xXeE;]")
 
 
+def _national_ok(s: str) -> bool:
+    return len(v.digits_of(s)) >= 7  # fewer are a count or a score after the word
+
+
 def _trunk_ok(s: str) -> bool:
     """Ten to twelve digits before the extension, as national numbers have."""
     return 10 <= len(v.digits_of(_EXTENSION.split(s, maxsplit=1)[0])) <= 12
@@ -449,6 +456,20 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
             ssn_ok,
         ),
         b("npi", rf"[12]{_D}{{9}}{_END}", 1, v.npi_valid),
+        *(  # other countries' national numbers after their label: "Aadhaar: 2743 7441 7185"
+            b(
+                "ssn",
+                rf"{lead}(?![A-Za-z]){_ID_GLUE}(?P<v>{_NATIONAL_ID}){_ID_END}",
+                2,
+                _national_ok,
+            )
+            for lead in tries(
+                [
+                    *("aadhaar", "ihi", "ppsn", "pps no", "nir", "cpf", "curp", "nino"),
+                    *("ni number", "national insurance", "national id", "sin", "nhi"),
+                ]
+            )
+        ),
         b("card", rf"{_D}{_D}{{3}}(?:-{_D}{{3,6}}){{2,4}}{_END}", 2, card_ok),
         b("card", rf"{_D}{_D}{{3}}(?: {_D}{{3,6}}){{2,4}}{_END}", 2, card_ok),
         b("card", rf"{_D}{_D}{{12,18}}{_END}", 2, card_ok),
@@ -478,6 +499,8 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
             )
             for lead in tries(["http://", "https://", "www."])
         ),
+        # a network card's MAC address, before IPv6 could read part of it
+        b("device", rf"{hexa}{{2}}(?:(?::{hexa}{{2}}){{5}}|(?:-{hexa}{{2}}){{5}}){_END}", 5),
         b("ip", rf"{_D}(?<![0-9]\.{_D}){_D}{{0,2}}(?:\.{_D}{{1,3}}){{3}}{_END}", 6, v.ipv4_valid),
         b("ip", rf"{hexa}{hexa}{{0,3}}(?::{hexa}{{0,4}}){{2,7}}{ipv4_tail}", 6, ipv6_ok),
         b(
@@ -799,6 +822,26 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
             for lead in tries(["user=", "usr=", "uid=", "userid=", "username=", "login="])
         ),
         b("username", r"by[ \t]+(?P<v>[a-z][a-z0-9]*[._][a-z0-9._]*[a-z0-9])(?![\w@-])", 12),
+        # A log's user: "login failed for 'jbaeza'", and the user of a web server's access
+        # log line, before its request ('1.2.3.4 - dwoulfe [...] "GET ...' or '- dwoulfe "GET').
+        *(
+            b(
+                "username",
+                rf"{lead}[ \t]+(?:(?:{_OUTCOME})"
+                r"[ \t]+)?for[ \t]+(?:user[ \t]+)?['\"]?"
+                r"(?!(?:the|a|an|this|that|user|unknown|invalid|all|some|\d+(?:st|nd|rd|th))\b)"
+                r"(?P<v>\w[\w.@-]{1,63})(?<![.-])(?![\w@-])",
+                12,
+            )
+            for lead in tries(["login", "logon", "log-in", "sign-in", "signin", "authentication"])
+        ),
+        b(
+            "username",
+            r"[ \t]-[ \t]+(?P<v>\w[\w.@-]{1,63})[ \t]+(?:\[[^\]\n]{1,64}\][ \t]+)?"
+            r"\"(?:GET|POST|PUT|DELETE|PATCH|HEAD|OPTIONS)[ \t]",
+            12,
+            word_start=False,
+        ),
         # An employer (Safe Harbor names the individual's): a company's name by its suffix,
         # or after what says it is one.
         b(

@@ -51,6 +51,8 @@ _KEYS: dict[str, tuple[str, ...]] = {
     "ssn": (
         *("ssn", "social_security_number", "social_security_no", "social_security", "ss_no"),
         *("soc_sec_no", "ss_number", "ssn_last_4", "ssn_last4", "social"),
+        # other countries' national numbers, SSN's kin
+        *("national_id", "aadhaar", "ihi", "ppsn", "nir", "cpf", "curp", "sin", "nino"),
     ),
     "mrn": (
         *("mrn", "medical_record_number", "medical_record_no", "medical_record_num"),
@@ -100,7 +102,10 @@ _KEYS: dict[str, tuple[str, ...]] = {
         *("licence_number", "dl_number", "dl_no", "dea", "dea_number", "certificate_number"),
         *("state_license", "medical_license", "passport", "passport_number"),
     ),
-    "vehicle": ("vin", "vehicle_id", "license_plate", "licence_plate", "plate_number"),
+    "vehicle": (
+        *("vin", "vehicle_id", "license_plate", "licence_plate", "plate_number", "plate"),
+        *("vehicle_reg", "vehicle_registration", "reg_plate", "number_plate", "registration_plate"),
+    ),
     "device": (
         *("device_serial", "serial_number", "serial_no", "udi", "imei", "mac_address"),
         *("implant", "implant_id", "device_implant", "device_id", "device_identifier"),

@@ -657,6 +657,8 @@ class NameFinder:
         first = part[0][0].start
         part = part[particles:]
         end = part[-1][0].end
+        if all(token.text.casefold() in _GRAMMAR for token, _ in part):  # "Provider No."
+            return []
         kinds = {kind for _, kind in part}
         before = text[max(0, first - 40) : first]
         after = text[end : end + 40]

@@ -151,6 +151,11 @@ POSITIVE = [
     ("account", "Your reference number is 277-7598-650.", "277-7598-650"),
     ("account", "per police report 21-037056.", "21-037056"),
     ("age_over_89", "4a. AGE-Last Birthday (Years): 93", "93"),
+    ("device", "paired to MAC 15:c5:c0:60:fe:b2 today", "15:c5:c0:60:fe:b2"),
+    ("ssn", "Aadhaar: 2743 7441 7185", "2743 7441 7185"),  # national numbers by their label
+    ("ssn", "PPSN: 0978133G", "0978133G"),
+    ("username", "WARN login failed for 'jbaeza' from", "jbaeza"),
+    ("username", '10.2.3.4 - dwoulfe "GET /api/v2/patients HTTP/1.1"', "dwoulfe"),
     ("zip", "14 Fore St, Truro CT1 9UB", "CT1 9UB"),  # UK and Canadian postcodes
     ("zip", "Ottawa, ON K1A 0B1", "K1A 0B1"),
     ("city", "14 Fore St, Truro CT1 9UB", "Truro"),
@@ -327,6 +332,8 @@ NEGATIVE = [
     ("account", "reference range 3.5-5.0; Ref 12; see reference 12; Visit NUMBER 3"),
     ("health_plan", "group therapy 3 times; Group 2 diabetes"),
     ("age_over_89", "age-related: 95%; Age: 45"),
+    ("username", "login failed for the 3rd time"),
+    ("ssn", "sin(x) 12; the ihi 1234"),
     ("phone", "version v1.02.03.04.05 released"),
     ("phone", "scores 01 02 03 04 05 06 07 08 09 10 11 12"),  # a row of numbers
     ("phone", "weights 0450 1200 13 kg"),  # groups before a unit
