@@ -154,7 +154,7 @@ _ID_END = r"(?![\w@-]|[.][\w])"
 _ID_GLUE = (
     r"(?:[ \t]*+(?:[nN][oO]\.?|[nN][uU][mM](?:[bB][eE][rR])?\.?|[nN][bB][rR]\.?|#|[iI][dD]"
     r"|[iI][dD][ \t]*+#))?"
-    r"[ \t]*+(?:[.:#=][ \t]*+)?(?:\.{2,}+[ \t]*+)?(?:(?:is|as)[ \t]+)?"
+    r"[ \t]*+(?:[:#=][ \t]*+)?(?:\.{2,}+[ \t]*+)?(?:(?:is|as)[ \t]+)?"
 )
 # Labels that say which identifier follows: the Safe Harbor numbers without a shape.
 _ID_LABELS = {
@@ -551,8 +551,15 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
         b("phone", rf"0[1-9](?:\.{_D}{{2}}){{4}}{_NUM_END}", 8),  # "01.58.42.02.08"
         # "(11) 93726-0348": a two-digit area code in brackets, as Brazil writes it
         b("phone", rf"\({_D}{{2}}\)[ ]?9?{_D}{{4}}-{_D}{{4}}{_NUM_END}", 8, word_start=False),
-        # dialled with 00 for "+": "0044 20 7946 0958"
-        b("phone", rf"00(?<![0-9]00)[1-9]{_D}{{0,3}}{_GROUPS}{_EXT}{_NUM_END}", 8, e164_ok),
+        # dialled with 00 for "+", in groups parted by spaces: "0044 20 7946 0958" (with dashes,
+        # "0093-7214-01" is a drug's NDC)
+        b(
+            "phone",
+            rf"00(?<![0-9]00)[1-9]{_D}{{0,3}}(?:[ ]\(0\){_D}{{1,8}})?(?:[ ]{_D}{{1,8}}){{1,6}}"
+            rf"{_EXT}{_NUM_END}",
+            8,
+            e164_ok,
+        ),
         b(
             "date",
             rf"[12]{_D}{{3}}(?:-{_D}{{1,2}}-|/{_D}{{1,2}}/){_D}{{1,2}}{_NUM_END}",
@@ -965,7 +972,7 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
             # "60606,CHF" is the next column)
             "city",
             rf"{_D}{_D}{{4}}(?:-{_D}{{4}})?,[ \t]+"
-            rf"(?P<v>{_PLACE_WORDS})(?![\w])",
+            rf"(?![A-Z]{{2,4}}(?![a-z]))(?P<v>{_PLACE_WORDS})(?![\w])",
             14,
         ),
         *(  # "they live in Kingsport", "moved from Beatrice"
@@ -993,7 +1000,8 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
             "city",
             rf"(?!(?:{_TITLE_WORDS})\.?[ \t]){_PLACE_WORDS}"
             rf"(?=,[ \t]*"
-            rf"(?:(?!MD|PA|MA){_STATES}(?![A-Za-z]|-[A-Z])|{_STATE_NAMES}(?![A-Za-z])"
+            rf"(?:(?!MD|PA|MA|ID[ \t:#]+[A-Z]*[A-Z][0-9]){_STATES}(?![A-Za-z]|-[A-Z])"
+            rf"|{_STATE_NAMES}(?![A-Za-z])"
             rf"|[A-Z]{{2}}[ \t]+{_D}{{5}}(?![0-9])))",
             14,
         ),

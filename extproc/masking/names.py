@@ -116,7 +116,7 @@ _LABELS_COLON = frozenset(
     label.strip()
     for label in """patient|pt|name|attending|attending physician|physician|provider|pcp
     |primary care|primary care physician|referring physician|referring provider|nurse|rn|np|pa
-    |resident|fellow|surgeon|assistant|anesthesiologist|radiologist
+    |resident|fellow|surgeon|assistant|anesthesiologist|radiologist|anaesthetist|anesthetist
     |pathologist|consultant|guardian|emergency contact|contact|next of kin|nok|mother
     |father|spouse|wife|husband|son|daughter|brother|sister|caregiver|guarantor
     |subscriber|insured|from|to|author|signed|signature|clinician|doctor|therapist|re
@@ -193,6 +193,13 @@ _PERSON_VERB = re.compile(
     re.IGNORECASE,
 )
 _NUMBER = re.compile(r"[ \t]*:?[ \t]*[0-9]")
+# Everyday English words that are also names ("Ward", "Gross", "Bush"), at or above this
+# frequency, and where a line or a sentence opens (a heading's marks, a bullet, a full stop).
+_EVERYDAY = 2_000
+_OPENING = re.compile(r"(?:^|[\n\r]|[.!?][ \t]+|^[#*>\- \t]+|[\n\r][#*>\-\u2022 \t]+)$")
+# A word of a name as `could_be_name` reads it: letters, inner apostrophes or hyphens, an
+# initial's dot.
+_NAME_TOKEN = re.compile(r"[^\W\d_]+(?:['\u2019\-][^\W\d_]+)*\.?")
 # Clinical scales and scores named after people, written before their number ("Morse 55",
 # "Braden 16", "Wells 4"): words there, not the people.
 _SCALES = frozenset(
@@ -455,6 +462,9 @@ class NameFinder:
             if len(word) - cut >= 1 and len(word) <= 5
         )
 
+    def _everyday(self, word: str) -> bool:
+        return self._words.get(word.casefold(), 0) >= _EVERYDAY
+
     def could_be_name(self, text: str) -> bool:
         """Whether `text` could be a person's name alone: one to five capitalised words or
         initials, none a word of the vocabulary or the grammar, no digits."""
@@ -463,7 +473,7 @@ class NameFinder:
             return False
         for word in tokens:
             word = word.strip(",")
-            if not word or not word[0].isupper():
+            if not _NAME_TOKEN.fullmatch(word) or not word[0].isupper():  # "Consultant:"
                 return False
             kind = self._kind(_Token(word.rstrip("."), 0, len(word.rstrip("."))))
             if kind not in ("name", "unknown", "initial") and not (
@@ -676,6 +686,12 @@ class NameFinder:
             word = part[0][0].text
             if len(word) <= 3 or word.casefold() in _SCALES:
                 return []
+        # A word that opens a line or a sentence has its capital from there, not from being a
+        # name: a name of the dictionaries that is also an everyday word ("Ward handover",
+        # "GROSS: Received") stands as a name there only where names stand.
+        opening = _OPENING.search(text, max(0, first - 8), first) is not None
+        if len(part) == 1 and not placed and opening and self._everyday(part[0][0].text):
+            return []
         named = "name" in kinds
         if named or (placed and kinds - {"initial"}):
             if len(part) > _MAX_RUN:  # longer than any name: a list of them, word by word

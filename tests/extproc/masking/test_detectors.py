@@ -333,6 +333,10 @@ NEGATIVE = [
     ("health_plan", "group therapy 3 times; Group 2 diabetes"),
     ("age_over_89", "age-related: 95%; Age: 45"),
     ("username", "login failed for the 3rd time"),
+    ("phone", "NDC 0093-7214-01 dispensed"),  # an NDC that opens with 00
+    ("city", "(interpreter: Japanese, ID LL229380)"),  # an ID, not Idaho
+    ("license", "Creatinine 1.4 mg/dL. CPT 80053"),  # "dL" is no driver's licence
+    ("city", "CPT 80053, ICD-10 J18.9"),
     ("ssn", "sin(x) 12; the ihi 1234"),
     ("phone", "version v1.02.03.04.05 released"),
     ("phone", "scores 01 02 03 04 05 06 07 08 09 10 11 12"),  # a row of numbers

@@ -85,3 +85,8 @@ def test_a_city_beside_a_zip_found_by_its_column_and_a_four_digit_postcode_after
     assert masked("\n".join(rows)).splitlines() == [
         expected + dx for dx in ("COPD", "Hypertension", "CHF")
     ]
+
+
+def test_a_line_of_labelled_names_in_a_list_keeps_its_labels() -> None:
+    attendees = "Malhotra\nAntwi\nConsultant: Masterson   Anaesthetist: Huyoss Phyck\n"
+    assert masked(attendees) == "[NAME]\n[NAME]\nConsultant: [NAME]   Anaesthetist: [NAME]\n"

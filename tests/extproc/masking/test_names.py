@@ -119,6 +119,9 @@ def test_names_are_found(finder: NameFinder, text: str, expected: list[str]) -> 
         "Falls risk: Morse 55. Braden: 16. Wells 4. Bruce protocol; Baker's cyst noted.",
         "PMH: Parkinson's, HTN, Raynaud's; hx Graves'.",  # diseases by their possessive
         "GP practice, Provider No. 365606ED",  # a label's words of the grammar
+        # everyday words that are also surnames, where a heading or a line opens
+        "## Ward handover - 01/11/2023",
+        "pN0(sn).\nGROSS: Received fresh, labeled.",
     ],
 )
 def test_clinical_words_are_no_names(finder: NameFinder, text: str) -> None:
