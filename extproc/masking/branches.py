@@ -120,6 +120,18 @@ _MBI = (
 _OUTCOME = "|".join(tries(["failed", "failure", "succeeded", "successful"]))
 # A national number: digits in groups, letters after or around them ("0978133G")
 _NATIONAL_ID = rf"[A-Z]{{0,2}}{_D}{{3,}}(?:[ .-]{_D}{{2,}}){{0,4}}[A-Z]{{0,2}}"
+_FRENCH_WAY = (
+    "(?:rue|avenue|av\\.|boulevard|bd|impasse|chemin|allée|allee|place|quai|route|cours"
+    "|passage|square|voie|sentier|RUE|AVENUE|BOULEVARD|IMPASSE|CHEMIN|ALLÉE|PLACE|QUAI|ROUTE)"
+)
+_GERMAN_WAY = "(?:{})".format(
+    "|".join(
+        form
+        for way in ("straße", "strasse", "weg", "allee", "gasse", "platz", "ring", "damm", "ufer")
+        for form in (way, way.capitalize(), way.upper())
+    )
+    + "|str\\."
+)
 _UK_POSTCODE = rf"[A-Z]{{1,2}}{_D}[A-Z0-9]?[ ]{_D}[A-Z]{{2}}(?![A-Za-z0-9])"
 _CA_POSTCODE = rf"[A-Z]{_D}[A-Z][ ]{_D}[A-Z]{_D}(?![A-Za-z0-9])"
 # US state names, from the address provider of the package the name dictionaries come from.
@@ -753,6 +765,47 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
             rf"{_D}{_D}{{0,5}}[A-Za-z]?[ \t]+(?:(?:[A-Z][A-Za-z'-]{{0,40}}\.?|{_D}{{1,3}}{_ORD})"
             rf"[ \t]+){{1,4}}{_STREET_SUFFIX}\.?(?!\w){_UNIT}?",
             11,
+        ),
+        b(  # "95 avenue des Tanneurs", "125 chemin de la République": a French street
+            "street_address",
+            rf"{_D}{{1,4}}(?:[ \t]+(?:bis|ter))?,?[ \t]+{_FRENCH_WAY}[ \t]+"
+            r"(?:(?:de|du|des|la|le|l'|d')[ \t']*){0,2}[A-ZÀ-Ý][\w'-]{1,40}"
+            r"(?:[ \t][A-ZÀ-Ý][\w'-]{1,40}){0,2}",
+            11,
+        ),
+        b(  # "Magret-Ring-Platz 92b", "Hauptstraße 5": a German street and its number
+            "street_address",
+            rf"[A-ZÄÖÜ][\w-]{{0,40}}{_GERMAN_WAY}[ \t]+{_D}{{1,4}}[a-z]?(?![\w])",
+            11,
+        ),
+        # Biometric identifiers and photographs (Safe Harbor's P and Q): a template's or an
+        # image's number after what says it is one, and an image file's name (a camera's
+        # holds the day it was taken: "IMG_20181217_201147.jpg").
+        *(
+            b("biometric", rf"{lead}(?![A-Za-z]){_ID_GLUE}(?P<v>{_ID_VALUE}){_ID_END}", 4, _id_ok)
+            for lead in tries(
+                [
+                    *("voiceprint", "voice print", "fingerprint", "finger print", "palm vein"),
+                    *("palm-vein", "iris scan", "retina scan", "retinal scan", "face scan"),
+                    *("biometric", "biometric id", "template", "photo", "photo id", "photograph"),
+                ]
+            )
+        ),
+        b(
+            "biometric",
+            r"[\w-]{1,64}(?:[.][\w-]{1,64}){0,3}[.](?:jpe?g|JPE?G|png|PNG|heic|HEIC|tiff?|TIFF?|bmp"
+            r"|gif|webp|dcm|DCM)(?![\w])",
+            4,
+        ),
+        b(  # an image's own number: "PHOTO-6848827", "IMG_4471"
+            "biometric",
+            r"(?:PHOTO|Photo|photo|IMG|Img|img|IMAGE|Image|image)[-_][0-9]{4,}(?![\w])",
+            4,
+        ),
+        b(  # a name spelled out, letter by letter: "that's K-A-B-I-R"
+            "name",
+            r"[A-Z](?<![\w-][A-Z])(?:-[A-Z]){3,24}+(?![\w-])",
+            16,
         ),
         b(  # "PO Box 6940", "P.O. Box 12"
             "street_address",

@@ -152,6 +152,12 @@ POSITIVE = [
     ("account", "per police report 21-037056.", "21-037056"),
     ("age_over_89", "4a. AGE-Last Birthday (Years): 93", "93"),
     ("device", "paired to MAC 15:c5:c0:60:fe:b2 today", "15:c5:c0:60:fe:b2"),
+    ("biometric", "voiceprint VP155374810 enrolled", "VP155374810"),  # Safe Harbor's P and Q
+    ("biometric", "wound photo IMG_20181217_201147.jpg uploaded", "IMG_20181217_201147.jpg"),
+    ("biometric", "PHOTO-6848827 on file", "PHOTO-6848827"),
+    ("name", "my surname is K-A-B-I-R, yes", "K-A-B-I-R"),
+    ("street_address", "now at 95 avenue des Tanneurs, Mulhouse", "95 avenue des Tanneurs"),
+    ("street_address", "lives at Magret-Ring-Platz 92b, Erlangen", "Magret-Ring-Platz 92b"),
     ("ssn", "Aadhaar: 2743 7441 7185", "2743 7441 7185"),  # national numbers by their label
     ("ssn", "PPSN: 0978133G", "0978133G"),
     ("username", "WARN login failed for 'jbaeza' from", "jbaeza"),
@@ -333,6 +339,9 @@ NEGATIVE = [
     ("health_plan", "group therapy 3 times; Group 2 diabetes"),
     ("age_over_89", "age-related: 95%; Age: 45"),
     ("username", "login failed for the 3rd time"),
+    ("biometric", "template 5 of 7; photo 2; see report.pdf; the photo was blurry"),
+    ("name", "A-B-C; COVID-19; HLA-B-27"),
+    ("street_address", "ring 12 mm; Platz 3; route 66 miles"),
     ("phone", "NDC 0093-7214-01 dispensed"),  # an NDC that opens with 00
     ("city", "(interpreter: Japanese, ID LL229380)"),  # an ID, not Idaho
     ("license", "Creatinine 1.4 mg/dL. CPT 80053"),  # "dL" is no driver's licence
