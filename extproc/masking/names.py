@@ -79,7 +79,7 @@ _EPONYM_HEADS = (
     "|shunt|smear|ultrasound|pattern|fall|diverticulum|flap|splint|stockings?|collar|valve"
     "|line|pump|hernia|contracture|aneurysm|nodes|bodies|body|criterion|rule|view|graft"
     "|grade|stage|class|type|removed|inserted|placed|discontinued|exchanged|draining|flushed"
-    "|protocol|cyst|regimen|exercises?|splint"
+    "|protocol|cyst|regimen|exercises?"
 )
 _EPONYM = re.compile(
     rf"(?:['\u2019]s?)?[ \t]*(?:[a-z]+[ \t]+)?(?:{_EPONYM_HEADS}|{_PLACES})\b"
@@ -196,7 +196,7 @@ _NUMBER = re.compile(r"[ \t]*:?[ \t]*[0-9]")
 # Everyday English words that are also names ("Ward", "Gross", "Bush"), at or above this
 # frequency, and where a line or a sentence opens (a heading's marks, a bullet, a full stop).
 _EVERYDAY = 2_000
-_OPENING = re.compile(r"(?:^|[\n\r]|[.!?][ \t]+|^[#*>\- \t]+|[\n\r][#*>\-\u2022 \t]+)$")
+_OPENING = re.compile(r"(?:^|[\n\r])[#*>\-\u2022 \t]*$|[.!?][ \t]+$")
 # A word of a name as `could_be_name` reads it: letters, inner apostrophes or hyphens, an
 # initial's dot.
 _NAME_TOKEN = re.compile(r"[^\W\d_]+(?:['\u2019\-][^\W\d_]+)*\.?")
@@ -247,15 +247,16 @@ _GREETINGS = (
     *("ask", "tell", "per"),
     # a relative named in lowercase, as a hurried note does: "husband john updated"
     *("husband", "wife", "son", "daughter", "mother", "father", "brother", "sister"),
-    *("spouse", "partner"),
+    *("spouse", "partner", "this is", "from", "also", "hey is", "how is", "where is"),
+    # titles written in lowercase: "hi dr vyxmembwylt"
+    *("dr", "dr.", "mr", "mr.", "mrs", "mrs.", "ms", "ms."),
 )
 # After these, a word in no dictionary at all is a name too ("fyi haphgren thohand", "this
-# is cliodhna's mum"): what follows a greeting is someone, not a clinical word.
-_OPEN_GREETINGS = frozenset({"hi", "hey", "hello", "dear", "thanks", "thank you", "thx", "ty"})
-_OPEN_GREETINGS |= {"fyi", "cc", "this is", "handoff to", "given to"}
-_OPEN_GREETINGS |= {"dr", "dr.", "mr", "mr.", "mrs", "mrs.", "ms", "ms."}  # "hi dr vyxmembwylt"
-_GREETINGS = (*_GREETINGS, "this is", "from", "also", "hey is", "how is", "where is")
-_GREETINGS = (*_GREETINGS, "dr", "dr.", "mr", "mr.", "mrs", "mrs.", "ms", "ms.")
+# is cliodhna's mum"): what follows a greeting or a title is someone, not a clinical word.
+_OPEN_GREETINGS = frozenset(
+    {"hi", "hey", "hello", "dear", "thanks", "thank you", "thx", "ty", "fyi", "cc", "this is"}
+    | {"handoff to", "given to", "dr", "dr.", "mr", "mr.", "mrs", "mrs.", "ms", "ms."}
+)
 # Longest first: "hey is ruth" is tried before "hey" takes "is" for the name.
 _GREETING_ALTERNATION = "|".join(re.escape(g) for g in sorted(_GREETINGS, key=len, reverse=True))
 _GREETING = re.compile(rf"\b(?:{_GREETING_ALTERNATION})")

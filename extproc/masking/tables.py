@@ -69,7 +69,7 @@ _NUMBERS = frozenset(
     {"mrn", "account", "health_plan", "license", "device", "vehicle", "ssn", "phone", "fax"}
     | {"zip", "npi", "ip", "date", "age_over_89"}
 )
-# A grid (`grid_columns`): rows cut by the first of these a line holds, at least this many.
+# A grid (`grids`): rows cut by the first of these a line holds, at least this many of them.
 _GRID_SEPARATORS = ("\t", "|", ",")
 _MIN_GRID_ROWS = 3
 # A short line alone, after its bullet or number if it has one ("- Ada Okafor", "2) Ada"),
@@ -272,7 +272,9 @@ def _columns(header: list[str], keys: BuiltinKeys) -> list[str | None]:
     names = [h.strip(' "*`') for h in header]
     person = keys.person_context(names)
     return [
-        "name" if normal_key(name) in _PERSON_HEADERS else keys.entity_at((name,), person)
+        ("name" if normal_key(name) in _PERSON_HEADERS else keys.entity_at((name,), person))
+        if name
+        else None
         for name in names
     ]
 
