@@ -78,7 +78,10 @@ _KEYS: dict[str, tuple[str, ...]] = {
         *("street_2", "line_1", "line_2", "residential_address", "billing_address"),
         "street_address_line",
     ),
-    "city": ("city", "town", "municipality", "county", "city_name", "home_city", "suburb"),
+    "city": (
+        *("city", "town", "municipality", "county", "city_name", "home_city", "suburb"),
+        *("birth_place", "birthplace", "place_of_birth"),
+    ),
     "zip": (
         *("zip", "zip_code", "zipcode", "postal_code", "postalcode", "postcode", "zip_4"),
         *("zip_plus_4", "post_code", "postal", "home_zip", "pin_code", "plz", "cep"),
@@ -126,7 +129,7 @@ _SUFFIXES = frozenset(
     {
         *("ssn", "mrn", "dob", "phone", "fax", "email", "zip", "city", "udi", "vin", "npi"),
         *("username", "surname", "telephone", "mobile", "pager", "postcode", "zipcode"),
-        *("town", "suburb"),
+        *("town", "suburb", "birth_place", "birthplace", "maiden_name"),
         *("birthdate", "birthday", "passport", "imei", "zip_code", "postal_code", "first_name"),
         *("last_name", "full_name", "middle_name", "phone_number", "email_address"),
         *("date_of_birth", "birth_date", "street_address", "address_line_1", "address_line_2"),
@@ -264,6 +267,8 @@ class BuiltinKeys:
         if key in _DICOM_VALUE_KEYS and (entity := _dicom_entity(path, key)) is not None:
             return entity
         normal = normal_key(key)
+        if normal.startswith("value_") and isinstance(url := parent.get("url"), str):
+            return self._extension(url)  # FHIR's {"url": ".../age", "valueInteger": 101}
         if normal not in _CONTEXTUAL:  # most keys: the key alone decides, once per key
             if len(normal) > _CACHED_KEY:
                 return self._lexicon.get(normal) or self._by_suffix(normal)
@@ -279,6 +284,13 @@ class BuiltinKeys:
         if normal in _VALUE_KEYS:  # {"label": "Medicaid", "value": "GA448291003"}
             return self._labelled(parent)
         return self._lexicon.get(normal)
+
+    def _extension(self, url: str) -> str | None:
+        """The entity of a FHIR extension's value, named by the last segment of its
+        definition's URL read as a key ("patient-birthPlace", "patient-mothersMaidenName")."""
+        last = url.rstrip("/").rsplit("/", 1)[-1][:_CACHED_KEY]
+        normal = normal_key(last)
+        return self._lexicon.get(normal) or self._by_suffix(normal)
 
     def _labelled(self, parent: Mapping[str, Any]) -> str | None:
         """The entity a pair's label names, read as a key would be ("Date of birth",

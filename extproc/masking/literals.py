@@ -53,7 +53,7 @@ def literal_finder(known: Mapping[str, Iterable[str]]) -> LiteralFinder | None:
                 for part in pieces:
                     if _TITLE.fullmatch(part) or _CREDENTIAL.fullmatch(part):
                         continue
-                    if len(part) >= _MIN_LITERAL and (lower or not part[0].islower()):
+                    if len(part.strip()) >= _MIN_LITERAL and (lower or not part[0].islower()):
                         parts[_words(part)].add(value)
                         terms.setdefault(_words(part), (entity, None))
     for part, named in parts.items():

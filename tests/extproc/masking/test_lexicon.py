@@ -336,3 +336,21 @@ def test_a_column_of_names_masks_the_names_no_dictionary_knows() -> None:
     # A column of diagnoses, one of them an eponym, is no column of names.
     diagnoses = [{"dx": dx} for dx in ("Crohn", "Asthma", "Gout", "Sciatica")]
     assert masked({"rows": diagnoses}) == {"rows": diagnoses}
+
+
+def test_a_fhir_extensions_value_is_named_by_its_definitions_url() -> None:
+    base = "http://hl7.org/fhir/StructureDefinition/"
+    extensions = [
+        {"url": "http://example.org/StructureDefinition/age", "valueInteger": 101},
+        {"url": base + "patient-mothersMaidenName", "valueString": "Quevarro"},
+        {"url": base + "patient-birthPlace", "valueAddress": {"city": "Tulsa", "state": "OK"}},
+        {
+            "url": "http://hl7.org/fhir/us/core/StructureDefinition/us-core-birthsex",
+            "valueCode": "F",
+        },
+    ]
+    out = masked({"resourceType": "Patient", "extension": extensions})["extension"]
+    assert out[0]["valueInteger"] == "[AGE_OVER_89]"
+    assert out[1]["valueString"] == "[NAME]"
+    assert out[2]["valueAddress"] == {"city": "[CITY]", "state": "OK"}
+    assert out[3]["valueCode"] == "F"

@@ -221,6 +221,7 @@ def test_the_fast_path_and_the_token_path_find_the_same(text: str) -> None:
     ),
     TEXTS,
 )
+@example(known={"name": ["x  "]}, text="x")  # a part's length is its letters', not its spaces'
 def test_any_marked_values_are_found_as_the_reference_finds_them(
     known: dict[str, list[str]], text: str
 ) -> None:
