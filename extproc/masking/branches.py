@@ -166,7 +166,7 @@ _ID_END = r"(?![\w@-]|[.][\w])"
 _ID_GLUE = (
     r"(?:[ \t]*+(?:[nN][oO]\.?|[nN][uU][mM](?:[bB][eE][rR])?\.?|[nN][bB][rR]\.?|#|[iI][dD]"
     r"|[iI][dD][ \t]*+#))?"
-    r"[ \t]*+(?:[:#=][ \t]*+)?(?:\.{2,}+[ \t]*+)?(?:(?:is|as)[ \t]+)?"
+    r"[ \t]*+(?:[:#=][ \t]*+)?(?:\.{2,}+[ \t]*+)?(?:(?:is|as)[ \t]+)?[`'\"]?"
 )
 # Labels that say which identifier follows: the Safe Harbor numbers without a shape.
 _ID_LABELS = {
@@ -176,6 +176,7 @@ _ID_LABELS = {
         # as hospitals outside the US label their numbers: "Hosp. No", "UHID", "UR number",
         # "CR No", "IP No", "NHS number", "Fallnummer"
         *("hospital", "hosp", "hosp.", "uhid", "ur", "urn", "crn", "cr", "ip", "op", "nhs"),
+        *("client", "client id", "resident id"),  # behavioral health, long-term care
         *("fallnummer", "patientennummer", "case", "file", "registration no", "reg no"),
     ),
     "account": (
@@ -194,6 +195,7 @@ _ID_LABELS = {
         *("license", "licence", "lic", "dea", "certificate", "cert", "dl"),
         *("driver's license", "drivers license", "driver license", "driver's licence"),
         *("passport", "state license", "medical license", "board certification"),
+        *("state id", "id card", "gmc", "ahpra", "registration number", "reg no", "reg. no"),
     ),
     "device": ("serial", "s/n", "sn", "device", "device id", "udi", "imei", "mac", "lot"),
     "vehicle": ("plate", "license plate", "licence plate", "tag", "registration"),
@@ -226,7 +228,7 @@ _LETTERS = re.compile("[A-Za-z]{3}")
 
 # What an age is said by, before the number: "died at 94", "she turned 90", "who is 103".
 # Said of a person only: "HR turned 95", "celebrating 100 days" are not ages.
-_SUBJECTS = ("she", "he", "who", "patient", "pt")
+_SUBJECTS = ("she", "he", "who", "patient", "pt", "and")  # "was born ... and turned 99"
 _AGE_CUE = "(?:{})".format(
     "|".join(
         tries(
@@ -720,6 +722,12 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
             10,
             _age_ok,
         ),
+        b(  # "a 104 yr admitted", "an 91 y F": an age after its article, its unit cut short
+            "age_over_89",
+            r"(?:[aA]n?)[ \t]+(?P<v>[0-9]{2,3})[- ]?(?:yrs?|y)(?![A-Za-z/])",
+            10,
+            _age_ok,
+        ),
         b(  # "AGE-Last Birthday (Years): 93": a form's age, after its label's words
             "age_over_89",
             rf"{_trie(['age'])}[^0-9\n]{{0,40}}?:[ \t]*(?P<v>{_D}{{2,3}})"
@@ -788,6 +796,8 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
                     *("voiceprint", "voice print", "fingerprint", "finger print", "palm vein"),
                     *("palm-vein", "iris scan", "retina scan", "retinal scan", "face scan"),
                     *("biometric", "biometric id", "template", "photo", "photo id", "photograph"),
+                    *("template hash", "fingerprint template hash", "voiceprint enrollment"),
+                    *("retinal scan reference", "enrollment id"),
                 ]
             )
         ),
@@ -796,6 +806,12 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
             r"[\w-]{1,64}(?:[.][\w-]{1,64}){0,3}[.](?:jpe?g|JPE?G|png|PNG|heic|HEIC|tiff?|TIFF?|bmp"
             r"|gif|webp|dcm|DCM)(?![\w])",
             4,
+        ),
+        b(  # a UDI as GS1 prints it: "(01)59305347160777(17)260411(10)W78885(21)2489459"
+            "device",
+            r"\(01\)[0-9]{14}(?:\((?:1[01]|17|10|21|240|30)\)[0-9A-Za-z-]{1,20}){0,6}",
+            4,
+            word_start=False,
         ),
         b(  # an image's own number: "PHOTO-6848827", "IMG_4471"
             "biometric",
@@ -826,7 +842,7 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
         b(
             "mrn",
             _trie(mrn_words) + r"(?![A-Za-z])\.?[ \t]*(?:[:#=][ \t]*)?(?:\.{2,}[ \t]*)?"
-            r"(?:[Ii][Ss][ \t]+)?"
+            r"(?:[Ii][Ss][ \t]+)?[`'\"]?"
             rf"(?P<v>{mrn_id})",
             12,
             mrn_ok,

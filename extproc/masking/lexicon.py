@@ -88,6 +88,7 @@ _KEYS: dict[str, tuple[str, ...]] = {
     ),
     "account": (
         *("account_number", "account_no", "account_num", "acct", "acct_no", "acct_num"),
+        "patient_account",
         *("account_id", "billing_account", "visit_number", "encounter_number", "fin_number"),
         *("encounter_id", "visit_id", "accession", "accession_number", "admission_id"),
         *("claim_number", "claim_id", "invoice_number", "har", "csn"),
@@ -108,6 +109,7 @@ _KEYS: dict[str, tuple[str, ...]] = {
     "vehicle": (
         *("vin", "vehicle_id", "license_plate", "licence_plate", "plate_number", "plate"),
         *("vehicle_reg", "vehicle_registration", "reg_plate", "number_plate", "registration_plate"),
+        *("veh_plate", "vehicle_plate"),
     ),
     "device": (
         *("device_serial", "serial_number", "serial_no", "udi", "imei", "mac_address"),
@@ -282,6 +284,8 @@ class BuiltinKeys:
         if normal == "name":
             return "name" if _is_person(path, parent, self._lexicon) else None
         if normal in _VALUE_KEYS:  # {"label": "Medicaid", "value": "GA448291003"}
+            if _container(path) in ("value_age", "age"):  # FHIR's valueAge: {"value": 94}
+                return "age_over_89"
             return self._labelled(parent)
         return self._lexicon.get(normal)
 

@@ -22,7 +22,10 @@ _CREDENTIAL_SUFFIX = re.compile(rf",?[ \t]*(?:{CREDENTIALS})(?![\w-])[ \t]*$")
 # "KEY | value" (a two-column dump), and "Key: value" or "key=value" at a line's start or
 # after a tab or a gap of two spaces; the value runs to the next such gap.
 _KEY = r"[A-Za-z][A-Za-z0-9_./#'() -]{0,38}?[A-Za-z0-9#)]"
-_PIPE_PAIR = re.compile(rf"[ \t]*+(?P<key>{_KEY})[ \t]++\|[ \t]++(?P<value>[^|]*+)\|?")
+# (or "KEY|value" and "KEY<tab>value", as EHR exports write their records)
+_PIPE_PAIR = re.compile(
+    rf"[ \t]*+(?P<key>{_KEY})(?:[ \t]*+\|[ \t]*+|\t[ \t]*+)(?P<value>[^|\t]*+)\|?"
+)
 # A pair starts once per line or gap (never inside a run of spaces, which would make the
 # search quadratic), and its value is bounded.
 _PAIR = re.compile(

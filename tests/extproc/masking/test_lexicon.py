@@ -354,3 +354,9 @@ def test_a_fhir_extensions_value_is_named_by_its_definitions_url() -> None:
     assert out[1]["valueString"] == "[NAME]"
     assert out[2]["valueAddress"] == {"city": "[CITY]", "state": "OK"}
     assert out[3]["valueCode"] == "F"
+    age = {"url": "http://example.org/StructureDefinition/patient-age"}
+    age["valueAge"] = {"value": 94, "unit": "a"}  # type: ignore[assignment]
+    assert masked({"resourceType": "Patient", "extension": [age]})["extension"][0]["valueAge"] == {
+        "value": "[AGE_OVER_89]",
+        "unit": "a",
+    }

@@ -32,6 +32,11 @@ def test_a_csv_column_is_masked_by_its_header() -> None:
     assert masked(csv).splitlines()[1] == '"[NAME]",[HEALTH_PLAN],[DATE],asthma'
 
 
+def test_an_exports_key_and_value_without_spaces_around_the_pipe_or_after_a_tab() -> None:
+    record = "PT_ACCT|A39791634\nPT_MRN|1832327029\nDL_NUM\tI09706301\nPT_SEX|M\n"
+    assert masked(record) == "PT_ACCT|[ACCOUNT]\nPT_MRN|[MRN]\nDL_NUM\t[LICENSE]\nPT_SEX|M\n"
+
+
 def test_a_column_headed_by_its_person_holds_names() -> None:
     table = "| Patient | Dx |\n|---|---|\n| Shoxovyck, Yulliarn | asthma |\n"
     assert masked(table).splitlines()[2] == "| [NAME] | asthma |"
