@@ -339,8 +339,9 @@ _PARTICLES = frozenset(
 # A word beside a name that may be another part of it (`NameFinder.completed`): a
 # capitalised word or an initial, parted from the name by a space or a comma.
 _PART = rf"(?P<w>[A-Z]\.(?![^\W_])|{_CAPITAL_WORD}(?!\.[A-Za-z]))"  # not the M of M.D.
-_PART_BEFORE = re.compile(rf"{_PART}(?:,[ \t]?|[ \t])$")
-_PART_AFTER = re.compile(rf"(?:,[ \t]?|[ \t]){_PART}")
+# (a comma with no space after it parts a CSV row's cells: "Dr Ada Okafor,Endocrinology")
+_PART_BEFORE = re.compile(rf"{_PART}(?:,[ \t]|[ \t])$")
+_PART_AFTER = re.compile(rf"(?:,[ \t]|[ \t]){_PART}")
 _BESIDE, _LONGEST_PART = 2, 40  # words added on each side, characters of each
 # "Last, First" and a middle initial, not the "M" of "M.D.".
 _MIDDLE = r"(?:[ \t]+([A-Z])(?:\.(?![A-Z]\.?)|(?![\w.])))?"
@@ -747,6 +748,10 @@ class NameFinder:
             if "word" in kinds or not ("name" in kinds or placed):
                 continue
             if first.casefold() in _STATE_WORDS or first in _STATE_CODES:  # "Florence, AL"
+                continue
+            # With no space after the comma and not in capitals, the comma may part a CSV
+            # row's cells ("Smith,Endocrinology"): both words must be names then.
+            if ", " not in match.group() and not last.isupper() and "unknown" in kinds:
                 continue
             start = match.start()
             if particles := _PARTICLES_BEFORE.search(text, max(0, start - 24), start):

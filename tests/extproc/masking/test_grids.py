@@ -90,3 +90,8 @@ def test_a_city_beside_a_zip_found_by_its_column_and_a_four_digit_postcode_after
 def test_a_line_of_labelled_names_in_a_list_keeps_its_labels() -> None:
     attendees = "Malhotra\nAntwi\nConsultant: Masterson   Anaesthetist: Huyoss Phyck\n"
     assert masked(attendees) == "[NAME]\n[NAME]\nConsultant: [NAME]   Anaesthetist: [NAME]\n"
+
+
+def test_a_name_does_not_run_into_the_next_cell_of_a_csv_row() -> None:
+    rows = "Dr Quevarro Smith,Endocrinology,F/U\nDr Ada Okafor,Gastroenterology,POST-OP\n"
+    assert masked(rows) == "Dr [NAME],Endocrinology,F/U\nDr [NAME],Gastroenterology,POST-OP\n"
