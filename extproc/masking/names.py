@@ -79,7 +79,7 @@ _EPONYM_HEADS = (
     "|shunt|smear|ultrasound|pattern|fall|diverticulum|flap|splint|stockings?|collar|valve"
     "|line|pump|hernia|contracture|aneurysm|nodes|bodies|body|criterion|rule|view|graft"
     "|grade|stage|class|type|removed|inserted|placed|discontinued|exchanged|draining|flushed"
-    "|protocol|cyst|regimen|exercises?"
+    "|protocol|cyst|regimen|exercises?|virus|fever|vaccine|strain|spots?|matter|murmur"
 )
 _EPONYM = re.compile(
     rf"(?:['\u2019]s?)?[ \t]*(?:[a-z]+[ \t]+)?(?:{_EPONYM_HEADS}|{_PLACES})\b"

@@ -118,6 +118,7 @@ def test_names_are_found(finder: NameFinder, text: str, expected: list[str]) -> 
         "Denver shunt patent. Doppler ultrasound negative. Pap smear NILM.",
         "Falls risk: Morse 55. Braden: 16. Wells 4. Bruce protocol; Baker's cyst noted.",
         "PMH: Parkinson's, HTN, Raynaud's; hx Graves'.",  # diseases by their possessive
+        "West Nile virus; Rocky Mountain spotted fever; Roth spots; Austin Flint murmur",
         "GP practice, Provider No. 365606ED",  # a label's words of the grammar
         # everyday words that are also surnames, where a heading or a line opens
         "## Ward handover - 01/11/2023",
