@@ -177,7 +177,7 @@ _ID_LABELS = {
         # "CR No", "IP No", "NHS number", "Fallnummer"
         *("hospital", "hosp", "hosp.", "uhid", "ur", "urn", "crn", "cr", "ip", "op", "nhs"),
         *("client", "client id", "resident id"),  # behavioral health, long-term care
-        *("fallnummer", "patientennummer", "case", "file", "registration no", "reg no"),
+        *("fallnummer", "patientennummer", "case", "file"),
     ),
     "account": (
         *("account", "acct", "acc", "encounter", "visit", "fin", "billing", "invoice"),
