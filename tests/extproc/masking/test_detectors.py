@@ -163,6 +163,7 @@ POSITIVE = [
     ("mrn", "MRN `RRMC470459` in markdown", "RRMC470459"),
     ("license", "State ID E3504879 (MI)", "E3504879"),
     ("license", "Consultant Physician, GMC 9721753", "9721753"),
+    ("license", "MD (Medicine)    Reg. No. KMC 14952", "KMC 14952"),
     ("age_over_89", "is a 104 yr admitted for", "104"),
     ("age_over_89", "was born 1/2/1925 and turned 99 in April", "99"),
     ("biometric", "wound photo IMG_20181217_201147.jpg uploaded", "IMG_20181217_201147.jpg"),
