@@ -989,6 +989,17 @@ def builtin_branches(ssn_test_areas: bool) -> list[Branch]:
                 ]
             )
         ),
+        # A pager's number, four digits or more, as hospitals hand them out ("Pager 89012",
+        # "pgr 647-5348", "beeper: 2231").
+        *(
+            b(
+                "phone",
+                rf"{lead}(?![A-Za-z])[ \t]*(?:[:#.-][ \t]*)?#?"
+                rf"(?P<v>{_D}{{3}}-?{_D}{{1,4}}|{_D}{{4,7}}){_NUM_END}(?![ \t]*{_UNIT_WORDS})",
+                8,
+            )
+            for lead in tries(["pager", "pgr", "beeper", "bleep"])
+        ),
         # Ten digits after what says they are a phone number.
         *(
             b(

@@ -290,6 +290,8 @@ POSITIVE = [
     ("date", "admitted on March the twelfth, and", "March the twelfth"),
     ("date", "seen on the twenty-first of May", "the twenty-first of May"),
     ("phone", "Pager 555-0147", "555-0147"),
+    ("phone", "Pager 89012 overnight", "89012"),  # a hospital's pager, four digits or more
+    ("phone", "pgr 647-5348", "647-5348"),
     ("phone", "Tel. +1 (617) 555-0101 x4417", "+1 (617) 555-0101 x4417"),
     ("phone", "tel:+1-555-555-2003;ext=22", "+1-555-555-2003;ext=22"),
     ("email", "email jane dot doe at gmail dot com, or", "jane dot doe at gmail dot com"),
@@ -354,6 +356,7 @@ NEGATIVE = [
     ("username", "login failed for the 3rd time"),
     ("age_over_89", "a 45 yr old; a 12 y old; A 5 y plan"),
     ("mrn", "the client is happy; Client 3 of 5"),
+    ("phone", "pager battery 3 days; pgr 2 visits; pager 12 mg"),
     ("biometric", "template 5 of 7; photo 2; see report.pdf; the photo was blurry"),
     ("name", "A-B-C; COVID-19; HLA-B-27"),
     ("street_address", "ring 12 mm; Platz 3; route 66 miles"),
