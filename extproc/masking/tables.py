@@ -81,9 +81,6 @@ _LIST_ITEM = re.compile(
     r"[ \t]*(?:(?:[-*\u2022]|[0-9]{1,3}[.)])[ \t]+)?(?P<item>\S.{0,78}?)(?<!:)[ \t]*"
 )
 _LONGEST_ITEM = 96
-# A column headed by the person it lists holds their names ("Patient", "Pt"); as a JSON key,
-# `patient` may hold an object or a record's id, and is judged by what it holds.
-_PERSON_HEADERS = frozenset({"patient"})
 _HEADER_CELL = re.compile(r"[^\W\d_][\w #/.()'-]{0,40}")  # words, not values
 
 
@@ -274,12 +271,7 @@ def _columns(header: list[str], keys: BuiltinKeys) -> list[str | None]:
     object that says whether "Name" is a person's)."""
     names = [h.strip(' "*`') for h in header]
     person = keys.person_context(names)
-    return [
-        ("name" if normal_key(name) in _PERSON_HEADERS else keys.entity_at((name,), person))
-        if name
-        else None
-        for name in names
-    ]
+    return [keys.entity_at((name,), person) if name else None for name in names]
 
 
 def _cell(
