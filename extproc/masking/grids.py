@@ -1,5 +1,5 @@
 """Grids in text: CSV with or without its header row, tab-separated rows, tables, lists of
-one item a line (`tables.grid_columns` finds them). A column holds one kind of value, so
+one item a line (`tables.grids` finds them). A column holds one kind of value, so
 what the detectors found in most of its cells says what the others are:
 
 - where most cells are one entity, whole, the other cells of the same shape are that
@@ -54,8 +54,11 @@ def grid_findings(
         if "name" in entities:  # a grid of people
             # (a column with a value found in part, "Vasquez, Shane MD", is left as it is)
             partial = [
-                any(kind is None and _touched(*cell, findings, starts) for cell, kind in pairs)
-                for pairs in (zip(c, k, strict=True) for c, k in zip(grid, kinds, strict=True))
+                any(
+                    kind is None and _touched(start, end, findings, starts)
+                    for (start, end), kind in zip(column, column_kinds, strict=True)
+                )
+                for column, column_kinds in zip(grid, kinds, strict=True)
             ]
             inferred = _people_columns(cells, entities, partial)
         for i, column in enumerate(grid):
