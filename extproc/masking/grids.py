@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Callable
 
 from extproc.masking import tables
+from extproc.masking import validators as v
 from extproc.masking.findings import Finding
 
 Span = tuple[int, int]
@@ -137,7 +138,7 @@ def _people_columns(
     inferred: list[str | None] = [None] * len(cells)
     for i, column in enumerate(cells):
         if open_[i] and shapes[i] == {"digits"}:
-            lengths = {len(_digits(cell)) for cell in column if cell}
+            lengths = {len(v.digits_of(cell)) for cell in column if cell}
             if min(lengths) >= _MIN_IDENTIFIER:
                 inferred[i] = "zip" if lengths <= _ZIP_LENGTHS else "mrn"
     known = [entity or guess for entity, guess in zip(entities, inferred, strict=True)]
@@ -150,14 +151,10 @@ def _people_columns(
             inferred[i] = known[i] = "city"
     for i, column in enumerate(cells):
         after_city = i > 0 and known[i - 1] == "city"
-        lengths = {len(_digits(cell)) for cell in column if cell}
+        lengths = {len(v.digits_of(cell)) for cell in column if cell}
         if open_[i] and after_city and shapes[i] == {"digits"} and lengths <= {4, 5}:
             inferred[i] = "zip"
     return inferred
-
-
-def _digits(cell: str) -> str:
-    return cell.replace("-", "").replace(" ", "")
 
 
 def _shape(cell: str) -> str | None:

@@ -15,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from extproc.masking.findings import Finding
-from extproc.masking.names import CREDENTIALS, TITLES
+from extproc.masking.names import title_or_credential
 
 LiteralFinder = Callable[[str], list[Finding]]
 Term = tuple[str, str | None]  # entity, and the whole name a part stands for
@@ -27,10 +27,6 @@ _NAME_PARTS = re.compile(r"[\s,\u2010-\u2014\u2212-]+")  # and the Unicode dashe
 _MIN_LITERAL = 3  # shorter marked values ("Al", "12") would mask ordinary words
 _NAME_ENTITIES = frozenset({"name"})
 _LOCAL_WORDS = 8  # terms up to this long are checked against the words read at the spot
-# A marked name's title or credential ("Dr. Ada Okafor, MD") is nobody's name: as a part,
-# it would mask every "Dr." of the answer. Credentials as written: "Ma" is also a surname.
-_TITLE = re.compile(rf"(?i:{TITLES})\.?")
-_CREDENTIAL = re.compile(rf"(?:{CREDENTIALS})")
 
 
 def literal_finder(known: Mapping[str, Iterable[str]]) -> LiteralFinder | None:
@@ -51,7 +47,9 @@ def literal_finder(known: Mapping[str, Iterable[str]]) -> LiteralFinder | None:
                 spaced = len(value.split()) > 1  # any whitespace inside, not at the ends
                 pieces = _NAME_PARTS.split(value) if not lower or spaced else [value]
                 for part in pieces:
-                    if _TITLE.fullmatch(part) or _CREDENTIAL.fullmatch(part):
+                    # A marked name's title or credential ("Dr. Ada Okafor, MD"): as a part,
+                    # it would mask every "Dr." of the answer.
+                    if title_or_credential(part):
                         continue
                     if len(part.strip()) >= _MIN_LITERAL and (lower or not part[0].islower()):
                         parts[_words(part)].add(value)

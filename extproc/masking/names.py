@@ -155,6 +155,15 @@ def _after_greetings(text: str) -> list[re.Match[str]]:
     return [m for at in starts if (m := _LOWER_AFTER.match(text, at)) is not None]
 
 
+def title_or_credential(word: str) -> bool:
+    """Whether `word` is a person's title ("Dr.", "mrs") or a credential as written ("MD",
+    "PA-C"; "Ma" and "Do" are surnames): nobody's name."""
+    return (
+        word.removesuffix(".").casefold() in _TITLE_WORDS
+        or _CREDENTIAL_WORD.fullmatch(word) is not None
+    )
+
+
 def _condition_at(text: str, end: int) -> bool:
     """Whether the word before `end` names a disease by its possessive alone, as notes do
     ("PMH: Parkinson's, HTN", "Graves'"), with no word after it to say so."""
@@ -579,7 +588,7 @@ class NameFinder:
         if token.initial:
             return "initial"
         word = token.text.rstrip(".").casefold()
-        if word in _GRAMMAR or word in _TITLE_WORDS or _CREDENTIAL_WORD.fullmatch(token.text):
+        if word in _GRAMMAR or title_or_credential(token.text):
             return "word"
         if word in _MONTHS or word in _STATE_WORDS:  # "June Lee", "Virginia Woolf"
             return "ambiguous"
