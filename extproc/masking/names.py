@@ -700,8 +700,12 @@ class NameFinder:
         # A word that opens a line or a sentence has its capital from there, not from being a
         # name: a name of the dictionaries that is also an everyday word ("Ward handover",
         # "GROSS: Received") stands as a name there only where names stand.
-        opening = _OPENING.search(text, max(0, first - 8), first) is not None
-        if len(part) == 1 and not placed and opening and self._everyday(part[0][0].text):
+        if (
+            len(part) == 1
+            and not placed
+            and self._everyday(part[0][0].text)
+            and _OPENING.search(text, max(0, first - 8), first) is not None
+        ):
             return []
         named = "name" in kinds
         if named or (placed and kinds - {"initial"}):
